@@ -1,0 +1,367 @@
+// Package config is Fulcrum's configuration model: virtual services, real
+// servers, certificates and global options, their defaults, and Validate,
+// which reports every problem at once with the path of the offending field.
+//
+// The package is pure: no I/O, no goroutines. A *Config that has passed
+// Validate is treated as immutable by every other package; changes are made
+// on a Clone and go through the control package's single write path.
+//
+// Field names follow Kemp LoadMaster's vocabulary (Schedule, Persist,
+// Idletime, SubnetOriginating, ...) in camelCase so that the LoadMaster
+// compatible API maps onto the model one to one.
+package config
+
+// SchemaVersion is the version of the configuration document format. It is
+// written into every exported document and checked on import.
+const SchemaVersion = 1
+
+// Config is one complete generation of Fulcrum's configuration.
+type Config struct {
+	// SchemaVersion is the document format version; 0 on input means the
+	// current SchemaVersion. Default: SchemaVersion.
+	SchemaVersion int `json:"schemaVersion"`
+	// Options are the appliance-wide settings (LoadMaster's System
+	// Configuration > Miscellaneous Options). Default: see DefaultOptions.
+	Options Options `json:"options"`
+	// VirtualServices are the services clients connect to, in index order.
+	// Default: none.
+	VirtualServices []VirtualService `json:"virtualServices"`
+	// Certificates are the imported TLS certificates and intermediates that
+	// virtual services refer to by name. Default: none.
+	Certificates []Certificate `json:"certificates,omitempty"`
+}
+
+// Options are the global settings of the appliance.
+type Options struct {
+	// SNAT enables Server NAT: connections that real servers originate towards
+	// the outside are translated to the appliance's address (LoadMaster
+	// "Enable Server NAT", API `snat`). Default: false.
+	SNAT bool `json:"snat"`
+	// SubnetOriginating makes server-side connections of non-transparent
+	// services leave from the appliance's own address on the real server's
+	// subnet instead of the VIP (API `subnetorigin`). Default: false.
+	SubnetOriginating bool `json:"subnetOriginating"`
+	// DropOnFail closes the connections to a real server as soon as it goes
+	// Down or is disabled, so clients reconnect elsewhere ("Drop Connections on
+	// RS failure", API `droponfail`). Default: false.
+	DropOnFail bool `json:"dropOnFail"`
+	// DropAtDrainEnd closes the connections still open on a drained real
+	// server when the drain time ends (API `dropatdrainend`). Default: false.
+	DropAtDrainEnd bool `json:"dropAtDrainEnd"`
+	// DrainTime is the L7 connection drain time in seconds: a disabled or
+	// failed real server gets no new connections while existing ones finish
+	// for at most this long (API `finalpersist`); 0 or 60-86400. Default: 0.
+	DrainTime int `json:"drainTime"`
+	// ConnTimeout is the global L7 connection (idle) timeout in seconds used by
+	// services whose Idletime is 0 (API `conntimeout`); 0 means 660. 0-86400.
+	// Default: 660.
+	ConnTimeout int `json:"connTimeout"`
+	// AlwaysPersist selects when persistence is checked on HTTP/1.1
+	// keep-alive connections (API `alwayspersist`): "no" only the first
+	// request, "yes" every request, "accept-changes" every request and the
+	// entry follows the new pick. Default: "no".
+	AlwaysPersist string `json:"alwaysPersist"`
+	// SlowStart is the time in seconds over which a recovered or newly added
+	// real server ramps up to its full share (API `slowstart`); 0-600.
+	// Default: 0.
+	SlowStart int `json:"slowStart"`
+	// Health holds the global health-check timers used where a service does
+	// not override them. Default: see DefaultHealthTimers.
+	Health HealthTimers `json:"health"`
+	// ThroughputLimit caps the total data-plane throughput in Mbit/s; 0 means
+	// unlimited. Default: 0.
+	ThroughputLimit int `json:"throughputLimit"`
+	// EnableAPI turns on the LoadMaster-compatible API (/access and
+	// /accessv2), which is off until an administrator enables it, as on a
+	// LoadMaster (API `enableapi`). Default: false.
+	EnableAPI bool `json:"enableApi"`
+	// AdminLockout holds the login lockout policy of the admin plane.
+	// Default: see DefaultLockout.
+	AdminLockout Lockout `json:"adminLockout"`
+}
+
+// HealthTimers are health-check timing values in seconds.
+type HealthTimers struct {
+	// Interval is the time between two checks of one real server (LoadMaster
+	// `RetryInterval`); 9-901. Default: 9.
+	Interval int `json:"interval"`
+	// Timeout is how long one check may take before it fails; 4-60.
+	// Default: 4.
+	Timeout int `json:"timeout"`
+	// RetryCount is the number of consecutive failures that mark a real
+	// server Down; 2-15. Default: 2.
+	RetryCount int `json:"retryCount"`
+	// RiseCount is the number of consecutive successes that bring a Down real
+	// server back Up (Fulcrum extension against flapping); 1-15. Default: 1.
+	RiseCount int `json:"riseCount"`
+}
+
+// Lockout is the admin-plane brute-force policy.
+type Lockout struct {
+	// Attempts is the number of consecutive failed logins for one account
+	// from one source address that triggers the cool-down; 1-100. Default: 3.
+	Attempts int `json:"attempts"`
+	// CoolDown is the cool-down in seconds during which that account cannot
+	// log in from that source; 1-86400. Default: 600.
+	CoolDown int `json:"coolDown"`
+	// SessionIdle is the idle timeout of browser sessions in seconds;
+	// 60-86400. Default: 900.
+	SessionIdle int `json:"sessionIdle"`
+	// SessionMax is the absolute lifetime of browser sessions in seconds;
+	// 300-604800. Default: 43200.
+	SessionMax int `json:"sessionMax"`
+	// MinPassword is the minimum password length; 8-64. Default: 12.
+	MinPassword int `json:"minPassword"`
+}
+
+// VirtualService is what clients connect to: an address, port and protocol
+// with the real servers (or SubVSs) that serve it.
+type VirtualService struct {
+	// ID is the service's index, unique among all services and SubVSs and
+	// assigned by Fulcrum on creation (LoadMaster `Index`). 0 on input means
+	// "assign one". Default: assigned.
+	ID int `json:"id"`
+	// NickName is a free-form name shown in lists (LoadMaster `NickName`); at
+	// most 64 characters. Default: "".
+	NickName string `json:"nickname,omitempty"`
+	// Address is the virtual IP address (IPv4 or IPv6). Required for a
+	// top-level service; empty for a SubVS.
+	Address string `json:"address,omitempty"`
+	// Port is the listening port, 1-65535. Required for a top-level service;
+	// 0 for a SubVS.
+	Port int `json:"port,omitempty"`
+	// ExtraPorts lists further ports the service also listens on, as
+	// comma-separated ports or ranges ("8443,9000-9010"), at most 64 ports in
+	// all (LoadMaster `ExtraPorts`). Default: "".
+	ExtraPorts string `json:"extraPorts,omitempty"`
+	// Protocol is "tcp" or "udp". Default: "tcp".
+	Protocol string `json:"protocol"`
+	// Type is the service type (LoadMaster `VStype`): "gen" generic layer 4,
+	// "http" HTTP/HTTPS, "http2" HTTP/2, "tls" STARTTLS protocols. UDP
+	// services are always "gen". Default: "gen".
+	Type string `json:"type"`
+	// Enabled is false for a service that does not accept connections
+	// (LoadMaster `Enable`). Default: true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Schedule is the scheduling method: rr, wrr, lc, wlc, fixed, sh, uhash,
+	// dl or adaptive (LoadMaster `Schedule`). Default: "rr".
+	Schedule string `json:"schedule"`
+	// Persistence says how a returning client is sent back to the same real
+	// server. Default: mode "none".
+	Persistence Persistence `json:"persistence"`
+	// Idletime is the idle connection timeout in seconds, 0-86400; 0 uses the
+	// global ConnTimeout (LoadMaster `Idletime`). Default: 0.
+	Idletime int `json:"idleTimeout"`
+	// Transparent makes the real servers see the client's own address
+	// (LoadMaster `Transparent`). Default: false for tcp, true for udp.
+	Transparent *bool `json:"transparent,omitempty"`
+	// SubnetOriginating makes server-side connections leave from the
+	// appliance's address on the real server's subnet; ignored when
+	// Transparent (LoadMaster `SubnetOriginating`). Default: true for tcp,
+	// false for udp.
+	SubnetOriginating *bool `json:"subnetOriginating,omitempty"`
+	// DefaultGateway is a per-service default gateway for traffic of this
+	// service (LoadMaster `DefaultGW`); an IP address of the same family as
+	// Address. Default: "" (the global gateway).
+	DefaultGateway string `json:"defaultGateway,omitempty"`
+	// SorryServer receives the traffic when every real server is down; it is
+	// not health checked (LoadMaster `StandbyAddr`/`StandbyPort`).
+	// Default: none.
+	SorryServer *Endpoint `json:"sorryServer,omitempty"`
+	// Limits are the service's connection, rate and bandwidth limits.
+	// Default: all 0 (unlimited).
+	Limits Limits `json:"limits"`
+	// TLS holds TLS termination and re-encryption settings. Default: TLS off.
+	TLS TLS `json:"tls"`
+	// AddVia selects the forwarding headers an HTTP service adds (LoadMaster
+	// `AddVia`): "xff" X-Forwarded-For, "xff-via" X-Forwarded-For and Via,
+	// "none", "clientside-via", "clientside", "xff-novia", "via".
+	// Default: "xff".
+	AddVia string `json:"addVia"`
+	// HealthCheck says how the real servers are checked. Default: tcp
+	// connect with the global timers.
+	HealthCheck HealthCheck `json:"healthCheck"`
+	// RealServers are the backends of the service. A service has real servers
+	// or SubVSs, not both. Default: none.
+	RealServers []RealServer `json:"realServers,omitempty"`
+	// SubVSs are child services without an address of their own, chosen by
+	// content rules. Only top-level services may have them. Default: none.
+	SubVSs []VirtualService `json:"subVSs,omitempty"`
+}
+
+// Endpoint is an address and port.
+type Endpoint struct {
+	// Address is an IP address or DNS name. Required.
+	Address string `json:"address"`
+	// Port is 1-65535. Required.
+	Port int `json:"port"`
+}
+
+// Persistence is a service's persistence (stickiness) setting.
+type Persistence struct {
+	// Mode is the persistence mode (LoadMaster `Persist`): none, src, super,
+	// super-src, cookie, cookie-src, active-cookie, active-cook-src,
+	// cookie-hash, cookie-hash-src, url, query-hash, host, header, ssl,
+	// udpsip. Default: "none".
+	Mode string `json:"mode"`
+	// Timeout is how long in seconds an entry lives after its last use,
+	// 0-2419200; 0 with a mode other than none means 1800 (LoadMaster
+	// `PersistTimeout`). Default: 0.
+	Timeout int `json:"timeout,omitempty"`
+	// Cookie is the cookie name for the cookie modes, or the header name for
+	// mode header (LoadMaster `Cookie`). Default: "" ("FULCRUM" for the
+	// active-cookie modes).
+	Cookie string `json:"cookie,omitempty"`
+	// QueryTag is the query item used by mode query-hash (LoadMaster
+	// `QueryTag`). Default: "".
+	QueryTag string `json:"queryTag,omitempty"`
+	// Mask is the prefix length applied to the client address by the
+	// source-IP modes, so clients behind changing NAT stay together (Fulcrum
+	// extension); 0 means the whole address (32 or 128). Default: 0.
+	Mask int `json:"mask,omitempty"`
+}
+
+// Limits are per-service admission and bandwidth limits; 0 means unlimited.
+type Limits struct {
+	// MaxConns is the maximum number of concurrent connections
+	// (LoadMaster `MaxConnsLimit`); 0-1000000. Default: 0.
+	MaxConns int `json:"maxConns,omitempty"`
+	// ConnsPerSec is the maximum rate of new connections per second
+	// (`ConnsPerSecLimit`); 0-1000000. Default: 0.
+	ConnsPerSec int `json:"connsPerSec,omitempty"`
+	// RequestsPerSec is the maximum HTTP request rate (`RequestsPerSecLimit`);
+	// 0-1000000. Default: 0.
+	RequestsPerSec int `json:"requestsPerSec,omitempty"`
+	// Bandwidth is the maximum throughput in kbit/s (`Bandwidth`); 0-100000000.
+	// Default: 0.
+	Bandwidth int `json:"bandwidth,omitempty"`
+}
+
+// TLS is a service's TLS setting.
+type TLS struct {
+	// Offload terminates client TLS on Fulcrum (LoadMaster
+	// `SSLAcceleration`). Default: false.
+	Offload bool `json:"offload,omitempty"`
+	// Reencrypt opens TLS towards the real servers after offload (LoadMaster
+	// `SSLReencrypt`). Default: false.
+	Reencrypt bool `json:"reencrypt,omitempty"`
+	// Certificates are names of entries in Config.Certificates; the first is
+	// the default, the others are chosen by SNI (LoadMaster `CertFile`).
+	// Required when Offload is set. Default: none.
+	Certificates []string `json:"certificates,omitempty"`
+	// Profile is the TLS profile: "modern" (TLS 1.3 only), "intermediate"
+	// (TLS 1.2 and 1.3, forward-secret AEAD ciphers) or "legacy" (adds TLS 1.0
+	// and 1.1 for old clients). Default: "intermediate".
+	Profile string `json:"profile,omitempty"`
+	// NeedHostName refuses clients that send no SNI (LoadMaster
+	// `NeedHostName`). Default: false.
+	NeedHostName bool `json:"needHostName,omitempty"`
+	// VerifyServer verifies the real servers' certificates when
+	// re-encrypting. Default: false.
+	VerifyServer bool `json:"verifyServer,omitempty"`
+}
+
+// HealthCheck is a service's health-check setting, applied to its real
+// servers.
+type HealthCheck struct {
+	// Type is the check (LoadMaster `CheckType`): icmp, tcp, http, https,
+	// smtp, nntp, ftp, telnet, pop3, imap, ldap, bdata, dns, none.
+	// Default: "tcp".
+	Type string `json:"type"`
+	// Port overrides the port checked; 0 means the real server's port
+	// (`CheckPort`). Default: 0.
+	Port int `json:"port,omitempty"`
+	// URL is the path requested by http and https checks, at most 126
+	// characters, starting with "/" (`CheckUrl`). Default: "/".
+	URL string `json:"url,omitempty"`
+	// Method is HEAD, GET, POST or OPTIONS (`CheckUseGet`). Default: "HEAD".
+	Method string `json:"method,omitempty"`
+	// HTTP11 sends HTTP/1.1 requests instead of HTTP/1.0 (`CheckUse1.1`).
+	// Default: false.
+	HTTP11 bool `json:"http11,omitempty"`
+	// Host is the Host header of HTTP/1.1 checks (`CheckHost`). Default: "".
+	Host string `json:"host,omitempty"`
+	// Headers are up to 4 extra request headers (`CheckHeaders`).
+	// Default: none.
+	Headers map[string]string `json:"headers,omitempty"`
+	// PostData is the body of POST checks, at most 2047 characters
+	// (`CheckPostData`). Default: "".
+	PostData string `json:"postData,omitempty"`
+	// Codes are extra status codes (300-599) that count as Up besides 2xx,
+	// 301, 302 and 401 (`CheckCodes`). Default: none.
+	Codes []int `json:"codes,omitempty"`
+	// Pattern is a regular expression the response must match; for bdata a
+	// hex pattern (`CheckPattern`). Default: "".
+	Pattern string `json:"pattern,omitempty"`
+	// Send is the hex-encoded request of a bdata check. Default: "".
+	Send string `json:"send,omitempty"`
+	// Interval overrides the global interval in seconds; 0 uses the global
+	// value (`ChkInterval`). Default: 0.
+	Interval int `json:"interval,omitempty"`
+	// Timeout overrides the global timeout in seconds; 0 uses the global
+	// value (`ChkTimeout`). Default: 0.
+	Timeout int `json:"timeout,omitempty"`
+	// RetryCount overrides the global retry count; 0 uses the global value
+	// (`ChkRetryCount`). Default: 0.
+	RetryCount int `json:"retryCount,omitempty"`
+	// MinUp is the minimum number of Up real servers for the service to be Up
+	// (`RsMinimum` with `EnhancedHealthChecks`); 0 means 1. Default: 0.
+	MinUp int `json:"minUp,omitempty"`
+	// VerifyTLS verifies the certificate of https checks. Default: false.
+	VerifyTLS bool `json:"verifyTls,omitempty"`
+}
+
+// RealServer is one backend of a virtual service.
+type RealServer struct {
+	// ID is the real server's index, unique within the configuration and
+	// assigned by Fulcrum on creation (LoadMaster `RsIndex`). 0 on input means
+	// "assign one". Default: assigned.
+	ID int `json:"id"`
+	// Address is the real server's IP address or DNS name (LoadMaster `Addr`
+	// or `DnsName`). Required.
+	Address string `json:"address"`
+	// Port is the real server's port, 1-65535; port translation happens when
+	// it differs from the service's port. Required.
+	Port int `json:"port"`
+	// Weight is the relative share for the weighted methods, 1-65535
+	// (LoadMaster `Weight`). Default: 1000.
+	Weight int `json:"weight"`
+	// Enabled is false for a real server taken out of service (LoadMaster
+	// `Enable`). Default: true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Limit is the maximum number of concurrent connections, 0-100000; 0
+	// means unlimited (LoadMaster `Limit`). Default: 0.
+	Limit int `json:"limit,omitempty"`
+	// Critical marks the whole service Down when this real server is Down
+	// (LoadMaster `Critical`). Default: false.
+	Critical bool `json:"critical,omitempty"`
+	// Follow is the ID of another real server whose health-check result this
+	// one takes (LoadMaster `Follow`); 0 means none. Default: 0.
+	Follow int `json:"follow,omitempty"`
+	// CheckAddress overrides the address health checks connect to.
+	// Default: "" (the real server's address).
+	CheckAddress string `json:"checkAddress,omitempty"`
+}
+
+// Certificate is an imported TLS certificate with its private key, or an
+// intermediate (CA) certificate without one.
+type Certificate struct {
+	// Name identifies the certificate; letters, digits, '.', '-' and '_', at
+	// most 64 characters. Required.
+	Name string `json:"name"`
+	// Intermediate marks an intermediate CA certificate: it has no key and is
+	// chained automatically behind the certificates it issued.
+	// Default: false.
+	Intermediate bool `json:"intermediate,omitempty"`
+	// CertPEM is the PEM-encoded certificate (and, for imports, any chain
+	// that came with it). Required.
+	CertPEM string `json:"certPem"`
+	// KeyPEM is the PEM-encoded private key; required unless Intermediate.
+	KeyPEM string `json:"keyPem,omitempty"`
+}
+
+// Bool returns a pointer to b, for the optional boolean fields.
+func Bool(b bool) *bool { return &b }
+
+// IsTrue reports whether an optional boolean is set and true.
+func IsTrue(b *bool) bool { return b != nil && *b }
