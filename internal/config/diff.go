@@ -1,0 +1,124 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Difference is one changed leaf between two configurations.
+type Difference struct {
+	// Path names the field; list items that have an id or name are named by
+	// it, e.g. "virtualServices[id=3].realServers[id=7].weight".
+	Path string `json:"path"`
+	// Old is the value before (absent for an addition), as JSON.
+	Old json.RawMessage `json:"old,omitempty"`
+	// New is the value after (absent for a removal), as JSON.
+	New json.RawMessage `json:"new,omitempty"`
+}
+
+// String renders the difference as one line: "+ path: new", "- path: old"
+// or "~ path: old -> new".
+func (d Difference) String() string {
+	switch {
+	case d.Old == nil:
+		return fmt.Sprintf("+ %s: %s", d.Path, d.New)
+	case d.New == nil:
+		return fmt.Sprintf("- %s: %s", d.Path, d.Old)
+	}
+	return fmt.Sprintf("~ %s: %s -> %s", d.Path, d.Old, d.New)
+}
+
+// Diff lists the leaves that differ between a and b, sorted by path. Secret
+// material (private keys) is never shown: a changed key appears as
+// "(changed)".
+func Diff(a, b *Config) []Difference {
+	fa, fb := flatten(a), flatten(b)
+	var out []Difference
+	for p, va := range fa {
+		vb, ok := fb[p]
+		switch {
+		case !ok:
+			out = append(out, Difference{Path: p, Old: va})
+		case string(va) != string(vb):
+			out = append(out, Difference{Path: p, Old: va, New: vb})
+		}
+	}
+	for p, vb := range fb {
+		if _, ok := fa[p]; !ok {
+			out = append(out, Difference{Path: p, New: vb})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// FormatDiff renders differences one per line.
+func FormatDiff(ds []Difference) string {
+	var sb strings.Builder
+	for _, d := range ds {
+		sb.WriteString(d.String())
+		sb.WriteByte('\n')
+	}
+	return sb.String()
+}
+
+func flatten(c *Config) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	if c == nil {
+		return out
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return out
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return out
+	}
+	flattenInto(out, "", generic)
+	return out
+}
+
+func flattenInto(out map[string]json.RawMessage, path string, v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, item := range x {
+			p := join(path, k)
+			if k == "keyPem" {
+				if s, _ := item.(string); s != "" {
+					h := sha256.Sum256([]byte(s))
+					out[p] = json.RawMessage(fmt.Sprintf(`"(secret, sha256 %x)"`, h[:6]))
+				}
+				continue
+			}
+			flattenInto(out, p, item)
+		}
+	case []any:
+		if len(x) == 0 {
+			return
+		}
+		for i, item := range x {
+			flattenInto(out, path+"["+itemKey(item, i)+"]", item)
+		}
+	default:
+		b, _ := json.Marshal(x)
+		out[path] = b
+	}
+}
+
+// itemKey names a list item by its id or name when it has one, so that
+// inserting an item does not show every later item as changed.
+func itemKey(item any, i int) string {
+	if m, ok := item.(map[string]any); ok {
+		if id, ok := m["id"].(float64); ok && id != 0 {
+			return fmt.Sprintf("id=%d", int(id))
+		}
+		if name, ok := m["name"].(string); ok && name != "" {
+			return "name=" + name
+		}
+	}
+	return fmt.Sprint(i)
+}
