@@ -1,0 +1,303 @@
+// Package control is Fulcrum's single write path. Every source of change —
+// web UI, native API, LoadMaster-compatible API, CLI, templates — builds a
+// Change and calls Apply, which validates the candidate, has the data plane
+// compile it, commits it to the store as a new revision and swaps the
+// current snapshot atomically. Nothing else writes configuration.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/store"
+)
+
+// Sources of a change, recorded with each revision.
+const (
+	SourceWUI      = "wui"
+	SourceAPI      = "api"
+	SourceKempAPI  = "kemp-api"
+	SourceCLI      = "cli"
+	SourceTemplate = "template"
+	SourceSystem   = "system"
+)
+
+// Store is the persistence the controller needs; *store.Store implements
+// it. A clustered store (etcd) will implement the same methods.
+type Store interface {
+	Current() (store.Revision, error)
+	Commit(base uint64, ch store.Change, cfg *config.Config) (store.Revision, error)
+	Revision(n uint64) (store.Revision, error)
+	Restore(r io.Reader, ch store.Change) (store.Revision, error)
+}
+
+// Runtime is the data plane: Apply compiles a configuration and swaps it in,
+// or returns an error and keeps running the previous one.
+type Runtime interface {
+	Apply(cfg *config.Config) error
+}
+
+// Snapshot is one committed, validated generation of the configuration.
+// Its Config must not be modified.
+type Snapshot struct {
+	// Revision is the store revision the configuration was committed as.
+	Revision uint64
+	// Change describes who made the revision, when and why.
+	Change store.Change
+	// Config is the immutable configuration.
+	Config *config.Config
+}
+
+// Actor says who makes a change and through which interface.
+type Actor struct {
+	// User is the admin-plane user name.
+	User string
+	// Source is one of the Source constants.
+	Source string
+	// RemoteAddr is the client's address, if any.
+	RemoteAddr string
+}
+
+// Change is one request to change the configuration.
+type Change struct {
+	// Base is the revision the change was prepared against; 0 applies it to
+	// whatever is current. A Base other than the current revision is refused
+	// with a *store.ConflictError.
+	Base uint64
+	// Actor made the change.
+	Actor Actor
+	// Summary describes the change; empty means one made from the diff.
+	Summary string
+	// Mutate edits a private copy of the current configuration.
+	Mutate func(cfg *config.Config) error
+	// DryRun validates and diffs without compiling or committing.
+	DryRun bool
+}
+
+// Result is the outcome of Apply.
+type Result struct {
+	// Snapshot is the current snapshot after the change (unchanged on a dry
+	// run or when nothing changed).
+	Snapshot *Snapshot
+	// Diff lists what the change changes.
+	Diff []config.Difference
+	// Committed is true when a new revision was made.
+	Committed bool
+}
+
+// ErrNotFound is returned (wrapped) by Mutate functions when the object
+// they edit does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Controller owns the current snapshot and serialises changes.
+type Controller struct {
+	mu      sync.Mutex
+	store   Store
+	runtime Runtime
+	log     *slog.Logger
+	current atomic.Pointer[Snapshot]
+
+	subMu sync.Mutex
+	subs  []func(*Snapshot)
+
+	rtErr atomic.Pointer[string]
+}
+
+// New loads the current revision from st and hands it to rt. A data-plane
+// error at start-up does not stop the controller (the admin plane must come
+// up so that the problem can be fixed); it is logged and reported by
+// RuntimeError.
+func New(st Store, rt Runtime, log *slog.Logger) (*Controller, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	rev, err := st.Current()
+	if err != nil {
+		return nil, fmt.Errorf("load current configuration: %w", err)
+	}
+	cfg := rev.Config
+	if cfg == nil {
+		cfg = config.Default()
+	}
+	cfg.SetDefaults()
+	c := &Controller{store: st, runtime: rt, log: log}
+	c.current.Store(&Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cfg})
+	if rt != nil {
+		if err := rt.Apply(cfg); err != nil {
+			c.setRuntimeError(err)
+			log.Error("data plane could not start the stored configuration", "revision", rev.Revision, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// Current returns the current snapshot. Callers must not modify it.
+func (c *Controller) Current() *Snapshot { return c.current.Load() }
+
+// RuntimeError returns the data plane's last start-up error, or "".
+func (c *Controller) RuntimeError() string {
+	if p := c.rtErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (c *Controller) setRuntimeError(err error) {
+	s := ""
+	if err != nil {
+		s = err.Error()
+	}
+	c.rtErr.Store(&s)
+}
+
+// Subscribe registers fn to be called, in order, with every new snapshot.
+// fn must not call Apply.
+func (c *Controller) Subscribe(fn func(*Snapshot)) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.subs = append(c.subs, fn)
+}
+
+// Apply runs the write path: copy → Mutate → defaults and IDs → Validate →
+// data-plane compile → commit → swap → notify. Validation errors come back
+// as config.Errors; a stale Base as *store.ConflictError; a data-plane
+// refusal (for example a port already in use) as a *RuntimeError. On any
+// error nothing is stored and the data plane keeps the current snapshot.
+func (c *Controller) Apply(ch Change) (Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.current.Load()
+	if ch.Base != 0 && ch.Base != cur.Revision {
+		return Result{Snapshot: cur}, &store.ConflictError{Base: ch.Base, Current: cur.Revision}
+	}
+	cand := cur.Config.Clone()
+	if ch.Mutate != nil {
+		if err := ch.Mutate(cand); err != nil {
+			return Result{Snapshot: cur}, err
+		}
+	}
+	cand.SetDefaults()
+	cand.AssignIDs(cur.Config)
+	if err := cand.Validate(); err != nil {
+		return Result{Snapshot: cur}, err
+	}
+	diff := config.Diff(cur.Config, cand)
+	res := Result{Snapshot: cur, Diff: diff}
+	if ch.DryRun || len(diff) == 0 {
+		return res, nil
+	}
+	if c.runtime != nil {
+		if err := c.runtime.Apply(cand); err != nil {
+			return res, &RuntimeError{Err: err}
+		}
+	}
+	summary := ch.Summary
+	if summary == "" {
+		summary = Summarize(diff)
+	}
+	rev, err := c.store.Commit(cur.Revision, store.Change{
+		User: ch.Actor.User, Source: ch.Actor.Source, RemoteAddr: ch.Actor.RemoteAddr, Summary: summary,
+	}, cand)
+	if err != nil {
+		if c.runtime != nil {
+			if rerr := c.runtime.Apply(cur.Config); rerr != nil {
+				c.log.Error("data plane could not return to the current configuration", "err", rerr)
+			}
+		}
+		return res, fmt.Errorf("commit: %w", err)
+	}
+	c.setRuntimeError(nil)
+	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}
+	c.current.Store(next)
+	c.log.Info("configuration applied", "revision", next.Revision, "user", ch.Actor.User, "source", ch.Actor.Source, "summary", summary)
+	c.notify(next)
+	res.Snapshot, res.Committed = next, true
+	return res, nil
+}
+
+// Replace applies a whole configuration (declarative apply). IDs missing
+// from cfg are matched to the current objects with the same identity.
+func (c *Controller) Replace(cfg *config.Config, base uint64, actor Actor, summary string, dryRun bool) (Result, error) {
+	return c.Apply(Change{Base: base, Actor: actor, Summary: summary, DryRun: dryRun, Mutate: func(cand *config.Config) error {
+		*cand = *cfg.Clone()
+		return nil
+	}})
+}
+
+// Rollback makes the configuration of an earlier revision current again, as
+// a new revision.
+func (c *Controller) Rollback(to, base uint64, actor Actor, dryRun bool) (Result, error) {
+	old, err := c.store.Revision(to)
+	if err != nil {
+		return Result{Snapshot: c.Current()}, fmt.Errorf("rollback to revision %d: %w", to, err)
+	}
+	return c.Replace(old.Config, base, actor, fmt.Sprintf("rollback to revision %d", to), dryRun)
+}
+
+// Restore replaces the configuration, users and API keys with those of a
+// backup file (see store.Restore) and hands the result to the data plane.
+func (c *Controller) Restore(r io.Reader, actor Actor) (*Snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rev, err := c.store.Restore(r, store.Change{User: actor.User, Source: actor.Source, RemoteAddr: actor.RemoteAddr})
+	if err != nil {
+		return nil, err
+	}
+	rev.Config.SetDefaults()
+	if c.runtime != nil {
+		if err := c.runtime.Apply(rev.Config); err != nil {
+			c.setRuntimeError(err)
+			c.log.Error("data plane could not run the restored configuration", "revision", rev.Revision, "err", err)
+		}
+	}
+	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: rev.Config}
+	c.current.Store(next)
+	c.notify(next)
+	return next, nil
+}
+
+func (c *Controller) notify(s *Snapshot) {
+	c.subMu.Lock()
+	subs := append([]func(*Snapshot){}, c.subs...)
+	c.subMu.Unlock()
+	for _, fn := range subs {
+		fn(s)
+	}
+}
+
+// RuntimeError is a refusal by the data plane to run a configuration.
+type RuntimeError struct{ Err error }
+
+// Error implements error.
+func (e *RuntimeError) Error() string { return "data plane refused the configuration: " + e.Err.Error() }
+
+// Unwrap returns the data plane's error.
+func (e *RuntimeError) Unwrap() error { return e.Err }
+
+// Summarize describes a diff in one line of at most about 200 characters.
+func Summarize(diff []config.Difference) string {
+	if len(diff) == 0 {
+		return "no changes"
+	}
+	var parts []string
+	n := 0
+	for _, d := range diff {
+		s := d.String()
+		if n+len(s) > 200 && len(parts) > 0 {
+			break
+		}
+		parts = append(parts, s)
+		n += len(s) + 2
+	}
+	out := strings.Join(parts, "; ")
+	if rest := len(diff) - len(parts); rest > 0 {
+		out += fmt.Sprintf("; and %d more", rest)
+	}
+	return out
+}
