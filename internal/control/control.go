@@ -275,28 +275,71 @@ func (c *Controller) notify(s *Snapshot) {
 type RuntimeError struct{ Err error }
 
 // Error implements error.
-func (e *RuntimeError) Error() string { return "data plane refused the configuration: " + e.Err.Error() }
+func (e *RuntimeError) Error() string {
+	return "data plane refused the configuration: " + e.Err.Error()
+}
 
 // Unwrap returns the data plane's error.
 func (e *RuntimeError) Unwrap() error { return e.Err }
 
 // Summarize describes a diff in one line of at most about 200 characters.
+// An object (a list item named by its id or name) that was added or removed
+// whole is shown once ("+ virtualServices[id=3]") instead of field by field.
 func Summarize(diff []config.Difference) string {
 	if len(diff) == 0 {
 		return "no changes"
 	}
-	var parts []string
-	n := 0
+	type group struct {
+		object     string
+		adds, dels int
+		changes    []config.Difference
+	}
+	var groups []*group
+	byObject := map[string]*group{}
 	for _, d := range diff {
-		s := d.String()
-		if n+len(s) > 200 && len(parts) > 0 {
+		obj := d.Path
+		if i := strings.LastIndex(obj, "]"); i >= 0 {
+			obj = obj[:i+1]
+		}
+		g := byObject[obj]
+		if g == nil {
+			g = &group{object: obj}
+			byObject[obj] = g
+			groups = append(groups, g)
+		}
+		switch {
+		case d.Old == nil:
+			g.adds++
+		case d.New == nil:
+			g.dels++
+		}
+		g.changes = append(g.changes, d)
+	}
+	var parts []string
+	for _, g := range groups {
+		n := len(g.changes)
+		switch {
+		case g.object != g.changes[0].Path && g.adds == n && n > 1:
+			parts = append(parts, "+ "+g.object)
+		case g.object != g.changes[0].Path && g.dels == n && n > 1:
+			parts = append(parts, "- "+g.object)
+		default:
+			for _, d := range g.changes {
+				parts = append(parts, d.String())
+			}
+		}
+	}
+	var kept []string
+	size := 0
+	for _, p := range parts {
+		if size+len(p) > 200 && len(kept) > 0 {
 			break
 		}
-		parts = append(parts, s)
-		n += len(s) + 2
+		kept = append(kept, p)
+		size += len(p) + 2
 	}
-	out := strings.Join(parts, "; ")
-	if rest := len(diff) - len(parts); rest > 0 {
+	out := strings.Join(kept, "; ")
+	if rest := len(parts) - len(kept); rest > 0 {
 		out += fmt.Sprintf("; and %d more", rest)
 	}
 	return out

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+func selfSigned(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	k8, _ := x509.MarshalPKCS8PrivateKey(key)
+	bundle := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))
+	return cert, key, bundle
+}
+
+func TestCertificates(t *testing.T) {
+	e := newEnv(t)
+	cert, key, bundle := selfSigned(t, "meet.example.com")
+	body, _ := json.Marshal(certUpload{Name: "meet", PEM: bundle})
+	r := e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusCreated)
+	if !bytes.Contains(r.body, []byte(`"subject": "CN=meet.example.com"`)) || !bytes.Contains(r.body, []byte(`"keyType": "ECDSA P-256"`)) {
+		t.Errorf("import answer %s", r.body)
+	}
+	pfx, err := pkcs12.Modern.Encode(key, cert, nil, "pfx-pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = json.Marshal(certUpload{Name: "meet-pfx", PFX: base64.StdEncoding.EncodeToString(pfx), Password: "pfx-pass"})
+	e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusCreated)
+	body, _ = json.Marshal(certUpload{Name: "bad", PFX: base64.StdEncoding.EncodeToString(pfx), Password: "wrong"})
+	r = e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte("wrong PFX password")) || !bytes.Contains(r.body, []byte(`"path": "pfx"`)) {
+		t.Errorf("wrong password answer %s", r.body)
+	}
+	body, _ = json.Marshal(certUpload{Name: "meet", PEM: bundle})
+	e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusConflict)
+
+	var list certList
+	e.must(req{method: "GET", path: "/api/v1/certificates"}, http.StatusOK).json(t, &list)
+	if len(list.Certificates) != 2 {
+		t.Fatalf("list %+v", list)
+	}
+	// A service using the certificate keeps it from being deleted.
+	e.must(req{method: "POST", path: "/api/v1/virtual-services", body: `{"address":"127.0.0.2","port":443,"type":"http",
+		"tls":{"offload":true,"certificates":["meet"]},"realServers":[{"address":"127.0.0.3","port":4443}]}`}, http.StatusCreated)
+	r = e.must(req{method: "DELETE", path: "/api/v1/certificates/meet"}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte(`no certificate named \"meet\"`)) {
+		t.Errorf("delete in use: %s", r.body)
+	}
+	e.must(req{method: "DELETE", path: "/api/v1/certificates/meet-pfx"}, http.StatusOK)
+	e.must(req{method: "GET", path: "/api/v1/certificates/meet-pfx"}, http.StatusNotFound)
+	// Keys are never shown to a read-only user.
+	e.must(req{method: "POST", path: "/api/v1/users", body: `{"name":"viewer","password":"viewer password 12"}`}, http.StatusCreated)
+	cfg := e.must(req{method: "GET", path: "/api/v1/config", user: "viewer", pass: "viewer password 12"}, http.StatusOK)
+	if bytes.Contains(cfg.body, []byte("PRIVATE KEY")) || !bytes.Contains(cfg.body, []byte("(redacted)")) {
+		t.Error("a read-only user can read private keys")
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	e := newEnv(t)
+	e.must(req{method: "POST", path: "/api/v1/virtual-services", body: lyncVS}, http.StatusCreated)
+	b := e.must(req{method: "GET", path: "/api/v1/backup"}, http.StatusOK)
+	if !strings.HasPrefix(b.header.Get("Content-Disposition"), "attachment;") {
+		t.Errorf("Content-Disposition %q", b.header.Get("Content-Disposition"))
+	}
+	e.must(req{method: "DELETE", path: "/api/v1/virtual-services/1"}, http.StatusOK)
+	before := e.ctl.Current().Revision
+	for name, junk := range map[string]string{
+		"garbage":   "this is not a backup",
+		"foreign":   `{"format":"something-else","version":1}`,
+		"truncated": string(b.body[:len(b.body)/2]),
+	} {
+		r := e.do(req{method: "POST", path: "/api/v1/restore", body: junk, contentType: "application/octet-stream"})
+		if r.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d: %s", name, r.status, r.body)
+		}
+	}
+	if e.ctl.Current().Revision != before {
+		t.Fatal("a refused restore changed the configuration")
+	}
+	e.must(req{method: "POST", path: "/api/v1/restore", body: string(b.body), contentType: "application/gzip"}, http.StatusOK)
+	cur := e.ctl.Current()
+	if cur.Revision != before+1 || len(cur.Config.VirtualServices) != 1 {
+		t.Fatalf("after restore: revision %d, %d services", cur.Revision, len(cur.Config.VirtualServices))
+	}
+}
+
+// TestOpenAPIMatchesRoutes checks both directions: every route of the table
+// is documented, and every documented operation is served (it answers with
+// something other than "no such resource" or "method not allowed").
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	e.must(req{method: "GET", path: "/api/v1/openapi.json", noAuth: true}, http.StatusOK).json(t, &doc)
+	if doc.OpenAPI != "3.0.3" {
+		t.Errorf("openapi %q", doc.OpenAPI)
+	}
+	s := New(Options{Control: e.ctl, Auth: e.auth, History: e.st})
+	documented := 0
+	for _, rt := range s.routes {
+		if _, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]; !ok {
+			t.Errorf("%s %s is not in the OpenAPI document", rt.method, rt.path)
+		}
+	}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented++
+			concrete := strings.NewReplacer("{id}", "1", "{rsid}", "1", "{rev}", "1", "{name}", "bal").Replace(path)
+			if method == "delete" || strings.HasSuffix(path, "/logout") || strings.HasSuffix(path, "/rollback") || strings.HasSuffix(path, "/restore") {
+				// Probe destructive operations with a body they refuse or on
+				// objects that do not exist, which still proves the route.
+				concrete = strings.NewReplacer("/users/bal", "/users/nobody").Replace(concrete)
+			}
+			r := e.do(req{method: strings.ToUpper(method), path: concrete, body: "{}"})
+			if r.status == http.StatusMethodNotAllowed || bytes.Contains(r.body, []byte("no such API resource")) {
+				t.Errorf("documented %s %s is not served: %d %s", method, path, r.status, r.body)
+			}
+		}
+	}
+	if documented != len(s.routes) {
+		t.Errorf("%d documented operations, %d routes", documented, len(s.routes))
+	}
+}

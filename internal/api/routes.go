@@ -1,0 +1,81 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/certs"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// table lists every API operation. Handler registration and the OpenAPI
+// document are both made from it.
+func (s *Server) table() []route {
+	const v1 = "/api/v1"
+	read, write, op, users := admin.PermRead, admin.PermWrite, admin.PermOperate, admin.PermUsers
+	secrets := admin.PermReadSecrets
+	return []route{
+		{method: "GET", path: v1 + "/openapi.json", summary: "This OpenAPI document", h: s.openAPI},
+		{method: "POST", path: v1 + "/login", summary: "Start a browser session (sets the session cookie; returns the CSRF token)",
+			body: loginRequest{}, resp: sessionInfo{}, h: s.login},
+		{method: "POST", path: v1 + "/logout", summary: "End the current session", perm: read, status: http.StatusNoContent, h: s.logout},
+		{method: "GET", path: v1 + "/session", summary: "Who the caller is, and the session's CSRF token", perm: read, resp: sessionInfo{}, h: s.session},
+
+		{method: "GET", path: v1 + "/virtual-services", summary: "List virtual services", perm: read, resp: vsList{}, h: s.listVS},
+		{method: "POST", path: v1 + "/virtual-services", summary: "Create a virtual service (?parent=ID creates a SubVS)", perm: write,
+			body: config.VirtualService{}, resp: config.VirtualService{}, status: http.StatusCreated, h: s.createVS},
+		{method: "GET", path: v1 + "/virtual-services/{id}", summary: "Show a virtual service", perm: read, resp: config.VirtualService{}, h: s.getVS},
+		{method: "PUT", path: v1 + "/virtual-services/{id}", summary: "Replace a virtual service", perm: write,
+			body: config.VirtualService{}, resp: config.VirtualService{}, h: s.updateVS},
+		{method: "PATCH", path: v1 + "/virtual-services/{id}", summary: "Change fields of a virtual service", perm: write,
+			body: config.VirtualService{}, resp: config.VirtualService{}, h: s.updateVS},
+		{method: "DELETE", path: v1 + "/virtual-services/{id}", summary: "Delete a virtual service", perm: write, resp: changeResult{}, h: s.deleteVS},
+
+		{method: "GET", path: v1 + "/virtual-services/{id}/real-servers", summary: "List a service's real servers", perm: read, resp: rsList{}, h: s.listRS},
+		{method: "POST", path: v1 + "/virtual-services/{id}/real-servers", summary: "Add a real server", perm: write,
+			body: config.RealServer{}, resp: config.RealServer{}, status: http.StatusCreated, h: s.createRS},
+		{method: "GET", path: v1 + "/virtual-services/{id}/real-servers/{rsid}", summary: "Show a real server", perm: read, resp: config.RealServer{}, h: s.getRS},
+		{method: "PUT", path: v1 + "/virtual-services/{id}/real-servers/{rsid}", summary: "Replace a real server", perm: write,
+			body: config.RealServer{}, resp: config.RealServer{}, h: s.updateRS},
+		{method: "PATCH", path: v1 + "/virtual-services/{id}/real-servers/{rsid}", summary: "Change fields of a real server (operators: enabled only)", perm: op,
+			body: config.RealServer{}, resp: config.RealServer{}, h: s.updateRS},
+		{method: "DELETE", path: v1 + "/virtual-services/{id}/real-servers/{rsid}", summary: "Delete a real server", perm: write, resp: changeResult{}, h: s.deleteRS},
+
+		{method: "GET", path: v1 + "/options", summary: "Show the global options", perm: read, resp: config.Options{}, h: s.getOptions},
+		{method: "PUT", path: v1 + "/options", summary: "Replace the global options", perm: write, body: config.Options{}, resp: config.Options{}, h: s.updateOptions},
+		{method: "PATCH", path: v1 + "/options", summary: "Change global options (e.g. {\"enableApi\": true})", perm: write, body: config.Options{}, resp: config.Options{}, h: s.updateOptions},
+
+		{method: "GET", path: v1 + "/config", summary: "The whole configuration (?format=yaml)", perm: read, resp: config.Config{}, h: s.getConfig},
+		{method: "PUT", path: v1 + "/config", summary: "Replace the whole configuration (declarative apply; ?dryRun=true)", perm: write,
+			body: config.Config{}, resp: changeResult{}, h: s.putConfig},
+
+		{method: "GET", path: v1 + "/certificates", summary: "List certificates", perm: read, resp: certList{}, h: s.listCerts},
+		{method: "POST", path: v1 + "/certificates", summary: "Import a certificate (PEM with key, PFX with password, or intermediate)", perm: write,
+			body: certUpload{}, resp: certs.Info{}, status: http.StatusCreated, h: s.uploadCert},
+		{method: "GET", path: v1 + "/certificates/{name}", summary: "Describe a certificate", perm: read, resp: certs.Info{}, h: s.getCert},
+		{method: "DELETE", path: v1 + "/certificates/{name}", summary: "Delete a certificate that no service uses", perm: write, resp: changeResult{}, h: s.deleteCert},
+
+		{method: "GET", path: v1 + "/revisions", summary: "Configuration history, newest first (?before=&limit=)", perm: read, resp: revisionList{}, h: s.listRevisions},
+		{method: "GET", path: v1 + "/revisions/{rev}", summary: "One revision with its configuration", perm: read, resp: revisionBody{}, h: s.getRevision},
+		{method: "GET", path: v1 + "/revisions/{rev}/diff", summary: "What a revision changed (?from=N compares with another)", perm: read, resp: diffBody{}, h: s.diffRevision},
+		{method: "POST", path: v1 + "/revisions/{rev}/rollback", summary: "Make a revision's configuration current again (?dryRun=true)", perm: write, resp: changeResult{}, h: s.rollback},
+
+		{method: "GET", path: v1 + "/backup", summary: "Download a backup file (configuration, users, API keys)", perm: secrets, h: s.backup},
+		{method: "POST", path: v1 + "/restore", summary: "Restore a backup file (body: the file)", perm: write, resp: changeResult{}, h: s.restore},
+
+		{method: "GET", path: v1 + "/status", summary: "Runtime status and counters of services and real servers", perm: read, resp: statusBody{}, h: s.getStatus},
+		{method: "GET", path: v1 + "/audit", summary: "Audit log, newest first (?before=&limit=)", perm: users, resp: auditList{}, h: s.audit},
+
+		{method: "GET", path: v1 + "/users", summary: "List users (others than the caller need the users permission)", perm: read, resp: userList{}, h: s.listUsers},
+		{method: "POST", path: v1 + "/users", summary: "Add a user", perm: users, body: newUser{}, resp: admin.UserInfo{}, status: http.StatusCreated, h: s.addUser},
+		{method: "GET", path: v1 + "/users/{name}", summary: "Show a user", perm: read, resp: admin.UserInfo{}, h: s.getUser},
+		{method: "PATCH", path: v1 + "/users/{name}", summary: "Change a user's role", perm: users, body: userPatch{}, resp: admin.UserInfo{}, h: s.patchUser},
+		{method: "DELETE", path: v1 + "/users/{name}", summary: "Delete a user, their sessions and API keys", perm: users, status: http.StatusNoContent, h: s.deleteUser},
+		{method: "PUT", path: v1 + "/users/{name}/password", summary: "Set a password (own: give the old one); revokes the user's sessions", perm: read,
+			body: passwordChange{}, status: http.StatusNoContent, h: s.setPassword},
+
+		{method: "GET", path: v1 + "/api-keys", summary: "List API keys (own; admins all or ?user=)", perm: read, resp: keyList{}, h: s.listKeys},
+		{method: "POST", path: v1 + "/api-keys", summary: "Create an API key; its secret is shown once", perm: read, body: newKey{}, resp: createdKey{}, status: http.StatusCreated, h: s.createKey},
+		{method: "DELETE", path: v1 + "/api-keys/{id}", summary: "Revoke an API key", perm: read, status: http.StatusNoContent, h: s.revokeKey},
+	}
+}

@@ -1,0 +1,506 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// Backup file format.
+//
+// A backup is one JSON object, gzip-compressed when written by Backup:
+//
+//	{
+//	  "format":   "fulcrum-backup",
+//	  "version":  1,
+//	  "created":  "2026-11-30T10:00:00Z",  // when the backup was made
+//	  "revision": 12,                      // the revision backed up
+//	  "config":   {...},                   // its configuration
+//	  "users":    [...],                   // config.User, with password hashes
+//	  "apiKeys":  [...],                   // config.APIKey, with key hashes
+//	  "checksum": "<64 hex digits>"
+//	}
+//
+// The checksum is the hex-encoded SHA-256 of the byte string
+//
+//	{"format":F,"version":V,"created":C,"revision":R,"config":G,"users":U,"apiKeys":K}
+//
+// with no spaces, where F, V, C, R, G, U and K are the values of those
+// fields as they appear in the file with all insignificant white space
+// removed (what encoding/json.Compact does, which changes nothing else) and
+// an absent field counts as null. The checksum thus covers every byte of
+// the payload as written, independently of how it is decoded, and does not
+// depend on indentation. It guards against corruption, not tampering.
+const (
+	// BackupFormat is the value of the "format" field of a backup.
+	BackupFormat = "fulcrum-backup"
+	// BackupVersion is the version of the backup format written and read.
+	BackupVersion = 1
+	// MaxBackupSize is the largest backup Restore reads, compressed or not.
+	MaxBackupSize = 64 << 20
+)
+
+// ErrBadBackup is wrapped by the errors Restore returns when it refuses a
+// backup because of the backup's content (as opposed to a failure of the
+// store); the refusal changes nothing.
+var ErrBadBackup = errors.New("backup refused")
+
+// backupDoc is a backup file. Every field is kept as raw JSON so that the
+// checksum covers exactly what is in the file.
+type backupDoc struct {
+	Format   json.RawMessage `json:"format"`
+	Version  json.RawMessage `json:"version"`
+	Created  json.RawMessage `json:"created"`
+	Revision json.RawMessage `json:"revision"`
+	Config   json.RawMessage `json:"config"`
+	Users    json.RawMessage `json:"users"`
+	APIKeys  json.RawMessage `json:"apiKeys"`
+	Checksum json.RawMessage `json:"checksum"`
+}
+
+// checksum returns the hex SHA-256 of the payload of d, as defined above.
+func (d *backupDoc) checksum() (string, error) {
+	var b bytes.Buffer
+	fields := []struct {
+		name string
+		val  json.RawMessage
+	}{
+		{"format", d.Format}, {"version", d.Version}, {"created", d.Created}, {"revision", d.Revision},
+		{"config", d.Config}, {"users", d.Users}, {"apiKeys", d.APIKeys},
+	}
+	b.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + f.name + `":`)
+		if len(f.val) == 0 {
+			b.WriteString("null")
+		} else if err := json.Compact(&b, f.val); err != nil {
+			return "", fmt.Errorf("field %s: %w", f.name, err)
+		}
+	}
+	b.WriteByte('}')
+	sum := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Backup writes the current revision's configuration, the users and the API
+// keys, read in one transaction, to w as a gzip-compressed backup document
+// (see BackupFormat). The backup holds password and key hashes: keep it as
+// safe as the appliance. Installation secrets are not included.
+func (s *Store) Backup(w io.Writer) error {
+	var (
+		n     uint64
+		doc   []byte
+		users []config.User
+		keys  []config.APIKey
+	)
+	err := s.view(func(tx *bolt.Tx) error {
+		n = currentNumber(tx)
+		if n == 0 {
+			var err error
+			doc, err = config.EncodeJSON(config.Default())
+			if err != nil {
+				return err
+			}
+		} else {
+			stored := tx.Bucket(bucketConfigs).Get(u64(n))
+			if stored == nil {
+				return fmt.Errorf("configuration of revision %d: %w", n, ErrNotFound)
+			}
+			doc = bytes.Clone(stored)
+		}
+		var err error
+		if users, err = readUsers(tx); err != nil {
+			return err
+		}
+		keys, err = readAPIKeys(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if !json.Valid(doc) {
+		return fmt.Errorf("backup: configuration of revision %d: %w", n, errCorruptValue)
+	}
+	d := backupDoc{Config: doc}
+	for _, f := range []struct {
+		dst *json.RawMessage
+		v   any
+	}{
+		{&d.Format, BackupFormat}, {&d.Version, BackupVersion}, {&d.Created, time.Now().UTC()},
+		{&d.Revision, n}, {&d.Users, users}, {&d.APIKeys, keys},
+	} {
+		if *f.dst, err = json.Marshal(f.v); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	}
+	sum, err := d.checksum()
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	d.Checksum, _ = json.Marshal(sum) // a hex string always encodes
+	zw := gzip.NewWriter(w)
+	enc := json.NewEncoder(zw)
+	enc.SetEscapeHTML(false) // keep raw fields byte for byte
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&d); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
+}
+
+// refusal is an error refusing a backup; it wraps ErrBadBackup and the
+// cause, if any.
+type refusal struct {
+	msg string
+	err error
+}
+
+func (e *refusal) Error() string {
+	if e.err == nil {
+		return "restore refused: " + e.msg
+	}
+	return "restore refused: " + e.msg + ": " + e.err.Error()
+}
+
+func (e *refusal) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrBadBackup}
+	}
+	return []error{ErrBadBackup, e.err}
+}
+
+func refuse(err error, format string, args ...any) error {
+	return &refusal{msg: fmt.Sprintf(format, args...), err: err}
+}
+
+// restoreSet is the decoded, checked content of a backup.
+type restoreSet struct {
+	revision uint64
+	created  time.Time
+	doc      []byte // canonical JSON of the configuration
+	users    []config.User
+	keys     []config.APIKey
+}
+
+// Restore reads a backup made by Backup (gzip-compressed or plain JSON, at
+// most MaxBackupSize bytes) and, in one transaction, makes its
+// configuration a new revision with the change ch and replaces all users
+// and API keys by those of the backup. The history is kept. If ch.Summary
+// is empty it says which backup was restored.
+//
+// Restore refuses, changing nothing, a file that is not a backup, of
+// another version, corrupted (checksum mismatch), with an invalid
+// configuration (the error then also wraps the config.Errors), without a
+// user of role admin, or with an invalid user or API key. Such errors wrap
+// ErrBadBackup.
+func (s *Store) Restore(r io.Reader, ch Change) (Revision, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxBackupSize+1))
+	if err != nil {
+		return Revision{}, fmt.Errorf("restore: read backup: %w", err)
+	}
+	set, err := parseBackup(data)
+	if err != nil {
+		return Revision{}, err
+	}
+	if ch.Summary == "" {
+		ch.Summary = fmt.Sprintf("restore from backup of revision %d made %s",
+			set.revision, set.created.UTC().Format(time.RFC3339))
+	}
+	var out Revision
+	err = s.update(func(tx *bolt.Tx) error {
+		var err error
+		if out, err = s.putRevision(tx, ch, set.doc); err != nil {
+			return err
+		}
+		if err := replaceBucket(tx, bucketUsers, len(set.users), func(i int) ([]byte, any) {
+			return []byte(set.users[i].Name), set.users[i]
+		}); err != nil {
+			return fmt.Errorf("replace users: %w", err)
+		}
+		if err := replaceBucket(tx, bucketAPIKeys, len(set.keys), func(i int) ([]byte, any) {
+			return []byte(set.keys[i].ID), set.keys[i]
+		}); err != nil {
+			return fmt.Errorf("replace api keys: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Revision{}, fmt.Errorf("restore: %w", err)
+	}
+	return out, nil
+}
+
+// replaceBucket empties the bucket name and fills it with n entries.
+func replaceBucket(tx *bolt.Tx, name []byte, n int, entry func(i int) ([]byte, any)) error {
+	if err := tx.DeleteBucket(name); err != nil {
+		return err
+	}
+	b, err := tx.CreateBucket(name)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		k, v := entry(i)
+		doc, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(k, doc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseBackup decodes and checks a backup file completely.
+func parseBackup(data []byte) (*restoreSet, error) {
+	if len(data) > MaxBackupSize {
+		return nil, refuse(nil, "backup larger than %d MiB", MaxBackupSize>>20)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, refuse(nil, "not a Fulcrum backup: empty file")
+	}
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, refuse(err, "not a Fulcrum backup: damaged gzip data")
+		}
+		plain, err := io.ReadAll(io.LimitReader(zr, MaxBackupSize+1))
+		if err != nil {
+			return nil, refuse(err, "not a Fulcrum backup: damaged gzip data")
+		}
+		if len(plain) > MaxBackupSize {
+			return nil, refuse(nil, "backup larger than %d MiB uncompressed", MaxBackupSize>>20)
+		}
+		data = plain
+	}
+	// Decoding into a map first matches field names exactly (a struct would
+	// match them case-insensitively) and finds unknown fields.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, refuse(errors.New(describeJSONError(err)), "not a Fulcrum backup")
+	}
+	take := func(name string) json.RawMessage {
+		v := fields[name]
+		delete(fields, name)
+		return v
+	}
+	d := backupDoc{
+		Format: take("format"), Version: take("version"), Created: take("created"), Revision: take("revision"),
+		Config: take("config"), Users: take("users"), APIKeys: take("apiKeys"), Checksum: take("checksum"),
+	}
+	var format string
+	if json.Unmarshal(d.Format, &format) != nil || format != BackupFormat {
+		return nil, refuse(nil, "foreign file: format is %s, not %q", shorten(d.Format), BackupFormat)
+	}
+	var version int
+	if json.Unmarshal(d.Version, &version) != nil || version != BackupVersion {
+		return nil, refuse(nil, "unknown backup version %s (this Fulcrum reads version %d)", shorten(d.Version), BackupVersion)
+	}
+	if len(fields) > 0 {
+		names := slices.Sorted(maps.Keys(fields))
+		return nil, refuse(nil, "corrupted: unknown field %s", shorten(mustQuote(names[0])))
+	}
+	var stated string
+	if json.Unmarshal(d.Checksum, &stated) != nil || stated == "" {
+		return nil, refuse(nil, "corrupted: no checksum")
+	}
+	sum, err := d.checksum()
+	if err != nil {
+		return nil, refuse(err, "corrupted")
+	}
+	if !strings.EqualFold(stated, sum) {
+		return nil, refuse(nil, "corrupted: checksum mismatch")
+	}
+
+	set := &restoreSet{}
+	if err := json.Unmarshal(d.Created, &set.created); err != nil {
+		return nil, refuse(err, "bad field created")
+	}
+	if set.created.IsZero() {
+		return nil, refuse(nil, "bad field created: missing")
+	}
+	if err := json.Unmarshal(d.Revision, &set.revision); err != nil {
+		return nil, refuse(errors.New(describeJSONError(err)), "bad field revision")
+	}
+	cfg := &config.Config{}
+	if len(d.Config) == 0 || string(d.Config) == "null" {
+		return nil, refuse(nil, "backup holds no configuration")
+	}
+	if err := config.DecodeInto(d.Config, cfg); err != nil {
+		return nil, refuse(err, "backup holds an invalid configuration")
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, refuse(err, "backup holds an invalid configuration")
+	}
+	if set.doc, err = config.EncodeJSON(cfg); err != nil {
+		return nil, refuse(err, "backup holds an invalid configuration")
+	}
+	if set.users, err = decodeUsers(d.Users); err != nil {
+		return nil, err
+	}
+	if set.keys, err = decodeKeys(d.APIKeys, set.users); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields.
+func decodeStrict(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New(describeJSONError(err))
+	}
+	return nil
+}
+
+func decodeUsers(raw json.RawMessage) ([]config.User, error) {
+	var users []config.User
+	if err := decodeStrict(raw, &users); err != nil {
+		return nil, refuse(err, "bad field users")
+	}
+	seen := map[string]bool{}
+	admin := false
+	for i, u := range users {
+		if err := config.ValidateUser(u); err != nil {
+			return nil, refuse(prefixErrors(fmt.Sprintf("users[%d]", i), err), "backup holds an invalid user")
+		}
+		if seen[u.Name] {
+			return nil, refuse(nil, "backup holds user %q twice", u.Name)
+		}
+		seen[u.Name] = true
+		admin = admin || u.Role == config.RoleAdmin
+	}
+	if !admin {
+		return nil, refuse(nil, "backup holds no user with role %s: restoring it would lock everyone out", config.RoleAdmin)
+	}
+	return users, nil
+}
+
+func decodeKeys(raw json.RawMessage, users []config.User) ([]config.APIKey, error) {
+	var keys []config.APIKey
+	if err := decodeStrict(raw, &keys); err != nil {
+		return nil, refuse(err, "bad field apiKeys")
+	}
+	seen := map[string]bool{}
+	for i, k := range keys {
+		if err := validateAPIKey(k); err != nil {
+			return nil, refuse(prefixErrors(fmt.Sprintf("apiKeys[%d]", i), err), "backup holds an invalid API key")
+		}
+		if seen[k.ID] {
+			return nil, refuse(nil, "backup holds API key %q twice", k.ID)
+		}
+		seen[k.ID] = true
+		if !slices.ContainsFunc(users, func(u config.User) bool { return u.Name == k.User }) {
+			return nil, refuse(nil, "backup holds API key %q of user %q, who is not in the backup", k.ID, k.User)
+		}
+	}
+	return keys, nil
+}
+
+// prefixErrors puts prefix in front of the paths of config.Errors.
+func prefixErrors(prefix string, err error) error {
+	es, ok := config.IsErrors(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	out := make(config.Errors, len(es))
+	for i, e := range es {
+		e.Path = prefix + "." + e.Path
+		out[i] = e
+	}
+	return out
+}
+
+// describeJSONError words a decoding error without Go type names.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return fmt.Sprintf("expected %s, got %s", jsonKind(typ.Type), typ.Value)
+		}
+		return fmt.Sprintf("field %s: expected %s, got %s", typ.Field, jsonKind(typ.Type), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "truncated JSON"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		if t == reflect.TypeFor[time.Time]() {
+			return "a time string"
+		}
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative whole number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another value"
+}
+
+// mustQuote returns s as a JSON string.
+func mustQuote(s string) json.RawMessage {
+	b, _ := json.Marshal(s) // a string always encodes
+	return b
+}
+
+// shorten renders a raw JSON value for an error message.
+func shorten(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "missing"
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return "malformed"
+	}
+	if r := []rune(b.String()); len(r) > 40 {
+		return string(r[:40]) + "..."
+	}
+	return b.String()
+}

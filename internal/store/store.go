@@ -1,0 +1,454 @@
+// Package store is Fulcrum's persistent state: the revisioned configuration
+// with its change history, the admin-plane users and API keys, the audit log
+// and the installation secrets, kept in one bbolt file.
+//
+// Every change is one bbolt transaction, written with bbolt's default fsync,
+// so after a crash at any moment the store opens with the state of the last
+// committed transaction: never a half-written revision, never a revision
+// without its change record. Only one process may open the store at a time;
+// a second one gets an error wrapping ErrLocked.
+//
+// A Store is safe for concurrent use. Configurations handed to Commit are
+// stored as given (callers validate them); configurations returned are
+// decoded afresh from the file, so callers may modify them freely.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// FileName is the name of the database file inside the store directory.
+const FileName = "fulcrum.db"
+
+// layoutVersion is the version of the bucket layout, kept in the meta bucket.
+const layoutVersion = 1
+
+// Default values of Options.
+const (
+	DefaultLockTimeout  = time.Second
+	DefaultMaxRevisions = 1000
+	DefaultMaxAudit     = 100000
+)
+
+var (
+	// ErrNotFound is returned (wrapped) when a revision, user, API key or
+	// audit entry does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrLocked is returned (wrapped) by Open when another process, or
+	// another Store in this process, holds the database file.
+	ErrLocked = errors.New("store is locked by another process")
+)
+
+// Bucket names.
+var (
+	bucketMeta    = []byte("meta")
+	bucketChanges = []byte("changes") // revision → Change JSON
+	bucketConfigs = []byte("configs") // revision → canonical config JSON
+	bucketUsers   = []byte("users")   // name → config.User JSON
+	bucketAPIKeys = []byte("apiKeys") // id → config.APIKey JSON
+	bucketAudit   = []byte("audit")   // seq → AuditEntry JSON
+	bucketSecrets = []byte("secrets") // name → random bytes
+	allBuckets    = [][]byte{bucketMeta, bucketChanges, bucketConfigs, bucketUsers, bucketAPIKeys, bucketAudit, bucketSecrets}
+	keyLayout     = []byte("layout") // in meta: layoutVersion
+)
+
+// Errors of a damaged store file.
+var (
+	errNoTxBucket   = errors.New("store file lacks a bucket")
+	errCorruptValue = errors.New("store file holds a malformed record")
+)
+
+// Change describes one committed revision.
+type Change struct {
+	// Revision is the number of the revision, counting from 1; 0 is the
+	// built-in default configuration of a new installation.
+	Revision uint64 `json:"revision"`
+	// Time is when the revision was committed.
+	Time time.Time `json:"time"`
+	// User is the name of the user who made the change.
+	User string `json:"user"`
+	// Source is where the change came from: "wui", "api", "kemp-api",
+	// "cli", "template" or "system".
+	Source string `json:"source"`
+	// RemoteAddr is the client address the change was made from, if any.
+	RemoteAddr string `json:"remoteAddr"`
+	// Summary says in a line what changed.
+	Summary string `json:"summary"`
+}
+
+// Revision is one stored generation of the configuration with the change
+// that made it.
+type Revision struct {
+	Change
+	// Config is the configuration of this revision.
+	Config *config.Config
+}
+
+// ConflictError is returned by Commit when the change was prepared against
+// a revision that is no longer the current one.
+type ConflictError struct {
+	// Base is the revision the change was based on.
+	Base uint64
+	// Current is the current revision.
+	Current uint64
+}
+
+// Error implements error.
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("revision conflict: change based on revision %d, current is %d", e.Base, e.Current)
+}
+
+// Options tune a Store. The zero value gives the defaults.
+type Options struct {
+	// LockTimeout is how long Open waits for another holder of the database
+	// file to let go; 0 means DefaultLockTimeout.
+	LockTimeout time.Duration
+	// MaxRevisions is the number of newest revisions kept; older ones are
+	// pruned on commit. 0 (or less) means DefaultMaxRevisions.
+	MaxRevisions int
+	// MaxAudit is the number of newest audit entries kept; 0 (or less) means
+	// DefaultMaxAudit.
+	MaxAudit int
+}
+
+func (o Options) withDefaults() Options {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.MaxRevisions <= 0 {
+		o.MaxRevisions = DefaultMaxRevisions
+	}
+	if o.MaxAudit <= 0 {
+		o.MaxAudit = DefaultMaxAudit
+	}
+	return o
+}
+
+// Store is Fulcrum's persistent state in one bbolt database file.
+type Store struct {
+	db   *bolt.DB
+	path string
+	opts Options
+}
+
+// Open opens the store in dir, creating dir (mode 0700) and the database
+// file dir/fulcrum.db (mode 0600) if they do not exist. If another process
+// holds the file, Open waits up to opts.LockTimeout and then returns an
+// error wrapping ErrLocked.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if dir == "" {
+		return nil, errors.New("open store: no directory given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: %w (waited %v)", path, ErrLocked, opts.LockTimeout)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, opts: opts}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// init creates the buckets of a new file and checks the layout version of
+// an existing one.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keyLayout)
+		if v == nil {
+			return meta.Put(keyLayout, u64(layoutVersion))
+		}
+		if len(v) != 8 || binary.BigEndian.Uint64(v) != layoutVersion {
+			return fmt.Errorf("unsupported store layout %x (this version reads layout %d)", v, layoutVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the database file. Calls made after Close fail.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Path returns the path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// Current returns the current revision. On a new store that is revision 0
+// with config.Default().
+func (s *Store) Current() (Revision, error) {
+	var r Revision
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		r, err = currentRevision(tx)
+		return err
+	})
+	if err != nil {
+		return Revision{}, fmt.Errorf("read current revision: %w", err)
+	}
+	return r, nil
+}
+
+// Revision returns revision n, or an error wrapping ErrNotFound if it never
+// existed or has been pruned. Revision 0, the default configuration, exists
+// only while no revision has been committed.
+func (s *Store) Revision(n uint64) (Revision, error) {
+	var r Revision
+	err := s.view(func(tx *bolt.Tx) error {
+		cur := currentNumber(tx)
+		if n == 0 && cur == 0 {
+			var err error
+			r, err = currentRevision(tx)
+			return err
+		}
+		if n == 0 || n > cur {
+			return ErrNotFound
+		}
+		var err error
+		r, err = readRevision(tx, n)
+		return err
+	})
+	if err != nil {
+		return Revision{}, fmt.Errorf("read revision %d: %w", n, err)
+	}
+	return r, nil
+}
+
+// Commit stores cfg as the next revision with the change ch, in one
+// transaction. base is the revision the change was prepared against; if it
+// is no longer the current one, Commit returns a *ConflictError and changes
+// nothing. ch.Revision is ignored and ch.Time, if zero, is set to now.
+// Revisions beyond Options.MaxRevisions are pruned, oldest first. Commit
+// does not validate cfg. A conflict is returned as a bare *ConflictError.
+func (s *Store) Commit(base uint64, ch Change, cfg *config.Config) (Revision, error) {
+	if cfg == nil {
+		return Revision{}, errors.New("commit: no configuration")
+	}
+	doc, err := config.EncodeJSON(cfg)
+	if err != nil {
+		return Revision{}, fmt.Errorf("commit: %w", err)
+	}
+	var out Revision
+	err = s.update(func(tx *bolt.Tx) error {
+		cur := currentNumber(tx)
+		if cur != base {
+			return &ConflictError{Base: base, Current: cur}
+		}
+		var err error
+		out, err = s.putRevision(tx, ch, doc)
+		return err
+	})
+	var conflict *ConflictError
+	if errors.As(err, &conflict) {
+		return Revision{}, conflict
+	}
+	if err != nil {
+		return Revision{}, fmt.Errorf("commit: %w", err)
+	}
+	return out, nil
+}
+
+// putRevision stores doc as revision current+1 with ch and prunes old
+// revisions. It returns the new revision, decoded from doc.
+func (s *Store) putRevision(tx *bolt.Tx, ch Change, doc []byte) (Revision, error) {
+	n := currentNumber(tx) + 1
+	ch.Revision = n
+	if ch.Time.IsZero() {
+		ch.Time = time.Now().UTC()
+	}
+	chDoc, err := json.Marshal(ch)
+	if err != nil {
+		return Revision{}, fmt.Errorf("encode change: %w", err)
+	}
+	if err := tx.Bucket(bucketChanges).Put(u64(n), chDoc); err != nil {
+		return Revision{}, fmt.Errorf("store change %d: %w", n, err)
+	}
+	if err := tx.Bucket(bucketConfigs).Put(u64(n), doc); err != nil {
+		return Revision{}, fmt.Errorf("store configuration %d: %w", n, err)
+	}
+	if n > uint64(s.opts.MaxRevisions) {
+		keep := n - uint64(s.opts.MaxRevisions) + 1 // oldest revision kept
+		for _, name := range [][]byte{bucketChanges, bucketConfigs} {
+			if err := deleteBelow(tx.Bucket(name), keep); err != nil {
+				return Revision{}, fmt.Errorf("prune revisions: %w", err)
+			}
+		}
+	}
+	cfg, err := decodeConfig(doc)
+	if err != nil {
+		return Revision{}, err
+	}
+	return Revision{Change: ch, Config: cfg}, nil
+}
+
+// History returns the changes of the stored revisions older than before,
+// newest first, at most limit of them. before 0 means from the newest;
+// limit <= 0 means 100.
+func (s *Store) History(before uint64, limit int) ([]Change, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	out := []Change{}
+	err := s.view(func(tx *bolt.Tx) error {
+		return walkBack(tx.Bucket(bucketChanges), before, func(k, v []byte) (bool, error) {
+			var ch Change
+			if err := json.Unmarshal(v, &ch); err != nil {
+				return false, fmt.Errorf("change %d: %w: %v", binary.BigEndian.Uint64(k), errCorruptValue, err)
+			}
+			out = append(out, ch)
+			return len(out) < limit, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	return out, nil
+}
+
+// view runs fn in a read transaction after checking the buckets exist.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		if err := checkBuckets(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// update runs fn in a write transaction after checking the buckets exist.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := checkBuckets(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+func checkBuckets(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w %q", errNoTxBucket, name)
+		}
+	}
+	return nil
+}
+
+// currentNumber returns the newest stored revision, 0 if there is none.
+// Pruning never removes the newest revision, so it is the current one.
+func currentNumber(tx *bolt.Tx) uint64 {
+	k, _ := tx.Bucket(bucketChanges).Cursor().Last()
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}
+
+func currentRevision(tx *bolt.Tx) (Revision, error) {
+	n := currentNumber(tx)
+	if n == 0 {
+		return Revision{Config: config.Default()}, nil
+	}
+	return readRevision(tx, n)
+}
+
+func readRevision(tx *bolt.Tx, n uint64) (Revision, error) {
+	chDoc := tx.Bucket(bucketChanges).Get(u64(n))
+	doc := tx.Bucket(bucketConfigs).Get(u64(n))
+	if chDoc == nil || doc == nil {
+		return Revision{}, ErrNotFound
+	}
+	var ch Change
+	if err := json.Unmarshal(chDoc, &ch); err != nil {
+		return Revision{}, fmt.Errorf("change %d: %w: %v", n, errCorruptValue, err)
+	}
+	cfg, err := decodeConfig(doc)
+	if err != nil {
+		return Revision{}, fmt.Errorf("revision %d: %w", n, err)
+	}
+	return Revision{Change: ch, Config: cfg}, nil
+}
+
+// decodeConfig decodes a stored configuration. The bytes belong to bbolt's
+// memory map, which json.Unmarshal does not retain.
+func decodeConfig(doc []byte) (*config.Config, error) {
+	c := &config.Config{}
+	if err := json.Unmarshal(doc, c); err != nil {
+		return nil, fmt.Errorf("configuration: %w: %v", errCorruptValue, err)
+	}
+	return c, nil
+}
+
+// walkBack calls fn for the entries of b with 8-byte keys below before (all
+// of them if before is 0), newest first, until fn returns false.
+func walkBack(b *bolt.Bucket, before uint64, fn func(k, v []byte) (bool, error)) error {
+	c := b.Cursor()
+	var k, v []byte
+	if before == 0 {
+		k, v = c.Last()
+	} else if next, _ := c.Seek(u64(before)); next == nil {
+		k, v = c.Last() // everything is below before
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil; k, v = c.Prev() {
+		if before != 0 && bytes.Compare(k, u64(before)) >= 0 {
+			continue // defensive: never return entries at or after before
+		}
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteBelow deletes the entries of b whose 8-byte key is below min.
+func deleteBelow(b *bolt.Bucket, min uint64) error {
+	var keys [][]byte
+	c := b.Cursor()
+	limit := u64(min)
+	for k, _ := c.First(); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// u64 encodes n as a big-endian key, so keys sort in numeric order.
+func u64(n uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), n)
+}
