@@ -288,19 +288,19 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return config.DecodeInto(b, v)
 }
 
-// ifMatch returns the revision a write is based on: the If-Match header
-// ("12", 12 or W/"12"), or 0 when absent.
-func ifMatch(r *http.Request) (uint64, error) {
+// ifMatch returns the revision a write is based on, from the If-Match
+// header ("12", 12 or W/"12"); ok is false when the header is absent or *.
+func ifMatch(r *http.Request) (rev uint64, ok bool, err error) {
 	v := strings.TrimSpace(r.Header.Get("If-Match"))
 	if v == "" || v == "*" {
-		return 0, nil
+		return 0, false, nil
 	}
 	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
 	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%w: If-Match must be a revision number such as \"12\", got %q", errBadRequest, r.Header.Get("If-Match"))
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: If-Match must be a revision number such as \"12\", got %q", errBadRequest, r.Header.Get("If-Match"))
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // queryBool reads a boolean query parameter.
@@ -354,12 +354,12 @@ type changeResult struct {
 // apply runs a change through the write path, audits it and returns the
 // result; on error it has already written the response.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, ch control.Change) (control.Result, bool) {
-	base, err := ifMatch(r)
+	base, check, err := ifMatch(r)
 	if err != nil {
 		s.fail(w, err)
 		return control.Result{}, false
 	}
-	ch.Base, ch.Actor = base, actor(r)
+	ch.Base, ch.CheckBase, ch.Actor = base, check, actor(r)
 	res, err := s.ctl.Apply(ch)
 	if err != nil {
 		s.fail(w, err)

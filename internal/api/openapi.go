@@ -116,7 +116,6 @@ func opName(path string) string {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 var timeType = reflect.TypeOf(time.Time{})
 
 // schemaOf returns the JSON schema of t, registering named struct types in

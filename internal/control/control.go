@@ -66,10 +66,13 @@ type Actor struct {
 
 // Change is one request to change the configuration.
 type Change struct {
-	// Base is the revision the change was prepared against; 0 applies it to
-	// whatever is current. A Base other than the current revision is refused
-	// with a *store.ConflictError.
+	// Base is the revision the change was prepared against. When CheckBase
+	// is set, a Base other than the current revision is refused with a
+	// *store.ConflictError; otherwise the change applies to whatever is
+	// current.
 	Base uint64
+	// CheckBase enables the Base check (optimistic concurrency).
+	CheckBase bool
 	// Actor made the change.
 	Actor Actor
 	// Summary describes the change; empty means one made from the diff.
@@ -173,7 +176,7 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.current.Load()
-	if ch.Base != 0 && ch.Base != cur.Revision {
+	if ch.CheckBase && ch.Base != cur.Revision {
 		return Result{Snapshot: cur}, &store.ConflictError{Base: ch.Base, Current: cur.Revision}
 	}
 	cand := cur.Config.Clone()
@@ -219,25 +222,6 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	c.notify(next)
 	res.Snapshot, res.Committed = next, true
 	return res, nil
-}
-
-// Replace applies a whole configuration (declarative apply). IDs missing
-// from cfg are matched to the current objects with the same identity.
-func (c *Controller) Replace(cfg *config.Config, base uint64, actor Actor, summary string, dryRun bool) (Result, error) {
-	return c.Apply(Change{Base: base, Actor: actor, Summary: summary, DryRun: dryRun, Mutate: func(cand *config.Config) error {
-		*cand = *cfg.Clone()
-		return nil
-	}})
-}
-
-// Rollback makes the configuration of an earlier revision current again, as
-// a new revision.
-func (c *Controller) Rollback(to, base uint64, actor Actor, dryRun bool) (Result, error) {
-	old, err := c.store.Revision(to)
-	if err != nil {
-		return Result{Snapshot: c.Current()}, fmt.Errorf("rollback to revision %d: %w", to, err)
-	}
-	return c.Replace(old.Config, base, actor, fmt.Sprintf("rollback to revision %d", to), dryRun)
 }
 
 // Restore replaces the configuration, users and API keys with those of a

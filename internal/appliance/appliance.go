@@ -1,0 +1,236 @@
+// Package appliance assembles a running Fulcrum from its parts: the store
+// in the data directory, the admin service, the single write path, the data
+// plane, the native API on the admin listener (HTTPS) and the local console
+// socket that the CLI uses while the server runs.
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/api"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/store"
+)
+
+// Defaults of the serve command.
+const (
+	DefaultDataDir   = "./fulcrum-data"
+	DefaultAdminAddr = "127.0.0.1:8443"
+	// SocketName is the console socket's file name in the data directory.
+	SocketName = "fulcrum.sock"
+	// PasswordEnv is the environment variable that may hold the first
+	// administrator's password.
+	PasswordEnv = "FULCRUM_ADMIN_PASSWORD"
+)
+
+// Options configure Start.
+type Options struct {
+	// DataDir holds the store, the admin certificate and the console socket.
+	DataDir string
+	// AdminAddr is the admin listener's address (host:port).
+	AdminAddr string
+	// AdminPassword is the first administrator's password, used only when
+	// the store has no user yet; "" generates one.
+	AdminPassword string
+	// Out receives the messages meant for the person at the console (where
+	// the admin plane listens, a generated password).
+	Out io.Writer
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+	// BcryptCost is passed to the admin service (tests lower it).
+	BcryptCost int
+}
+
+// Appliance is a running Fulcrum.
+type Appliance struct {
+	// Store is the configuration store.
+	Store *store.Store
+	// Auth is the admin service.
+	Auth *admin.Service
+	// Control is the single write path.
+	Control *control.Controller
+	// Engine is the data plane.
+	Engine *runtime.Engine
+	// API is the native REST API.
+	API *api.Server
+
+	adminLn   net.Listener
+	consoleLn net.Listener
+	servers   []*http.Server
+	log       *slog.Logger
+}
+
+// Start opens the data directory, creates the first administrator if there
+// is none, starts the data plane with the stored configuration and starts
+// the admin and console listeners.
+func Start(o Options) (_ *Appliance, err error) {
+	if o.DataDir == "" {
+		o.DataDir = DefaultDataDir
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = DefaultAdminAddr
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := store.Open(o.DataDir, store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("data directory %s is in use by another fulcrum process: %w", o.DataDir, err)
+		}
+		return nil, err
+	}
+	a := &Appliance{Store: st, log: log}
+	defer func() {
+		if err != nil {
+			_ = a.Close()
+		}
+	}()
+	a.Engine = runtime.New(runtime.Options{Logger: log})
+	a.Control, err = control.New(st, a.Engine, log)
+	if err != nil {
+		return nil, err
+	}
+	policy := func() config.Lockout { return a.Control.Current().Config.Options.AdminLockout }
+	a.Auth = admin.New(st, admin.Options{Policy: policy, Logger: log, BcryptCost: o.BcryptCost})
+	generated, err := a.Auth.Bootstrap(o.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("create the first administrator: %w", err)
+	}
+	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log,
+		Status: func() any { return a.Engine.Status() }})
+
+	host, _, err := net.SplitHostPort(o.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("admin address %q: %w", o.AdminAddr, err)
+	}
+	cert, err := admin.LoadOrCreateCertificate(o.DataDir, []string{host})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	a.adminLn = tls.NewListener(ln, admin.TLSConfig(cert))
+	a.serve(a.adminLn, a.adminHandler())
+
+	sock := filepath.Join(o.DataDir, SocketName)
+	_ = os.Remove(sock) // a stale socket of a process that died; the store lock proves none runs
+	cl, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	a.consoleLn = cl
+	a.serve(cl, a.API.ConsoleHandler())
+
+	fmt.Fprintf(o.Out, "Fulcrum admin API listening on https://%s/api/v1/ (self-signed certificate in %s)\n", a.AdminAddr(), o.DataDir)
+	if generated != "" {
+		fmt.Fprintf(o.Out, "Created administrator %q with password: %s\n", config.FirstAdmin, generated)
+		fmt.Fprintf(o.Out, "This password is shown only once. Change it with: fulcrum passwd --data-dir %s\n", o.DataDir)
+	}
+	if e := a.Control.RuntimeError(); e != "" {
+		fmt.Fprintf(o.Out, "WARNING: the data plane could not start the stored configuration: %s\n", e)
+	}
+	return a, nil
+}
+
+func (a *Appliance) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", a.API.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			http.Redirect(w, r, "/api/v1/openapi.json", http.StatusFound)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	return mux
+}
+
+func (a *Appliance) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	a.servers = append(a.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// AdminAddr returns the admin listener's address.
+func (a *Appliance) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
+// AdminURL returns the admin plane's base URL.
+func (a *Appliance) AdminURL() string { return "https://" + a.AdminAddr() }
+
+// Close stops the listeners, the data plane and the store.
+func (a *Appliance) Close() error {
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range a.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.Engine != nil {
+		if err := a.Engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.Store != nil {
+		if a.consoleLn != nil {
+			_ = os.Remove(filepath.Join(filepath.Dir(a.Store.Path()), SocketName))
+		}
+		if err := a.Store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReadPasswordFile reads the first administrator's password from a file:
+// its first line, without the line ending.
+func ReadPasswordFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("admin password file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}

@@ -1,0 +1,184 @@
+package l4
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// roundTrips sends size-byte requests over c and reads size-byte answers
+// from an echo server, b.N times.
+func roundTrips(b *testing.B, c net.Conn, size int) {
+	req, resp := make([]byte, size), make([]byte, size)
+	b.SetBytes(int64(2 * size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRoundTrip is a small request/response over a kept connection,
+// through the proxy and, for reference, straight to the echo server.
+func BenchmarkRoundTrip(b *testing.B) {
+	be := serve(b, echo)
+	b.Run("proxy", func(b *testing.B) {
+		f := startFront(b, "rr", time.Minute, rs(be.port))
+		c := f.dial(b)
+		defer c.Close()
+		_ = c.SetDeadline(time.Time{})
+		roundTrips(b, c, 64)
+	})
+	b.Run("direct", func(b *testing.B) {
+		c, err := net.Dial("tcp", be.ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		roundTrips(b, c, 64)
+	})
+}
+
+// BenchmarkConnect is a whole connection through the proxy: connect, one
+// 64-byte round trip, close.
+func BenchmarkConnect(b *testing.B) {
+	be := serve(b, echo)
+	f := startFront(b, "rr", time.Minute, rs(be.port))
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c := f.dial(b)
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkThroughput streams 1 MiB per op one way through the proxy to a
+// server that discards it.
+func BenchmarkThroughput(b *testing.B) {
+	be := serve(b, answerAfterEOF)
+	f := startFront(b, "rr", time.Minute, rs(be.port))
+	c := f.dial(b)
+	defer c.Close()
+	_ = c.SetDeadline(time.Time{})
+	chunk := make([]byte, 1<<20)
+	b.SetBytes(int64(len(chunk)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = c.CloseWrite()
+	if _, err := io.ReadAll(c); err != nil { // the server's answer: all bytes arrived
+		b.Fatal(err)
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(b *testing.B) (*net.TCPConn, *net.TCPConn) {
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ln.AcceptTCP()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, s
+}
+
+// BenchmarkCopy compares, outside the proxy, the two ways an idle timeout
+// can be kept: io.Copy between *net.TCPConn (splice on Linux; the proxy's
+// way, with activity read from the kernel) against a user-space loop that
+// pushes a read deadline forward on every read.
+func BenchmarkCopy(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		copy func(dst, src *net.TCPConn) (int64, error)
+	}{
+		{"splice", func(dst, src *net.TCPConn) (int64, error) { return io.Copy(dst, src) }},
+		{"deadline-per-read", func(dst, src *net.TCPConn) (int64, error) {
+			buf := make([]byte, 32<<10)
+			var n int64
+			for {
+				_ = src.SetReadDeadline(time.Now().Add(time.Minute))
+				r, err := src.Read(buf)
+				if r > 0 {
+					w, werr := dst.Write(buf[:r])
+					n += int64(w)
+					if werr != nil {
+						return n, werr
+					}
+				}
+				if err == io.EOF {
+					return n, nil
+				}
+				if err != nil {
+					return n, err
+				}
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			inW, inR := tcpPair(b)   // writer → relay
+			outW, outR := tcpPair(b) // relay → reader
+			done := make(chan int64, 2)
+			go func() {
+				n, _ := tc.copy(outW, inR)
+				_ = outW.CloseWrite()
+				done <- n
+			}()
+			go func() {
+				n, _ := io.Copy(io.Discard, outR)
+				done <- n
+			}()
+			chunk := make([]byte, 1<<20)
+			b.SetBytes(int64(len(chunk)))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := inW.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = inW.CloseWrite()
+			<-done
+			<-done
+			b.StopTimer()
+			for _, c := range []*net.TCPConn{inW, inR, outW, outR} {
+				c.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkSinceActivity is the cost of one idle check of one socket (the
+// watchdog makes two per connection per idle period).
+func BenchmarkSinceActivity(b *testing.B) {
+	c, s := tcpPair(b)
+	defer c.Close()
+	defer s.Close()
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := sinceActivity(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,477 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/listener"
+)
+
+func TestApplyServes(t *testing.T) {
+	a, b := startTag(t, "a"), startTag(t, "b")
+	e := newEngine(t)
+	port := freePort(t, "127.0.0.1")
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1000), rsOf(12, b, 1000))))
+	if port == a.port || port == b.port {
+		t.Fatal("test setup: VS and RS ports equal")
+	}
+	addr := hostPort("127.0.0.1", port)
+	var tags []string
+	for range 4 {
+		tag, err := askOnce(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags = append(tags, tag)
+	}
+	if got := strings.Join(tags, ""); got != "abab" && got != "baba" {
+		t.Errorf("rr over two servers answered %s", got)
+	}
+	eventually(t, "connections to end", func() bool { return e.Status()[0].ActiveConns == 0 })
+	st := e.Status()
+	if len(st) != 1 {
+		t.Fatalf("Status has %d services", len(st))
+	}
+	vs := st[0]
+	if vs.ID != 1 || vs.State != StateUp || vs.Reason != "" || vs.TotalConns != 4 || vs.Address != "127.0.0.1" || vs.Port != port || vs.Protocol != "tcp" {
+		t.Errorf("VS status %+v", vs)
+	}
+	msgLen := int64(len("hello\n"))
+	if vs.BytesIn != 4*msgLen || vs.BytesOut != 4*(msgLen+2) {
+		t.Errorf("VS bytes in/out %d/%d, want %d/%d", vs.BytesIn, vs.BytesOut, 4*msgLen, 4*(msgLen+2))
+	}
+	for i, r := range vs.RealServers {
+		if r.TotalConns != 2 || r.ActiveConns != 0 || r.State != RSEnabled || !r.Enabled || r.Weight != 1000 || r.Failures != 0 {
+			t.Errorf("RS %d status %+v", i, r)
+		}
+	}
+	js, err := json.Marshal(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"id":1`, `"activeConns"`, `"totalConns"`, `"bytesIn"`, `"bytesOut"`, `"realServers"`, `"failures"`, `"state":"Up"`} {
+		if !strings.Contains(string(js), key) {
+			t.Errorf("status JSON lacks %s: %s", key, js)
+		}
+	}
+	if e.Snapshot().Generation() != 1 {
+		t.Errorf("generation %d, want 1", e.Snapshot().Generation())
+	}
+}
+
+func TestExtraPorts(t *testing.T) {
+	a := startTag(t, "a")
+	e := newEngine(t)
+	p1, p2 := freePort(t, "127.0.0.3"), freePort(t, "127.0.0.3")
+	vs := vsOf(1, "127.0.0.3", p1, rsOf(11, a, 1))
+	vs.ExtraPorts = fmt.Sprint(p2)
+	mustApply(t, e, conf(t, vs))
+	for _, p := range []int{p1, p2} {
+		if tag, err := askOnce(hostPort("127.0.0.3", p)); err != nil || tag != "a" {
+			t.Errorf("port %d: %q, %v", p, tag, err)
+		}
+	}
+}
+
+func TestStatusStates(t *testing.T) {
+	a := startTag(t, "a")
+	disabledRS := rsOf(21, a, 1)
+	disabledRS.Enabled = config.Bool(false)
+	for _, tc := range []struct {
+		name       string
+		mutate     func(vs *config.VirtualService)
+		state      string
+		reason     string // substring; "" means none at all
+		serves     bool
+		rsDisabled bool
+	}{
+		{"up", func(*config.VirtualService) {}, StateUp, "", true, false},
+		{"disabled", func(vs *config.VirtualService) { vs.Enabled = config.Bool(false) }, StateDisabled, "", false, false},
+		{"udp", func(vs *config.VirtualService) { vs.Protocol = "udp"; vs.Transparent = nil; vs.SubnetOriginating = nil },
+			StateNotServed, "udp services arrive with the layer-4 UDP work", false, false},
+		{"no enabled rs", func(vs *config.VirtualService) { vs.RealServers = []config.RealServer{disabledRS} },
+			StateDown, "no enabled real server", true, true},
+		{"no rs", func(vs *config.VirtualService) { vs.RealServers = nil }, StateDown, "no enabled real server", true, false},
+		{"http", func(vs *config.VirtualService) { vs.Type = "http" }, StateUp,
+			"type http is served as a layer-4 TCP proxy until the layer-7 proxy exists", true, false},
+		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, StateUp, "type tls is served as a layer-4", true, false},
+		{"fixed", func(vs *config.VirtualService) { vs.Schedule = "fixed" }, StateUp,
+			"scheduling method fixed not yet implemented; using rr", true, false},
+		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, StateUp,
+			"scheduling method adaptive not yet implemented; using rr", true, false},
+		{"wlc", func(vs *config.VirtualService) { vs.Schedule = "wlc" }, StateUp, "", true, false},
+		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp,
+			"persistence src not yet implemented", true, false},
+		{"subvs", func(vs *config.VirtualService) {
+			vs.Type = "http"
+			vs.RealServers = nil
+			vs.SubVSs = []config.VirtualService{{ID: 9, RealServers: []config.RealServer{rsOf(22, a, 1)}}}
+		}, StateNotServed, "SubVSs", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t)
+			port := freePort(t, "127.0.0.1")
+			vs := vsOf(7, "127.0.0.1", port, rsOf(21, a, 1))
+			tc.mutate(&vs)
+			mustApply(t, e, conf(t, vs))
+			st := e.Status()
+			if len(st) != 1 {
+				t.Fatalf("Status has %d services", len(st))
+			}
+			if st[0].State != tc.state {
+				t.Errorf("state %s, want %s", st[0].State, tc.state)
+			}
+			if (tc.reason == "") != (st[0].Reason == "") || !strings.Contains(st[0].Reason, tc.reason) {
+				t.Errorf("reason %q, want %q", st[0].Reason, tc.reason)
+			}
+			if tc.rsDisabled && (st[0].RealServers[0].State != RSDisabled || st[0].RealServers[0].Enabled) {
+				t.Errorf("disabled RS status %+v", st[0].RealServers[0])
+			}
+			k := listener.Key("tcp", mustAP(t, "127.0.0.1", port))
+			if serving := e.listeners.Addr(k) != nil; serving != tc.serves {
+				t.Errorf("listening %v, want %v", serving, tc.serves)
+			}
+		})
+	}
+}
+
+func TestDownServiceClosesConnections(t *testing.T) {
+	e := newEngine(t)
+	port := freePort(t, "127.0.0.1")
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port)))
+	c := mustDial(t, hostPort("127.0.0.1", port))
+	if !c.closed() {
+		t.Error("connection to a service without real servers was not closed")
+	}
+}
+
+func TestDialFailureRetriedOnAnotherRS(t *testing.T) {
+	a := startTag(t, "a")
+	dead := config.RealServer{ID: 12, Address: "127.0.0.1", Port: freePort(t, "127.0.0.1"), Weight: 1}
+	e := newEngine(t)
+	port := freePort(t, "127.0.0.1")
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, dead, rsOf(11, a, 1))))
+	for i := range 4 {
+		if tag, err := askOnce(hostPort("127.0.0.1", port)); err != nil || tag != "a" {
+			t.Fatalf("connection %d: %q, %v", i, tag, err)
+		}
+	}
+	rs := e.Status()[0].RealServers
+	if rs[0].Failures == 0 || rs[0].TotalConns != 0 || rs[1].TotalConns != 4 {
+		t.Errorf("dead RS %+v, live RS %+v", rs[0], rs[1])
+	}
+}
+
+func TestIdleTimeoutFromConfig(t *testing.T) {
+	a := startTag(t, "a")
+	e := newEngine(t)
+	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	quick := vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1))
+	quick.Idletime = 1
+	cfg := conf(t, quick, vsOf(2, "127.0.0.1", p2, rsOf(21, a, 1)))
+	cfg.Options.ConnTimeout = 77
+	mustApply(t, e, cfg)
+	svcs := e.Snapshot().services
+	if got := svcs[0].handler.Config().IdleTimeout; got != time.Second {
+		t.Errorf("idle timeout of VS 1 = %v, want 1s", got)
+	}
+	if got := svcs[1].handler.Config().IdleTimeout; got != 77*time.Second {
+		t.Errorf("idle timeout of VS 2 = %v, want ConnTimeout 77s", got)
+	}
+	c := mustDial(t, hostPort("127.0.0.1", p1))
+	if _, err := c.ask("x"); err != nil {
+		t.Fatal(err)
+	}
+	if !c.closed() {
+		t.Error("idle connection not closed by a 1 s idle timeout within 10 s")
+	}
+}
+
+func TestHitlessReload(t *testing.T) {
+	a, b := startTag(t, "a"), startTag(t, "b")
+	e := newEngine(t)
+	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	addr1, addr2 := hostPort("127.0.0.1", p1), hostPort("127.0.0.2", p2)
+	key1 := listener.Key("tcp", mustAP(t, "127.0.0.1", p1))
+
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1000))))
+	ln := e.listeners.Listener(key1)
+	kept := mustDial(t, addr1)
+	if tag, err := kept.ask("1"); err != nil || tag != "a" {
+		t.Fatalf("before reload: %q %v", tag, err)
+	}
+	srvA := e.backends.Get(backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port})
+
+	// RS weight changed, RS b added, VS 2 added.
+	mustApply(t, e, conf(t,
+		vsOf(1, "127.0.0.1", p1, rsOf(11, a, 5), rsOf(12, b, 1)),
+		vsOf(2, "127.0.0.2", p2, rsOf(21, b, 1))))
+	if e.listeners.Listener(key1) != ln {
+		t.Error("the socket of an unchanged VS was replaced")
+	}
+	if tag, err := kept.ask("2"); err != nil || tag != "a" {
+		t.Fatalf("established connection after reload: %q %v", tag, err)
+	}
+	if got := e.backends.Get(backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}); got != srvA || got.Weight() != 5 {
+		t.Errorf("RS a's *Server replaced or weight not updated (%p vs %p)", got, srvA)
+	}
+	if tag, err := askOnce(addr2); err != nil || tag != "b" {
+		t.Errorf("new VS 2: %q %v", tag, err)
+	}
+
+	// Only b behind VS 1: new connections follow, the kept one stays on a.
+	mustApply(t, e, conf(t,
+		vsOf(1, "127.0.0.1", p1, rsOf(12, b, 1)),
+		vsOf(2, "127.0.0.2", p2, rsOf(21, b, 1))))
+	for range 3 {
+		if tag, err := askOnce(addr1); err != nil || tag != "b" {
+			t.Fatalf("new connection after reload: %q %v, want b", tag, err)
+		}
+	}
+	if tag, err := kept.ask("3"); err != nil || tag != "a" {
+		t.Fatalf("established connection to a removed RS: %q %v", tag, err)
+	}
+	if d := e.backends.Draining(); len(d) != 1 || d[0].Port != a.port {
+		t.Errorf("draining %v, want RS a", d)
+	}
+
+	// VS 1 removed: it stops accepting, the kept connection carries on.
+	mustApply(t, e, conf(t, vsOf(2, "127.0.0.2", p2, rsOf(21, b, 1))))
+	if _, err := dial(addr1); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("removed VS still accepts: %v", err)
+	}
+	if tag, err := kept.ask("4"); err != nil || tag != "a" {
+		t.Fatalf("established connection of a removed VS: %q %v", tag, err)
+	}
+	kept.c.Close()
+	eventually(t, "removed RS to be released", func() bool { return len(e.backends.Draining()) == 0 })
+	if st := e.Status(); len(st) != 1 || st[0].ID != 2 {
+		t.Errorf("Status after removal: %+v", st)
+	}
+}
+
+func TestReloadKeepsCounters(t *testing.T) {
+	a := startTag(t, "a")
+	e := newEngine(t)
+	port := freePort(t, "127.0.0.1")
+	addr := hostPort("127.0.0.1", port)
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1))))
+	for range 3 {
+		if _, err := askOnce(addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 9))))
+	if _, err := askOnce(addr); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "counters", func() bool {
+		st := e.Status()[0]
+		return st.TotalConns == 4 && st.RealServers[0].TotalConns == 4 && st.RealServers[0].Weight == 9
+	})
+}
+
+func TestReloadWithoutGaps(t *testing.T) {
+	a, b := startTag(t, "a"), startTag(t, "b")
+	e := newEngine(t)
+	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	addr1 := hostPort("127.0.0.1", p1)
+	key1 := listener.Key("tcp", mustAP(t, "127.0.0.1", p1))
+	configs := []*config.Config{
+		conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1000), rsOf(12, b, 1000))),
+		conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 3), rsOf(12, b, 1)), vsOf(2, "127.0.0.2", p2, rsOf(21, b, 1))),
+		conf(t, vsOf(1, "127.0.0.1", p1, rsOf(12, b, 1))),
+		func() *config.Config {
+			vs := vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1), rsOf(12, b, 1))
+			vs.Schedule = "lc"
+			return conf(t, vs, vsOf(2, "127.0.0.2", p2, rsOf(21, a, 1)))
+		}(),
+	}
+	mustApply(t, e, configs[0])
+	ln := e.listeners.Listener(key1)
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			deadline := time.Now().Add(60 * time.Second)
+			for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := askOnce(addr1); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	for i := range 20 {
+		time.Sleep(20 * time.Millisecond)
+		mustApply(t, e, configs[(i+1)%len(configs)])
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d connections failed across 20 reloads; first: %v", failed.Load(), failed.Load()+ok.Load(), firstErr.Load())
+	}
+	if ok.Load() == 0 {
+		t.Error("no connection made during the reloads")
+	}
+	if e.listeners.Listener(key1) != ln {
+		t.Error("the socket of VS 1 was replaced during the reloads")
+	}
+	if g := e.Snapshot().Generation(); g != 21 {
+		t.Errorf("generation %d, want 21", g)
+	}
+	t.Logf("%d connections across 20 reloads, 0 failed", ok.Load())
+}
+
+func TestApplyBindFailureKeepsOldConfig(t *testing.T) {
+	a := startTag(t, "a")
+	e := newEngine(t)
+	p1 := freePort(t, "127.0.0.1")
+	addr1 := hostPort("127.0.0.1", p1)
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1000))))
+	kept := mustDial(t, addr1)
+	if _, err := kept.ask("x"); err != nil {
+		t.Fatal(err)
+	}
+
+	foreign, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	busy := foreign.Addr().(*net.TCPAddr).Port
+	pFree := freePort(t, "127.0.0.4")
+
+	err = e.Apply(conf(t,
+		vsOf(1, "127.0.0.1", p1, rsOf(11, a, 7)),
+		vsOf(2, "127.0.0.4", pFree, rsOf(21, a, 1)),
+		vsOf(3, "127.0.0.2", busy, rsOf(31, a, 1))))
+	want := fmt.Sprintf("virtualServices[id=3] 127.0.0.2:%d: bind: address already in use", busy)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Apply with a busy port: %v; want %q", err, want)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Error("error does not wrap EADDRINUSE")
+	}
+	// Nothing changed.
+	if g := e.Snapshot().Generation(); g != 1 {
+		t.Errorf("generation %d after a failed Apply, want 1", g)
+	}
+	if st := e.Status(); len(st) != 1 || st[0].RealServers[0].Weight != 1000 {
+		t.Errorf("Status after failed Apply: %+v", st)
+	}
+	if w := e.backends.Get(backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}).Weight(); w != 1000 {
+		t.Errorf("RS weight %d after failed Apply, want 1000 restored", w)
+	}
+	if _, err := dial(hostPort("127.0.0.4", pFree)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("socket of the failed Apply still open: %v", err)
+	}
+	if got := e.listeners.Keys(); len(got) != 1 {
+		t.Errorf("sockets after failed Apply: %v", got)
+	}
+	if tag, err := kept.ask("y"); err != nil || tag != "a" {
+		t.Errorf("kept connection after failed Apply: %q %v", tag, err)
+	}
+	if tag, err := askOnce(addr1); err != nil || tag != "a" {
+		t.Errorf("new connection after failed Apply: %q %v", tag, err)
+	}
+}
+
+func TestApplyRejectsBadInput(t *testing.T) {
+	a := startTag(t, "a")
+	e := newEngine(t)
+	port := freePort(t, "127.0.0.1")
+	good := conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1)))
+	mustApply(t, e, good)
+	bad := func(f func(c *config.Config)) *config.Config {
+		c := good.Clone()
+		f(c)
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *config.Config
+		want string
+	}{
+		{"nil", nil, "nil configuration"},
+		{"schedule", bad(func(c *config.Config) { c.VirtualServices[0].Schedule = "bogus" }),
+			`virtualServices[id=1]: schedule: unknown scheduling method "bogus"`},
+		{"address", bad(func(c *config.Config) { c.VirtualServices[0].Address = "nowhere" }),
+			`virtualServices[id=1]: address "nowhere" is not an IP address`},
+		{"no id", bad(func(c *config.Config) { c.VirtualServices[0].ID = 0 }), "virtualServices[0]: id must be assigned"},
+		{"same socket", bad(func(c *config.Config) {
+			vs := c.VirtualServices[0]
+			vs.ID = 2
+			c.VirtualServices = append(c.VirtualServices, vs)
+		}), fmt.Sprintf("virtualServices[id=2] 127.0.0.1:%d: also the address of virtualServices[id=1]", port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := e.Apply(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Apply: %v; want %q", err, tc.want)
+			}
+			if g := e.Snapshot().Generation(); g != 1 {
+				t.Errorf("generation %d after failed Apply", g)
+			}
+			if tag, err := askOnce(hostPort("127.0.0.1", port)); err != nil || tag != "a" {
+				t.Errorf("service after failed Apply: %q %v", tag, err)
+			}
+		})
+	}
+}
+
+func TestClose(t *testing.T) {
+	a := startTag(t, "a")
+	e := New(Options{Logger: quiet})
+	port := freePort(t, "127.0.0.1")
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1))))
+	var conns []*client
+	for range 3 {
+		c := mustDial(t, hostPort("127.0.0.1", port))
+		if _, err := c.ask("x"); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		if !c.closed() {
+			t.Errorf("connection %d open after Close", i)
+		}
+	}
+	if _, err := dial(hostPort("127.0.0.1", port)); err == nil {
+		t.Error("still accepting after Close")
+	}
+	if err := e.Apply(conf(t)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Apply after Close: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	// goleak in TestMain checks that no goroutine is left.
+}
