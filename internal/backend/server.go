@@ -108,6 +108,9 @@ type Server struct {
 	bytesOut atomic.Int64
 	failures atomic.Int64
 
+	health   atomic.Int32 // a Health
+	draining atomic.Bool
+
 	release func() // s.Release, allocated once so pickers return it without allocating
 
 	mu    sync.Mutex
