@@ -187,7 +187,22 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if err := s.auth.SetPassword(principal(r), remoteHost(r), r.PathValue("name"), req.OldPassword, req.NewPassword); err != nil {
+	p := principal(r)
+	if p.Method == admin.MethodConsole {
+		// The console is the recovery path: it also lifts the user's
+		// lockouts, as a LoadMaster console password reset does.
+		if req.NewPassword == "" {
+			s.fail(w, config.Errors{{Path: "newPassword", Message: "required"}})
+			return
+		}
+		if _, err := s.auth.ResetPassword(r.PathValue("name"), req.NewPassword); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err := s.auth.SetPassword(p, remoteHost(r), r.PathValue("name"), req.OldPassword, req.NewPassword); err != nil {
 		s.fail(w, err)
 		return
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/api"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
@@ -74,7 +75,9 @@ func Connect(dataDir string) (*Client, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	auth := admin.New(st, admin.Options{Logger: log})
+	auth := admin.New(st, admin.Options{Logger: log, Policy: func() config.Lockout {
+		return ctl.Current().Config.Options.AdminLockout
+	}})
 	srv := api.New(api.Options{Control: ctl, Auth: auth, History: st, Logger: log})
 	return &Client{hc: &http.Client{Transport: handlerTransport{srv.ConsoleHandler()}}, closer: st.Close}, nil
 }

@@ -370,13 +370,21 @@ func TestApplyExportRoundTrip(t *testing.T) {
 
 func TestPasswdFromConsole(t *testing.T) {
 	s := serve(t)
+	// Lock the account out first: the console reset also lifts the lockout.
+	bad := newClient(t, s.admin, s.dataDir, "bal", "wrong password")
+	for i := 0; i < 3; i++ {
+		bad.do("GET", "/api/v1/status", "")
+	}
+	if code, _, _ := s.c.do("GET", "/api/v1/status", ""); code != 429 {
+		t.Fatalf("not locked out: %d", code)
+	}
 	out, rc := run(t, s.dir, "", "passwd", "--generate", "--data-dir", s.dataDir)
 	m := regexp.MustCompile(`New password for bal: (\S+)`).FindStringSubmatch(out)
 	if rc != 0 || m == nil {
 		t.Fatalf("passwd: %d %s", rc, out)
 	}
 	if code, _, _ := s.c.do("GET", "/api/v1/status", ""); code != 401 {
-		t.Errorf("old password still works: %d", code)
+		t.Errorf("old password after the reset: %d, want 401", code)
 	}
 	fresh := newClient(t, s.admin, s.dataDir, "bal", m[1])
 	if code, _, _ := fresh.do("GET", "/api/v1/status", ""); code != 200 {
