@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -1283,5 +1284,38 @@ func TestAuthenticateAPIKey(t *testing.T) {
 	}
 	if _, err := e.s.AuthenticateAPIKey(secret+"x", "10.0.0.1:1"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatal(err)
+	}
+}
+
+// TestLockoutSourceAcrossAccounts checks that guessing many user names
+// from one address locks the address out (each guess costs a bcrypt
+// comparison), that another address is unaffected, and that a success of
+// the attacker's own account does not reset the budget.
+func TestLockoutSourceAcrossAccounts(t *testing.T) {
+	e := newEnv(t)
+	e.addUser(t, "mallory", config.RoleReadOnly)
+	const attacker, other = "203.0.113.9:1111", "203.0.113.10:2222"
+	budget := config.DefaultLockout().Attempts * sourceBudgetFactor
+	for i := range budget {
+		if i == budget/2 {
+			if _, _, err := e.s.Login("mallory", pw("mallory"), attacker); err != nil {
+				t.Fatalf("own account: %v", err)
+			}
+		}
+		if _, _, err := e.s.Login(fmt.Sprintf("guess%d", i), "wrong-password", attacker); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("guess %d: %v, want ErrBadCredentials", i, err)
+		}
+	}
+	wantAudit(t, e.b.auditLog(), "lockout", true, "source locked until")
+	var le *LockedError
+	if _, _, err := e.s.Login(config.FirstAdmin, adminPW, attacker); !errors.As(err, &le) {
+		t.Fatalf("after %d guesses from one source: %v, want locked", budget, err)
+	}
+	if _, _, err := e.s.Login(config.FirstAdmin, adminPW, other); err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	e.clk.Advance(601 * time.Second)
+	if _, _, err := e.s.Login(config.FirstAdmin, adminPW, attacker); err != nil {
+		t.Fatalf("after the cool-down: %v", err)
 	}
 }

@@ -180,7 +180,15 @@ func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, er
 	if method == MethodSession {
 		how = "method password"
 	}
+	sk, sp := sourceLockKey(sourceOf(remote)), sourcePolicy(p)
+	if r, locked := s.locks.begin(sk, now, sp); locked {
+		if r.audit {
+			s.Audit(who, remote, "login", "login refused: source locked ("+how+")"+suppressedNote(r.suppressed), false)
+		}
+		return config.User{}, &LockedError{Until: r.until}
+	}
 	if r, locked := s.locks.begin(k, now, p); locked {
+		s.locks.cancel(sk)
 		if r.audit {
 			s.Audit(who, remote, "login", "login refused: locked ("+how+")"+suppressedNote(r.suppressed), false)
 		}
@@ -194,10 +202,14 @@ func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, er
 			found = &u
 		case !s.isNotFound(err):
 			s.locks.cancel(k)
+			s.locks.cancel(sk)
 			return config.User{}, fmt.Errorf("look up user %q: %w", name, err)
 		}
 	}
 	if s.checkPassword(found, pw) {
+		// The source's counter is not cleared: a valid account of the
+		// attacker's own must not reset the budget for guessing others.
+		s.locks.cancel(sk)
 		s.locks.succeed(k)
 		return *found, nil
 	}
@@ -209,6 +221,10 @@ func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, er
 	if until, lockedNow := s.locks.fail(k, s.now(), p); lockedNow {
 		s.Audit(who, remote, "lockout", fmt.Sprintf("%d failed attempts from %s: locked until %s",
 			p.Attempts, sourceOf(remote), until.UTC().Format(time.RFC3339)), true)
+	}
+	if until, lockedNow := s.locks.fail(sk, s.now(), sp); lockedNow {
+		s.Audit(Principal{Method: method}, remote, "lockout", fmt.Sprintf("%d failed attempts for any account from %s: source locked until %s",
+			sp.Attempts, sourceOf(remote), until.UTC().Format(time.RFC3339)), true)
 	}
 	return config.User{}, ErrBadCredentials
 }

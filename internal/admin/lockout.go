@@ -15,7 +15,14 @@ import (
 const (
 	lockUser   = "user"   // failed passwords for one account from one source
 	lockAPIKey = "apikey" // failed API keys from one source
+	lockSource = "source" // failed passwords for any account from one source
 )
+
+// sourceBudgetFactor multiplies the per-account attempt budget into the
+// budget of one source address across all accounts: guessing many user
+// names from one address (each guess costs a bcrypt comparison) is stopped
+// too, while a few people mistyping behind one NAT address are not.
+const sourceBudgetFactor = 10
 
 // maxAccountKey bounds the account part of a lockout key so that huge
 // user names sent by an attacker cost little memory.
@@ -61,6 +68,16 @@ func userLockKey(account, source string) lockKey {
 		account = account[:maxAccountKey]
 	}
 	return lockKey{kind: lockUser, account: account, source: source}
+}
+
+func sourceLockKey(source string) lockKey {
+	return lockKey{kind: lockSource, source: source}
+}
+
+// sourcePolicy is the lockout policy of a whole source address.
+func sourcePolicy(p config.Lockout) config.Lockout {
+	p.Attempts *= sourceBudgetFactor
+	return p
 }
 
 func apiKeyLockKey(source string) lockKey {
