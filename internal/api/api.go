@@ -329,6 +329,20 @@ func queryUint(r *http.Request, name string, def uint64) (uint64, error) {
 	return n, nil
 }
 
+// page reads the ?before= and ?limit= (default 100, at most 1000) of a
+// listing that pages newest first.
+func page(r *http.Request) (before uint64, limit int, err error) {
+	before, err = queryUint(r, "before", 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	l, err := queryUint(r, "limit", 100)
+	if err != nil {
+		return 0, 0, err
+	}
+	return before, int(min(l, 1000)), nil
+}
+
 // pathInt reads a numeric path parameter.
 func pathInt(r *http.Request, name string) (int, error) {
 	v := r.PathValue(name)

@@ -291,16 +291,12 @@ type revisionList struct {
 }
 
 func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
-	before, err := queryUint(r, "before", 0)
-	var limit uint64
-	if err == nil {
-		limit, err = queryUint(r, "limit", 100)
-	}
+	before, limit, err := page(r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	list, err := s.hist.History(before, int(min(limit, 1000)))
+	list, err := s.hist.History(before, limit)
 	if err != nil {
 		s.fail(w, err)
 		return

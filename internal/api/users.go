@@ -91,6 +91,11 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, admin.ErrForbidden)
 		return
 	}
+	s.writeUser(w, http.StatusOK, name)
+}
+
+// writeUser answers with the named user's description.
+func (s *Server) writeUser(w http.ResponseWriter, status int, name string) {
 	all, err := s.auth.Users()
 	if err != nil {
 		s.fail(w, err)
@@ -98,7 +103,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, u := range all {
 		if u.Name == name {
-			writeJSON(w, http.StatusOK, u)
+			writeJSON(w, status, u)
 			return
 		}
 	}
@@ -126,22 +131,7 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/users/"+req.Name)
-	s.getUserCreated(w, req.Name)
-}
-
-func (s *Server) getUserCreated(w http.ResponseWriter, name string) {
-	all, err := s.auth.Users()
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	for _, u := range all {
-		if u.Name == name {
-			writeJSON(w, http.StatusCreated, u)
-			return
-		}
-	}
-	s.fail(w, admin.ErrNoSuchUser)
+	s.writeUser(w, http.StatusCreated, req.Name)
 }
 
 // userPatch is the body of PATCH /users/{name}.
@@ -286,16 +276,12 @@ type auditList struct {
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	before, err := queryUint(r, "before", 0)
-	var limit uint64
-	if err == nil {
-		limit, err = queryUint(r, "limit", 100)
-	}
+	before, limit, err := page(r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	list, err := s.hist.Audit(before, int(min(limit, 1000)))
+	list, err := s.hist.Audit(before, limit)
 	if err != nil {
 		s.fail(w, err)
 		return
