@@ -21,6 +21,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 // Body size limits.
@@ -47,6 +48,9 @@ type Options struct {
 	Auth *admin.Service
 	// History reads revisions, the audit log and backups. Required.
 	History History
+	// Templates is the template library; nil means the built-in templates
+	// only, with imports refused.
+	Templates *templates.Library
 	// Status returns the data plane's runtime status (any JSON value).
 	Status func() any
 	// Logger receives error logs; nil means slog.Default().
@@ -58,6 +62,7 @@ type Server struct {
 	ctl    *control.Controller
 	auth   *admin.Service
 	hist   History
+	tpl    *templates.Library
 	status func() any
 	log    *slog.Logger
 	routes []route
@@ -77,9 +82,16 @@ type route struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, status: o.Status, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.tpl == nil {
+		lib, err := templates.BuiltinOnly()
+		if err != nil {
+			panic(fmt.Sprintf("api: built-in templates: %v", err)) // embedded files, checked by tests
+		}
+		s.tpl = lib
 	}
 	if s.status == nil {
 		s.status = func() any { return []any{} }

@@ -17,6 +17,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,7 +49,11 @@ func newEnv(t *testing.T) *env {
 	if _, err := auth.Bootstrap(pw); err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Control: ctl, Auth: auth, History: st})
+	lib, err := templates.NewLibrary(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Control: ctl, Auth: auth, History: st, Templates: lib})
 	e := &env{t: t, srv: httptest.NewServer(s.Handler()), st: st, ctl: ctl, auth: auth}
 	t.Cleanup(func() {
 		e.srv.Close()

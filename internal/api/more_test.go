@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
@@ -146,4 +147,41 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if documented != len(s.routes) {
 		t.Errorf("%d documented operations, %d routes", documented, len(s.routes))
 	}
+}
+
+func TestTemplates(t *testing.T) {
+	e := newEnv(t)
+	var list templateList
+	e.must(req{method: "GET", path: "/api/v1/templates"}, http.StatusOK).json(t, &list)
+	if len(list.Templates) < 7 {
+		t.Fatalf("templates %+v", list)
+	}
+	// Missing and bad parameters: refused, nothing changes.
+	r := e.must(req{method: "POST", path: "/api/v1/templates/lync2013-internal-hlb/instantiate", body: `{"parameters":{"vip":"nope"}}`}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte(`"path": "parameters.vip"`)) {
+		t.Errorf("bad vip: %s", r.body)
+	}
+	// A port clash with an existing service refuses the whole template.
+	e.must(req{method: "POST", path: "/api/v1/virtual-services", body: `{"address":"127.0.0.30","port":5061}`}, http.StatusCreated)
+	r = e.must(req{method: "POST", path: "/api/v1/templates/lync2013-internal-hlb/instantiate", body: `{"parameters":{"vip":"127.0.0.30"}}`}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte("duplicate service: tcp 127.0.0.30:5061")) || len(e.ctl.Current().Config.VirtualServices) != 1 {
+		t.Errorf("clash: %s", r.body)
+	}
+	var res instantiateResult
+	e.must(req{method: "POST", path: "/api/v1/templates/lync2013-internal-hlb/instantiate",
+		body: `{"parameters":{"vip":"127.0.0.31","frontEnds":["127.0.0.41","127.0.0.42","127.0.0.43"]}}`}, http.StatusCreated).json(t, &res)
+	if len(res.VirtualServices) != 15 || res.Revision != 2 || len(e.ctl.Current().Config.VirtualServices) != 16 {
+		t.Fatalf("instantiate: %+v", res)
+	}
+	// Export a service as a template, save it, instantiate it elsewhere.
+	body := `{"name":"my-sip","save":true}`
+	y := e.must(req{method: "POST", path: fmt.Sprintf("/api/v1/virtual-services/%d/template", res.VirtualServices[4]), body: body}, http.StatusOK)
+	if !bytes.Contains(y.body, []byte("realServersFrom")) {
+		t.Errorf("export %s", y.body)
+	}
+	e.must(req{method: "POST", path: "/api/v1/templates/my-sip/instantiate", body: `{"parameters":{"vip":"127.0.0.32"}}`}, http.StatusCreated)
+	e.must(req{method: "POST", path: "/api/v1/templates", body: string(y.body), contentType: "application/yaml"}, http.StatusConflict)
+	e.must(req{method: "DELETE", path: "/api/v1/templates/lync2013-edge"}, http.StatusConflict)
+	e.must(req{method: "DELETE", path: "/api/v1/templates/my-sip"}, http.StatusNoContent)
+	e.must(req{method: "GET", path: "/api/v1/templates/my-sip"}, http.StatusNotFound)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 // table lists every API operation. Handler registration and the OpenAPI
@@ -54,6 +55,16 @@ func (s *Server) table() []route {
 			body: certUpload{}, resp: certs.Info{}, status: http.StatusCreated, h: s.uploadCert},
 		{method: "GET", path: v1 + "/certificates/{name}", summary: "Describe a certificate", perm: read, resp: certs.Info{}, h: s.getCert},
 		{method: "DELETE", path: v1 + "/certificates/{name}", summary: "Delete a certificate that no service uses", perm: write, resp: changeResult{}, h: s.deleteCert},
+
+		{method: "GET", path: v1 + "/templates", summary: "List application templates (built-in and imported)", perm: read, resp: templateList{}, h: s.listTemplates},
+		{method: "POST", path: v1 + "/templates", summary: "Import a template (YAML or JSON; ?replace=true)", perm: write,
+			body: templates.Template{}, resp: templates.Summary{}, status: http.StatusCreated, h: s.importTemplate},
+		{method: "GET", path: v1 + "/templates/{name}", summary: "A template document (YAML; ?format=json)", perm: read, resp: templates.Template{}, h: s.getTemplate},
+		{method: "DELETE", path: v1 + "/templates/{name}", summary: "Delete an imported template", perm: write, status: http.StatusNoContent, h: s.deleteTemplate},
+		{method: "POST", path: v1 + "/templates/{name}/instantiate", summary: "Create a template's virtual services as one change (?dryRun=true)", perm: write,
+			body: instantiateRequest{}, resp: instantiateResult{}, status: http.StatusCreated, h: s.instantiate},
+		{method: "POST", path: v1 + "/virtual-services/{id}/template", summary: "Make a template of a service and its SubVSs (exportvstmplt)", perm: write,
+			body: exportRequest{}, resp: templates.Template{}, h: s.exportTemplate},
 
 		{method: "GET", path: v1 + "/revisions", summary: "Configuration history, newest first (?before=&limit=)", perm: read, resp: revisionList{}, h: s.listRevisions},
 		{method: "GET", path: v1 + "/revisions/{rev}", summary: "One revision with its configuration", perm: read, resp: revisionBody{}, h: s.getRevision},

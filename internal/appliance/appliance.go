@@ -24,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 // Defaults of the serve command.
@@ -115,7 +116,11 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the first administrator: %w", err)
 	}
-	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log,
+	lib, err := templates.NewLibrary(st)
+	if err != nil {
+		return nil, err
+	}
+	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: lib,
 		Status: func() any { return a.Engine.Status() }})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)

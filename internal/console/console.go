@@ -26,6 +26,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 // Client sends API requests as the console administrator.
@@ -78,7 +79,12 @@ func Connect(dataDir string) (*Client, error) {
 	auth := admin.New(st, admin.Options{Logger: log, Policy: func() config.Lockout {
 		return ctl.Current().Config.Options.AdminLockout
 	}})
-	srv := api.New(api.Options{Control: ctl, Auth: auth, History: st, Logger: log})
+	lib, err := templates.NewLibrary(st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	srv := api.New(api.Options{Control: ctl, Auth: auth, History: st, Logger: log, Templates: lib})
 	return &Client{hc: &http.Client{Transport: handlerTransport{srv.ConsoleHandler()}}, closer: st.Close}, nil
 }
 
