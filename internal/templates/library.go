@@ -171,7 +171,6 @@ func Encode(t *Template) ([]byte, error) {
 	return y, nil
 }
 
-
 // readOnly is a Store with no imported templates that refuses imports.
 type readOnly struct{}
 

@@ -251,11 +251,15 @@ func convert(p Parameter, v any) (any, error) {
 		}
 		return n, nil
 	case TypeBool:
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("must be true or false, got %v", v)
+		switch b := v.(type) {
+		case bool:
+			return b, nil
+		case string:
+			if pb, err := strconv.ParseBool(b); err == nil {
+				return pb, nil
+			}
 		}
-		return b, nil
+		return nil, fmt.Errorf("must be true or false, got %v", v)
 	case TypeServers:
 		return toServers(v)
 	}

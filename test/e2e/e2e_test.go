@@ -476,3 +476,24 @@ func roundTrip(t *testing.T, port int, line string) string {
 	}
 	return strings.TrimSpace(got)
 }
+
+func TestTemplateCLI(t *testing.T) {
+	s := serve(t)
+	out, rc := run(t, s.dir, "", "template", "list", "--data-dir", s.dataDir)
+	if rc != 0 || !strings.Contains(out, "lync2013-reverse-proxy") || !strings.Contains(out, "built-in") {
+		t.Fatalf("template list: %d\n%s", rc, out)
+	}
+	out, rc = run(t, s.dir, "", "template", "instantiate", "lync2013-internal-hlb", "--data-dir", s.dataDir,
+		"--param", "vip=127.0.0.60", "--param", "frontEnds=127.0.0.61,127.0.0.62:5062")
+	if rc != 0 || !strings.Contains(out, "as revision 1") {
+		t.Fatalf("instantiate: %d\n%s", rc, out)
+	}
+	out, rc = run(t, s.dir, "", "template", "instantiate", "lync2013-internal-hlb", "--data-dir", s.dataDir, "--param", "vip=127.0.0.60")
+	if rc == 0 || !strings.Contains(out, "duplicate service") {
+		t.Errorf("second instantiate on the same VIP: %d\n%s", rc, out)
+	}
+	code, body, _ := s.c.do("GET", "/api/v1/virtual-services", "")
+	if code != 200 || strings.Count(string(body), `"nickname": "Lync Internal`) != 15 {
+		t.Errorf("services after instantiate: %d", code)
+	}
+}
