@@ -1,0 +1,610 @@
+package kempapi
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+)
+
+// findVS finds the service the vs (and port and prot) parameters address:
+// vs=<index> names a service or SubVS by its ID, vs=<address>&port=<port>
+// [&prot=tcp|udp] a top-level service. parent is the service holding a
+// SubVS, nil for a top-level one.
+func findVS(cfg *config.Config, p params) (v, parent *config.VirtualService, f *failure) {
+	id, addr, port, prot, f := vsKey(p)
+	if f != nil {
+		return nil, nil, f
+	}
+	if id > 0 {
+		cfg.Walk(func(x, par *config.VirtualService) {
+			if x.ID == id && v == nil {
+				v, parent = x, par
+			}
+		})
+		if v == nil {
+			return nil, nil, errUnknownVS
+		}
+		return v, parent, nil
+	}
+	for i := range cfg.VirtualServices {
+		x := &cfg.VirtualServices[i]
+		if x.Port != port || x.Protocol != prot {
+			continue
+		}
+		if a, err := netip.ParseAddr(x.Address); err == nil && a.Unmap() == addr {
+			return x, nil, nil
+		}
+	}
+	return nil, nil, errUnknownVS
+}
+
+// vsKey reads the addressing parameters: an index, or an address, port and
+// protocol.
+func vsKey(p params) (id int, addr netip.Addr, port int, prot string, f *failure) {
+	vs, ok := p.get("vs")
+	vs = strings.TrimSpace(vs)
+	if !ok || vs == "" {
+		return 0, addr, 0, "", missing("vs")
+	}
+	if n, err := strconv.Atoi(vs); err == nil {
+		if n <= 0 {
+			return 0, addr, 0, "", errUnknownVS
+		}
+		return n, addr, 0, "", nil
+	}
+	a, err := netip.ParseAddr(vs)
+	if err != nil || a.Zone() != "" {
+		return 0, addr, 0, "", invalid("Invalid VS address %q", short(vs))
+	}
+	ps, ok := p.get("port")
+	if !ok || strings.TrimSpace(ps) == "" {
+		return 0, addr, 0, "", missing("port")
+	}
+	port, perr := parsePort(ps)
+	if perr != nil {
+		return 0, addr, 0, "", perr
+	}
+	prot, f = protocol(p)
+	return 0, a.Unmap(), port, prot, f
+}
+
+// parsePort reads a service port; LoadMaster's wildcard port "*" is not
+// available in Fulcrum.
+func parsePort(s string) (int, *failure) {
+	s = strings.TrimSpace(s)
+	if s == "*" {
+		return 0, invalid("port: the wildcard port * is not available in Fulcrum")
+	}
+	n, ok := parseInt(s)
+	if !ok {
+		return 0, invalid("port: Invalid integer value %q", short(s))
+	}
+	return n, nil
+}
+
+// protocol reads prot (default tcp).
+func protocol(p params) (string, *failure) {
+	prot := strings.ToLower(strings.TrimSpace(p.str("prot")))
+	switch prot {
+	case "":
+		return "tcp", nil
+	case "tcp", "udp":
+		return prot, nil
+	}
+	return "", invalid("prot: Invalid protocol %q (tcp or udp)", short(prot))
+}
+
+// status returns the data plane's state of every top-level service by ID.
+func (s *Server) status() map[int]runtime.VSStatus {
+	out := map[int]runtime.VSStatus{}
+	if s.rt == nil {
+		return out
+	}
+	for _, st := range s.rt.Status() {
+		out[st.ID] = st
+	}
+	return out
+}
+
+// vsStatus is LoadMaster's Status of a service.
+func vsStatus(v, parent *config.VirtualService, st map[int]runtime.VSStatus) string {
+	if !enabled(v.Enabled) || (parent != nil && !enabled(parent.Enabled)) {
+		return "Disabled"
+	}
+	if s, ok := st[v.ID]; ok {
+		switch s.State {
+		case runtime.StateUp:
+			return "Up"
+		case runtime.StateDisabled:
+			return "Disabled"
+		}
+	}
+	return "Down"
+}
+
+// rsStatus is LoadMaster's Status of a real server. Without health checks
+// the data plane reports enabled real servers as in service ("Up").
+func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]runtime.VSStatus) string {
+	if !enabled(rs.Enabled) {
+		return "Disabled"
+	}
+	if s, ok := st[v.ID]; ok {
+		for _, r := range s.RealServers {
+			if r.ID != rs.ID {
+				continue
+			}
+			switch r.State {
+			case runtime.RSEnabled, "Up":
+				return "Up"
+			case runtime.RSDisabled:
+				return "Disabled"
+			}
+			return "Down"
+		}
+	}
+	return "Down"
+}
+
+func enabled(b *bool) bool { return b == nil || *b }
+
+// The WAF option lists of a service without WAF, as a LoadMaster shows
+// them.
+var wafDefaultOpts = []string{"opnormal", "auditnone", "reqdatadisable", "resdatadisable"}
+
+// layer is 7 for the service types Fulcrum proxies at layer 7.
+func layer(v *config.VirtualService) int {
+	switch v.Type {
+	case "http", "http2", "tls":
+		return 7
+	}
+	return 4
+}
+
+// tlsType is LoadMaster's TLSType bitmask of disabled protocol versions
+// (1 SSLv3, 2 TLS1.0, 4 TLS1.1, 8 TLS1.2, 16 TLS1.3) for a TLS profile.
+var tlsTypes = map[string]int{"legacy": 1, "intermediate": 7, "modern": 15}
+
+var addVias = []string{"xff", "xff-via", "none", "clientside-via", "clientside", "xff-novia", "via"}
+
+var checkMethods = []string{"HEAD", "GET", "POST", "OPTIONS"}
+
+// vsNodes is a service in LoadMaster's element order (showvs, addvs,
+// modvs; a <VS> of listvs). Elements for settings a LoadMaster has and
+// Fulcrum does not (WAF, ESP, caching, ...) are shown with the value that
+// says "off", which is what they are. String settings that are empty are
+// left out, as LoadMaster does.
+func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]runtime.VSStatus) []node {
+	hc := v.HealthCheck
+	ns := make([]node, 0, 112+len(v.RealServers)+len(v.SubVSs))
+	ns = append(ns,
+		str("Status", vsStatus(v, parent, st)),
+		inum("Index", v.ID),
+		str("VSAddress", v.Address),
+		numStr("VSPort", v.Port),
+	)
+	if v.ExtraPorts != "" {
+		ns = append(ns, str("ExtraPorts", v.ExtraPorts))
+	}
+	ns = append(ns, inum("Layer", layer(v)))
+	if v.NickName != "" {
+		ns = append(ns, str("NickName", v.NickName))
+	}
+	ns = append(ns,
+		yn("Enable", enabled(v.Enabled)),
+		yn("SSLReverse", false),
+		yn("SSLReencrypt", v.TLS.Reencrypt),
+	)
+	if v.TLS.Offload {
+		ns = append(ns, yn("SSLAcceleration", true))
+	}
+	if len(v.TLS.Certificates) > 0 {
+		ns = append(ns, str("CertFile", strings.Join(v.TLS.Certificates, " ")))
+	}
+	ns = append(ns,
+		inum("InterceptMode", 0),
+		yn("Intercept", false),
+		opts("InterceptOpts", wafDefaultOpts...),
+		inum("AlertThreshold", 0),
+		opts("OwaspOpts", wafDefaultOpts...),
+		inum("BlockingParanoia", 0),
+		yn("IPReputationBlocking", false),
+		inum("ExecutingParanoia", 0),
+		inum("AnomalyScoringThreshold", 0),
+		inum("PCRELimit", 0),
+		inum("JSONDLimit", 0),
+		inum("BodyLimit", 0),
+		inum("Transactionlimit", 0),
+		yn("Transparent", config.IsTrue(v.Transparent)),
+		yn("SubnetOriginating", config.IsTrue(v.SubnetOriginating)),
+		inum("ServerInit", 0),
+		inum("StartTLSMode", 0),
+		inum("Idletime", v.Idletime),
+		yn("Cache", false),
+		yn("Compress", false),
+		inum("Verify", 0),
+		yn("UseforSnat", false),
+		yn("ForceL4", layer(v) == 4),
+		yn("ForceL7", layer(v) == 7),
+		yn("MultiConnect", false),
+		inum("ClientCert", 0),
+		inum("SecurityHeaderOptions", 0),
+		inum("SameSite", 0),
+		yn("VerifyBearer", false),
+		numStr("ErrorCode", 0),
+		yn("CheckUse1.1", hc.HTTP11),
+		inum("MatchLen", 0),
+		inum("CheckUseGet", index(checkMethods, hc.Method)),
+	)
+	if v.DefaultGateway != "" {
+		ns = append(ns, str("DefaultGW", v.DefaultGateway))
+	}
+	if v.SorryServer != nil {
+		ns = append(ns, str("StandbyAddr", v.SorryServer.Address), inum("StandbyPort", v.SorryServer.Port))
+	}
+	ns = append(ns,
+		numStr("SSLRewrite", 0),
+		str("VStype", v.Type),
+		inum("FollowVSID", 0),
+		str("Protocol", v.Protocol),
+		str("Schedule", v.Schedule),
+	)
+	if v.Persistence.Mode != "" && v.Persistence.Mode != "none" {
+		ns = append(ns, str("Persist", v.Persistence.Mode))
+	}
+	if v.Persistence.Cookie != "" {
+		ns = append(ns, str("Cookie", v.Persistence.Cookie))
+	}
+	if v.Persistence.QueryTag != "" {
+		ns = append(ns, str("QueryTag", v.Persistence.QueryTag))
+	}
+	ns = append(ns,
+		str("CheckType", hc.Type),
+		numStr("PersistTimeout", v.Persistence.Timeout),
+		numStr("CheckPort", hc.Port),
+	)
+	if hc.Host != "" {
+		ns = append(ns, str("CheckHost", hc.Host))
+	}
+	if hc.URL != "" {
+		ns = append(ns, str("CheckUrl", hc.URL))
+	}
+	if len(hc.Codes) > 0 {
+		codes := make([]string, len(hc.Codes))
+		for i, c := range hc.Codes {
+			codes[i] = strconv.Itoa(c)
+		}
+		ns = append(ns, str("CheckCodes", strings.Join(codes, " ")))
+	}
+	if hc.Pattern != "" {
+		ns = append(ns, str("CheckPattern", hc.Pattern))
+	}
+	if len(hc.Headers) > 0 {
+		ns = append(ns, str("CheckHeaders", formatHeaders(hc.Headers)))
+	}
+	if hc.PostData != "" {
+		ns = append(ns, str("CheckPostData", hc.PostData))
+	}
+	master, masterID := 0, 0
+	if len(v.SubVSs) > 0 {
+		master = 1
+	}
+	if parent != nil {
+		masterID = parent.ID
+	}
+	tlsType := 0
+	if v.TLS.Offload {
+		tlsType = tlsTypes[v.TLS.Profile]
+	}
+	transparent := 0
+	if config.IsTrue(v.Transparent) {
+		transparent = 1
+	}
+	ns = append(ns,
+		yn("HTTPReschedule", false),
+		inum("NRules", 0),
+		inum("NRequestRules", 0),
+		inum("NResponseRules", 0),
+		inum("NMatchBodyRules", 0),
+		inum("NPreProcessRules", 0),
+		yn("EspEnabled", false),
+		inum("InputAuthMode", 0),
+		inum("OutputAuthMode", 0),
+		inum("MasterVS", master),
+		inum("MasterVSID", masterID),
+		inum("IsTransparent", transparent),
+		inum("AddVia", index(addVias, v.AddVia)),
+		inum("QoS", 0),
+		numStr("TlsType", tlsType),
+		yn("NeedHostName", v.TLS.NeedHostName),
+		yn("OCSPVerify", false),
+		yn("AllowHTTP2", false),
+		yn("PassCipher", false),
+		yn("PassSni", false),
+		inum("ChkInterval", hc.Interval),
+		inum("ChkTimeout", hc.Timeout),
+		inum("ChkRetryCount", hc.RetryCount),
+		inum("Bandwidth", v.Limits.Bandwidth),
+		inum("ConnsPerSecLimit", v.Limits.ConnsPerSec),
+		inum("RequestsPerSecLimit", v.Limits.RequestsPerSec),
+		inum("MaxConnsLimit", v.Limits.MaxConns),
+		yn("RefreshPersist", false),
+		yn("ResponseStatusRemap", false),
+		inum("ResponseRemapMsgFormat", 0),
+		yn("EnhancedHealthChecks", hc.MinUp > 0),
+		inum("RsMinimum", hc.MinUp),
+		inum("NumberOfRSs", len(v.RealServers)),
+	)
+	for i := range v.SubVSs {
+		sub := &v.SubVSs[i]
+		ns = append(ns, node{name: "SubVS", kind: kGroup, item: true, children: []node{
+			str("Status", vsStatus(sub, v, st)),
+			inum("VSIndex", sub.ID),
+			inum("RsIndex", sub.ID),
+			str("Name", sub.NickName),
+			str("Forward", "nat"),
+			inum("Weight", config.DefaultWeight),
+			inum("Limit", 0),
+			yn("Critical", false),
+			yn("Enable", enabled(sub.Enabled)),
+		}})
+	}
+	for i := range v.RealServers {
+		n := rsNode(v, &v.RealServers[i], st)
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// rsNode is one real server as an <Rs> element.
+func rsNode(v *config.VirtualService, rs *config.RealServer, st map[int]runtime.VSStatus) node {
+	addr, dns := rs.Address, ""
+	if _, err := netip.ParseAddr(rs.Address); err != nil {
+		dns = rs.Address
+	}
+	return node{name: "Rs", kind: kGroup, item: true, children: []node{
+		str("Status", rsStatus(v, rs, st)),
+		inum("VSIndex", v.ID),
+		inum("RsIndex", rs.ID),
+		str("Addr", addr),
+		inum("Port", rs.Port),
+		str("DnsName", dns),
+		str("Forward", "nat"),
+		inum("Weight", rs.Weight),
+		inum("Limit", rs.Limit),
+		inum("RateLimit", 0),
+		inum("Follow", rs.Follow),
+		yn("Enable", enabled(rs.Enabled)),
+		yn("Critical", rs.Critical),
+		inum("Nrules", 0),
+	}}
+}
+
+func index(list []string, v string) int {
+	for i, x := range list {
+		if x == v {
+			return i
+		}
+	}
+	return 0
+}
+
+// formatHeaders writes check headers as LoadMaster's "Name:value|Name:value".
+func formatHeaders(h map[string]string) string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ":" + h[k]
+	}
+	return strings.Join(parts, "|")
+}
+
+// --- commands ---
+
+func (c *call) listvs() result {
+	snap := c.s.ctl.Current()
+	st := c.s.status()
+	out := make([]node, 0, len(snap.Config.VirtualServices))
+	for i := range snap.Config.VirtualServices {
+		v := &snap.Config.VirtualServices[i]
+		out = append(out, node{name: "VS", kind: kGroup, item: true, children: vsNodes(snap.Config, v, nil, st)})
+		for j := range v.SubVSs {
+			out = append(out, node{name: "VS", kind: kGroup, item: true, children: vsNodes(snap.Config, &v.SubVSs[j], v, st)})
+		}
+	}
+	return withData(out...)
+}
+
+func (c *call) showvs() result {
+	snap := c.s.ctl.Current()
+	v, parent, f := findVS(snap.Config, c.p)
+	if f != nil {
+		return f.result()
+	}
+	return withData(vsNodes(snap.Config, v, parent, c.s.status())...)
+}
+
+// showAfter answers a change with the service's settings after it.
+func (c *call) showAfter(cfg *config.Config, id int) result {
+	var v, parent *config.VirtualService
+	cfg.Walk(func(x, par *config.VirtualService) {
+		if x.ID == id && v == nil {
+			v, parent = x, par
+		}
+	})
+	if v == nil {
+		return completed()
+	}
+	return withData(vsNodes(cfg, v, parent, c.s.status())...)
+}
+
+func (c *call) addvs() result {
+	if c.p.has("template") {
+		return invalid("Command not available: templates are not supported by Fulcrum yet").result()
+	}
+	vs := strings.TrimSpace(c.p.str("vs"))
+	if vs == "" {
+		return missing("vs").result()
+	}
+	a, err := netip.ParseAddr(vs)
+	if err != nil || a.Zone() != "" {
+		return invalid("Invalid VS address %q", short(vs)).result()
+	}
+	ps := c.p.str("port")
+	if strings.TrimSpace(ps) == "" {
+		return missing("port").result()
+	}
+	port, f := parsePort(ps)
+	if f != nil {
+		return f.result()
+	}
+	prot, f := protocol(c.p)
+	if f != nil {
+		return f.result()
+	}
+	summary := fmt.Sprintf("addvs %s", netip.AddrPortFrom(a.Unmap(), uint16(port)))
+	if port < 0 || port > 65535 {
+		summary = "addvs " + vs
+	}
+	snap, f := c.apply(summary, func(cfg *config.Config) error {
+		for i := range cfg.VirtualServices {
+			x := &cfg.VirtualServices[i]
+			if x.Port == port && x.Protocol == prot {
+				if xa, err := netip.ParseAddr(x.Address); err == nil && xa.Unmap() == a.Unmap() {
+					return invalid("Virtual Service already exists")
+				}
+			}
+		}
+		cfg.VirtualServices = append(cfg.VirtualServices, config.VirtualService{Address: a.Unmap().String(), Port: port, Protocol: prot})
+		v := &cfg.VirtualServices[len(cfg.VirtualServices)-1]
+		if f := applyVSParams(cfg, v, nil, c.p); f != nil {
+			return f
+		}
+		return nil
+	})
+	if f != nil {
+		return f.result()
+	}
+	last := &snap.Config.VirtualServices[len(snap.Config.VirtualServices)-1]
+	return withData(vsNodes(snap.Config, last, nil, c.s.status())...)
+}
+
+func (c *call) modvs() result {
+	var id int
+	snap, f := c.apply("", func(cfg *config.Config) error {
+		v, parent, f := findVS(cfg, c.p)
+		if f != nil {
+			return f
+		}
+		id = v.ID
+		if f := applyVSParams(cfg, v, parent, c.p); f != nil {
+			return f
+		}
+		if c.p.has("createsubvs") {
+			if parent != nil {
+				return invalid("createsubvs: a SubVS cannot have SubVSs of its own")
+			}
+			v.SubVSs = append(v.SubVSs, config.VirtualService{})
+		}
+		return nil
+	})
+	if f != nil {
+		return f.result()
+	}
+	return c.showAfter(snap.Config, id)
+}
+
+func (c *call) delvs() result {
+	_, f := c.apply("", func(cfg *config.Config) error {
+		v, _, f := findVS(cfg, c.p)
+		if f != nil {
+			return f
+		}
+		cfg.DeleteVirtualService(v.ID)
+		return nil
+	})
+	if f != nil {
+		return f.result()
+	}
+	return completed()
+}
+
+// dupvs copies a service (or SubVS) with its real servers and SubVSs under
+// new IDs. A top-level copy needs another address or port: newvs, newport
+// and newprot set them.
+func (c *call) dupvs() result {
+	parentID := 0 // the parent of a copied SubVS; 0 for a top-level copy
+	snap, f := c.apply("", func(cfg *config.Config) error {
+		v, parent, f := findVS(cfg, c.p)
+		if f != nil {
+			return f
+		}
+		cp := cloneVS(*v)
+		if parent != nil {
+			parentID = parent.ID
+			parent.SubVSs = append(parent.SubVSs, cp)
+			return nil
+		}
+		if s := strings.TrimSpace(c.p.str("newvs")); s != "" {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return invalid("newvs: Invalid address %q", short(s))
+			}
+			cp.Address = a.Unmap().String()
+		}
+		if s := c.p.str("newport"); s != "" {
+			port, f := parsePort(s)
+			if f != nil {
+				return f
+			}
+			cp.Port = port
+		}
+		if s := c.p.str("newprot"); s != "" {
+			prot, f := protocol(params{"prot": s})
+			if f != nil {
+				return f
+			}
+			cp.Protocol = prot
+		}
+		cfg.VirtualServices = append(cfg.VirtualServices, cp)
+		return nil
+	})
+	if f != nil {
+		return f.result()
+	}
+	list := snap.Config.VirtualServices
+	if p := snap.Config.VirtualServiceByID(parentID); parentID != 0 && p != nil {
+		list = p.SubVSs
+	}
+	if len(list) == 0 {
+		return completed()
+	}
+	return c.showAfter(snap.Config, list[len(list)-1].ID)
+}
+
+// cloneVS copies a service with every ID cleared, so that the write path
+// assigns new ones.
+func cloneVS(v config.VirtualService) config.VirtualService {
+	one := config.Config{VirtualServices: []config.VirtualService{v}}
+	cp := one.Clone().VirtualServices[0]
+	cp.ID = 0
+	for i := range cp.RealServers {
+		cp.RealServers[i].ID = 0
+		cp.RealServers[i].Follow = 0
+	}
+	for i := range cp.SubVSs {
+		cp.SubVSs[i].ID = 0
+		for j := range cp.SubVSs[i].RealServers {
+			cp.SubVSs[i].RealServers[j].ID = 0
+			cp.SubVSs[i].RealServers[j].Follow = 0
+		}
+	}
+	return cp
+}
