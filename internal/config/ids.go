@@ -12,10 +12,15 @@ import (
 // service, so that runtime state (counters, health, persistence) survives a
 // declarative apply of a document without IDs. Other objects get the next
 // free number. prev may be nil.
-func (c *Config) AssignIDs(prev *Config) {
+func (c *Config) AssignIDs(prev *Config) { c.AssignIDsAbove(prev, 0, 0) }
+
+// AssignIDsAbove is AssignIDs where new IDs are also above vsFloor and
+// rsFloor: the highest IDs ever used, so that a deleted object's ID is never
+// given to another.
+func (c *Config) AssignIDsAbove(prev *Config, vsFloor, rsFloor int) {
 	used := map[int]bool{}
 	usedRS := map[int]bool{}
-	maxVS, maxRS := 0, 0
+	maxVS, maxRS := vsFloor, rsFloor
 	note := func(v *VirtualService) {
 		if v.ID > 0 {
 			used[v.ID] = true

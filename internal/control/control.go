@@ -35,6 +35,7 @@ type Store interface {
 	Commit(base uint64, ch store.Change, cfg *config.Config) (store.Revision, error)
 	Revision(n uint64) (store.Revision, error)
 	Restore(r io.Reader, ch store.Change) (store.Revision, error)
+	IDHighWater() (vs, rs int, err error)
 }
 
 // Runtime is the data plane: Apply compiles a configuration and swaps it in,
@@ -186,7 +187,11 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 		}
 	}
 	cand.SetDefaults()
-	cand.AssignIDs(cur.Config)
+	vsFloor, rsFloor, err := c.store.IDHighWater()
+	if err != nil {
+		return Result{Snapshot: cur}, err
+	}
+	cand.AssignIDsAbove(cur.Config, vsFloor, rsFloor)
 	if err := cand.Validate(); err != nil {
 		return Result{Snapshot: cur}, err
 	}

@@ -177,3 +177,42 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("long summary %q", got)
 	}
 }
+
+// TestIDsNeverReused checks that a deleted service's ID is not given to
+// the next new one, even after a restart.
+func TestIDsNeverReused(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(st, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int{80, 81} {
+		if _, err := c.Apply(Change{Mutate: addVS(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Apply(Change{Mutate: func(cfg *config.Config) error { cfg.DeleteVirtualService(2); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	st, err = store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err = New(st, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Apply(Change{Mutate: addVS(82)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := res.Snapshot.Config.VirtualServices[1]; v.ID != 3 || v.RealServers[0].ID != 3 {
+		t.Errorf("new service got id %d (real server %d), want 3 and 3", v.ID, v.RealServers[0].ID)
+	}
+}

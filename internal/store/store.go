@@ -307,6 +307,9 @@ func (s *Store) putRevision(tx *bolt.Tx, ch Change, doc []byte) (Revision, error
 	if err != nil {
 		return Revision{}, err
 	}
+	if err := raiseHighWater(tx, cfg); err != nil {
+		return Revision{}, err
+	}
 	return Revision{Change: ch, Config: cfg}, nil
 }
 
