@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Registry owns the *Server of every real server of the configuration in
@@ -20,6 +21,23 @@ type Registry struct {
 	mu       sync.Mutex
 	live     map[Key]*Server
 	draining map[Key]*Server
+	hook     atomic.Pointer[HealthHook]
+}
+
+// HealthHook is called by Server.SetHealth when the health of one of the
+// Registry's servers changes from from to to. It runs on the caller's
+// goroutine (a health checker) and must not block for long.
+type HealthHook func(s *Server, from, to Health)
+
+// SetHealthHook installs f (nil removes it). The data plane uses it to
+// apply the "drop connections on RS failure" policy whatever calls
+// SetHealth.
+func (r *Registry) SetHealthHook(f HealthHook) {
+	if f == nil {
+		r.hook.Store(nil)
+		return
+	}
+	r.hook.Store(&f)
 }
 
 // NewRegistry returns an empty Registry.

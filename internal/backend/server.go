@@ -8,9 +8,11 @@ package backend
 import (
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Key is the stable identity of a real server across reloads: the virtual
@@ -54,6 +56,9 @@ type Counters struct {
 	total    atomic.Int64
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
+	errors   atomic.Int64
+	limits   [numLimits]atomic.Int64
+	meter    meter
 }
 
 // Open counts a new connection: active and total both go up by one.
@@ -61,6 +66,59 @@ func (c *Counters) Open() {
 	c.active.Add(1)
 	c.total.Add(1)
 }
+
+// TryOpen counts a new connection like Open unless max is positive and
+// max connections are already active; it reports whether it counted. It
+// never blocks.
+func (c *Counters) TryOpen(max int64) bool {
+	if max <= 0 {
+		c.Open()
+		return true
+	}
+	for {
+		n := c.active.Load()
+		if n >= max {
+			return false
+		}
+		if c.active.CompareAndSwap(n, n+1) {
+			c.total.Add(1)
+			return true
+		}
+	}
+}
+
+// AddError counts a connection that could not be proxied: no real server
+// was available or every dial failed.
+func (c *Counters) AddError() { c.errors.Add(1) }
+
+// Errors returns the number of connections that could not be proxied.
+func (c *Counters) Errors() int64 { return c.errors.Load() }
+
+// AddLimitHit counts one time limit l was reached: a connection or
+// datagram refused, or a copy held back by shaping.
+func (c *Counters) AddLimitHit(l Limit) {
+	if l >= 0 && l < numLimits {
+		c.limits[l].Add(1)
+	}
+}
+
+// LimitHits returns how many times limit l was reached.
+func (c *Counters) LimitHits(l Limit) int64 {
+	if l < 0 || l >= numLimits {
+		return 0
+	}
+	return c.limits[l].Load()
+}
+
+// Sample updates the rates from the counters' growth since the previous
+// Sample; see Rates. It is meant to be called about once a second by one
+// goroutine.
+func (c *Counters) Sample(now time.Time) {
+	c.meter.sample(now, c.total.Load(), c.bytesIn.Load(), c.bytesOut.Load())
+}
+
+// Rates returns the rates measured by the last two calls of Sample.
+func (c *Counters) Rates() Rates { return c.meter.rates() }
 
 // Close counts the end of a connection counted by Open.
 func (c *Counters) Close() { c.active.Add(-1) }
@@ -98,7 +156,8 @@ func (c *Counters) BytesOut() int64 { return c.bytesOut.Load() }
 type Server struct {
 	key      Key
 	addr     string
-	reg      *Registry // set by Registry.Lookup and Commit, which hold its lock
+	ap       netip.AddrPort // valid when the address is an IP literal
+	reg      *Registry      // set by Registry.Lookup and Commit, which hold its lock
 	removed  atomic.Bool
 	settings atomic.Pointer[Settings]
 
@@ -110,6 +169,7 @@ type Server struct {
 
 	health   atomic.Int32 // a Health
 	draining atomic.Bool
+	meter    meter
 
 	release func() // s.Release, allocated once so pickers return it without allocating
 
@@ -121,6 +181,9 @@ type Server struct {
 // settings. Registries create theirs with Registry.Lookup.
 func NewServer(k Key, s Settings) *Server {
 	srv := &Server{key: k, addr: net.JoinHostPort(k.Address, strconv.Itoa(k.Port))}
+	if ip, err := netip.ParseAddr(k.Address); err == nil && ip.Zone() == "" && k.Port > 0 && k.Port < 65536 {
+		srv.ap = netip.AddrPortFrom(ip.Unmap(), uint16(k.Port))
+	}
 	srv.release = srv.Release
 	srv.settings.Store(&s)
 	return srv
@@ -131,6 +194,10 @@ func (s *Server) Key() Key { return s.key }
 
 // Addr returns the address to dial, "address:port".
 func (s *Server) Addr() string { return s.addr }
+
+// AddrPort returns the address and port as a netip.AddrPort, and false
+// when the address is a DNS name rather than an IP address.
+func (s *Server) AddrPort() (netip.AddrPort, bool) { return s.ap, s.ap.IsValid() }
 
 // Settings returns the settings in force.
 func (s *Server) Settings() Settings { return *s.settings.Load() }
@@ -241,3 +308,13 @@ func (s *Server) BytesOut() int64 { return s.bytesOut.Load() }
 
 // Failures returns the number of failed dials.
 func (s *Server) Failures() int64 { return s.failures.Load() }
+
+// Sample updates the rates from the counters' growth since the previous
+// Sample; see Rates. It is meant to be called about once a second by one
+// goroutine.
+func (s *Server) Sample(now time.Time) {
+	s.meter.sample(now, s.total.Load(), s.bytesIn.Load(), s.bytesOut.Load())
+}
+
+// Rates returns the rates measured by the last two calls of Sample.
+func (s *Server) Rates() Rates { return s.meter.rates() }

@@ -32,8 +32,20 @@ func (s *Server) Health() Health { return Health(s.health.Load()) }
 // SetHealth records a health-check result and reports whether the state
 // changed. Reacting to a change (dropping connections when the global
 // "drop connections on RS failure" is set) is the data plane's job.
+//
+// When the state changes and the server belongs to a Registry with a hook
+// set by SetHealthHook, the hook is called before SetHealth returns.
 func (s *Server) SetHealth(h Health) (changed bool) {
-	return Health(s.health.Swap(int32(h))) != h
+	old := Health(s.health.Swap(int32(h)))
+	if old == h {
+		return false
+	}
+	if s.reg != nil {
+		if f := s.reg.hook.Load(); f != nil {
+			(*f)(s, old, h)
+		}
+	}
+	return true
 }
 
 // Draining reports whether the server is draining: it keeps the

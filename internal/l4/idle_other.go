@@ -3,6 +3,7 @@
 package l4
 
 import (
+	"errors"
 	"net"
 	"time"
 )
@@ -12,3 +13,10 @@ import (
 // Fulcrum's data plane targets Linux; this file only keeps other systems
 // building for development.
 func sinceActivity(*net.TCPConn) (time.Duration, error) { return 0, nil }
+
+// bytesAcked is not available outside Linux: bytes are counted when a
+// connection ends.
+func bytesAcked(*net.TCPConn) (int64, error) { return 0, errors.New("not supported") }
+
+// setBindNoPort does nothing outside Linux.
+func setBindNoPort(int) error { return nil }

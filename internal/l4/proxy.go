@@ -2,24 +2,39 @@
 // it picks a real server, dials it and copies bytes both ways until both
 // sides are done, with half-close and an idle timeout.
 //
-// Copying uses io.Copy between the two *net.TCPConn, never wrapped, so that
-// on Linux the runtime moves the bytes with splice(2) through a pipe
-// instead of through user space. The idle timeout therefore cannot see
-// individual reads; it asks the kernel instead (see idle_linux.go).
+// Each direction starts as a user-space copy with a pooled buffer taken
+// only when data is waiting, which is cheapest for small request/response
+// traffic and holds no pipe, and moves to io.Copy between the two
+// *net.TCPConn at the first read that fills the buffer, so that on Linux
+// the runtime moves bulk transfers with splice(2) instead of through user
+// space (see copyAdaptive). The idle timeout therefore does not look at
+// individual reads; it asks the kernel instead (see idle_linux.go), and so
+// does byte accounting of long connections (Proxy.Account). A connection
+// that must be shaped (a service bandwidth or the global throughput
+// limit, see Shaper) is copied through user space all along.
+//
+// Limits checked on accept, before any goroutine is started: the service's
+// maximum of concurrent connections and its connection rate. A real
+// server's own connection limit is the picker's business: a full server is
+// skipped, not failed.
 package l4
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/listener"
 )
 
 // DefaultDialTimeout is how long a dial to a real server may take.
@@ -42,15 +57,18 @@ type Options struct {
 // all configuration generations, so that Close can end every connection,
 // whichever generation accepted it.
 type Proxy struct {
-	log    *slog.Logger
-	dialer net.Dialer
-	ctx    context.Context // cancelled by Close: aborts dials in progress
-	cancel context.CancelFunc
+	log         *slog.Logger
+	dialTimeout time.Duration
+	ctx         context.Context // cancelled by Close: aborts dials in progress
+	cancel      context.CancelFunc
 
 	closed atomic.Bool
 	next   atomic.Uint32 // spreads sessions over the shards
 	shards [shardCount]shard
 	wg     sync.WaitGroup
+
+	scanMu sync.Mutex // serialises Account and CloseService
+	scan   []*session // reused by Account
 }
 
 // shardCount is the number of session sets: connection setup and teardown
@@ -75,12 +93,7 @@ func New(o Options) *Proxy {
 		o.DialTimeout = DefaultDialTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{
-		log:    o.Logger,
-		dialer: net.Dialer{Timeout: o.DialTimeout},
-		ctx:    ctx,
-		cancel: cancel,
-	}
+	p := &Proxy{log: o.Logger, dialTimeout: o.DialTimeout, ctx: ctx, cancel: cancel}
 	for i := range p.shards {
 		p.shards[i].sessions = map[*session]struct{}{}
 	}
@@ -90,6 +103,9 @@ func New(o Options) *Proxy {
 // ServiceConfig describes one virtual service of one configuration
 // generation.
 type ServiceConfig struct {
+	// ID is the virtual service's configuration ID; CloseService ends the
+	// connections of every generation of the service with this ID.
+	ID int
 	// Name identifies the service in logs, e.g. "virtualServices[id=3]".
 	Name string
 	// Picker chooses the real server of each connection. Required.
@@ -99,13 +115,37 @@ type ServiceConfig struct {
 	IdleTimeout time.Duration
 	// Stats receives the service's counters; may be nil.
 	Stats *backend.Counters
+	// Source is the local address of server-side connections: the VIP for
+	// a non-transparent service, or the zero Addr to let the kernel choose
+	// the address of the interface that routes to the real server (which
+	// is Fulcrum's own address on the real server's subnet: "subnet
+	// originating requests"). It is used only for real servers of the same
+	// address family. Transparency (the client's own address as source,
+	// which needs IP_TRANSPARENT and policy routing) is not implemented
+	// yet; it will set the source per connection in dialServer.
+	Source netip.Addr
+	// MaxConns is the maximum of concurrent connections; a connection over
+	// it is closed at once and counted (backend.LimitMaxConns). 0 is
+	// unlimited.
+	MaxConns int
+	// ConnRate limits new connections per second; a connection over it is
+	// closed at once and counted (backend.LimitConnRate). nil is unlimited.
+	ConnRate *rate.Limiter
+	// Bandwidth shapes the service's traffic; nil is unlimited.
+	Bandwidth *Shaper
+	// Throughput shapes the traffic of all services together (the global
+	// throughput limit); nil is unlimited.
+	Throughput *Shaper
 }
 
 // Service proxies the connections of one virtual service. It is a
 // listener.Handler.
 type Service struct {
-	cfg   ServiceConfig
-	proxy *Proxy
+	cfg    ServiceConfig
+	proxy  *Proxy
+	dialer net.Dialer // with Source bound, when there is one
+	plain  net.Dialer // without: for real servers of the other family
+	shaped bool
 }
 
 // Service returns a Service of p configured by cfg.
@@ -113,15 +153,24 @@ func (p *Proxy) Service(cfg ServiceConfig) *Service {
 	if cfg.Stats == nil {
 		cfg.Stats = new(backend.Counters)
 	}
-	return &Service{cfg: cfg, proxy: p}
+	s := &Service{cfg: cfg, proxy: p, shaped: cfg.Bandwidth != nil || cfg.Throughput != nil}
+	s.plain = net.Dialer{Timeout: p.dialTimeout, KeepAliveConfig: listener.KeepAlive}
+	s.dialer = s.plain
+	if src := cfg.Source; src.IsValid() && !src.IsUnspecified() {
+		s.dialer.LocalAddr = &net.TCPAddr{IP: src.Unmap().AsSlice()}
+		s.dialer.Control = bindNoPort
+	} else {
+		s.cfg.Source = netip.Addr{}
+	}
+	return s
 }
 
 // Config returns the service's configuration.
 func (s *Service) Config() ServiceConfig { return s.cfg }
 
 // Handle takes a client connection and proxies it in a new goroutine. A
-// connection that is not a *net.TCPConn, or that arrives after Close, is
-// closed.
+// connection that is not a *net.TCPConn, that is over a limit, or that
+// arrives after Close, is closed.
 func (s *Service) Handle(c net.Conn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
@@ -129,12 +178,29 @@ func (s *Service) Handle(c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	st := s.cfg.Stats
+	if s.cfg.ConnRate != nil && !s.cfg.ConnRate.Allow() {
+		st.AddLimitHit(backend.LimitConnRate)
+		_ = tc.Close()
+		return
+	}
+	if !st.TryOpen(int64(s.cfg.MaxConns)) {
+		st.AddLimitHit(backend.LimitMaxConns)
+		_ = tc.Close()
+		return
+	}
 	p := s.proxy
 	sh := &p.shards[p.next.Add(1)%shardCount]
-	ss := &session{svc: s, client: tc, shard: sh}
+	ss := &session{svc: s, client: tc, shard: sh, born: time.Now()}
+	ss.finIn.Store(-1)
+	ss.finOut.Store(-1)
+	if s.shaped {
+		ss.done = make(chan struct{})
+	}
 	sh.mu.Lock()
 	if p.closed.Load() {
 		sh.mu.Unlock()
+		st.Close()
 		_ = tc.Close()
 		return
 	}
@@ -156,24 +222,72 @@ func (p *Proxy) Active() int {
 	return n
 }
 
+// sessions returns the sessions open now whose service matches keep (all
+// when keep is nil), in p.scan; p.scanMu is held.
+func (p *Proxy) sessions(keep func(*session) bool) []*session {
+	list := p.scan[:0]
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		for ss := range sh.sessions {
+			if keep == nil || keep(ss) {
+				list = append(list, ss)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	p.scan = list
+	return list
+}
+
+// CloseService closes the connections of every generation of the service
+// with configuration ID id, and returns how many it closed. The runtime
+// calls it when the drain time of a removed service ends.
+func (p *Proxy) CloseService(id int) int {
+	p.scanMu.Lock()
+	defer p.scanMu.Unlock()
+	list := p.sessions(func(ss *session) bool { return ss.svc.cfg.ID == id })
+	for _, ss := range list {
+		ss.close()
+	}
+	clear(list)
+	return len(list)
+}
+
+// accountAfter is the age from which Account reads a connection's
+// counts: younger ones are most often short and counted when they end.
+const accountAfter = time.Second
+
+// Account adds to the counters the bytes that established connections
+// have moved since the last call, so that long connections show in the
+// byte counters (and rates) while they last rather than only when they
+// end. It reads the kernel's count of bytes acknowledged on each socket
+// (two getsockopt calls per connection) and leaves the copy path alone.
+// Connections younger than accountAfter are left to be counted when they
+// end. The runtime calls it once a second.
+func (p *Proxy) Account() {
+	p.scanMu.Lock()
+	defer p.scanMu.Unlock()
+	list := p.sessions(nil)
+	for _, ss := range list {
+		ss.account()
+	}
+	clear(list)
+}
+
 // Close closes every proxied connection, aborts dials in progress and waits
 // until every connection's goroutines have returned. Connections handed to
 // a Service after Close are closed at once.
 func (p *Proxy) Close() error {
 	p.closed.Store(true)
-	var list []*session
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		for ss := range sh.sessions {
-			list = append(list, ss)
-		}
-		sh.mu.Unlock()
-	}
+	p.scanMu.Lock()
+	list := p.sessions(nil)
 	p.cancel()
 	for _, ss := range list {
 		ss.close()
 	}
+	clear(list)
+	p.scanMu.Unlock()
 	p.wg.Wait()
 	return nil
 }
@@ -183,16 +297,30 @@ type session struct {
 	svc    *Service
 	client *net.TCPConn
 	shard  *shard
+	done   chan struct{} // closed by close; only for shaped sessions
+	born   time.Time
 
-	mu     sync.Mutex
-	server *net.TCPConn
-	closed bool
+	mu      sync.Mutex
+	server  *net.TCPConn
+	srv     *backend.Server
+	closed  bool
+	ended   bool  // the final byte counts were added
+	countIn int64 // bytes already added to the counters by account
+	countOu int64
+
+	// finIn and finOut are the byte counts of the directions whose copy has
+	// finished (client→server and server→client), or -1: a finished
+	// direction is counted exactly, without reading the kernel.
+	finIn, finOut atomic.Int64
 }
 
 // close closes both sides; it is safe to call more than once and from any
 // goroutine.
 func (ss *session) close() {
 	ss.mu.Lock()
+	if !ss.closed && ss.done != nil {
+		close(ss.done)
+	}
 	ss.closed = true
 	server := ss.server
 	ss.mu.Unlock()
@@ -204,15 +332,63 @@ func (ss *session) close() {
 
 // setServer records the server side, unless the session was closed
 // meanwhile; then it closes c and reports false.
-func (ss *session) setServer(c *net.TCPConn) bool {
+func (ss *session) setServer(c *net.TCPConn, srv *backend.Server) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
 		_ = c.Close()
 		return false
 	}
-	ss.server = c
+	ss.server, ss.srv = c, srv
 	return true
+}
+
+// account adds the bytes moved since the last call to the counters.
+func (ss *session) account() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.server == nil || ss.closed || ss.ended || time.Since(ss.born) < accountAfter {
+		return
+	}
+	in, err1 := liveCount(ss.server, &ss.finIn) // delivered to the real server
+	out, err2 := liveCount(ss.client, &ss.finOut)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	in, out = max(in-ss.countIn, 0), max(out-ss.countOu, 0)
+	ss.countIn += in
+	ss.countOu += out
+	ss.svc.cfg.Stats.AddBytes(in, out)
+	ss.srv.AddBytes(in, out)
+}
+
+// liveCount returns the bytes copied so far into dst: the final count
+// when the direction is done, otherwise what dst's peer acknowledged
+// (tcpi_bytes_acked) less 1, because Linux counts the SYN of a socket it
+// dialled (not of one it accepted): so the live count never exceeds what
+// was written, and is at most one byte short until the direction ends.
+func liveCount(dst *net.TCPConn, fin *atomic.Int64) (int64, error) {
+	if n := fin.Load(); n >= 0 {
+		return n, nil
+	}
+	n, err := bytesAcked(dst)
+	if err != nil {
+		return 0, err
+	}
+	if n := fin.Load(); n >= 0 { // finished meanwhile: the acked count may hold the FIN
+		return n, nil
+	}
+	return max(n-1, 0), nil
+}
+
+// end adds the bytes not yet accounted for, from the copy's totals.
+func (ss *session) end(in, out int64) {
+	ss.mu.Lock()
+	ss.ended = true
+	in, out = max(in-ss.countIn, 0), max(out-ss.countOu, 0)
+	ss.mu.Unlock()
+	ss.svc.cfg.Stats.AddBytes(in, out)
+	ss.srv.AddBytes(in, out)
 }
 
 func (ss *session) run() {
@@ -223,8 +399,7 @@ func (ss *session) run() {
 		ss.shard.mu.Unlock()
 		p.wg.Done()
 	}()
-	cfg.Stats.Open()
-	defer cfg.Stats.Close()
+	defer cfg.Stats.Close() // Handle counted the connection
 
 	req := balance.Request{}
 	if a, ok := ss.client.RemoteAddr().(*net.TCPAddr); ok {
@@ -232,21 +407,28 @@ func (ss *session) run() {
 	}
 	srv, done, server, err := ss.svc.connect(&req)
 	if err != nil {
+		if p.ctx.Err() == nil {
+			cfg.Stats.AddError()
+		}
 		p.log.Debug("l4: no real server", "service", cfg.Name, "client", req.Client, "err", err)
 		ss.close()
 		return
 	}
 	defer done()
-	if !ss.setServer(server) {
+	if !ss.setServer(server, srv) {
 		ss.close()
 		return
 	}
 	untrack := srv.Track(server)
 	defer untrack()
 
-	in, out := pipe(ss.client, server, cfg.IdleTimeout, ss.close)
-	cfg.Stats.AddBytes(in, out)
-	srv.AddBytes(in, out)
+	var in, out int64
+	if ss.svc.shaped {
+		in, out = ss.pipeShaped(server)
+	} else {
+		in, out = pipe(ss.client, server, cfg.IdleTimeout, ss.close, &ss.finIn, &ss.finOut)
+	}
+	ss.end(in, out)
 	ss.close()
 }
 
@@ -264,7 +446,7 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(), *net.T
 			}
 			return nil, nil, nil, err
 		}
-		c, err := p.dialer.DialContext(p.ctx, "tcp", srv.Addr())
+		c, err := s.dialServer(srv)
 		if err != nil {
 			done()
 			if p.ctx.Err() != nil { // Close aborted the dial: not the server's fault
@@ -276,9 +458,23 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(), *net.T
 			lastErr = err
 			continue
 		}
-		return srv, done, c.(*net.TCPConn), nil
+		return srv, done, c, nil
 	}
 	return nil, nil, nil, fmt.Errorf("%d dials failed, last: %w", MaxDialRetries+1, lastErr)
+}
+
+// dialServer opens the server-side connection to srv, from the service's
+// Source when it has one of srv's address family.
+func (s *Service) dialServer(srv *backend.Server) (*net.TCPConn, error) {
+	d := &s.dialer
+	if ap, ok := srv.AddrPort(); ok && s.cfg.Source.IsValid() && ap.Addr().Is4() != s.cfg.Source.Is4() {
+		d = &s.plain
+	}
+	c, err := d.DialContext(s.proxy.ctx, "tcp", srv.Addr())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
 }
 
 // pipe copies client→server and server→client until both directions are
@@ -286,19 +482,22 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(), *net.T
 // half-closes its destination (CloseWrite) and the other direction carries
 // on; a direction that fails calls abort, which closes both connections
 // and so ends the other direction too. With idle > 0 a watchdog calls
-// abort when no byte has moved either way for idle.
-func pipe(client, server *net.TCPConn, idle time.Duration, abort func()) (in, out int64) {
+// abort when no byte has moved either way for idle. Each direction stores
+// its count in finIn or finOut as soon as it is done.
+func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, finOut *atomic.Int64) (in, out int64) {
 	if idle > 0 {
 		w := watch(client, server, idle, abort)
 		defer w.stop()
 	}
 	up := make(chan int64, 1)
 	go func() {
-		n, err := io.Copy(server, client)
+		n, err := copyAdaptive(server, client)
+		finIn.Store(n)
 		finish(server, err, abort)
 		up <- n
 	}()
-	n, err := io.Copy(client, server)
+	n, err := copyAdaptive(client, server)
+	finOut.Store(n)
 	finish(client, err, abort)
 	return <-up, n
 }
@@ -310,4 +509,14 @@ func finish(dst *net.TCPConn, err error, abort func()) {
 		return
 	}
 	abort()
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to
+// a source address, so that the kernel picks its port at connect time by
+// the whole 4-tuple: without it every connection bound to one source
+// address would need a port of its own, and about 28,000 concurrent
+// connections from a VIP would exhaust the ephemeral range.
+// It is best effort: without it the dial still works.
+func bindNoPort(_, _ string, c syscall.RawConn) error {
+	return c.Control(func(fd uintptr) { _ = setBindNoPort(int(fd)) })
 }

@@ -96,6 +96,7 @@ type front struct {
 	addr  string
 	stats *backend.Counters
 	done  chan struct{}
+	own   bool // the front made its Proxy and closes it
 }
 
 func startFront(t testing.TB, method string, idle time.Duration, servers ...*backend.Server) *front {
@@ -104,9 +105,23 @@ func startFront(t testing.TB, method string, idle time.Duration, servers ...*bac
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	f := &front{proxy: p, stats: new(backend.Counters), done: make(chan struct{})}
-	svc := p.Service(ServiceConfig{Name: "test", Picker: picker, IdleTimeout: idle, Stats: f.stats})
+	return startFrontCfg(t, nil, ServiceConfig{Name: "test", Picker: picker, IdleTimeout: idle})
+}
+
+// startFrontCfg starts a front for a service of cfg, on p (a new Proxy
+// when nil).
+func startFrontCfg(t testing.TB, p *Proxy, cfg ServiceConfig) *front {
+	t.Helper()
+	var err error
+	own := p == nil
+	if own {
+		p = New(Options{Logger: slog.New(slog.DiscardHandler)})
+	}
+	if cfg.Stats == nil {
+		cfg.Stats = new(backend.Counters)
+	}
+	f := &front{proxy: p, stats: cfg.Stats, done: make(chan struct{}), own: own}
+	svc := p.Service(cfg)
 	f.ln, err = net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +144,9 @@ func startFront(t testing.TB, method string, idle time.Duration, servers ...*bac
 func (f *front) close() {
 	f.ln.Close()
 	<-f.done
-	f.proxy.Close()
+	if f.own {
+		f.proxy.Close()
+	}
 }
 
 func (f *front) dial(t testing.TB) *net.TCPConn {

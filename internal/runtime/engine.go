@@ -1,17 +1,62 @@
 // Package runtime turns a configuration into a running data plane.
 //
 // Engine.Apply compiles a *config.Config into an immutable Snapshot (per
-// served virtual service: its sockets, real servers, picker and idle
-// timeout), reconciles the listening sockets and swaps the Snapshot in
-// atomically. If anything fails, the previous Snapshot and every socket
-// stay exactly as they were. Connections in flight keep the generation
+// served virtual service: its sockets, real servers, picker, idle timeout,
+// source address and limits), reconciles the listening sockets and swaps
+// the Snapshot in atomically. Connections in flight keep the generation
 // that accepted them; sockets of unchanged services are kept, so a reload
 // loses no connection.
+//
+// # Sockets that cannot be opened
+//
+// A virtual service whose address cannot be bound (an address that is not
+// local, a port taken by another program) does not stop the others: Apply
+// applies the whole configuration, the service's Status is Down with the
+// bind error as Reason, the error is logged, and the socket is tried again
+// every 5 s, so the service starts by itself when its address appears (an
+// HA takeover, an interface brought up) or its port is freed. This is what
+// a LoadMaster does with a VS it cannot serve, and it is the behaviour an
+// HAProxy user gets only with ip_nonlocal_bind; refusing the whole
+// configuration instead would, at start-up, leave every service down for
+// one bad address. Apply still fails, changing nothing, on a configuration
+// it cannot compile (a service without an ID, two services on one socket,
+// an unknown scheduling method).
+//
+// # Draining and dropping
+//
+// With Options.DrainTime (LoadMaster's "L7 connection drain time") d:
+//
+//   - a removed or disabled virtual service stops accepting at once; its
+//     connections and UDP sessions are closed d seconds later, or, with
+//     d = 0, live until they end or reach their idle timeout;
+//   - a real server that is disabled or removed from a service that stays
+//     gets no new connections; with DropOnFail its connections are closed
+//     at once; otherwise they are closed d seconds later, or, with d = 0,
+//     live until they end (as on a LoadMaster, where a drain time of 0
+//     turns draining off);
+//   - a real server that goes Down (backend.Server.SetHealth, from the
+//     health checks) gets no new connections; with DropOnFail its
+//     connections are closed at once, with DropAtDrainEnd they are closed
+//     d seconds later, otherwise they live until their own timeout.
+//
+// A real server or service that comes back before its drain time ends
+// keeps its connections. The health reaction is a hook on the
+// backend.Registry (backend.Registry.SetHealthHook), so it applies whoever
+// calls SetHealth; Engine.SetHealth is a convenience that finds the server
+// by key.
+//
+// # Counters
+//
+// One goroutine per Engine wakes every second: it adds the bytes that long
+// TCP connections have moved (l4.Proxy.Account), samples every counter
+// into per-second rates and retries sockets that could not be opened.
+// Nothing on the data path takes a lock per packet.
 package runtime
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -20,38 +65,67 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
 
 // Options configure an Engine.
 type Options struct {
 	// Logger receives the data plane's logs; slog.Default when nil.
 	Logger *slog.Logger
+	// MaxUDPSessions bounds the UDP session table of all services;
+	// udp.DefaultMaxSessions when 0.
+	MaxUDPSessions int
 }
+
+// retryEvery is how often sockets that could not be opened are tried
+// again.
+const retryEvery = 5 * time.Second
 
 // Engine is the data plane: it serves the configuration last applied.
 // Its methods are safe for concurrent use; Apply and Close are serialised.
+// Close must be called to stop its goroutines.
 type Engine struct {
-	log       *slog.Logger
-	listeners *listener.Registry
-	backends  *backend.Registry
-	proxy     *l4.Proxy
-	snap      atomic.Pointer[Snapshot]
+	log        *slog.Logger
+	listeners  *listener.Registry
+	backends   *backend.Registry
+	proxy      *l4.Proxy
+	udp        *udp.Proxy
+	throughput *l4.Shaper // the global throughput limit; rate 0 when off
+	snap       atomic.Pointer[Snapshot]
 
-	mu      sync.Mutex // serialises Apply and Close; guards the fields below
-	closed  bool
-	gen     uint64
-	vsStats map[int]*backend.Counters // by VS ID; survives reloads
+	mu     sync.Mutex // serialises Apply and Close; guards the fields below
+	closed bool
+	gen    uint64
+	vss    map[int]*vsState // by VS ID; survives reloads
+
+	drainMu  sync.Mutex
+	vsDrain  map[int]*time.Timer
+	rsDrain  map[*backend.Server]*time.Timer
+	draining bool // false once Close stopped the timers
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// vsState is the state of a virtual service that outlives a generation.
+type vsState struct {
+	stats     *backend.Counters
+	connRate  *rate.Limiter // nil when unlimited
+	bandwidth *l4.Shaper    // nil when unlimited
 }
 
 // Snapshot is one compiled, immutable generation of the configuration.
 type Snapshot struct {
 	generation uint64
 	services   []*service
+	options    config.Options
 }
 
 // Generation returns the snapshot's number: 1 for the first Apply, one more
@@ -61,15 +135,21 @@ func (s *Snapshot) Generation() uint64 { return s.generation }
 
 // service is one top-level virtual service of a Snapshot.
 type service struct {
-	vs      *config.VirtualService
-	label   string
-	state   string
-	reason  string
-	stats   *backend.Counters
-	servers []realServer
-	listen  []netip.AddrPort
-	handler *l4.Service // nil unless served
+	vs       *config.VirtualService
+	label    string
+	state    string
+	reason   string
+	stats    *backend.Counters
+	servers  []realServer
+	network  string // "tcp" or "udp" when served
+	listen   []netip.AddrPort
+	picker   balance.Picker
+	handler  *l4.Service  // nil unless served over TCP
+	uhandler *udp.Service // nil unless served over UDP
 }
+
+// served reports whether the service has sockets.
+func (s *service) served() bool { return s.network != "" }
 
 // realServer is one real server of a service; srv is nil unless the
 // service is served.
@@ -85,13 +165,22 @@ func New(o Options) *Engine {
 		log = slog.Default()
 	}
 	e := &Engine{
-		log:       log,
-		listeners: listener.New(log),
-		backends:  backend.NewRegistry(),
-		proxy:     l4.New(l4.Options{Logger: log}),
-		vsStats:   map[int]*backend.Counters{},
+		log:        log,
+		listeners:  listener.New(log),
+		backends:   backend.NewRegistry(),
+		proxy:      l4.New(l4.Options{Logger: log}),
+		udp:        udp.New(udp.Options{Logger: log, MaxSessions: o.MaxUDPSessions}),
+		throughput: l4.NewShaper(0, backend.LimitThroughput),
+		vss:        map[int]*vsState{},
+		vsDrain:    map[int]*time.Timer{},
+		rsDrain:    map[*backend.Server]*time.Timer{},
+		draining:   true,
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	e.snap.Store(&Snapshot{})
+	e.backends.SetHealthHook(e.onHealth)
+	go e.loop()
 	return e
 }
 
@@ -104,15 +193,17 @@ var ErrClosed = errors.New("runtime: engine closed")
 // Apply makes cfg, a validated configuration with IDs assigned, the one
 // served. cfg must not be modified afterwards.
 //
-// Every enabled top-level tcp virtual service of type gen, http, http2 or
-// tls is served as a layer-4 TCP proxy on its address and port and on its
-// extra ports. Services that cannot be served yet (udp, SubVSs) are
-// accepted and reported by Status as NotServed with the reason.
+// Every enabled top-level virtual service is served: tcp ones (of type
+// gen, http, http2 or tls) by the layer-4 TCP proxy, udp ones by the UDP
+// proxy, on their address and port and on their extra ports. Services
+// with SubVSs are accepted and reported by Status as NotServed with the
+// reason.
 //
-// If a socket cannot be opened, or the configuration cannot be compiled,
-// Apply returns an error naming the service and address, e.g.
-// "virtualServices[id=3] 127.0.0.2:80: bind: address already in use", and
-// the previous configuration stays in force, untouched.
+// A socket that cannot be opened does not fail Apply: see the package
+// documentation. If the configuration cannot be compiled, Apply returns an
+// error naming the service, e.g. "virtualServices[id=3] 127.0.0.2:80: also
+// the address of virtualServices[id=1]", and the previous configuration
+// stays in force, untouched.
 func (e *Engine) Apply(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("runtime: nil configuration")
@@ -127,29 +218,36 @@ func (e *Engine) Apply(cfg *config.Config) error {
 		c.rollback()
 		return err
 	}
-	if err := e.listeners.Reconcile(c.handlers); err != nil {
+	failed, err := e.listeners.Reconcile(c.set)
+	if err != nil {
 		c.rollback()
-		var oe *listener.OpenError
-		if errors.As(err, &oe) {
-			if o, ok := c.owners[oe.Key]; ok {
-				return fmt.Errorf("%s %s: %w", o.label, o.addr, oe.Err)
-			}
-		}
 		return fmt.Errorf("runtime: %w", err)
 	}
+	for _, f := range c.commit {
+		f()
+	}
+	if bps := float64(cfg.Options.ThroughputLimit) * 125000; e.throughput.Rate() != bps { // Mbit/s → bytes/s
+		e.throughput.SetRate(bps)
+	}
 	e.backends.Commit(c.servers)
-	e.vsStats = c.stats
+	e.vss = c.states
 	e.gen++
-	snap := &Snapshot{generation: e.gen, services: c.services}
+	old := e.snap.Load()
+	snap := &Snapshot{generation: e.gen, services: c.services, options: cfg.Options}
 	e.snap.Store(snap)
+	for k, err := range failed {
+		o := c.owners[k]
+		e.log.Warn("virtual service cannot listen; retrying every 5 s", "service", o.label, "socket", k, "err", errors.Unwrap(err))
+	}
+	e.afterSwap(old, snap)
 	e.log.Info("data plane configuration applied", "generation", snap.generation,
-		"services", len(c.services), "served", len(c.served), "sockets", len(c.handlers))
+		"services", len(c.services), "served", c.served, "sockets", len(c.set.TCP)+len(c.set.UDP), "notListening", len(failed))
 	return nil
 }
 
 // Close stops serving: it closes every socket, closes every proxied
-// connection and waits for all of the data plane's goroutines to return.
-// Apply fails after Close.
+// connection and UDP session and waits for all of the data plane's
+// goroutines to return. Apply fails after Close.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -157,12 +255,42 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	err := errors.Join(e.listeners.Close(), e.proxy.Close())
+	close(e.stop)
+	<-e.done
+	e.drainMu.Lock()
+	e.draining = false
+	for _, t := range e.vsDrain {
+		t.Stop()
+	}
+	for _, t := range e.rsDrain {
+		t.Stop()
+	}
+	e.drainMu.Unlock()
+	err := errors.Join(e.listeners.Close(), e.proxy.Close(), e.udp.Close())
+	for _, s := range e.snap.Load().services {
+		closePicker(s.picker)
+	}
 	e.snap.Store(&Snapshot{generation: e.gen})
 	return err
 }
 
-// owner says which service a socket belongs to, for error messages.
+// Server returns the runtime state of the real server with key k in the
+// configuration in force, or nil. Health checks report results on it with
+// SetHealth.
+func (e *Engine) Server(k backend.Key) *backend.Server { return e.backends.Get(k) }
+
+// SetHealth records the health of the real server with key k and applies
+// the drop policy (see the package documentation). It reports whether the
+// state changed, and an error when there is no such real server.
+func (e *Engine) SetHealth(k backend.Key, h backend.Health) (changed bool, err error) {
+	s := e.backends.Get(k)
+	if s == nil {
+		return false, fmt.Errorf("no real server %s", k)
+	}
+	return s.SetHealth(h), nil
+}
+
+// owner says which service a socket belongs to, for messages.
 type owner struct {
 	label string
 	addr  netip.AddrPort
@@ -172,13 +300,14 @@ type owner struct {
 // force.
 type compiled struct {
 	services []*service
-	served   []*service
-	handlers map[string]listener.Handler // socket key → handler
-	owners   map[string]owner            // socket key → service
-	servers  []*backend.Server           // every real server of a served service
-	seen     map[*backend.Server]bool    // the same, as a set
-	stats    map[int]*backend.Counters
+	served   int
+	set      listener.Set
+	owners   map[string]owner         // socket key → service
+	servers  []*backend.Server        // every real server of a served service
+	seen     map[*backend.Server]bool // the same, as a set
+	states   map[int]*vsState
 	restore  []func() // undoes settings changed on servers already in force
+	commit   []func() // changes to state in force, made when the candidate is
 }
 
 // rollback undoes what compile changed outside the candidate.
@@ -193,37 +322,36 @@ func (c *compiled) rollback() {
 // rollback restores.
 func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 	c := &compiled{
-		handlers: map[string]listener.Handler{},
-		owners:   map[string]owner{},
-		stats:    map[int]*backend.Counters{},
-		seen:     map[*backend.Server]bool{},
+		set:    listener.Set{TCP: map[netip.AddrPort]listener.Handler{}, UDP: map[netip.AddrPort]listener.PacketHandler{}},
+		owners: map[string]owner{},
+		states: map[int]*vsState{},
+		seen:   map[*backend.Server]bool{},
 	}
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
 		s := &service{vs: vs, label: label(vs, i)}
 		c.services = append(c.services, s)
+		st := &vsState{stats: new(backend.Counters)}
 		if vs.ID > 0 {
-			if _, dup := c.stats[vs.ID]; dup {
+			if _, dup := c.states[vs.ID]; dup {
 				return c, fmt.Errorf("%s: duplicate id", s.label)
 			}
-			s.stats = e.vsStats[vs.ID]
-			if s.stats == nil {
-				s.stats = new(backend.Counters)
+			if old := e.vss[vs.ID]; old != nil {
+				*st = *old
 			}
-			c.stats[vs.ID] = s.stats
-		} else {
-			s.stats = new(backend.Counters)
+			c.states[vs.ID] = st
 		}
+		s.stats = st.stats
 		s.servers = make([]realServer, len(vs.RealServers))
 		for j := range vs.RealServers {
 			s.servers[j].rs = &vs.RealServers[j]
 		}
 		s.state, s.reason = classify(vs)
 		if s.state == "" {
-			if err := e.compileServed(cfg, c, s); err != nil {
+			if err := e.compileServed(cfg, c, s, st); err != nil {
 				return c, err
 			}
-			c.served = append(c.served, s)
+			c.served++
 		}
 	}
 	return c, nil
@@ -231,11 +359,12 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 
 // The states of a virtual service in Status.
 const (
-	// StateUp is an enabled, served service with at least one enabled real
-	// server.
+	// StateUp is an enabled, served service with at least one real server
+	// that can take connections.
 	StateUp = "Up"
-	// StateDown is an enabled, served service without an enabled real
-	// server: connections to it are closed at once.
+	// StateDown is an enabled service that cannot take connections: no
+	// real server is enabled and Up, or none of its sockets could be
+	// opened. Reason says which.
 	StateDown = "Down"
 	// StateDisabled is a service that is not enabled.
 	StateDisabled = "Disabled"
@@ -244,13 +373,14 @@ const (
 	StateNotServed = "NotServed"
 )
 
-// The states of a real server in Status. There are no health checks yet,
-// so a real server is Enabled or Disabled as configured.
+// The states of a real server in Status.
 const (
 	// RSEnabled is a real server that receives connections.
 	RSEnabled = "Enabled"
-	// RSDisabled is a real server taken out of service.
+	// RSDisabled is a real server taken out of service by configuration.
 	RSDisabled = "Disabled"
+	// RSDown is an enabled real server that its health check found Down.
+	RSDown = "Down"
 )
 
 // classify returns StateDisabled or StateNotServed with a reason for a
@@ -259,10 +389,10 @@ func classify(vs *config.VirtualService) (state, reason string) {
 	switch {
 	case !isEnabled(vs.Enabled):
 		return StateDisabled, ""
-	case vs.Protocol == "udp":
-		return StateNotServed, "udp services arrive with the layer-4 UDP work"
-	case vs.Protocol != "tcp":
+	case vs.Protocol != "tcp" && vs.Protocol != "udp":
 		return StateNotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
+	case vs.Protocol == "udp" && vs.Type != "gen":
+		return StateNotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
 	case !slices.Contains([]string{"gen", "http", "http2", "tls"}, vs.Type):
 		return StateNotServed, fmt.Sprintf("service type %q is not served", vs.Type)
 	case len(vs.SubVSs) > 0:
@@ -271,8 +401,8 @@ func classify(vs *config.VirtualService) (state, reason string) {
 	return "", ""
 }
 
-// compileServed fills in a service that will be served.
-func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service) error {
+// compileServed fills in a service that will be served, and its state st.
+func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *vsState) error {
 	vs := s.vs
 	if vs.ID <= 0 {
 		return fmt.Errorf("%s: id must be assigned before the service is served", s.label)
@@ -281,6 +411,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service) erro
 	if err != nil || addr.Zone() != "" {
 		return fmt.Errorf("%s: address %q is not an IP address", s.label, vs.Address)
 	}
+	addr = addr.Unmap()
 	if vs.Port < 1 || vs.Port > 65535 {
 		return fmt.Errorf("%s: port %d is not 1-65535", s.label, vs.Port)
 	}
@@ -289,7 +420,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service) erro
 		return fmt.Errorf("%s: extraPorts: %w", s.label, err)
 	}
 	for _, p := range append([]int{vs.Port}, extra...) {
-		s.listen = append(s.listen, netip.AddrPortFrom(addr.Unmap(), uint16(p)))
+		s.listen = append(s.listen, netip.AddrPortFrom(addr, uint16(p)))
 	}
 
 	var enabled []*backend.Server
@@ -311,44 +442,127 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service) erro
 			enabled = append(enabled, srv)
 		}
 	}
-	picker, err := balance.New(vs.Schedule, enabled)
+	s.picker, err = balance.New(vs.Schedule, enabled)
 	if err != nil {
 		return fmt.Errorf("%s: schedule: %w", s.label, err)
 	}
 
-	idle := vs.Idletime
-	if idle == 0 {
-		idle = cfg.Options.ConnTimeout
+	e.compileLimits(c, vs, st)
+	var throughput *l4.Shaper
+	if cfg.Options.ThroughputLimit > 0 {
+		throughput = e.throughput
 	}
-	if idle == 0 {
-		idle = config.DefaultConnTimeout
+	source := sourceAddr(cfg, vs, addr)
+	s.network = vs.Protocol
+	if s.network == "udp" {
+		s.uhandler = e.udp.Service(udp.ServiceConfig{
+			ID:          vs.ID,
+			Name:        s.label,
+			Picker:      s.picker,
+			IdleTimeout: time.Duration(vs.Idletime) * time.Second, // 0: udp.DefaultIdleTimeout
+			Stats:       s.stats,
+			Source:      source,
+			MaxConns:    vs.Limits.MaxConns,
+			ConnRate:    st.connRate,
+			Bandwidth:   st.bandwidth,
+			Throughput:  throughput,
+		})
+	} else {
+		idle := vs.Idletime
+		if idle == 0 {
+			idle = cfg.Options.ConnTimeout
+		}
+		if idle == 0 {
+			idle = config.DefaultConnTimeout
+		}
+		s.handler = e.proxy.Service(l4.ServiceConfig{
+			ID:          vs.ID,
+			Name:        s.label,
+			Picker:      s.picker,
+			IdleTimeout: time.Duration(idle) * time.Second,
+			Stats:       s.stats,
+			Source:      source,
+			MaxConns:    vs.Limits.MaxConns,
+			ConnRate:    st.connRate,
+			Bandwidth:   st.bandwidth,
+			Throughput:  throughput,
+		})
 	}
-	s.handler = e.proxy.Service(l4.ServiceConfig{
-		Name:        s.label,
-		Picker:      picker,
-		IdleTimeout: time.Duration(idle) * time.Second,
-		Stats:       s.stats,
-	})
 	for _, ap := range s.listen {
-		k := listener.Key("tcp", ap)
+		k := listener.Key(s.network, ap)
 		if o, dup := c.owners[k]; dup {
 			return fmt.Errorf("%s %s: also the address of %s", s.label, ap, o.label)
 		}
 		c.owners[k] = owner{label: s.label, addr: ap}
-		c.handlers[k] = s.handler
+		if s.network == "udp" {
+			c.set.UDP[ap] = s.uhandler
+		} else {
+			c.set.TCP[ap] = s.handler
+		}
 	}
 
 	s.state = StateUp
 	if len(enabled) == 0 {
 		s.state = StateDown
 	}
-	s.reason = strings.Join(notes(vs, len(enabled)), "; ")
+	s.reason = strings.Join(notes(cfg, vs, len(enabled)), "; ")
 	return nil
+}
+
+// compileLimits sets the limiters of st for vs. Limiters of the state in
+// force are reused (their rate changes when the candidate is committed),
+// so connections shaped by the previous generation follow a new rate.
+func (e *Engine) compileLimits(c *compiled, vs *config.VirtualService, st *vsState) {
+	if n := vs.Limits.ConnsPerSec; n > 0 {
+		if st.connRate == nil || st.connRate.Limit() != rate.Limit(n) {
+			st.connRate = rate.NewLimiter(rate.Limit(n), n) // a burst of one second
+		}
+	} else {
+		st.connRate = nil
+	}
+	if kbit := vs.Limits.Bandwidth; kbit > 0 {
+		bps := float64(kbit) * 125 // kbit/s → bytes/s
+		if st.bandwidth == nil {
+			st.bandwidth = l4.NewShaper(bps, backend.LimitBandwidth)
+		} else if st.bandwidth.Rate() != bps {
+			b := st.bandwidth
+			c.commit = append(c.commit, func() { b.SetRate(bps) })
+		}
+	} else if st.bandwidth != nil {
+		b := st.bandwidth
+		c.commit = append(c.commit, func() { b.SetRate(0) }) // connections shaped so far are released
+		st.bandwidth = nil
+	}
+}
+
+// sourceAddr returns the source address of the server-side connections of
+// vs, whose VIP is vip: the VIP, or the zero Addr (the kernel's choice:
+// Fulcrum's own address on the route to the real server) with subnet
+// originating requests on, globally or for the service. A wildcard VIP
+// has no address to give, so the kernel chooses then too.
+func sourceAddr(cfg *config.Config, vs *config.VirtualService, vip netip.Addr) netip.Addr {
+	if subnetOriginating(cfg, vs) || vip.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return vip
+}
+
+// subnetOriginating reads the global and per-service switches; the
+// per-service default is true for tcp and false for udp, as on a
+// LoadMaster.
+func subnetOriginating(cfg *config.Config, vs *config.VirtualService) bool {
+	if cfg.Options.SubnetOriginating {
+		return true
+	}
+	if vs.SubnetOriginating != nil {
+		return *vs.SubnetOriginating
+	}
+	return vs.Protocol != "udp"
 }
 
 // notes are the parts of a served service's Status reason: what it does
 // not do yet, or why it is down.
-func notes(vs *config.VirtualService, enabled int) []string {
+func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string {
 	var out []string
 	if enabled == 0 {
 		out = append(out, "no enabled real server")
@@ -365,7 +579,181 @@ func notes(vs *config.VirtualService, enabled int) []string {
 	if vs.Persistence.Mode != "" && vs.Persistence.Mode != "none" {
 		out = append(out, fmt.Sprintf("persistence %s not yet implemented", vs.Persistence.Mode))
 	}
+	if config.IsTrue(vs.Transparent) {
+		src := "the virtual service's address"
+		if subnetOriginating(cfg, vs) {
+			src = "Fulcrum's own address on their subnet"
+		}
+		out = append(out, "transparency is not implemented yet: real servers see "+src)
+	}
+	if vs.Limits.RequestsPerSec > 0 && vs.Type != "http" && vs.Type != "http2" {
+		out = append(out, "requestsPerSec applies to HTTP requests and is not enforced by the layer-4 proxy")
+	}
 	return out
+}
+
+// afterSwap applies the drain and drop policy to what the new snapshot
+// took out of service, cancels drains of what it brought back, and closes
+// the pickers it replaced.
+func (e *Engine) afterSwap(old, cur *Snapshot) {
+	opts := cur.options
+	served := map[int]bool{}
+	enabled := map[*backend.Server]bool{}
+	pickers := map[balance.Picker]bool{}
+	for _, s := range cur.services {
+		if !s.served() {
+			continue
+		}
+		served[s.vs.ID] = true
+		pickers[s.picker] = true
+		for _, r := range s.servers {
+			if isEnabled(r.rs.Enabled) {
+				enabled[r.srv] = true
+			}
+		}
+	}
+	for _, s := range old.services {
+		if !s.served() {
+			continue
+		}
+		if !pickers[s.picker] {
+			closePicker(s.picker)
+		}
+		if !served[s.vs.ID] {
+			e.drainService(s.vs.ID, opts)
+			continue
+		}
+		for _, r := range s.servers {
+			if isEnabled(r.rs.Enabled) && !enabled[r.srv] {
+				e.serverOut(r.srv, "disabled or removed", opts.DropOnFail, opts.DrainTime)
+			}
+		}
+	}
+	e.drainMu.Lock()
+	for id, t := range e.vsDrain {
+		if served[id] {
+			t.Stop()
+			delete(e.vsDrain, id)
+		}
+	}
+	for srv, t := range e.rsDrain {
+		if enabled[srv] && srv.Health() != backend.HealthDown {
+			t.Stop()
+			delete(e.rsDrain, srv)
+		}
+	}
+	e.drainMu.Unlock()
+}
+
+// closePicker stops a picker's background work, if it has any.
+func closePicker(p balance.Picker) {
+	if c, ok := p.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// drainService ends the connections of a service taken out of service
+// when the drain time ends.
+func (e *Engine) drainService(id int, opts config.Options) {
+	if opts.DrainTime <= 0 {
+		return
+	}
+	e.drainMu.Lock()
+	defer e.drainMu.Unlock()
+	if !e.draining || e.vsDrain[id] != nil {
+		return
+	}
+	e.vsDrain[id] = time.AfterFunc(time.Duration(opts.DrainTime)*time.Second, func() {
+		e.drainMu.Lock()
+		t := e.vsDrain[id]
+		delete(e.vsDrain, id)
+		e.drainMu.Unlock()
+		if t == nil {
+			return // cancelled meanwhile
+		}
+		n := e.proxy.CloseService(id) + e.udp.CloseService(id)
+		e.log.Info("drain time of a removed virtual service ended", "id", id, "closed", n)
+	})
+}
+
+// serverOut applies the policy to a real server taken out of service:
+// drop its connections now, or when the drain time ends, or never.
+func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainTime int) {
+	if dropNow {
+		n := srv.CloseConns()
+		e.log.Info("real server connections dropped", "server", srv.Key().String(), "why", why, "closed", n)
+		return
+	}
+	if drainTime <= 0 || srv.OpenConns() == 0 {
+		return
+	}
+	e.drainMu.Lock()
+	defer e.drainMu.Unlock()
+	if !e.draining || e.rsDrain[srv] != nil {
+		return
+	}
+	e.rsDrain[srv] = time.AfterFunc(time.Duration(drainTime)*time.Second, func() {
+		e.drainMu.Lock()
+		t := e.rsDrain[srv]
+		delete(e.rsDrain, srv)
+		e.drainMu.Unlock()
+		if t == nil {
+			return
+		}
+		n := srv.CloseConns()
+		e.log.Info("drain time of a real server ended", "server", srv.Key().String(), "why", why, "closed", n)
+	})
+}
+
+// onHealth is the backend registry's health hook.
+func (e *Engine) onHealth(s *backend.Server, from, to backend.Health) {
+	opts := e.snap.Load().options
+	switch {
+	case to == backend.HealthDown:
+		drain := 0
+		if opts.DropAtDrainEnd {
+			drain = opts.DrainTime
+		}
+		e.serverOut(s, "health check Down", opts.DropOnFail, drain)
+	case from == backend.HealthDown && s.Settings().Enabled:
+		e.drainMu.Lock()
+		if t := e.rsDrain[s]; t != nil {
+			t.Stop()
+			delete(e.rsDrain, s)
+		}
+		e.drainMu.Unlock()
+	}
+}
+
+// loop is the Engine's one background goroutine: live byte accounting,
+// rates and socket retries, once a second.
+func (e *Engine) loop() {
+	defer close(e.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastRetry := time.Now()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			e.proxy.Account()
+			for _, s := range e.snap.Load().services {
+				s.stats.Sample(now)
+				for _, r := range s.servers {
+					if r.srv != nil {
+						r.srv.Sample(now)
+					}
+				}
+			}
+			if now.Sub(lastRetry) >= retryEvery {
+				lastRetry = now
+				for _, k := range e.listeners.Retry() {
+					e.log.Info("virtual service socket opened on retry", "socket", k)
+				}
+			}
+		}
+	}
 }
 
 // label names a service in errors and logs: "virtualServices[id=3]", or

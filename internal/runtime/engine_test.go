@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 )
@@ -98,7 +99,7 @@ func TestStatusStates(t *testing.T) {
 		{"up", func(*config.VirtualService) {}, StateUp, "", true, false},
 		{"disabled", func(vs *config.VirtualService) { vs.Enabled = config.Bool(false) }, StateDisabled, "", false, false},
 		{"udp", func(vs *config.VirtualService) { vs.Protocol = "udp"; vs.Transparent = nil; vs.SubnetOriginating = nil },
-			StateNotServed, "udp services arrive with the layer-4 UDP work", false, false},
+			StateUp, "transparency is not implemented yet: real servers see the virtual service's address", false, false},
 		{"no enabled rs", func(vs *config.VirtualService) { vs.RealServers = []config.RealServer{disabledRS} },
 			StateDown, "no enabled real server", true, true},
 		{"no rs", func(vs *config.VirtualService) { vs.RealServers = nil }, StateDown, "no enabled real server", true, false},
@@ -106,9 +107,9 @@ func TestStatusStates(t *testing.T) {
 			"type http is served as a layer-4 TCP proxy until the layer-7 proxy exists", true, false},
 		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, StateUp, "type tls is served as a layer-4", true, false},
 		{"fixed", func(vs *config.VirtualService) { vs.Schedule = "fixed" }, StateUp,
-			"scheduling method fixed not yet implemented; using rr", true, false},
+			scheduleNote("fixed"), true, false},
 		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, StateUp,
-			"scheduling method adaptive not yet implemented; using rr", true, false},
+			scheduleNote("adaptive"), true, false},
 		{"wlc", func(vs *config.VirtualService) { vs.Schedule = "wlc" }, StateUp, "", true, false},
 		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp,
 			"persistence src not yet implemented", true, false},
@@ -140,6 +141,9 @@ func TestStatusStates(t *testing.T) {
 			k := listener.Key("tcp", mustAP(t, "127.0.0.1", port))
 			if serving := e.listeners.Addr(k) != nil; serving != tc.serves {
 				t.Errorf("listening %v, want %v", serving, tc.serves)
+			}
+			if vs.Protocol == "udp" && e.listeners.PacketConn(listener.Key("udp", mustAP(t, "127.0.0.1", port))) == nil {
+				t.Error("udp service has no socket")
 			}
 		})
 	}
@@ -346,7 +350,7 @@ func TestReloadWithoutGaps(t *testing.T) {
 	t.Logf("%d connections across 20 reloads, 0 failed", ok.Load())
 }
 
-func TestApplyBindFailureKeepsOldConfig(t *testing.T) {
+func TestBindFailureMarksOnlyThatService(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
 	p1 := freePort(t, "127.0.0.1")
@@ -365,38 +369,42 @@ func TestApplyBindFailureKeepsOldConfig(t *testing.T) {
 	busy := foreign.Addr().(*net.TCPAddr).Port
 	pFree := freePort(t, "127.0.0.4")
 
-	err = e.Apply(conf(t,
+	// VS 3's port is taken by another program, VS 4's address is not
+	// local (TEST-NET-1: binding it sends nothing): Apply applies the rest.
+	mustApply(t, e, conf(t,
 		vsOf(1, "127.0.0.1", p1, rsOf(11, a, 7)),
 		vsOf(2, "127.0.0.4", pFree, rsOf(21, a, 1)),
-		vsOf(3, "127.0.0.2", busy, rsOf(31, a, 1))))
-	want := fmt.Sprintf("virtualServices[id=3] 127.0.0.2:%d: bind: address already in use", busy)
-	if err == nil || err.Error() != want {
-		t.Fatalf("Apply with a busy port: %v; want %q", err, want)
-	}
-	if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Error("error does not wrap EADDRINUSE")
-	}
-	// Nothing changed.
-	if g := e.Snapshot().Generation(); g != 1 {
-		t.Errorf("generation %d after a failed Apply, want 1", g)
-	}
-	if st := e.Status(); len(st) != 1 || st[0].RealServers[0].Weight != 1000 {
-		t.Errorf("Status after failed Apply: %+v", st)
-	}
-	if w := e.backends.Get(backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}).Weight(); w != 1000 {
-		t.Errorf("RS weight %d after failed Apply, want 1000 restored", w)
-	}
-	if _, err := dial(hostPort("127.0.0.4", pFree)); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("socket of the failed Apply still open: %v", err)
-	}
-	if got := e.listeners.Keys(); len(got) != 1 {
-		t.Errorf("sockets after failed Apply: %v", got)
+		vsOf(3, "127.0.0.2", busy, rsOf(31, a, 1)),
+		vsOf(4, "192.0.2.1", 80, rsOf(41, a, 1))))
+	if tag, err := askOnce(hostPort("127.0.0.4", pFree)); err != nil || tag != "a" {
+		t.Errorf("new VS 2 beside the failed ones: %q %v", tag, err)
 	}
 	if tag, err := kept.ask("y"); err != nil || tag != "a" {
-		t.Errorf("kept connection after failed Apply: %q %v", tag, err)
+		t.Errorf("kept connection: %q %v", tag, err)
 	}
-	if tag, err := askOnce(addr1); err != nil || tag != "a" {
-		t.Errorf("new connection after failed Apply: %q %v", tag, err)
+	st := e.Status()
+	if st[0].State != StateUp || st[0].RealServers[0].Weight != 7 || st[1].State != StateUp {
+		t.Errorf("VS 1 and 2: %+v %+v", st[0], st[1])
+	}
+	want3 := fmt.Sprintf("cannot listen on 127.0.0.2:%d: bind: address already in use (retried every 5 s)", busy)
+	if st[2].State != StateDown || st[2].Reason != want3 {
+		t.Errorf("VS 3: state %s reason %q; want Down, %q", st[2].State, st[2].Reason, want3)
+	}
+	if len(st[2].Sockets) != 1 || st[2].Sockets[0].Listening || st[2].Sockets[0].Error != "bind: address already in use" {
+		t.Errorf("VS 3 sockets %+v", st[2].Sockets)
+	}
+	if st[3].State != StateDown || !strings.Contains(st[3].Reason, "cannot listen on 192.0.2.1:80: bind: cannot assign requested address") {
+		t.Errorf("VS 4: state %s reason %q", st[3].State, st[3].Reason)
+	}
+
+	// Once the other program lets the port go, VS 3 starts by itself.
+	foreign.Close()
+	eventually(t, "VS 3 to listen after the port was freed", func() bool { return e.Status()[2].State == StateUp })
+	if tag, err := askOnce(hostPort("127.0.0.2", busy)); err != nil || tag != "a" {
+		t.Errorf("VS 3 after retry: %q %v", tag, err)
+	}
+	if st := e.Status()[2]; st.Reason != "" || !st.Sockets[0].Listening {
+		t.Errorf("VS 3 status after retry: %+v", st)
 	}
 }
 
@@ -474,4 +482,13 @@ func TestClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 	// goleak in TestMain checks that no goroutine is left.
+}
+
+// scheduleNote is the Status note of a scheduling method: none once the
+// balance package implements it.
+func scheduleNote(method string) string {
+	if balance.Implemented(method) {
+		return ""
+	}
+	return fmt.Sprintf("scheduling method %s not yet implemented; using %s", method, balance.FallbackMethod)
 }

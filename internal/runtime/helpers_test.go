@@ -74,7 +74,7 @@ func startTag(t testing.TB, tag string) *tagServer {
 // freePort returns a port on which nothing listens on addr now.
 func freePort(t testing.TB, addr string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr+":0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func freePorts(t testing.TB, addr string, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {
-		ln, err := net.Listen("tcp", addr+":0")
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,14 @@
 package runtime
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/listener"
+)
+
 // VSStatus is the state and counters of one top-level virtual service.
 type VSStatus struct {
 	// ID is the service's configuration ID.
@@ -15,16 +24,60 @@ type VSStatus struct {
 	// Reason explains a Down or NotServed state and anything the service
 	// does not do yet; "" when there is nothing to say.
 	Reason string `json:"reason,omitempty"`
-	// ActiveConns is the number of client connections open now.
+	// Sockets are the service's listening sockets (main port first, then
+	// the extra ports) and whether each is open; empty unless served.
+	Sockets []SocketStatus `json:"sockets,omitempty"`
+	// ActiveConns is the number of client connections (UDP: sessions)
+	// open now.
 	ActiveConns int64 `json:"activeConns"`
-	// TotalConns is the number of client connections accepted.
+	// TotalConns is the number of client connections (UDP: sessions)
+	// accepted.
 	TotalConns int64 `json:"totalConns"`
-	// BytesIn is the bytes received from clients.
+	// BytesIn is the bytes received from clients. Long connections are
+	// counted while they last, about once a second.
 	BytesIn int64 `json:"bytesIn"`
 	// BytesOut is the bytes sent to clients.
 	BytesOut int64 `json:"bytesOut"`
+	// Errors is the number of client connections (UDP: new sessions) that
+	// could not be proxied: no real server was available or none could be
+	// reached.
+	Errors int64 `json:"errors"`
+	// Rates are the per-second rates over the last second.
+	Rates backend.Rates `json:"rates"`
+	// LimitHits count how often each limit was reached.
+	LimitHits LimitHits `json:"limitHits"`
 	// RealServers are the service's real servers, in configuration order.
 	RealServers []RSStatus `json:"realServers"`
+}
+
+// SocketStatus is one listening socket of a service.
+type SocketStatus struct {
+	// Address is the socket's address and port.
+	Address string `json:"address"`
+	// Listening is true when the socket is open.
+	Listening bool `json:"listening"`
+	// Error is why the socket could not be opened; it is tried again
+	// every 5 s.
+	Error string `json:"error,omitempty"`
+}
+
+// LimitHits count how often each limit of a service was reached.
+type LimitHits struct {
+	// MaxConns counts connections (UDP: new sessions) refused over the
+	// service's maximum of concurrent connections.
+	MaxConns int64 `json:"maxConns"`
+	// ConnsPerSec counts connections (UDP: new sessions) refused over the
+	// service's connection rate.
+	ConnsPerSec int64 `json:"connsPerSec"`
+	// Bandwidth counts TCP copies held back, and UDP datagrams dropped, by
+	// the service's bandwidth limit.
+	Bandwidth int64 `json:"bandwidth"`
+	// Throughput counts the same for the global throughput limit, for the
+	// traffic of this service.
+	Throughput int64 `json:"throughput"`
+	// Sessions counts UDP sessions of this service evicted from the full
+	// session table.
+	Sessions int64 `json:"sessions"`
 }
 
 // RSStatus is the state and counters of one real server.
@@ -39,8 +92,10 @@ type RSStatus struct {
 	Weight int `json:"weight"`
 	// Enabled is the configured enabled flag.
 	Enabled bool `json:"enabled"`
-	// State is RSEnabled or RSDisabled (there are no health checks yet).
+	// State is RSEnabled, RSDisabled or RSDown.
 	State string `json:"state"`
+	// Health is the health-check state: "Unknown", "Up" or "Down".
+	Health string `json:"health"`
 	// ActiveConns is the number of connections open or being dialled now.
 	ActiveConns int64 `json:"activeConns"`
 	// TotalConns is the number of connections established.
@@ -51,6 +106,8 @@ type RSStatus struct {
 	BytesOut int64 `json:"bytesOut"`
 	// Failures is the number of failed dials.
 	Failures int64 `json:"failures"`
+	// Rates are the per-second rates over the last second.
+	Rates backend.Rates `json:"rates"`
 }
 
 // Status returns the state and counters of every top-level virtual service
@@ -61,6 +118,7 @@ func (e *Engine) Status() []VSStatus {
 	out := make([]VSStatus, 0, len(snap.services))
 	for _, s := range snap.services {
 		vs := s.vs
+		c := s.stats
 		st := VSStatus{
 			ID:          vs.ID,
 			Address:     vs.Address,
@@ -68,12 +126,22 @@ func (e *Engine) Status() []VSStatus {
 			Protocol:    vs.Protocol,
 			State:       s.state,
 			Reason:      s.reason,
-			ActiveConns: s.stats.Active(),
-			TotalConns:  s.stats.Total(),
-			BytesIn:     s.stats.BytesIn(),
-			BytesOut:    s.stats.BytesOut(),
+			ActiveConns: c.Active(),
+			TotalConns:  c.Total(),
+			BytesIn:     c.BytesIn(),
+			BytesOut:    c.BytesOut(),
+			Errors:      c.Errors(),
+			Rates:       c.Rates(),
+			LimitHits: LimitHits{
+				MaxConns:    c.LimitHits(backend.LimitMaxConns),
+				ConnsPerSec: c.LimitHits(backend.LimitConnRate),
+				Bandwidth:   c.LimitHits(backend.LimitBandwidth),
+				Throughput:  c.LimitHits(backend.LimitThroughput),
+				Sessions:    c.LimitHits(backend.LimitSessions),
+			},
 			RealServers: make([]RSStatus, 0, len(s.servers)),
 		}
+		available := 0
 		for _, r := range s.servers {
 			rs := RSStatus{
 				ID:      r.rs.ID,
@@ -82,20 +150,69 @@ func (e *Engine) Status() []VSStatus {
 				Weight:  r.rs.Weight,
 				Enabled: isEnabled(r.rs.Enabled),
 				State:   RSDisabled,
-			}
-			if rs.Enabled {
-				rs.State = RSEnabled
+				Health:  backend.HealthUnknown.String(),
 			}
 			if r.srv != nil {
+				h := r.srv.Health()
+				rs.Health = h.String()
 				rs.ActiveConns = r.srv.Active()
 				rs.TotalConns = r.srv.Total()
 				rs.BytesIn = r.srv.BytesIn()
 				rs.BytesOut = r.srv.BytesOut()
 				rs.Failures = r.srv.Failures()
+				rs.Rates = r.srv.Rates()
+				if rs.Enabled {
+					rs.State = RSEnabled
+					if h == backend.HealthDown {
+						rs.State = RSDown
+					} else {
+						available++
+					}
+				}
+			} else if rs.Enabled {
+				rs.State = RSEnabled
 			}
 			st.RealServers = append(st.RealServers, rs)
+		}
+		if s.served() {
+			e.socketStatus(s, &st, available)
 		}
 		out = append(out, st)
 	}
 	return out
+}
+
+// socketStatus fills in the sockets of a served service and turns its
+// state Down when it cannot take connections.
+func (e *Engine) socketStatus(s *service, st *VSStatus, available int) {
+	var failed []string
+	for _, ap := range s.listen {
+		ss := SocketStatus{Address: ap.String(), Listening: true}
+		if err := e.listeners.Err(listener.Key(s.network, ap)); err != nil {
+			var oe *listener.OpenError
+			if errors.As(err, &oe) {
+				err = oe.Err
+			}
+			ss.Listening, ss.Error = false, err.Error()
+			failed = append(failed, fmt.Sprintf("cannot listen on %s: %v", ap, err))
+		}
+		st.Sockets = append(st.Sockets, ss)
+	}
+	var reasons []string
+	if len(failed) > 0 {
+		reasons = append(reasons, strings.Join(failed, "; ")+" (retried every 5 s)")
+		if len(failed) == len(s.listen) {
+			st.State = StateDown
+		}
+	}
+	if st.State == StateUp && available == 0 {
+		st.State = StateDown
+		reasons = append(reasons, "every enabled real server is Down")
+	}
+	if len(reasons) > 0 {
+		if st.Reason != "" {
+			reasons = append(reasons, st.Reason)
+		}
+		st.Reason = strings.Join(reasons, "; ")
+	}
 }

@@ -1,0 +1,96 @@
+package backend
+
+import (
+	"sync"
+	"time"
+)
+
+// Limit names a limit whose hits Counters count.
+type Limit int
+
+// The limits of a virtual service.
+const (
+	// LimitMaxConns is the service's maximum of concurrent connections (or
+	// UDP sessions): a new one over it is refused.
+	LimitMaxConns Limit = iota
+	// LimitConnRate is the service's maximum of new connections (or UDP
+	// sessions) per second: a new one over it is refused.
+	LimitConnRate
+	// LimitBandwidth is the service's bandwidth: a TCP copy held back, or a
+	// UDP datagram dropped, to keep under it.
+	LimitBandwidth
+	// LimitThroughput is the appliance's global throughput limit: a TCP
+	// copy held back, or a UDP datagram dropped, to keep under it.
+	LimitThroughput
+	// LimitSessions is the UDP session table's bound: an idle session was
+	// evicted to make room for a new one.
+	LimitSessions
+	numLimits
+)
+
+// String returns the limit's name as used in status documents.
+func (l Limit) String() string {
+	switch l {
+	case LimitMaxConns:
+		return "maxConns"
+	case LimitConnRate:
+		return "connsPerSec"
+	case LimitBandwidth:
+		return "bandwidth"
+	case LimitThroughput:
+		return "throughput"
+	case LimitSessions:
+		return "sessions"
+	}
+	return "unknown"
+}
+
+// Rates are per-second rates measured between two samples of a
+// counter set.
+type Rates struct {
+	// ConnsPerSec is the rate of new connections.
+	ConnsPerSec float64 `json:"connsPerSec"`
+	// BytesInPerSec is the rate of bytes received from clients.
+	BytesInPerSec float64 `json:"bytesInPerSec"`
+	// BytesOutPerSec is the rate of bytes sent to clients.
+	BytesOutPerSec float64 `json:"bytesOutPerSec"`
+}
+
+// meter turns successive samples of monotonic counters into rates. It is
+// touched by the sampling goroutine and by readers of Rates, never by the
+// data path, so a mutex is fine.
+type meter struct {
+	mu             sync.Mutex
+	at             time.Time
+	total, in, out int64
+	last           Rates
+}
+
+func (m *meter) sample(now time.Time, total, in, out int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.at.IsZero() {
+		if d := now.Sub(m.at).Seconds(); d > 0 {
+			m.last = Rates{
+				ConnsPerSec:    perSec(total-m.total, d),
+				BytesInPerSec:  perSec(in-m.in, d),
+				BytesOutPerSec: perSec(out-m.out, d),
+			}
+		}
+	}
+	m.at, m.total, m.in, m.out = now, total, in, out
+}
+
+func (m *meter) rates() Rates {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
+}
+
+// perSec returns delta/seconds, never negative.
+func perSec(delta int64, seconds float64) float64 {
+	if delta <= 0 {
+		return 0
+	}
+	return float64(delta) / seconds
+}

@@ -1,0 +1,387 @@
+package udp
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/listener"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// echoServer is a UDP real server that answers "<tag> <datagram>" and
+// remembers the addresses it saw.
+type echoServer struct {
+	pc   *net.UDPConn
+	port int
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	seen map[netip.AddrPort]bool
+}
+
+func startEcho(t testing.TB, addr, tag string) *echoServer {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echoServer{pc: pc, port: pc.LocalAddr().(*net.UDPAddr).Port, seen: map[netip.AddrPort]bool{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.seen[from] = true
+			s.mu.Unlock()
+			_, _ = pc.WriteToUDPAddrPort(append([]byte(tag+" "), buf[:n]...), from)
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *echoServer) peers() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netip.AddrPort
+	for ap := range s.seen {
+		out = append(out, ap)
+	}
+	return out
+}
+
+func rsOf(addr string, port int) *backend.Server {
+	return backend.NewServer(backend.Key{VS: 1, Address: addr, Port: port}, backend.Settings{Weight: 1, Enabled: true})
+}
+
+// front is a UDP virtual service: a socket of a listener.Registry whose
+// datagrams go to a Service.
+type front struct {
+	proxy *Proxy
+	reg   *listener.Registry
+	vip   netip.AddrPort
+	svc   *Service
+}
+
+func startFront(t testing.TB, vipAddr string, o Options, cfg ServiceConfig) *front {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(vipAddr), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	o.Logger = quiet
+	p := New(o)
+	f := &front{proxy: p, reg: listener.New(quiet), vip: vip, svc: p.Service(cfg)}
+	if failed, err := f.reg.Reconcile(listener.Set{UDP: map[netip.AddrPort]listener.PacketHandler{vip: f.svc}}); err != nil || len(failed) > 0 {
+		t.Fatal(err, failed)
+	}
+	t.Cleanup(func() {
+		f.reg.Close()
+		p.Close()
+	})
+	return f
+}
+
+func picker(t testing.TB, servers ...*backend.Server) balance.Picker {
+	t.Helper()
+	p, err := balance.New("rr", servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// phone is a UDP client.
+func phone(t testing.TB) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange sends msg to vip and returns the answer and its source; it
+// retries a bounded number of times, and returns "" when nothing came.
+func exchange(t testing.TB, c *net.UDPConn, vip netip.AddrPort, msg string) (string, netip.AddrPort) {
+	t.Helper()
+	buf := make([]byte, 65535)
+	for range 10 {
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), vip); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err == nil {
+			return string(buf[:n]), from
+		}
+	}
+	return "", netip.AddrPort{}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestSessions(t *testing.T) {
+	a, b := startEcho(t, "127.0.0.51", "a"), startEcho(t, "127.0.0.52", "b")
+	sa, sb := rsOf("127.0.0.51", a.port), rsOf("127.0.0.52", b.port)
+	stats := new(backend.Counters)
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Name: "t", Picker: picker(t, sa, sb), Stats: stats,
+		Source: netip.MustParseAddr("127.0.0.50")})
+	p1, p2 := phone(t), phone(t)
+	r1, from := exchange(t, p1, f.vip, "hello")
+	if from != f.vip {
+		t.Errorf("answer from %s, want the VIP %s", from, f.vip)
+	}
+	r2, _ := exchange(t, p2, f.vip, "hello")
+	tag1, tag2 := strings.Fields(r1)[0], strings.Fields(r2)[0]
+	if tag1 == tag2 || r1[2:] != "hello" {
+		t.Errorf("two clients answered by %q and %q, want both servers", r1, r2)
+	}
+	// A client's session stays on its server.
+	for i := range 5 {
+		if r, _ := exchange(t, p1, f.vip, fmt.Sprint(i)); r != tag1+" "+fmt.Sprint(i) {
+			t.Errorf("session moved: %q", r)
+		}
+	}
+	if f.proxy.Active() != 2 || stats.Active() != 2 || stats.Total() != 2 {
+		t.Errorf("sessions %d, stats %d/%d", f.proxy.Active(), stats.Active(), stats.Total())
+	}
+	// The real servers see the source address: the VIP, not the client.
+	for _, s := range []*echoServer{a, b} {
+		for _, ap := range s.peers() {
+			if ap.Addr() != f.vip.Addr() {
+				t.Errorf("real server saw %s, want the VIP address", ap)
+			}
+		}
+	}
+	in, out := stats.BytesIn(), stats.BytesOut()
+	if in != int64(2*len("hello")+5) || out != in+7*2 {
+		t.Errorf("bytes in %d out %d", in, out)
+	}
+	if n := f.proxy.CloseService(2); n != 0 {
+		t.Errorf("CloseService of another service closed %d", n)
+	}
+	if n := f.proxy.CloseService(1); n != 2 {
+		t.Errorf("CloseService closed %d, want 2", n)
+	}
+	eventually(t, "sessions to end", func() bool { return f.proxy.Active() == 0 && stats.Active() == 0 })
+	if sa.Active() != 0 || sb.Active() != 0 || sa.OpenConns() != 0 {
+		t.Errorf("servers still hold slots: %d %d", sa.Active(), sb.Active())
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	const idle = 2 * time.Second
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port)), IdleTimeout: idle})
+	if f.svc.Config().IdleTimeout != idle {
+		t.Fatal(f.svc.Config().IdleTimeout)
+	}
+	c := phone(t)
+	if r, _ := exchange(t, c, f.vip, "x"); r != "a x" {
+		t.Fatalf("answer %q", r)
+	}
+	// Activity keeps the session: datagrams 100 ms apart for longer than
+	// the idle timeout.
+	for start := time.Now(); time.Since(start) < idle+500*time.Millisecond; {
+		time.Sleep(100 * time.Millisecond)
+		exchange(t, c, f.vip, "y")
+	}
+	if f.proxy.Active() != 1 || f.svc.cfg.Stats.Total() != 1 {
+		t.Fatalf("active session lost: %d sessions, %d made", f.proxy.Active(), f.svc.cfg.Stats.Total())
+	}
+	eventually(t, "the idle session to end", func() bool { return f.proxy.Active() == 0 })
+	if d := (&ServiceConfig{}); (*f.proxy).Service(*d).Config().IdleTimeout != DefaultIdleTimeout {
+		t.Error("default idle timeout not applied")
+	}
+}
+
+func TestBoundedTable(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	stats := new(backend.Counters)
+	f := startFront(t, "127.0.0.50", Options{MaxSessions: 3}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port)), Stats: stats})
+	var phones []*net.UDPConn
+	for i := range 5 {
+		c := phone(t)
+		phones = append(phones, c)
+		if r, _ := exchange(t, c, f.vip, fmt.Sprint(i)); r != "a "+fmt.Sprint(i) {
+			t.Fatalf("client %d: %q", i, r)
+		}
+	}
+	eventually(t, "evicted sessions to end", func() bool { return f.proxy.Active() == 3 && stats.Active() == 3 })
+	if hits := stats.LimitHits(backend.LimitSessions); hits != 2 {
+		t.Errorf("%d evictions counted, want 2", hits)
+	}
+	// The newest client is still served.
+	if r, _ := exchange(t, phones[4], f.vip, "again"); r != "a again" {
+		t.Errorf("newest client after evictions: %q", r)
+	}
+}
+
+func TestSessionLimits(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	for _, tc := range []struct {
+		name  string
+		cfg   ServiceConfig
+		limit backend.Limit
+	}{
+		{"max sessions", ServiceConfig{MaxConns: 2}, backend.LimitMaxConns},
+		{"session rate", ServiceConfig{ConnRate: rate.NewLimiter(rate.Every(time.Hour), 2)}, backend.LimitConnRate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.ID, cfg.Picker, cfg.Stats = 1, picker(t, rsOf("127.0.0.51", a.port)), new(backend.Counters)
+			f := startFront(t, "127.0.0.50", Options{}, cfg)
+			for i := range 2 {
+				if r, _ := exchange(t, phone(t), f.vip, "x"); r != "a x" {
+					t.Fatalf("client %d: %q", i, r)
+				}
+			}
+			c := phone(t)
+			_, _ = c.WriteToUDPAddrPort([]byte("over"), f.vip)
+			eventually(t, "the refusal to be counted", func() bool { return cfg.Stats.LimitHits(tc.limit) >= 1 })
+			if f.proxy.Active() != 2 {
+				t.Errorf("%d sessions, want 2", f.proxy.Active())
+			}
+		})
+	}
+}
+
+func TestPolicing(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	stats := new(backend.Counters)
+	bw := l4.NewShaper(8000, backend.LimitBandwidth) // bytes/s; burst 4 KiB
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port)), Stats: stats, Bandwidth: bw})
+	c := phone(t)
+	msg := strings.Repeat("z", 1000)
+	for range 20 { // 20 kB at once: the burst passes, the rest is dropped
+		_, _ = c.WriteToUDPAddrPort([]byte(msg), f.vip)
+	}
+	eventually(t, "drops to be counted", func() bool { return stats.LimitHits(backend.LimitBandwidth) > 0 })
+	if in := stats.BytesIn(); in > 8000+4096 {
+		t.Errorf("%d bytes forwarded at once under 8000 B/s with a 4 KiB burst", in)
+	}
+}
+
+func TestHashKeyHook(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	var mu sync.Mutex
+	var keys []string
+	rec := &recordingPicker{next: picker(t, rsOf("127.0.0.51", a.port)), seen: func(k string) {
+		mu.Lock()
+		keys = append(keys, k)
+		mu.Unlock()
+	}}
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: rec,
+		HashKey: func(p []byte) string { return "key:" + string(p) }})
+	if r, _ := exchange(t, phone(t), f.vip, "call-1"); r != "a call-1" {
+		t.Fatalf("answer %q", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) != 1 || keys[0] != "key:call-1" {
+		t.Errorf("picker saw hash keys %v", keys)
+	}
+}
+
+// recordingPicker passes picks to a real picker and reports the hash key
+// of each request: it stands for a persistence layer keyed on it.
+type recordingPicker struct {
+	next balance.Picker
+	seen func(string)
+}
+
+func (r *recordingPicker) Pick(req *balance.Request) (*backend.Server, func(), error) {
+	r.seen(req.HashKey)
+	return r.next.Pick(req)
+}
+
+func TestNoServer(t *testing.T) {
+	stats := new(backend.Counters)
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t), Stats: stats})
+	_, _ = phone(t).WriteToUDPAddrPort([]byte("x"), f.vip)
+	eventually(t, "the error to be counted", func() bool { return stats.Errors() == 1 })
+	if f.proxy.Active() != 0 || stats.Active() != 0 {
+		t.Errorf("session left without a server")
+	}
+}
+
+func TestDropOnServer(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	sa := rsOf("127.0.0.51", a.port)
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, sa)})
+	if r, _ := exchange(t, phone(t), f.vip, "x"); r != "a x" {
+		t.Fatalf("answer %q", r)
+	}
+	if n := sa.CloseConns(); n != 1 {
+		t.Fatalf("CloseConns = %d, want the session", n)
+	}
+	eventually(t, "the session to end", func() bool { return f.proxy.Active() == 0 && sa.Active() == 0 })
+}
+
+func TestCloseEndsSessions(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	p := New(Options{Logger: quiet})
+	reg := listener.New(quiet)
+	defer reg.Close()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 50)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	svc := p.Service(ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port))})
+	if _, err := reg.Reconcile(listener.Set{UDP: map[netip.AddrPort]listener.PacketHandler{vip: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		exchange(t, phone(t), vip, "x")
+	}
+	if p.Active() != 3 {
+		t.Fatalf("%d sessions", p.Active())
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Active() != 0 {
+		t.Errorf("%d sessions after Close", p.Active())
+	}
+	// After Close, datagrams are dropped.
+	if r, _ := exchange(t, phone(t), vip, "late"); r != "" {
+		t.Errorf("answer after Close: %q", r)
+	}
+}

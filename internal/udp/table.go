@@ -1,0 +1,155 @@
+package udp
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// table is a bounded map of sessions with approximate least-recently-used
+// eviction. Lookups (one per datagram) take no lock: they read a
+// sync.Map. Inserts and removals (one per session) lock one of a few
+// shards that index the entries for sampling.
+//
+// When the table is full, an insert evicts the least recently active of a
+// small random sample of entries (the approach Redis takes for its LRU):
+// a new client is always served, and a session that keeps exchanging
+// datagrams is very unlikely to be the one evicted, while one-datagram
+// floods from spoofed sources age out first.
+type table[K comparable, V any] struct {
+	max    int
+	age    func(V) int64 // last activity; smaller is older
+	n      atomic.Int64
+	m      sync.Map // K → *entry[K, V]
+	shards [tableShards]tableShard[K, V]
+}
+
+const (
+	tableShards = 16
+	// evictSample is how many entries an eviction compares.
+	evictSample = 8
+)
+
+type tableShard[K comparable, V any] struct {
+	mu   sync.Mutex
+	list []*entry[K, V]
+}
+
+type entry[K comparable, V any] struct {
+	key   K
+	val   V
+	shard int
+	idx   int // position in its shard's list; -1 once removed
+}
+
+// newTable returns a table of at most limit entries (at least 1) whose
+// entries' ages age reads.
+func newTable[K comparable, V any](limit int, age func(V) int64) *table[K, V] {
+	return &table[K, V]{max: max(1, limit), age: age}
+}
+
+// get returns the value of k.
+func (t *table[K, V]) get(k K) (v V, ok bool) {
+	e, ok := t.m.Load(k)
+	if !ok {
+		return v, false
+	}
+	return e.(*entry[K, V]).val, true
+}
+
+// len returns the number of entries.
+func (t *table[K, V]) len() int { return int(t.n.Load()) }
+
+// insert adds k → v. If k is present already, it returns its value with
+// loaded set and changes nothing. Otherwise, when the table is full, it
+// first evicts an entry and returns it in evicted (evictedOK set); the
+// caller ends the evicted session.
+func (t *table[K, V]) insert(k K, v V) (actual V, loaded bool, evicted V, evictedOK bool) {
+	e := &entry[K, V]{key: k, val: v, shard: rand.IntN(tableShards)}
+	if prev, ok := t.m.LoadOrStore(k, e); ok {
+		return prev.(*entry[K, V]).val, true, evicted, false
+	}
+	sh := &t.shards[e.shard]
+	sh.mu.Lock()
+	e.idx = len(sh.list)
+	sh.list = append(sh.list, e)
+	sh.mu.Unlock()
+	if int(t.n.Add(1)) > t.max {
+		if victim := t.evictOne(e); victim != nil {
+			evicted, evictedOK = victim.val, true
+		}
+	}
+	return v, false, evicted, evictedOK
+}
+
+// evictOne removes and returns the oldest of a random sample of entries
+// other than keep, or nil if there is none.
+func (t *table[K, V]) evictOne(keep *entry[K, V]) *entry[K, V] {
+	for range 4 * tableShards { // bounded: concurrent removals may empty shards under us
+		var best *entry[K, V]
+		var bestAge int64
+		for range evictSample {
+			sh := &t.shards[rand.IntN(tableShards)]
+			sh.mu.Lock()
+			if len(sh.list) > 0 {
+				e := sh.list[rand.IntN(len(sh.list))]
+				if e != keep {
+					if a := t.age(e.val); best == nil || a < bestAge {
+						best, bestAge = e, a
+					}
+				}
+			}
+			sh.mu.Unlock()
+		}
+		if best != nil && t.removeEntry(best) {
+			return best
+		}
+	}
+	return nil
+}
+
+// remove deletes k if same reports true for its value, and reports
+// whether it did. It must be called only after the insert of k returned
+// (a session removes itself from its own goroutine, started after the
+// insert).
+func (t *table[K, V]) remove(k K, same func(V) bool) bool {
+	e, ok := t.m.Load(k)
+	if !ok || !same(e.(*entry[K, V]).val) {
+		return false
+	}
+	return t.removeEntry(e.(*entry[K, V]))
+}
+
+// removeEntry deletes e if it is still in the table.
+func (t *table[K, V]) removeEntry(e *entry[K, V]) bool {
+	if !t.m.CompareAndDelete(e.key, e) {
+		return false
+	}
+	sh := &t.shards[e.shard]
+	sh.mu.Lock()
+	if i := e.idx; i >= 0 && i < len(sh.list) && sh.list[i] == e {
+		last := len(sh.list) - 1
+		sh.list[i] = sh.list[last]
+		sh.list[i].idx = i
+		sh.list[last] = nil
+		sh.list = sh.list[:last]
+		e.idx = -1
+	}
+	sh.mu.Unlock()
+	t.n.Add(-1)
+	return true
+}
+
+// values returns every value, in no order.
+func (t *table[K, V]) values() []V {
+	var out []V
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, e := range sh.list {
+			out = append(out, e.val)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
