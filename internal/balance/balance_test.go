@@ -3,19 +3,39 @@ package balance
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 )
 
-// pool returns servers with the given weights (limit 0).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// allMethods are every scheduling method.
+var allMethods = []string{"rr", "wrr", "lc", "wlc", "fixed", "sh", "uhash", "dl", "adaptive"}
+
+// pool returns enabled servers with the given weights (limit 0) on
+// 127.0.0.1, ports 8000+i.
 func pool(weights ...int) []*backend.Server {
 	out := make([]*backend.Server, len(weights))
 	for i, w := range weights {
 		out[i] = backend.NewServer(backend.Key{VS: 1, Address: "127.0.0.1", Port: 8000 + i}, backend.Settings{ID: i + 1, Weight: w, Enabled: true})
 	}
 	return out
+}
+
+// equal returns n servers of weight 1.
+func equal(n int) []*backend.Server {
+	ws := make([]int, n)
+	for i := range ws {
+		ws[i] = 1
+	}
+	return pool(ws...)
 }
 
 func index(servers []*backend.Server, s *backend.Server) int {
@@ -27,25 +47,50 @@ func index(servers []*backend.Server, s *backend.Server) int {
 	return -1
 }
 
+// seeded returns a deterministic random source for tie-breaking.
+func seeded(seed uint64) func(int) int {
+	r := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
+	return r.IntN
+}
+
+// clock is a manual clock for slow start and agent report ages.
+type clock struct{ t time.Time }
+
+func newClock() *clock                   { return &clock{t: time.Unix(1_700_000_000, 0)} }
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func mustNew(t testing.TB, method string, servers []*backend.Server) Picker {
 	t.Helper()
-	p, err := New(method, servers)
+	return mustNewOpts(t, method, servers, Options{Rand: seeded(1)})
+}
+
+func mustNewOpts(t testing.TB, method string, servers []*backend.Server, o Options) Picker {
+	t.Helper()
+	if method == "adaptive" && o.Adaptive.Interval == 0 {
+		// No agents listen in these tests: keep the poller quiet.
+		o.Adaptive.Interval = time.Hour
+	}
+	p, err := NewWithOptions(method, servers, o)
 	if err != nil {
-		t.Fatalf("New(%q): %v", method, err)
+		t.Fatalf("NewWithOptions(%q): %v", method, err)
+	}
+	if c, ok := p.(interface{ Close() error }); ok {
+		t.Cleanup(func() { _ = c.Close() })
 	}
 	return p
 }
 
-// counts makes n picks, releasing each at once unless hold, and returns how
-// often each server was chosen and the sequence of indices.
+// counts makes n picks with req (a fresh one if nil), releasing each at
+// once unless hold, and returns how often each server was chosen and the
+// sequence of indices.
 func counts(t *testing.T, p Picker, servers []*backend.Server, n int, hold bool) ([]int, []int) {
 	t.Helper()
 	got := make([]int, len(servers))
 	seq := make([]int, 0, n)
-	for range n {
+	for k := range n {
 		s, done, err := p.Pick(&Request{})
 		if err != nil {
-			t.Fatalf("Pick: %v", err)
+			t.Fatalf("pick %d: %v", k, err)
 		}
 		i := index(servers, s)
 		got[i]++
@@ -58,48 +103,47 @@ func counts(t *testing.T, p Picker, servers []*backend.Server, n int, hold bool)
 }
 
 func TestNewMethods(t *testing.T) {
-	for _, tc := range []struct {
-		method      string
-		implemented bool
-		wantErr     bool
-	}{
-		{"rr", true, false},
-		{"wrr", true, false},
-		{"lc", true, false},
-		{"wlc", true, false},
-		{"fixed", false, false},
-		{"sh", false, false},
-		{"uhash", false, false},
-		{"dl", false, false},
-		{"adaptive", false, false},
-		{"bogus", false, true},
-		{"", false, true},
-	} {
-		t.Run(tc.method, func(t *testing.T) {
-			p, err := New(tc.method, pool(1, 1))
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("New err = %v, want error %v", err, tc.wantErr)
+	for _, m := range allMethods {
+		if !Implemented(m) {
+			t.Errorf("Implemented(%q) = false", m)
+		}
+		p, err := New(m, pool(1, 1))
+		if err != nil {
+			t.Errorf("New(%q): %v", m, err)
+		}
+		if c, ok := p.(interface{ Close() error }); ok {
+			if err := c.Close(); err != nil {
+				t.Errorf("Close: %v", err)
 			}
-			if Implemented(tc.method) != tc.implemented {
-				t.Errorf("Implemented = %v, want %v", !tc.implemented, tc.implemented)
-			}
-			if err != nil {
-				return
-			}
-			if !tc.implemented {
-				if _, ok := p.(*roundRobin); !ok {
-					t.Errorf("fallback picker is %T, want round robin", p)
-				}
-			}
-		})
+		}
 	}
-	if got := strings.Join(Methods(), ","); got != "lc,rr,wlc,wrr" {
-		t.Errorf("Methods() = %s", got)
+	if got, want := strings.Join(Methods(), ","), "adaptive,dl,fixed,lc,rr,sh,uhash,wlc,wrr"; got != want {
+		t.Errorf("Methods() = %s, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		method string
+		o      Options
+		want   string
+	}{
+		{"bogus", Options{}, `unknown scheduling method "bogus"`},
+		{"", Options{}, `unknown scheduling method ""`},
+		{"rr", Options{SlowStart: 601 * time.Second}, "slow start must be 0-600 s"},
+		{"rr", Options{SlowStart: -time.Second}, "slow start must be 0-600 s"},
+		{"adaptive", Options{Adaptive: Adaptive{URL: "load"}}, "adaptive url must be a path"},
+		{"adaptive", Options{Adaptive: Adaptive{URL: "http://x/load"}}, "adaptive url must be a path"},
+		{"adaptive", Options{Adaptive: Adaptive{Port: 70000}}, "adaptive port must be 0-65535"},
+		{"adaptive", Options{Adaptive: Adaptive{MinPercent: 51}}, "adaptive minimum percent must be 0-50"},
+		{"adaptive", Options{Adaptive: Adaptive{Interval: -time.Second}}, "adaptive interval must not be negative"},
+	} {
+		_, err := NewWithOptions(tc.method, pool(1), tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewWithOptions(%q, %+v) err = %v, want it to contain %q", tc.method, tc.o, err, tc.want)
+		}
 	}
 }
 
 func TestNoServer(t *testing.T) {
-	for _, m := range []string{"rr", "wrr", "lc", "wlc", "sh"} {
+	for _, m := range allMethods {
 		t.Run(m, func(t *testing.T) {
 			p := mustNew(t, m, nil)
 			if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
@@ -109,10 +153,141 @@ func TestNoServer(t *testing.T) {
 	}
 }
 
+// TestUnavailableNeverPicked: a server that is Down, disabled or draining
+// gets no new work from any method, and the others still do.
+func TestUnavailableNeverPicked(t *testing.T) {
+	states := map[string]func(s *backend.Server){
+		"down":     func(s *backend.Server) { s.SetHealth(backend.HealthDown) },
+		"disabled": func(s *backend.Server) { s.Configure(backend.Settings{Weight: s.Weight(), Enabled: false}) },
+		"draining": func(s *backend.Server) { s.SetDraining(true) },
+	}
+	for _, m := range allMethods {
+		for name, set := range states {
+			t.Run(m+"/"+name, func(t *testing.T) {
+				servers := pool(5, 3, 1, 1)
+				p := mustNew(t, m, servers)
+				set(servers[0])
+				set(servers[2])
+				for k := range 200 {
+					s, done, err := p.Pick(&Request{Client: clientAddr(k)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if i := index(servers, s); i == 0 || i == 2 {
+						t.Fatalf("pick %d went to %s server %d", k, name, i)
+					}
+					done()
+				}
+				set(servers[1])
+				set(servers[3])
+				if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
+					t.Fatalf("all %s: err = %v, want ErrNoServer", name, err)
+				}
+			})
+		}
+	}
+}
+
+func TestLimitHonoured(t *testing.T) {
+	for _, m := range allMethods {
+		t.Run(m, func(t *testing.T) {
+			servers := pool(10, 1, 1)
+			servers[0].Configure(backend.Settings{Weight: 10, Limit: 2, Enabled: true})
+			servers[1].Configure(backend.Settings{Weight: 1, Limit: 3, Enabled: true})
+			servers[2].Configure(backend.Settings{Weight: 1, Limit: 1, Enabled: true})
+			p := mustNew(t, m, servers)
+			var dones []func()
+			for k := range 6 {
+				_, done, err := p.Pick(&Request{Client: clientAddr(k)})
+				if err != nil {
+					t.Fatalf("pick %d: %v", k, err)
+				}
+				dones = append(dones, done)
+			}
+			for i, lim := range []int64{2, 3, 1} {
+				if servers[i].Active() != lim {
+					t.Errorf("server %d active %d, want its limit %d", i, servers[i].Active(), lim)
+				}
+			}
+			if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
+				t.Fatalf("pick with all servers full: err = %v, want ErrNoServer", err)
+			}
+			dones[0]()
+			_, done, err := p.Pick(&Request{})
+			if err != nil || servers[0].Active()+servers[1].Active()+servers[2].Active() != 6 {
+				t.Fatalf("pick after one release: %v", err)
+			}
+			done()
+			for _, d := range dones[1:] {
+				d()
+			}
+			for i := range servers {
+				if a := servers[i].Active(); a != 0 {
+					t.Errorf("server %d active %d after all done, want 0", i, a)
+				}
+			}
+		})
+	}
+}
+
+func TestAvoid(t *testing.T) {
+	for _, m := range allMethods {
+		t.Run(m, func(t *testing.T) {
+			servers := pool(5, 1, 1)
+			p := mustNew(t, m, servers)
+			req := &Request{Avoid: []*backend.Server{servers[0], servers[2]}}
+			for k := range 20 {
+				req.Client = clientAddr(k)
+				s, done, err := p.Pick(req)
+				if err != nil || s != servers[1] {
+					t.Fatalf("Pick avoiding 0 and 2 = server %d, %v; want 1", index(servers, s), err)
+				}
+				done()
+			}
+			req.Avoid = servers
+			if _, _, err := p.Pick(req); !errors.Is(err, ErrNoServer) {
+				t.Fatalf("Pick avoiding all: err = %v, want ErrNoServer", err)
+			}
+		})
+	}
+}
+
+// TestReserve: Reserve honours the limit and not availability, and its
+// done func settles the count.
+func TestReserve(t *testing.T) {
+	for _, m := range allMethods {
+		for _, n := range []int{3, 40} {
+			t.Run(fmt.Sprintf("%s/%d", m, n), func(t *testing.T) {
+				servers := equal(n)
+				servers[1].Configure(backend.Settings{Weight: 1, Limit: 1, Enabled: true})
+				p := mustNew(t, m, servers).(Reserver)
+				servers[1].SetDraining(true)
+				done, ok := p.Reserve(servers[1])
+				if !ok || servers[1].Active() != 1 {
+					t.Fatalf("Reserve on a draining server below its limit: ok=%v active=%d", ok, servers[1].Active())
+				}
+				if _, ok := p.Reserve(servers[1]); ok {
+					t.Fatal("Reserve past the limit succeeded")
+				}
+				done()
+				if servers[1].Active() != 0 {
+					t.Fatalf("active %d after done", servers[1].Active())
+				}
+				stranger := backend.NewServer(backend.Key{VS: 9, Address: "127.0.0.9", Port: 1}, backend.Settings{Weight: 1, Enabled: true})
+				done, ok = p.Reserve(stranger)
+				if !ok {
+					t.Fatal("Reserve of a server outside the picker failed")
+				}
+				done()
+			})
+		}
+	}
+}
+
 func TestRoundRobinExact(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 7} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			servers := pool(make([]int, n)...)
+			servers := equal(n)
 			p := mustNew(t, "rr", servers)
 			got, seq := counts(t, p, servers, 100*n, false)
 			for i, c := range got {
@@ -129,6 +304,18 @@ func TestRoundRobinExact(t *testing.T) {
 	}
 }
 
+// TestRoundRobinSkipGivesTurnAway: a down server's turn is not added to its
+// neighbour's.
+func TestRoundRobinSkipGivesTurnAway(t *testing.T) {
+	servers := equal(3)
+	servers[1].SetHealth(backend.HealthDown)
+	p := mustNew(t, "rr", servers)
+	got, _ := counts(t, p, servers, 100, false)
+	if got[0] != 50 || got[2] != 50 {
+		t.Errorf("with server 1 down: %v, want [50 0 50]", got)
+	}
+}
+
 func TestWeightedRoundRobinExact(t *testing.T) {
 	for _, tc := range []struct {
 		weights []int
@@ -140,6 +327,7 @@ func TestWeightedRoundRobinExact(t *testing.T) {
 		{[]int{3, 2}, 10},
 		{[]int{1000, 500, 250}, 3},
 		{[]int{7, 11, 13, 2}, 4},
+		{[]int{65535, 65534, 3}, 1}, // period too long for the table: the general path
 	} {
 		t.Run(fmt.Sprint(tc.weights), func(t *testing.T) {
 			servers := pool(tc.weights...)
@@ -163,8 +351,7 @@ func TestWeightedRoundRobinSmooth(t *testing.T) {
 	p := mustNew(t, "wrr", servers)
 	_, seq := counts(t, p, servers, 7, false)
 	// Smooth: the light servers are interleaved, not bunched at the end.
-	want := []int{0, 0, 1, 0, 2, 0, 0}
-	if fmt.Sprint(seq) != fmt.Sprint(want) {
+	if want := []int{0, 0, 1, 0, 2, 0, 0}; fmt.Sprint(seq) != fmt.Sprint(want) {
 		t.Errorf("sequence %v, want %v", seq, want)
 	}
 	// In general a server's count never strays more than one pick from its
@@ -184,118 +371,46 @@ func TestWeightedRoundRobinSmooth(t *testing.T) {
 	}
 }
 
-func TestLeastConnPicksLeastLoaded(t *testing.T) {
-	servers := pool(1, 1, 1)
-	// Load: 5, 2, 4 active connections.
-	for i, n := range []int{5, 2, 4} {
-		for range n {
-			servers[i].Acquire(0)
+// TestSmoothTableMatchesSmooth: the precomputed wrr sequence is exactly
+// the one the general algorithm produces, for many weight sets.
+func TestSmoothTableMatchesSmooth(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for trial := range 200 {
+		n := 1 + r.IntN(12)
+		ws := make([]int, n)
+		w64 := make([]int64, n)
+		for i := range ws {
+			ws[i] = 1 + r.IntN(1+r.IntN(40))
+			if trial%3 == 0 {
+				ws[i] *= 250
+			}
+			w64[i] = int64(ws[i])
+		}
+		table := smoothTable(w64)
+		if table == nil {
+			t.Fatalf("weights %v: no table", ws)
+		}
+		// The general path over the weights divided by their gcd.
+		servers := pool(ws...)
+		c := newCore(servers, Options{Rand: seeded(1), Now: time.Now})
+		g := int64(0)
+		for _, w := range w64 {
+			g = gcd(g, w)
+		}
+		s := newSmooth(n)
+		for k := range 2 * len(table) {
+			e, ok := s.pick(c, &noRequest, func(_ int, e *entry) int64 { return e.weight / g })
+			if !ok {
+				t.Fatal("smooth.pick failed")
+			}
+			e.srv.Release()
+			if i := index(servers, e.srv); int32(i) != table[k%len(table)] {
+				t.Fatalf("weights %v: pick %d is %d, table says %d", ws, k, i, table[k%len(table)])
+			}
 		}
 	}
-	p := mustNew(t, "lc", servers)
-	var seq []int
-	for range 3 {
-		s, _, err := p.Pick(&Request{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq = append(seq, index(servers, s))
-	}
-	// Server 1 goes 2→3, then 3→4; now it ties with server 2 at 4.
-	if seq[0] != 1 || seq[1] != 1 || (seq[2] != 1 && seq[2] != 2) {
-		t.Errorf("picks %v, want 1, 1, then 1 or 2", seq)
-	}
-	if a := servers[1].Active() + servers[2].Active(); a != 9 {
-		t.Errorf("active of servers 1+2 = %d, want 9", a)
-	}
-}
-
-func TestLeastConnEvensOut(t *testing.T) {
-	for _, method := range []string{"lc", "wlc"} {
-		t.Run(method, func(t *testing.T) {
-			servers := pool(1, 1, 1, 1)
-			p := mustNew(t, method, servers)
-			got, _ := counts(t, p, servers, 40, true)
-			for i, c := range got {
-				if c != 10 {
-					t.Errorf("server %d holds %d connections, want 10", i, c)
-				}
-			}
-		})
-	}
-}
-
-func TestWeightedLeastConnByWeight(t *testing.T) {
-	for _, tc := range []struct {
-		weights []int
-		n       int
-	}{
-		{[]int{3, 1}, 40},
-		{[]int{1000, 500, 250}, 70},
-		{[]int{2, 2, 1}, 50},
-	} {
-		t.Run(fmt.Sprint(tc.weights), func(t *testing.T) {
-			servers := pool(tc.weights...)
-			p := mustNew(t, "wlc", servers)
-			got, _ := counts(t, p, servers, tc.n, true)
-			sum := 0
-			for _, w := range tc.weights {
-				sum += w
-			}
-			for i, w := range tc.weights {
-				if want := tc.n * w / sum; got[i] != want {
-					t.Errorf("server %d (weight %d) holds %d, want %d", i, w, got[i], want)
-				}
-			}
-		})
-	}
-	// The first pick of an idle pool goes to the heaviest server.
-	servers := pool(1, 5, 2)
-	s, _, _ := mustNew(t, "wlc", servers).Pick(&Request{})
-	if index(servers, s) != 1 {
-		t.Errorf("first wlc pick = server %d, want 1 (heaviest)", index(servers, s))
-	}
-}
-
-func TestLimitHonoured(t *testing.T) {
-	for _, method := range []string{"rr", "wrr", "lc", "wlc", "fixed"} {
-		t.Run(method, func(t *testing.T) {
-			servers := pool(10, 1, 1)
-			servers[0].Configure(backend.Settings{Weight: 10, Limit: 2, Enabled: true})
-			servers[1].Configure(backend.Settings{Weight: 1, Limit: 3, Enabled: true})
-			servers[2].Configure(backend.Settings{Weight: 1, Limit: 1, Enabled: true})
-			p := mustNew(t, method, servers)
-			var dones []func()
-			for range 6 {
-				_, done, err := p.Pick(&Request{})
-				if err != nil {
-					t.Fatalf("pick %d: %v", len(dones), err)
-				}
-				dones = append(dones, done)
-			}
-			for i, lim := range []int64{2, 3, 1} {
-				if servers[i].Active() != lim {
-					t.Errorf("server %d active %d, want its limit %d", i, servers[i].Active(), lim)
-				}
-			}
-			if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
-				t.Fatalf("pick with all servers full: err = %v, want ErrNoServer", err)
-			}
-			dones[0]()
-			s, done, err := p.Pick(&Request{})
-			if err != nil || servers[0].Active()+servers[1].Active()+servers[2].Active() != 6 {
-				t.Fatalf("pick after one release: %v, %v", s, err)
-			}
-			done()
-			for _, d := range dones[1:] {
-				d()
-			}
-			for i := range servers {
-				if a := servers[i].Active(); a != 0 {
-					t.Errorf("server %d active %d after all done, want 0", i, a)
-				}
-			}
-		})
+	if smoothTable([]int64{65535, 65534, 3}) != nil {
+		t.Error("a period above maxTable got a table")
 	}
 }
 
@@ -315,68 +430,87 @@ func TestWRRFullServerKeepsRatios(t *testing.T) {
 	hold()
 }
 
-func TestTieBreakCoversAllTied(t *testing.T) {
-	for _, method := range []string{"lc", "wlc"} {
-		t.Run(method, func(t *testing.T) {
-			servers := pool(1, 1, 1, 1, 1)
-			p := mustNew(t, method, servers)
-			// Released at once, so every pick sees a 5-way tie.
-			got, _ := counts(t, p, servers, 2000, false)
-			for i, c := range got {
-				// Expected 400 each; the bound is > 10 standard deviations.
-				if c < 200 || c > 600 {
-					t.Errorf("server %d chosen %d of 2000 times, want about 400", i, c)
-				}
-			}
-		})
+// TestFixedFailoverOrder: all traffic to the highest weight; on failure
+// the next in weight order (ties by configuration order) takes over; on
+// recovery the higher one takes over again.
+func TestFixedFailoverOrder(t *testing.T) {
+	servers := pool(5, 10, 1, 10, 7)
+	p := mustNew(t, "fixed", servers)
+	wantOrder := []int{1, 3, 4, 0, 2}
+	for k, want := range wantOrder {
+		got, _ := counts(t, p, servers, 20, false)
+		if got[want] != 20 {
+			t.Fatalf("step %d: picks %v, want all 20 on server %d", k, got, want)
+		}
+		servers[want].SetHealth(backend.HealthDown)
+	}
+	if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("all down: %v", err)
+	}
+	for _, i := range []int{2, 0, 3, 1} { // recoveries take over in rank order
+		servers[i].SetHealth(backend.HealthUp)
+		got, _ := counts(t, p, servers, 10, false)
+		if got[i] != 10 {
+			t.Fatalf("after server %d recovered: picks %v, want all on it", i, got)
+		}
+	}
+	// A full top server overflows to the next one.
+	servers[1].Configure(backend.Settings{Weight: 10, Limit: 2, Enabled: true})
+	p = mustNew(t, "fixed", servers)
+	got, _ := counts(t, p, servers, 5, true)
+	if got[1] != 2 || got[3] != 3 {
+		t.Errorf("with the top server's limit 2: held %v, want 2 on server 1 and 3 on server 3", got)
 	}
 }
 
-func TestTieBreakUniformWithInjectedRandom(t *testing.T) {
-	// With an injected source, each possible draw over a 3-way tie picks a
-	// different server: every tied server is reachable with equal odds.
-	servers := pool(1, 1, 1, 1)
-	servers[2].Acquire(0) // not tied: busier
-	es := make([]entry, len(servers))
-	for i, s := range servers {
-		es[i] = entry{srv: s, weight: 1}
+// TestDLFollowsLatency: with held connections, dl shares them in inverse
+// proportion to latency; an unmeasured server counts as the fastest.
+func TestDLFollowsLatency(t *testing.T) {
+	servers := equal(2)
+	for range 20 {
+		servers[0].Metrics().ObserveLatency(10 * time.Millisecond)
+		servers[1].Metrics().ObserveLatency(50 * time.Millisecond)
 	}
-	wins := make([]int, len(servers))
-	for draw := range 3 {
-		var asked []int
-		p := &leastConn{es: es, randN: func(n int) int { asked = append(asked, n); return draw }}
-		s, done, err := p.Pick(&Request{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done()
-		if fmt.Sprint(asked) != "[3]" {
-			t.Fatalf("random source asked for %v, want one draw over 3 ties", asked)
-		}
-		wins[index(servers, s)]++
+	p := mustNew(t, "dl", servers)
+	got, _ := counts(t, p, servers, 60, true)
+	if got[0] < 49 || got[0] > 51 {
+		t.Errorf("held picks %v, want about 50:10 (latency 10 ms vs 50 ms)", got)
 	}
-	if fmt.Sprint(wins) != "[1 1 0 1]" {
-		t.Errorf("wins over all draws %v, want [1 1 0 1]", wins)
+	fresh := pool(1, 1)
+	fresh[0].Metrics().ObserveLatency(10 * time.Millisecond)
+	p = mustNew(t, "dl", fresh)
+	got, _ = counts(t, p, fresh, 20, true)
+	if got[0] != 10 || got[1] != 10 {
+		t.Errorf("unmeasured server: held %v, want 10:10 (counted as fast as the fastest)", got)
 	}
 }
 
-func TestAvoid(t *testing.T) {
-	for _, method := range []string{"rr", "wrr", "lc", "wlc", "dl"} {
-		t.Run(method, func(t *testing.T) {
-			servers := pool(5, 1, 1)
-			p := mustNew(t, method, servers)
-			req := &Request{Avoid: []*backend.Server{servers[0], servers[2]}}
-			for range 20 {
-				s, done, err := p.Pick(req)
-				if err != nil || s != servers[1] {
-					t.Fatalf("Pick avoiding 0 and 2 = server %d, %v; want 1", index(servers, s), err)
-				}
-				done()
-			}
-			req.Avoid = servers
-			if _, _, err := p.Pick(req); !errors.Is(err, ErrNoServer) {
-				t.Fatalf("Pick avoiding all: err = %v, want ErrNoServer", err)
-			}
-		})
+func TestMetricsLatencyAverage(t *testing.T) {
+	s := equal(1)[0]
+	m := s.Metrics()
+	if m != s.Metrics() {
+		t.Fatal("Metrics() returns a different value each call")
 	}
+	if _, ok := m.Latency(); ok {
+		t.Fatal("latency before any sample")
+	}
+	m.ObserveLatency(80 * time.Millisecond)
+	m.ObserveLatency(0) // ignored
+	if l, _ := m.Latency(); l != 80*time.Millisecond {
+		t.Fatalf("latency after one sample %s", l)
+	}
+	for range 200 {
+		m.ObserveLatency(8 * time.Millisecond)
+	}
+	if l, _ := m.Latency(); l < 8*time.Millisecond || l > 9*time.Millisecond {
+		t.Errorf("latency after 200 samples of 8 ms: %s", l)
+	}
+	if m.LatencySamples() != 201 {
+		t.Errorf("samples %d, want 201", m.LatencySamples())
+	}
+}
+
+// clientAddr returns a distinct client address for k.
+func clientAddr(k int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(k >> 16), byte(k >> 8), byte(k)}), uint16(1024+k%50000))
 }

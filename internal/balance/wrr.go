@@ -1,65 +1,59 @@
 package balance
 
 import (
-	"sync"
+	"sync/atomic"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 )
 
 // weightedRoundRobin is smooth weighted round robin ("wrr"), the method of
-// nginx's upstream module: on each pick every server's current value grows
-// by its weight, the server with the largest value wins and gives back the
-// sum of all weights. Over any run of sum(weights) picks each server is
-// chosen exactly weight times, and the choices are spread evenly (weights
-// 5,1,1 give a a b a c a a, not a a a a a b c).
+// nginx's upstream module: over every cycle of sum(weights) picks (from the
+// start) each server is chosen exactly weight times, and the choices are spread evenly
+// (weights 5,1,1 give a a b a c a a, not a a a a a b c).
 //
-// A server at its limit (or avoided by the request) is passed over for the next largest value; the
-// winner still gives back the whole sum, so the values keep summing to zero
-// and the ratios of the others stay exact. A pick costs O(n) under a mutex
-// held for that loop only.
+// The sequence repeats with a period of sum(weights)/gcd(weights). When
+// that period is at most maxTable, it is computed once and a pick is one
+// atomic increment into it: lock-free, O(1). A server that cannot take the
+// pick (unavailable, at its limit, avoided) gives its slot away to the
+// next slot, so the ratios among the others stay exact. After 2n refused
+// slots in a row, and whenever the period is too long or a server is
+// ramping up (slow start, which changes weights over time), a pick uses
+// the general O(n) form of the same algorithm (smooth.pick) under a mutex.
 type weightedRoundRobin struct {
-	es    []entry
-	total int64
-
-	mu      sync.Mutex
-	current []int64
-	skip    []bool // scratch: servers found full or avoided during one pick
+	*core
+	table []int32
+	next  atomic.Uint64
+	dyn   *smooth
 }
 
-func newWeightedRoundRobin(es []entry) Picker {
-	p := &weightedRoundRobin{es: es, current: make([]int64, len(es)), skip: make([]bool, len(es))}
-	for _, e := range es {
-		p.total += e.weight
+func newWeightedRoundRobin(c *core, _ Options) (Picker, error) {
+	ws := make([]int64, len(c.es))
+	for i, e := range c.es {
+		ws[i] = e.weight
 	}
-	return p
+	return &weightedRoundRobin{core: c, table: smoothTable(ws), dyn: newSmooth(len(c.es))}, nil
 }
 
 // Pick implements Picker.
 func (p *weightedRoundRobin) Pick(req *Request) (*backend.Server, func(), error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := range p.es {
-		p.current[i] += p.es[i].weight
-		p.skip[i] = false
-	}
-	for range p.es {
-		best := -1
-		for i := range p.es {
-			if !p.skip[i] && (best < 0 || p.current[i] > p.current[best]) {
-				best = i
+	now, ramp := p.ramping()
+	if !ramp && p.table != nil {
+		t := uint64(len(p.table))
+		for range 2 * len(p.es) {
+			e := &p.es[p.table[(p.next.Add(1)-1)%t]]
+			if p.usable(e, req) && e.acquire() {
+				return e.srv, e.done, nil
 			}
 		}
-		e := &p.es[best]
-		if !e.avoided(req) && e.acquire() {
-			p.current[best] -= p.total
-			return e.srv, e.srv.ReleaseFunc(), nil
+	}
+	e, ok := p.dyn.pick(p.core, req, func(_ int, e *entry) int64 {
+		if ramp {
+			return e.weight * p.rampFrac(e, now)
 		}
-		p.skip[best] = true
+		return e.weight
+	})
+	if !ok {
+		return nil, nil, ErrNoServer
 	}
-	// Every server is full: undo this round's growth so that a run of
-	// refusals does not distort the sequence that follows.
-	for i := range p.es {
-		p.current[i] -= p.es[i].weight
-	}
-	return nil, nil, ErrNoServer
+	return e.srv, e.done, nil
 }
