@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
+	"github.com/fulcrum-lb/fulcrum/internal/webui"
 )
 
 // Defaults of the serve command.
@@ -162,16 +163,18 @@ func Start(o Options) (_ *Appliance, err error) {
 	return a, nil
 }
 
+// adminHandler serves the native API under /api/ and the web UI at "/".
 func (a *Appliance) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API.Handler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" {
-			http.Redirect(w, r, "/api/v1/openapi.json", http.StatusFound)
-			return
-		}
-		http.NotFound(w, r)
-	})
+	lib, err := templates.NewLibrary(a.Store)
+	if err != nil {
+		a.log.Error("web UI: template library", "err", err) // the UI falls back to the built-in templates
+		lib = nil
+	}
+	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: lib, Logger: a.log,
+		Status: func() any { return a.Engine.Status() }})
+	mux.Handle("/", ui.Handler())
 	return mux
 }
 

@@ -1,0 +1,268 @@
+// Fulcrum web UI: progressive enhancement of server-rendered pages.
+// - the phone-width menu toggle;
+// - a confirmation dialog for destructive forms (data-confirm); without
+//   JavaScript the server asks on a page of its own;
+// - the dashboard's live status and graphs (uPlot), polled every 2 s.
+// No inline script is needed anywhere (strict Content-Security-Policy).
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  function ready(fn) {
+    if (document.readyState !== "loading") fn();
+    else document.addEventListener("DOMContentLoaded", fn);
+  }
+
+  // ---- menu ----
+  function setupMenu() {
+    var btn = document.getElementById("menu-toggle");
+    var shell = document.getElementById("shell");
+    if (!btn || !shell) return;
+    btn.addEventListener("click", function () {
+      var open = shell.classList.toggle("nav-open");
+      btn.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // ---- confirmation dialog ----
+  function setupConfirm() {
+    var dlg = document.getElementById("confirm-dialog");
+    if (!dlg || typeof dlg.showModal !== "function") return;
+    var text = document.getElementById("confirm-text");
+    var ok = document.getElementById("confirm-ok");
+    var pending = null;
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+      if (form.dataset.confirmed === "yes") return;
+      ev.preventDefault();
+      pending = { form: form, submitter: ev.submitter || null };
+      text.textContent = form.dataset.confirm;
+      var label = pending.submitter && pending.submitter.textContent.trim();
+      ok.textContent = label || "Confirm";
+      dlg.returnValue = "";
+      dlg.showModal();
+      document.getElementById("confirm-cancel").focus();
+    }, true);
+    dlg.addEventListener("close", function () {
+      var p = pending;
+      pending = null;
+      if (!p || dlg.returnValue !== "ok") return;
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = "confirmed";
+      input.value = "yes";
+      p.form.appendChild(input);
+      p.form.dataset.confirmed = "yes";
+      if (typeof p.form.requestSubmit === "function") p.form.requestSubmit(p.submitter);
+      else p.form.submit();
+    });
+  }
+
+  // ---- sessions that end while a page polls ----
+  function setupExpiry() {
+    document.body.addEventListener("htmx:responseError", function (ev) {
+      var xhr = ev.detail && ev.detail.xhr;
+      if (xhr && xhr.status === 401) window.location.assign(xhr.getResponseHeader("HX-Redirect") || "/login?expired=1");
+    });
+  }
+
+  // ---- number formatting ----
+  function fmtBits(v) {
+    if (v == null || isNaN(v)) return "–";
+    var units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
+    var i = 0;
+    while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+    return (v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)) + " " + units[i];
+  }
+  function pad(n) { return n < 10 ? "0" + n : String(n); }
+  function fmtClock(secs) {
+    var d = new Date(secs * 1000);
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function fmtNum(v) {
+    if (v == null || isNaN(v)) return "–";
+    if (v >= 100 || Number.isInteger(v)) return String(Math.round(v));
+    return v.toFixed(1);
+  }
+  function last(arr) {
+    for (var i = arr.length - 1; i >= 0; i--) if (arr[i] != null) return arr[i];
+    return null;
+  }
+  function setText(id, s) {
+    var el = document.getElementById(id);
+    if (el) el.textContent = s;
+  }
+
+  // ---- badges, built without innerHTML ----
+  function badge(state, cls) {
+    var b = document.createElement("span");
+    b.className = "badge " + (cls || "st-off");
+    b.textContent = state || "Unknown";
+    return b;
+  }
+  var stateCls = {
+    up: "st-up", down: "st-down", failed: "st-down", disabled: "st-off", enabled: "st-info", unknown: "st-info",
+    unchecked: "st-info", notserved: "st-warn", draining: "st-warn", degraded: "st-warn"
+  };
+  function clsOf(state) { return stateCls[String(state || "").toLowerCase()] || "st-off"; }
+
+  // ---- dashboard ----
+  function setupDashboard() {
+    var root = document.getElementById("dashboard");
+    if (!root || typeof window.uPlot !== "function") return;
+    var revision = root.getAttribute("data-revision");
+    var charts = {};
+    var colA = "#2f6fed", colB = "#14a37f", colC = "#9a6bf0";
+
+    function width(el) { return Math.max(200, el.clientWidth); }
+
+    function bigChart(el, series, fmt) {
+      var opts = {
+        width: width(el), height: 190,
+        cursor: { drag: { x: false, y: false } },
+        legend: { show: false },
+        scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.15)]; } } },
+        axes: [
+          { stroke: "#5a6577", grid: { stroke: "#eef1f6" }, ticks: { stroke: "#e2e7ef" }, space: 70,
+            values: function (u, vals) { return vals.map(fmtClock); } },
+          { stroke: "#5a6577", grid: { stroke: "#eef1f6" }, ticks: { stroke: "#e2e7ef" }, size: 86,
+            values: function (u, vals) { return vals.map(fmt); } }
+        ],
+        series: [{}].concat(series)
+      };
+      return new window.uPlot(opts, [[]].concat(series.map(function () { return []; })), el);
+    }
+    function miniChart(el) {
+      var opts = {
+        width: width(el), height: 86,
+        cursor: { show: false }, legend: { show: false },
+        scales: {
+          x: { time: true },
+          y: { range: function (u, min, max) { var m = Math.max(1, max); return [-m * 0.06, m * 1.2]; } },
+          c: { range: function (u, min, max) { var m = Math.max(1, max); return [-m * 0.06, m * 1.2]; } }
+        },
+        axes: [{ show: false }, { show: false }],
+        series: [{},
+          { label: "Throughput", stroke: colA, width: 1.5, fill: "rgba(47,111,237,.10)", points: { show: false } },
+          { label: "Connections", scale: "c", stroke: colB, width: 1.5, points: { show: false } }]
+      };
+      return new window.uPlot(opts, [[], [], []], el);
+    }
+
+    var connsEl = document.getElementById("chart-conns");
+    var bpsEl = document.getElementById("chart-bps");
+    charts.conns = bigChart(connsEl, [
+      { label: "Open", stroke: colA, width: 2, fill: "rgba(47,111,237,.08)", points: { show: false } },
+      { label: "New/s", stroke: colB, width: 2, points: { show: false } }
+    ], fmtNum);
+    charts.bps = bigChart(bpsEl, [
+      { label: "In", stroke: colA, width: 2, fill: "rgba(47,111,237,.08)", points: { show: false } },
+      { label: "Out", stroke: colC, width: 2, points: { show: false } }
+    ], fmtBits);
+    charts.vs = {};
+    Array.prototype.forEach.call(document.querySelectorAll("[data-vs-chart]"), function (el) {
+      charts.vs[el.getAttribute("data-vs-chart")] = { el: el, plot: miniChart(el) };
+    });
+    window.fulcrumCharts = charts; // for the browser tests and the curious
+
+    window.addEventListener("resize", function () {
+      charts.conns.setSize({ width: width(connsEl), height: 190 });
+      charts.bps.setSize({ width: width(bpsEl), height: 190 });
+      Object.keys(charts.vs).forEach(function (id) {
+        var c = charts.vs[id];
+        c.plot.setSize({ width: width(c.el), height: 86 });
+      });
+    });
+
+    function sum(a, b) {
+      return a.map(function (x, i) { return x == null && b[i] == null ? null : (x || 0) + (b[i] || 0); });
+    }
+
+    function update(d) {
+      if (String(d.revision) !== revision) {
+        // Services were added, changed or removed: show the new set.
+        window.location.reload();
+        return;
+      }
+      var t = d.t, tot = d.total;
+      charts.conns.setData([t, tot.conns, tot.cps]);
+      charts.bps.setData([t, tot.in, tot.out]);
+      setText("leg-conns", fmtNum(last(tot.conns)));
+      setText("leg-cps", fmtNum(last(tot.cps)));
+      setText("leg-in", fmtBits(last(tot.in)));
+      setText("leg-out", fmtBits(last(tot.out)));
+      setText("stat-conns", fmtNum(last(tot.conns)));
+      setText("stat-cps", fmtNum(last(tot.cps)));
+      setText("stat-bps", fmtBits((last(tot.in) || 0) + (last(tot.out) || 0)));
+      Object.keys(charts.vs).forEach(function (id) {
+        var s = d.vs[id];
+        if (!s) return;
+        var bps = sum(s.in, s.out);
+        charts.vs[id].plot.setData([t, bps, s.conns]);
+        var el = document.querySelector('[data-vs-bps="' + id + '"]');
+        if (el) el.textContent = fmtBits(last(bps));
+      });
+      (d.status || []).forEach(function (st) {
+        var id = String(st.id);
+        var card = document.querySelector('.vs-card[data-vs="' + id + '"]');
+        if (card) card.className = "vs-card " + clsOf(st.state);
+        var holder = document.querySelector('[data-vs-state="' + id + '"]');
+        if (holder) holder.replaceChildren(badge(st.state, clsOf(st.state)));
+        var conns = document.querySelector('[data-vs-conns="' + id + '"]');
+        if (conns) conns.textContent = String(st.conns);
+        var reason = document.querySelector('[data-vs-reason="' + id + '"]');
+        if (reason) { reason.textContent = st.reason || ""; reason.hidden = !st.reason; }
+        var rs = document.querySelector('[data-vs-rs="' + id + '"]');
+        if (rs) {
+          var wrap = document.createElement("span");
+          wrap.className = "counts";
+          (st.rs || []).forEach(function (c) { wrap.appendChild(badge(c.n + " " + c.state, clsOf(c.state))); });
+          if (!st.rs || !st.rs.length) {
+            var tag = document.createElement("span");
+            tag.className = "tag";
+            tag.textContent = "no real servers";
+            wrap.appendChild(tag);
+          }
+          rs.replaceChildren(wrap);
+        }
+      });
+      root.setAttribute("data-updated", String(Date.now()));
+    }
+
+    var timer = null;
+    function poll() {
+      fetch("/ui/metrics", { headers: { "X-Fulcrum-Live": "1" }, credentials: "same-origin", cache: "no-store" })
+        .then(function (r) {
+          if (r.status === 401) {
+            window.location.assign(r.headers.get("HX-Redirect") || "/login?expired=1");
+            return null;
+          }
+          return r.ok ? r.json() : null;
+        })
+        .then(function (d) { if (d) update(d); })
+        .catch(function () { /* the next poll retries */ })
+        .finally(function () { timer = window.setTimeout(poll, 2000); });
+    }
+    poll();
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible" && timer === null) poll();
+    });
+  }
+
+  // ---- confirmations fade after a while ----
+  function setupFlash() {
+    var f = document.querySelector(".flash-ok");
+    if (!f) return;
+    window.setTimeout(function () { f.classList.add("gone"); }, 12000);
+    f.addEventListener("click", function () { f.classList.add("gone"); });
+  }
+
+  ready(function () {
+    setupFlash();
+    setupMenu();
+    setupConfirm();
+    setupExpiry();
+    setupDashboard();
+  });
+})();

@@ -1,0 +1,285 @@
+package webui
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+)
+
+// vsStatus is the part of the data plane's status of one virtual service
+// that the UI shows. It is decoded from the JSON form of the Status
+// function's result, so the UI follows the runtime's documented JSON names
+// and tolerates fields it does not know.
+type vsStatus struct {
+	ID          int        `json:"id"`
+	Address     string     `json:"address"`
+	Port        int        `json:"port"`
+	Protocol    string     `json:"protocol"`
+	State       string     `json:"state"`
+	Reason      string     `json:"reason"`
+	ActiveConns int64      `json:"activeConns"`
+	TotalConns  int64      `json:"totalConns"`
+	BytesIn     int64      `json:"bytesIn"`
+	BytesOut    int64      `json:"bytesOut"`
+	RealServers []rsStatus `json:"realServers"`
+}
+
+// rsStatus is the status of one real server.
+type rsStatus struct {
+	ID          int    `json:"id"`
+	Address     string `json:"address"`
+	Port        int    `json:"port"`
+	Weight      int    `json:"weight"`
+	Enabled     bool   `json:"enabled"`
+	State       string `json:"state"`
+	Health      string `json:"health"`
+	Reason      string `json:"reason"`
+	ActiveConns int64  `json:"activeConns"`
+	TotalConns  int64  `json:"totalConns"`
+	BytesIn     int64  `json:"bytesIn"`
+	BytesOut    int64  `json:"bytesOut"`
+	Failures    int64  `json:"failures"`
+}
+
+// Display is the state the UI shows for a real server: the data plane's
+// state, except that an enabled real server whose health check passes is
+// "Up" (and one not checked stays "Enabled": the UI never infers Up).
+func (r rsStatus) Display() string {
+	if r.State == "Enabled" && r.Health == "Up" {
+		return "Up"
+	}
+	return r.State
+}
+
+// stateCount is how many real servers are in one state.
+type stateCount struct {
+	State string `json:"state"`
+	N     int    `json:"n"`
+}
+
+// rsCounts counts a service's real servers by state, in a stable order.
+func (v vsStatus) rsCounts() []stateCount {
+	m := map[string]int{}
+	for _, rs := range v.RealServers {
+		m[rs.Display()]++
+	}
+	out := make([]stateCount, 0, len(m))
+	for st, n := range m {
+		out = append(out, stateCount{State: st, N: n})
+	}
+	order := map[string]int{"Up": 0, "Enabled": 1, "Draining": 2, "Down": 3, "Disabled": 4}
+	sort.Slice(out, func(i, j int) bool {
+		oi, ok := order[out[i].State]
+		if !ok {
+			oi = 5
+		}
+		oj, ok := order[out[j].State]
+		if !ok {
+			oj = 5
+		}
+		if oi != oj {
+			return oi < oj
+		}
+		return out[i].State < out[j].State
+	})
+	return out
+}
+
+// statusByID reads the data plane's status, keyed by service ID (SubVSs
+// have no status of their own yet).
+func (s *Server) statusByID() map[int]vsStatus {
+	out := map[int]vsStatus{}
+	for _, v := range s.readStatus() {
+		out[v.ID] = v
+	}
+	return out
+}
+
+// readStatus decodes the data plane's status.
+func (s *Server) readStatus() []vsStatus {
+	raw, err := json.Marshal(s.status())
+	if err != nil {
+		s.log.Error("webui: encode status", "err", err)
+		return nil
+	}
+	var list []vsStatus
+	if err := json.Unmarshal(raw, &list); err != nil {
+		s.log.Error("webui: decode status", "err", err)
+		return nil
+	}
+	return list
+}
+
+// rsStatusByID indexes a service's real-server status by ID.
+func rsStatusByID(v vsStatus) map[int]rsStatus {
+	out := make(map[int]rsStatus, len(v.RealServers))
+	for _, rs := range v.RealServers {
+		out[rs.ID] = rs
+	}
+	return out
+}
+
+// Metrics sampling. The UI keeps a short time series of the data plane's
+// counters in memory, sampled when a browser asks for it (at most once a
+// second), so no goroutine runs for it and several open dashboards share
+// one series.
+const (
+	maxSamples     = 180 // 6 minutes at the dashboard's 2-second poll
+	minSampleEvery = time.Second
+)
+
+// sample is one point of one series.
+type sample struct {
+	// Conns is the number of open connections.
+	Conns int64
+	// CPS is new connections per second since the previous sample.
+	CPS float64
+	// In is bits per second received from clients.
+	In float64
+	// Out is bits per second sent to clients.
+	Out float64
+}
+
+type counters struct {
+	total, in, out int64
+}
+
+// point is one sampling instant.
+type point struct {
+	t     time.Time
+	total sample
+	vs    map[int]sample
+}
+
+// sampler keeps the time series.
+type sampler struct {
+	mu     sync.Mutex
+	max    int
+	last   time.Time
+	prev   map[int]counters
+	points []point
+}
+
+func newSampler(max int) *sampler {
+	return &sampler{max: max, prev: map[int]counters{}}
+}
+
+// observe records a sample of status at now unless the last one is more
+// recent than minSampleEvery.
+func (m *sampler) observe(now time.Time, status []vsStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.last.IsZero() && now.Sub(m.last) < minSampleEvery {
+		return
+	}
+	dt := now.Sub(m.last).Seconds()
+	first := m.last.IsZero()
+	pt := point{t: now, vs: map[int]sample{}}
+	next := map[int]counters{}
+	for _, v := range status {
+		c := counters{total: v.TotalConns, in: v.BytesIn, out: v.BytesOut}
+		next[v.ID] = c
+		sm := sample{Conns: v.ActiveConns}
+		if p, ok := m.prev[v.ID]; ok && !first && dt > 0 {
+			sm.CPS = rate(c.total-p.total, dt)
+			sm.In = rate(c.in-p.in, dt) * 8
+			sm.Out = rate(c.out-p.out, dt) * 8
+		}
+		pt.vs[v.ID] = sm
+		pt.total.Conns += sm.Conns
+		pt.total.CPS += sm.CPS
+		pt.total.In += sm.In
+		pt.total.Out += sm.Out
+	}
+	m.prev, m.last = next, now
+	m.points = append(m.points, pt)
+	if len(m.points) > m.max {
+		m.points = append(m.points[:0:0], m.points[len(m.points)-m.max:]...)
+	}
+}
+
+// rate is delta per second, never negative (a counter reset by a reload
+// reads as 0, not as a negative rate).
+func rate(delta int64, secs float64) float64 {
+	if delta <= 0 {
+		return 0
+	}
+	return float64(delta) / secs
+}
+
+// series is one service's (or the total's) columns, aligned with
+// metricsDoc.T; a service absent at an instant has null there.
+type series struct {
+	Conns []*float64 `json:"conns"`
+	CPS   []*float64 `json:"cps"`
+	In    []*float64 `json:"in"`
+	Out   []*float64 `json:"out"`
+}
+
+// metricsDoc is the JSON answer of /ui/metrics, shaped for uPlot: one time
+// column (Unix seconds) and value columns.
+type metricsDoc struct {
+	// Revision is the configuration revision, so a page can reload itself
+	// when services were added or removed.
+	Revision uint64 `json:"revision"`
+	// T are the sample times in Unix seconds.
+	T []float64 `json:"t"`
+	// Total is the sum over all services.
+	Total series `json:"total"`
+	// VS are the series of each service by ID.
+	VS map[string]*series `json:"vs"`
+	// Status is the current status of each service.
+	Status []liveVS `json:"status"`
+}
+
+// liveVS is the current state of one service for the dashboard's badges.
+type liveVS struct {
+	ID       int          `json:"id"`
+	State    string       `json:"state"`
+	StateCls string       `json:"stateCls"`
+	Reason   string       `json:"reason"`
+	Conns    int64        `json:"conns"`
+	RS       []stateCount `json:"rs"`
+}
+
+func f64(v float64) *float64 { return &v }
+
+// doc returns the time series as a metricsDoc.
+func (m *sampler) doc() metricsDoc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := metricsDoc{T: make([]float64, 0, len(m.points)), VS: map[string]*series{}}
+	ids := map[int]bool{}
+	for _, p := range m.points {
+		for id := range p.vs {
+			ids[id] = true
+		}
+	}
+	for id := range ids {
+		d.VS[itoa(id)] = &series{}
+	}
+	for _, p := range m.points {
+		d.T = append(d.T, float64(p.t.UnixMilli())/1000)
+		appendSample(&d.Total, &p.total)
+		for id := range ids {
+			if sm, ok := p.vs[id]; ok {
+				appendSample(d.VS[itoa(id)], &sm)
+			} else {
+				appendSample(d.VS[itoa(id)], nil)
+			}
+		}
+	}
+	return d
+}
+
+func appendSample(s *series, sm *sample) {
+	if sm == nil {
+		s.Conns, s.CPS, s.In, s.Out = append(s.Conns, nil), append(s.CPS, nil), append(s.In, nil), append(s.Out, nil)
+		return
+	}
+	s.Conns = append(s.Conns, f64(float64(sm.Conns)))
+	s.CPS = append(s.CPS, f64(sm.CPS))
+	s.In = append(s.In, f64(sm.In))
+	s.Out = append(s.Out, f64(sm.Out))
+}
