@@ -49,6 +49,9 @@ func (c *Config) SetDefaults() {
 	for i := range c.VirtualServices {
 		c.VirtualServices[i].setDefaults(false)
 	}
+	for i := range c.ContentRules {
+		c.ContentRules[i].setDefaults()
+	}
 }
 
 func (o *Options) setDefaults() {

@@ -17,19 +17,23 @@ var update = flag.Bool("update", false, "rewrite golden files (docs/configuratio
 
 // docTypes are the documented types, in the order the reference shows them.
 var docTypes = []any{Config{}, Options{}, HealthTimers{}, Lockout{}, VirtualService{}, Persistence{}, Limits{},
-	TLS{}, HealthCheck{}, RealServer{}, Endpoint{}, Certificate{}}
+	TLS{}, HealthCheck{}, RealServer{}, Endpoint{}, Certificate{}, HTTPSettings{}, ContentRule{}}
 
 // TestConfigurationReference keeps docs/configuration.md equal to what the
 // doc comments of the model say; run `go test ./internal/config -run
 // Reference -update` after changing a field.
 func TestConfigurationReference(t *testing.T) {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "model.go", nil, parser.ParseComments)
-	if err != nil {
-		t.Fatal(err)
-	}
 	comments := map[string]string{} // "Type" and "Type.Field" → doc
-	for _, decl := range f.Decls {
+	var decls []ast.Decl
+	for _, name := range []string{"model.go", "l7.go"} {
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decls = append(decls, f.Decls...)
+	}
+	for _, decl := range decls {
 		gd, ok := decl.(*ast.GenDecl)
 		if !ok || gd.Tok != token.TYPE {
 			continue

@@ -29,6 +29,10 @@ type Config struct {
 	// Certificates are the imported TLS certificates and intermediates that
 	// virtual services refer to by name. Default: none.
 	Certificates []Certificate `json:"certificates,omitempty"`
+	// ContentRules are the named layer-7 rules (LoadMaster content rules)
+	// that http services refer to for SubVS selection and header and URL
+	// changes; at most 1024. Default: none.
+	ContentRules []ContentRule `json:"contentRules,omitempty"`
 }
 
 // Options are the global settings of the appliance.
@@ -178,6 +182,10 @@ type VirtualService struct {
 	// "none", "clientside-via", "clientside", "xff-novia", "via".
 	// Default: "xff".
 	AddVia string `json:"addVia"`
+	// HTTP holds the layer-7 settings of http and http2 services: content
+	// rules, header policy, error answers, limits and retries. Default:
+	// absent (every setting at its default).
+	HTTP *HTTPSettings `json:"http,omitempty"`
 	// HealthCheck says how the real servers are checked. Default: tcp
 	// connect with the global timers.
 	HealthCheck HealthCheck `json:"healthCheck"`
@@ -259,6 +267,22 @@ type TLS struct {
 	// VerifyServer verifies the real servers' certificates when
 	// re-encrypting. Default: false.
 	VerifyServer bool `json:"verifyServer,omitempty"`
+	// Versions narrows the TLS versions offered to clients to these ("1.0",
+	// "1.1", "1.2", "1.3"), which the profile must allow (LoadMaster
+	// `TLSType`); empty means all of the profile's. Default: none.
+	Versions []string `json:"versions,omitempty"`
+	// PassSNI sends the client's SNI host name to the real servers when
+	// re-encrypting (LoadMaster `PassSNI`). Default: false.
+	PassSNI bool `json:"passSni,omitempty"`
+	// ServerName is the SNI host name sent to the real servers when
+	// re-encrypting, and the name their certificates are verified against
+	// (LoadMaster `ReverseSNIHostname`). Default: "" (none; with
+	// VerifyServer the real server's address is verified).
+	ServerName string `json:"serverName,omitempty"`
+	// CABundle holds PEM CA certificates that real servers' certificates
+	// are verified against when VerifyServer is set; "" uses the system's.
+	// Default: "".
+	CABundle string `json:"caBundle,omitempty"`
 }
 
 // HealthCheck is a service's health-check setting, applied to its real

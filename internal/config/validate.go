@@ -74,6 +74,7 @@ func (c *Config) Validate() error {
 	for i := range c.VirtualServices {
 		w.vs(&c.VirtualServices[i], index("virtualServices", i), false)
 	}
+	c.validateL7(&e)
 	return e.err()
 }
 
