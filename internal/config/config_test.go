@@ -345,3 +345,24 @@ func TestUsers(t *testing.T) {
 		t.Errorf("short password: %v", err)
 	}
 }
+
+func TestFollowAndAdaptive(t *testing.T) {
+	c := mustDecode(t, sample+`
+- {address: 127.0.0.2, port: 8443, followVsId: 1}
+- {address: 127.0.0.2, port: 8444, followVsId: 9}
+options: {adaptive: {url: nope, interval: 0}}
+`)
+	c.AssignIDs(nil)
+	err := c.Validate()
+	for _, w := range []string{"virtualServices[2].followVsId: must be the id of another top-level service, got 9", `options.adaptive.url: must start with /`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "virtualServices[1].followVsId") {
+		t.Errorf("valid port following refused: %v", err)
+	}
+	if c.Options.Adaptive.Interval != 7 || c.Options.Adaptive.Port != 80 {
+		t.Errorf("adaptive defaults %+v", c.Options.Adaptive)
+	}
+}

@@ -18,6 +18,9 @@ func DefaultLockout() Lockout {
 	return Lockout{Attempts: 3, CoolDown: 600, SessionIdle: 900, SessionMax: 43200, MinPassword: 12}
 }
 
+// DefaultAdaptive returns the default adaptive agent settings.
+func DefaultAdaptive() Adaptive { return Adaptive{URL: "/load", Port: 80, Interval: 7, MinPercent: 5} }
+
 // DefaultOptions returns the global options of a new installation.
 func DefaultOptions() Options {
 	return Options{
@@ -25,6 +28,7 @@ func DefaultOptions() Options {
 		AlwaysPersist: "no",
 		Health:        DefaultHealthTimers(),
 		AdminLockout:  DefaultLockout(),
+		Adaptive:      DefaultAdaptive(),
 	}
 }
 
@@ -72,6 +76,13 @@ func (o *Options) setDefaults() {
 	setInt(&o.AdminLockout.SessionIdle, l.SessionIdle)
 	setInt(&o.AdminLockout.SessionMax, l.SessionMax)
 	setInt(&o.AdminLockout.MinPassword, l.MinPassword)
+	a := DefaultAdaptive()
+	if o.Adaptive.URL == "" {
+		o.Adaptive.URL = a.URL
+	}
+	setInt(&o.Adaptive.Port, a.Port)
+	setInt(&o.Adaptive.Interval, a.Interval)
+	setInt(&o.Adaptive.MinPercent, a.MinPercent)
 }
 
 func (v *VirtualService) setDefaults(sub bool) {

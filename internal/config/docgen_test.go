@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files (docs/configuration.md)")
 
 // docTypes are the documented types, in the order the reference shows them.
-var docTypes = []any{Config{}, Options{}, HealthTimers{}, Lockout{}, VirtualService{}, Persistence{}, Limits{},
+var docTypes = []any{Config{}, Options{}, HealthTimers{}, Lockout{}, Adaptive{}, VirtualService{}, Persistence{}, Limits{},
 	TLS{}, HealthCheck{}, RealServer{}, Endpoint{}, Certificate{}, HTTPSettings{}, ContentRule{}}
 
 // TestConfigurationReference keeps docs/configuration.md equal to what the

@@ -82,6 +82,28 @@ type Options struct {
 	// AdminLockout holds the login lockout policy of the admin plane.
 	// Default: see DefaultLockout.
 	AdminLockout Lockout `json:"adminLockout"`
+	// Adaptive holds the agent settings of the adaptive scheduling method
+	// (LoadMaster showadaptive/modadaptive). Default: see DefaultAdaptive.
+	Adaptive Adaptive `json:"adaptive"`
+	// APIRateLimit is the number of LoadMaster-API calls one client may make
+	// in 3 seconds before its connection is dropped, as on a LoadMaster;
+	// 0 means 30. 0-10000. Default: 0.
+	APIRateLimit int `json:"apiRateLimit,omitempty"`
+}
+
+// Adaptive are the settings of the agent that real servers of services
+// with the adaptive scheduling method run.
+type Adaptive struct {
+	// URL is the path Fulcrum requests on each real server; the answer is
+	// the server's load in percent. Default: "/load".
+	URL string `json:"url"`
+	// Port is the agent's port. 1-65535. Default: 80.
+	Port int `json:"port"`
+	// Interval is the time between two polls in seconds; 1-600. Default: 7.
+	Interval int `json:"interval"`
+	// MinPercent is the load below which servers are treated as equally
+	// idle; 0-50. Default: 5.
+	MinPercent int `json:"minPercent"`
 }
 
 // HealthTimers are health-check timing values in seconds.
@@ -195,6 +217,11 @@ type VirtualService struct {
 	// SubVSs are child services without an address of their own, chosen by
 	// content rules. Only top-level services may have them. Default: none.
 	SubVSs []VirtualService `json:"subVSs,omitempty"`
+	// FollowVSID makes this service use the persistence table of another
+	// top-level service (LoadMaster port following, `FollowVSID`), so a client
+	// stuck to a real server on :80 reaches the same server on :443; 0 means
+	// none. Default: 0.
+	FollowVSID int `json:"followVsId,omitempty"`
 }
 
 // Endpoint is an address and port.
@@ -223,10 +250,17 @@ type Persistence struct {
 	// QueryTag is the query item used by mode query-hash (LoadMaster
 	// `QueryTag`). Default: "".
 	QueryTag string `json:"queryTag,omitempty"`
-	// Mask is the prefix length applied to the client address by the
+	// Mask is the prefix length applied to IPv4 client addresses by the
 	// source-IP modes, so clients behind changing NAT stay together (Fulcrum
-	// extension); 0 means the whole address (32 or 128). Default: 0.
+	// extension); 0 means the whole address (32). Default: 0.
 	Mask int `json:"mask,omitempty"`
+	// Mask6 is the prefix length applied to IPv6 client addresses by the
+	// source-IP modes; 0 means the whole address (128). Default: 0.
+	Mask6 int `json:"mask6,omitempty"`
+	// Refresh restarts an entry's timeout each time it is used
+	// (LoadMaster `RefreshPersist`); otherwise it expires Timeout seconds
+	// after it was made. Default: false.
+	Refresh bool `json:"refresh,omitempty"`
 }
 
 // Limits are per-service admission and bandwidth limits; 0 means unlimited.

@@ -74,6 +74,7 @@ func (c *Config) Validate() error {
 	for i := range c.VirtualServices {
 		w.vs(&c.VirtualServices[i], index("virtualServices", i), false)
 	}
+	c.validateFollow(&e)
 	c.validateL7(&e)
 	return e.err()
 }
@@ -100,6 +101,14 @@ func (o *Options) validate(e *errs, p string) {
 	e.rng(join(l, "sessionIdle"), o.AdminLockout.SessionIdle, 60, 86400)
 	e.rng(join(l, "sessionMax"), o.AdminLockout.SessionMax, 300, 604800)
 	e.rng(join(l, "minPassword"), o.AdminLockout.MinPassword, 8, 64)
+	a := join(p, "adaptive")
+	if !strings.HasPrefix(o.Adaptive.URL, "/") || len(o.Adaptive.URL) > 126 || strings.ContainsFunc(o.Adaptive.URL, isSpaceOrControl) {
+		e.add(join(a, "url"), "must start with / and have at most 126 characters and no spaces, got %q", o.Adaptive.URL)
+	}
+	e.rng(join(a, "port"), o.Adaptive.Port, 1, 65535)
+	e.rng(join(a, "interval"), o.Adaptive.Interval, 1, 600)
+	e.rng(join(a, "minPercent"), o.Adaptive.MinPercent, 0, 50)
+	e.rng(join(p, "apiRateLimit"), o.APIRateLimit, 0, 10000)
 }
 
 func (ct *Certificate) validate(e *errs, p string) {
@@ -323,11 +332,13 @@ func (w *walker) persistence(v *VirtualService, p string) {
 		if !strings.HasSuffix(ps.Mode, "src") {
 			e.add(join(p, "mask"), "only applies to the source-IP modes, not %s", ps.Mode)
 		}
-		max := 128
-		if a, err := netip.ParseAddr(v.Address); err == nil && a.Is4() {
-			max = 32
+		e.rng(join(p, "mask"), ps.Mask, 0, 32)
+	}
+	if ps.Mask6 != 0 {
+		if !strings.HasSuffix(ps.Mode, "src") {
+			e.add(join(p, "mask6"), "only applies to the source-IP modes, not %s", ps.Mode)
 		}
-		e.rng(join(p, "mask"), ps.Mask, 0, max)
+		e.rng(join(p, "mask6"), ps.Mask6, 0, 128)
 	}
 }
 
@@ -471,3 +482,20 @@ func looksNumeric(s string) bool {
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func isSpaceOrControl(r rune) bool { return r <= 0x20 || r == 0x7f }
+
+// validateFollow checks port following: FollowVSID names another
+// top-level service.
+func (c *Config) validateFollow(e *errs) {
+	for i, v := range c.VirtualServices {
+		if v.FollowVSID == 0 {
+			continue
+		}
+		found := false
+		for _, o := range c.VirtualServices {
+			found = found || (o.ID == v.FollowVSID && o.ID != v.ID)
+		}
+		if !found {
+			e.add(join(index("virtualServices", i), "followVsId"), "must be the id of another top-level service, got %d", v.FollowVSID)
+		}
+	}
+}
