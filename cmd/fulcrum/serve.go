@@ -29,7 +29,7 @@ generated and printed once.`,
 			if err != nil {
 				return err
 			}
-			o.Logger, o.Out = log, cmd.OutOrStdout()
+			o.Logger, o.Out, o.Version = log, cmd.OutOrStdout(), version
 			o.AdminPassword = os.Getenv(appliance.PasswordEnv)
 			if pwFile != "" {
 				if o.AdminPassword, err = appliance.ReadPasswordFile(pwFile); err != nil {

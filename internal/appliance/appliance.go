@@ -22,6 +22,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -55,6 +56,8 @@ type Options struct {
 	Logger *slog.Logger
 	// BcryptCost is passed to the admin service (tests lower it).
 	BcryptCost int
+	// Version is reported by the LoadMaster-compatible API.
+	Version string
 }
 
 // Appliance is a running Fulcrum.
@@ -70,6 +73,8 @@ type Appliance struct {
 	// API is the native REST API.
 	API *api.Server
 
+	templates *templates.Library
+	version   string
 	adminLn   net.Listener
 	consoleLn net.Listener
 	servers   []*http.Server
@@ -117,11 +122,12 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the first administrator: %w", err)
 	}
-	lib, err := templates.NewLibrary(st)
+	a.templates, err = templates.NewLibrary(st)
 	if err != nil {
 		return nil, err
 	}
-	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: lib,
+	a.version = o.Version
+	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
 		Status: func() any { return a.Engine.Status() }})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
@@ -167,12 +173,12 @@ func Start(o Options) (_ *Appliance, err error) {
 func (a *Appliance) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API.Handler())
-	lib, err := templates.NewLibrary(a.Store)
-	if err != nil {
-		a.log.Error("web UI: template library", "err", err) // the UI falls back to the built-in templates
-		lib = nil
+	kemp := kempapi.New(kempapi.Options{Control: a.Control, Auth: a.Auth, Backups: a.Store, Runtime: a.Engine,
+		Version: a.version, Logger: a.log})
+	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {
+		mux.Handle(p, kemp.Handler())
 	}
-	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: lib, Logger: a.log,
+	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
 		Status: func() any { return a.Engine.Status() }})
 	mux.Handle("/", ui.Handler())
 	return mux

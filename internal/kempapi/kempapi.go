@@ -103,6 +103,10 @@ func New(o Options) *Server {
 		s.version = "dev"
 	}
 	limit, burst := o.RateLimit, o.RateBurst
+	fromConfig := limit == 0 && burst <= 0
+	if fromConfig {
+		limit, burst = configLimit(s.ctl.Current().Config.Options.APIRateLimit)
+	}
 	if limit == 0 {
 		limit = DefaultRateLimit
 	}
@@ -110,8 +114,23 @@ func New(o Options) *Server {
 		burst = DefaultRateBurst
 	}
 	s.limits = newLimiter(limit, burst)
+	if fromConfig {
+		// options.apiRateLimit takes effect with the change that sets it.
+		s.ctl.Subscribe(func(snap *control.Snapshot) {
+			s.limits.set(configLimit(snap.Config.Options.APIRateLimit))
+		})
+	}
 	s.started = s.now()
 	return s
+}
+
+// configLimit turns options.apiRateLimit (calls per 3 s; 0 means 30) into
+// a rate and burst.
+func configLimit(calls int) (rate.Limit, int) {
+	if calls <= 0 {
+		calls = DefaultRateBurst
+	}
+	return rate.Limit(calls) / 3, calls
 }
 
 func (s *Server) now() time.Time { return s.nowFn() }

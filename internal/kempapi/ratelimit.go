@@ -50,6 +50,21 @@ func newLimiter(limit rate.Limit, burst int) *limiter {
 	return l
 }
 
+// set changes the limit; buckets start afresh under it.
+func (l *limiter) set(limit rate.Limit, burst int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limit == limit && l.burst == burst {
+		return
+	}
+	l.limit, l.burst = limit, burst
+	l.idle = time.Minute
+	if limit > 0 && limit != rate.Inf {
+		l.idle = time.Duration(float64(burst)/float64(limit)*float64(time.Second)) + time.Second
+	}
+	l.clients = map[netip.Prefix]*bucket{}
+}
+
 // clientKey groups an address: the address itself for IPv4, its /64 for
 // IPv6; unparsable addresses share one bucket.
 func clientKey(host string) netip.Prefix {
