@@ -1,0 +1,837 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/h1"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
+)
+
+// clientWriteBuf is the size of a client connection's write buffer.
+const clientWriteBuf = 8 << 10
+
+// clientConn is one HTTP/1.1 client connection and its per-request state.
+// It is pooled: its buffers and parsed heads are reused.
+type clientConn struct {
+	svc      *Service
+	c        net.Conn
+	raw      *net.TCPConn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	client   netip.AddrPort
+	clientIP []byte
+	sni      string
+	isTLS    bool
+
+	req   h1.Head
+	resp  h1.Head
+	chunk h1.ChunkedReader
+
+	// per request
+	target      []byte
+	path, query []byte
+	host        []byte // without port
+	body        []byte // body prefix for rules; aliases br until forwarded
+	flags       rules.Flags
+	avoid       []*backend.Server
+	breq        balance.Request // reused: a local would escape to the heap through the Picker interface
+	wrote       bool            // a byte of the response reached the client buffer
+	bodyDone    bool            // the request body was read whole (or there was none)
+	closeAfter  bool
+	lastRefresh time.Time
+
+	// per connection scheduling
+	pinned     *backend.Server
+	pinnedPool *Pool
+}
+
+var clientConns = sync.Pool{New: func() any { return new(clientConn) }}
+
+func getClientConn(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string) *clientConn {
+	cc := clientConns.Get().(*clientConn)
+	st := s.st.Load()
+	size := max(st.cfg.MaxHeaderBytes, 4096)
+	if cc.br == nil || cc.br.Size() != size {
+		cc.br = bufio.NewReaderSize(c, size)
+	} else {
+		cc.br.Reset(c)
+	}
+	if cc.bw == nil {
+		cc.bw = bufio.NewWriterSize(c, clientWriteBuf)
+	} else {
+		cc.bw.Reset(c)
+	}
+	cc.svc, cc.c, cc.raw, cc.client, cc.sni = s, c, raw, client, sni
+	cc.isTLS = raw == nil || c != net.Conn(raw)
+	cc.clientIP = client.Addr().AppendTo(cc.clientIP[:0])
+	cc.pinned, cc.pinnedPool = nil, nil
+	return cc
+}
+
+func putClientConn(cc *clientConn) {
+	cc.br.Reset(nil)
+	cc.bw.Reset(nil)
+	cc.svc, cc.c, cc.raw, cc.pinned, cc.pinnedPool, cc.body = nil, nil, nil, nil, nil, nil
+	cc.avoid = cc.avoid[:0]
+	clientConns.Put(cc)
+}
+
+// errHeadTooLarge is returned by readHead for a head that does not fit.
+var errHeadTooLarge = errors.New("head too large")
+
+// readHead returns the next message head buffered in br (not yet
+// discarded), reading as needed up to max bytes.
+func readHead(br *bufio.Reader, max int) ([]byte, error) { return readHeadWait(br, max, nil) }
+
+// readHeadWait is readHead calling wait (when not nil) once before it first
+// has to wait for more bytes: a head that arrived whole needs no deadline.
+func readHeadWait(br *bufio.Reader, max int, wait func()) ([]byte, error) {
+	scan := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if n, next := h1.HeadEnd(buf, scan); n >= 0 {
+			if n > max {
+				return nil, errHeadTooLarge
+			}
+			return buf[:n], nil
+		} else {
+			scan = next
+		}
+		if len(buf) >= max || len(buf) >= br.Size() {
+			return nil, errHeadTooLarge
+		}
+		if wait != nil {
+			wait()
+			wait = nil
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, errHeadTooLarge
+			}
+			return nil, err
+		}
+	}
+}
+
+// run serves requests until the connection ends.
+func (cc *clientConn) run() {
+	for {
+		if cc.br.Buffered() == 0 {
+			_ = cc.c.SetReadDeadline(time.Now().Add(cc.svc.st.Load().cfg.IdleTimeout))
+			if _, err := cc.br.Peek(1); err != nil {
+				return
+			}
+		}
+		// The configuration in force when the request starts serves it.
+		st := cc.svc.st.Load()
+		cfg := &st.cfg
+		head, err := readHeadWait(cc.br, cfg.MaxHeaderBytes, func() {
+			// The head is incomplete: the rest must come within the header
+			// timeout, counted from now (its first bytes arrived just now).
+			_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
+		})
+		if err != nil {
+			switch {
+			case errors.Is(err, errHeadTooLarge):
+				cc.refuse(h1.ErrHeadTooLarge)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				cc.refuse(&h1.Error{Status: 408, Reason: "request head not received in time"})
+			case cc.br.Buffered() > 0:
+				cc.refuse(h1.ErrIncomplete)
+			}
+			return
+		}
+		err = cc.req.ParseRequest(head, h1.Limits{MaxFields: cfg.MaxHeaders, MaxTarget: cfg.MaxURI})
+		_, _ = cc.br.Discard(len(head))
+		if err != nil {
+			var pe *h1.Error
+			if errors.As(err, &pe) {
+				cc.refuse(pe)
+			}
+			return
+		}
+		if !cc.serveRequest(st) {
+			return
+		}
+	}
+}
+
+// refuse answers a request that cannot be served with its error status,
+// then closes the connection gracefully.
+func (cc *clientConn) refuse(e *h1.Error) {
+	cc.svc.proxy.log.Debug("l7: request refused", "service", cc.svc.st.Load().cfg.Name, "client", cc.client,
+		"status", e.Status, "reason", e.Reason)
+	_ = cc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	writeSimple(cc.bw, e.Status, nil, "", true)
+	_ = cc.bw.Flush()
+	lingerClose(cc.c, cc.raw)
+}
+
+// lingerClose half-closes c and reads what the client still sends for a
+// short while, so that the error response is not lost to a reset.
+func lingerClose(c net.Conn, raw *net.TCPConn) {
+	if raw != nil && c == net.Conn(raw) {
+		_ = raw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.CopyN(io.Discard, c, 256<<10)
+}
+
+// serveRequest handles the parsed request in cc.req and reports whether
+// the connection may carry another one.
+func (cc *clientConn) serveRequest(st *state) bool {
+	cfg := &st.cfg
+	r := &cc.req
+	cc.wrote, cc.closeAfter, cc.body, cc.flags = false, r.Close, nil, 0
+	cc.bodyDone = r.ContentLength <= 0 && !r.Chunked
+	cc.target = r.Target
+	cc.path, cc.query = splitTarget(r.Target)
+	cc.host = hostOnly(r.Host)
+	if r.Upgrade != nil && hasH2C(r.Upgrade) {
+		r.Upgrade = nil // never forward Upgrade: h2c
+	}
+	if st.needsBody && r.ContentLength > 0 && !r.Expect100 { // with 100-continue the body comes only when asked
+		n := int(min(r.ContentLength, rules.MaxBody, int64(cc.br.Size())))
+		_ = cc.c.SetReadDeadline(time.Now().Add(cfg.BodyTimeout))
+		cc.body, _ = cc.br.Peek(n)
+	}
+	if cfg.RequestRate != nil && !cfg.RequestRate.Allow() {
+		cc.errorResponse(st, nil, 429)
+		return cc.finishUnread()
+	}
+	for _, rl := range cfg.PreRules {
+		rl.Match(cc, &cc.flags)
+	}
+	pl := cc.route(st)
+	if pl == nil {
+		cc.errorResponse(st, nil, 503)
+		return cc.finishUnread()
+	}
+	if len(cfg.RequestRules)+len(pl.RequestRules) > 0 {
+		e := reqEditor{cc}
+		for _, rl := range cfg.RequestRules {
+			rl.Apply(e, cc.flags)
+		}
+		for _, rl := range pl.RequestRules {
+			rl.Apply(e, cc.flags)
+		}
+	}
+	return cc.exchange(st, pl)
+}
+
+// route chooses the pool: the service's own, or the first SubVS whose
+// rules match, or the first SubVS without rules.
+func (cc *clientConn) route(st *state) *Pool {
+	if st.cfg.Pool != nil {
+		return st.cfg.Pool
+	}
+	var def *Pool
+	for i := range st.cfg.SubVSs {
+		sv := &st.cfg.SubVSs[i]
+		if len(sv.Select) == 0 {
+			if def == nil {
+				def = sv.Pool
+			}
+			continue
+		}
+		if rules.MatchAny(sv.Select, cc, &cc.flags) {
+			return sv.Pool
+		}
+	}
+	return def
+}
+
+// finishUnread ends a request whose body was not read: the connection can
+// only continue if there was none.
+func (cc *clientConn) finishUnread() bool {
+	_ = cc.bw.Flush()
+	return cc.bodyDone && !cc.closeAfter
+}
+
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
+}
+
+// outcome of one attempt at a real server.
+type outcome int
+
+const (
+	done         outcome = iota // the exchange completed
+	retry                       // failed before anything irreversible: try again
+	failed                      // failed; the client gets an error if nothing was sent
+	failedClient                // the client went away or sent garbage
+)
+
+// exchange sends the request to a real server of pl, with retries, and
+// relays the response. It reports whether the client connection may carry
+// another request.
+func (cc *clientConn) exchange(st *state, pl *Pool) bool {
+	cfg := &st.cfg
+	up := st.pools[pl]
+	r := &cc.req
+	replayable := idempotent(r.Method) && r.ContentLength <= 0 && !r.Chunked
+	deadline := time.Now().Add(cfg.RetryTimeout)
+	breq := &cc.breq
+	*breq = balance.Request{Client: cc.client, SNI: cc.sni}
+	if pl.HashURL {
+		breq.HashKey = string(cc.path)
+	}
+	cc.avoid = cc.avoid[:0]
+	if pl.Stats != nil {
+		pl.Stats.Open() // a pool counts requests
+		defer pl.Stats.Close()
+	}
+	tries, stale := 0, 0
+	for {
+		breq.Avoid = cc.avoid
+		srv, release, err := cc.pick(st, pl, breq)
+		if err != nil {
+			status := 503
+			if len(cc.avoid) > 0 {
+				status = 502 // servers were tried and failed
+			}
+			cc.errorResponse(st, pl, status)
+			return cc.finishUnread()
+		}
+		sni := ""
+		if pl.PassSNI {
+			sni = cc.sni
+		}
+		u := up.get(srv, sni, !replayable)
+		reused := u != nil
+		if u == nil {
+			u, err = up.dial(cc.svc.proxy.ctx, srv, sni)
+			if err != nil {
+				release()
+				srv.AddFailure()
+				cc.svc.proxy.log.Debug("l7: connect failed", "pool", pl.Name, "server", srv.Addr(), "err", err)
+				cc.avoid = append(cc.avoid, srv)
+				cc.unpin()
+				tries++
+				if tries <= cfg.Retries && time.Now().Before(deadline) {
+					continue
+				}
+				cc.errorResponse(st, pl, 502)
+				return cc.finishUnread()
+			}
+		}
+		res := cc.roundTrip(st, pl, up, u, srv)
+		release()
+		switch res {
+		case done:
+			return !cc.closeAfter
+		case retry:
+			if !reused {
+				srv.AddFailure()
+				cc.avoid = append(cc.avoid, srv)
+				cc.unpin()
+				tries++
+			} else {
+				stale++ // a keep-alive connection the server had closed: not the server's fault
+			}
+			if (reused && stale <= 2 || tries <= cfg.Retries) && time.Now().Before(deadline) {
+				continue
+			}
+			cc.errorResponse(st, pl, 502)
+			return cc.finishUnread()
+		case failed:
+			if !cc.wrote {
+				cc.closeAfter = true
+				cc.errorResponse(st, pl, 502)
+			}
+			return false
+		default:
+			return false
+		}
+	}
+}
+
+// pick chooses the real server: the connection's pinned one when
+// scheduling per connection, else persistence or the picker; the sorry
+// server when there is none.
+func (cc *clientConn) pick(st *state, pl *Pool, breq *balance.Request) (*backend.Server, func(), error) {
+	if !st.cfg.PerRequest && cc.pinnedPool == pl && cc.pinned != nil {
+		if s := cc.pinned; s.Available() && s.Acquire(int64(s.Limit())) {
+			return s, s.ReleaseFunc(), nil
+		}
+		cc.unpin()
+	}
+	var srv *backend.Server
+	var release func()
+	var err error
+	if pl.Persist != nil {
+		srv, release, err = pl.Persist.Choose(pl.Picker, breq, cc)
+	} else {
+		srv, release, err = pl.Picker.Pick(breq)
+	}
+	if err != nil {
+		if pl.Sorry != nil && !containsServer(breq.Avoid, pl.Sorry) {
+			pl.Sorry.Acquire(0)
+			return pl.Sorry, pl.Sorry.ReleaseFunc(), nil
+		}
+		return nil, nil, err
+	}
+	if !st.cfg.PerRequest {
+		cc.pinned, cc.pinnedPool = srv, pl
+	}
+	return srv, release, nil
+}
+
+func containsServer(list []*backend.Server, s *backend.Server) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (cc *clientConn) unpin() { cc.pinned, cc.pinnedPool = nil, nil }
+
+// roundTrip sends the request on u and relays the response.
+func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv *backend.Server) outcome {
+	cfg := &st.cfg
+	r := &cc.req
+	now := time.Now()
+	cc.lastRefresh = now
+	_ = u.c.SetDeadline(now.Add(cfg.IdleTimeout))
+	writeRequestHead(u.bw, cc, st, pl)
+	bodySent := r.ContentLength <= 0 && !r.Chunked
+	if !r.Expect100 && !bodySent {
+		if err := cc.sendBody(st, u); err != nil {
+			u.close()
+			return cc.bodyFailure(err)
+		}
+		bodySent = true
+	}
+	if err := u.bw.Flush(); err != nil {
+		u.close()
+		return retryIf(r.ContentLength <= 0 && !r.Chunked)
+	}
+	for {
+		head, err := readHead(u.br, DefaultMaxHeaderBytes*2)
+		if err != nil {
+			u.close()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if !cc.wrote {
+					cc.errorResponse(st, pl, 504)
+				}
+				return failedClient
+			}
+			cc.svc.proxy.log.Debug("l7: no response", "pool", pl.Name, "server", srv.Addr(), "err", err)
+			if bodySent && !cc.wrote {
+				return retryIf(idempotent(r.Method) && r.ContentLength <= 0 && !r.Chunked)
+			}
+			return failed
+		}
+		err = cc.resp.ParseResponse(head, 200)
+		_, _ = u.br.Discard(len(head))
+		if err != nil {
+			u.close()
+			cc.svc.proxy.log.Debug("l7: bad response", "pool", pl.Name, "server", srv.Addr(), "err", err)
+			return failed
+		}
+		s := cc.resp.Status
+		if s == 101 {
+			if r.Upgrade == nil {
+				u.close()
+				return failed
+			}
+			cc.upgrade(st, pl, u, srv)
+			cc.closeAfter = true
+			return done
+		}
+		if s >= 100 && s < 200 {
+			if s == 100 && r.Expect100 && !bodySent {
+				if r.Minor == 1 {
+					_, _ = cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+					if err := cc.bw.Flush(); err != nil {
+						u.close()
+						return failedClient
+					}
+				}
+				if err := cc.sendBody(st, u); err != nil {
+					u.close()
+					return cc.bodyFailure(err)
+				}
+				bodySent = true
+				if err := u.bw.Flush(); err != nil {
+					u.close()
+					return failed
+				}
+			} else if s != 100 && r.Minor == 1 {
+				cc.writeInterim()
+			}
+			continue
+		}
+		if !bodySent {
+			// A final answer to Expect: 100-continue: the body was never
+			// read, so the client connection cannot carry on.
+			cc.closeAfter = true
+		}
+		break
+	}
+	return cc.relayResponse(st, pl, up, u, srv, bodySent)
+}
+
+func retryIf(ok bool) outcome {
+	if ok {
+		return retry
+	}
+	return failed
+}
+
+// bodyFailure maps an error while sending the request body.
+func (cc *clientConn) bodyFailure(err error) outcome {
+	var pe *h1.Error
+	if errors.As(err, &pe) {
+		cc.refuse(pe)
+		return failedClient
+	}
+	if errors.Is(err, errClientBody) {
+		return failedClient
+	}
+	return failed
+}
+
+// errClientBody marks a failure to read the client's body.
+var errClientBody = errors.New("reading the request body")
+
+// sendBody streams the request body to u.
+func (cc *clientConn) sendBody(st *state, u *upConn) error {
+	now := time.Now()
+	_ = cc.c.SetReadDeadline(now.Add(st.cfg.BodyTimeout))
+	cc.lastRefresh = now
+	err := cc.streamBody(st, u)
+	if err == nil {
+		cc.bodyDone = true
+		// Back to waiting for the response: the idle timeout applies.
+		_ = u.c.SetDeadline(time.Now().Add(st.cfg.IdleTimeout))
+	}
+	return err
+}
+
+func (cc *clientConn) streamBody(st *state, u *upConn) error {
+	r := &cc.req
+	cc.body = nil
+	if r.Chunked {
+		cc.chunk.Reset(cc.br, 8<<10)
+		for {
+			cc.refresh(st, u)
+			b, err := cc.chunk.Next()
+			if err == io.EOF {
+				return h1.WriteLastChunk(u.bw, cc.chunk.Trailers)
+			}
+			if err != nil {
+				var pe *h1.Error
+				if errors.As(err, &pe) {
+					return err
+				}
+				return errClientBody
+			}
+			if err := h1.WriteChunk(u.bw, b); err != nil {
+				return err
+			}
+			if cc.br.Buffered() == 0 {
+				if err := u.bw.Flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	left := r.ContentLength
+	for left > 0 {
+		cc.refresh(st, u)
+		if cc.br.Buffered() == 0 {
+			if _, err := cc.br.Peek(1); err != nil {
+				return errClientBody
+			}
+		}
+		b, _ := cc.br.Peek(int(min(int64(cc.br.Buffered()), left)))
+		n, err := u.bw.Write(b)
+		_, _ = cc.br.Discard(n)
+		left -= int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refresh extends the body timeouts of both sides, at most once a second.
+func (cc *clientConn) refresh(st *state, u *upConn) {
+	now := time.Now()
+	if now.Sub(cc.lastRefresh) < time.Second {
+		return
+	}
+	cc.lastRefresh = now
+	_ = cc.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
+	if u != nil {
+		_ = u.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
+	}
+}
+
+// Body modes of a response.
+const (
+	bodyNone = iota
+	bodyLength
+	bodyChunked
+	bodyUntilClose
+)
+
+// relayResponse writes the response head in cc.resp and streams the body.
+func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *upConn, srv *backend.Server, reqDone bool) outcome {
+	r, resp := &cc.req, &cc.resp
+	mode := bodyUntilClose
+	switch {
+	case string(r.Method) == "HEAD" || resp.Status == 204 || resp.Status == 304:
+		mode = bodyNone
+	case resp.Chunked:
+		mode = bodyChunked
+	case resp.ContentLength >= 0:
+		mode = bodyLength
+	}
+	keepUp := reqDone && !resp.Close && mode != bodyUntilClose && r.Upgrade == nil
+	if r.Minor == 0 && (mode == bodyChunked || mode == bodyUntilClose) {
+		cc.closeAfter = true
+	}
+	if len(st.cfg.ResponseRules)+len(pl.ResponseRules) > 0 {
+		e := respEditor{cc}
+		for _, rl := range st.cfg.ResponseRules {
+			rl.Apply(e, cc.flags)
+		}
+		for _, rl := range pl.ResponseRules {
+			rl.Apply(e, cc.flags)
+		}
+	}
+	w := cc.bw
+	_ = cc.c.SetWriteDeadline(time.Now().Add(st.cfg.BodyTimeout))
+	writeStatusLine(w, resp.Status, resp.Reason)
+	for i := range resp.Fields {
+		f := &resp.Fields[i]
+		if !f.Hop {
+			writeField(w, f.Name, f.Value)
+		}
+	}
+	if pl.Persist != nil {
+		pl.Persist.Respond(srv, cc, respFields{cc}, func(name, value string) {
+			if h1.IsToken([]byte(name)) && h1.ValidValue([]byte(value)) {
+				_, _ = w.WriteString(name)
+				_, _ = w.WriteString(": ")
+				_, _ = w.WriteString(value)
+				_, _ = w.WriteString("\r\n")
+			}
+		})
+	}
+	chunkOut := false
+	switch mode {
+	case bodyNone:
+		if resp.ContentLength >= 0 && resp.Status != 204 {
+			writeContentLength(w, resp.ContentLength)
+		}
+	case bodyLength:
+		writeContentLength(w, resp.ContentLength)
+	default:
+		if r.Minor == 1 {
+			_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+			chunkOut = true
+		}
+	}
+	if cc.closeAfter {
+		_, _ = w.WriteString("Connection: close\r\n")
+	} else if r.Minor == 0 {
+		_, _ = w.WriteString("Connection: keep-alive\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+	cc.wrote = true
+	var err error
+	var n int64
+	switch mode {
+	case bodyLength:
+		n, err = cc.copyResponse(st, u, resp.ContentLength, false)
+	case bodyChunked:
+		n, err = cc.copyChunkedResponse(st, u, chunkOut)
+	case bodyUntilClose:
+		n, err = cc.copyResponse(st, u, -1, chunkOut)
+		if err == nil && chunkOut {
+			err = h1.WriteLastChunk(w, nil)
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	srv.AddBytes(max(r.ContentLength, 0), n)
+	if err != nil {
+		u.close()
+		return failedClient
+	}
+	if keepUp {
+		up.put(u)
+	} else {
+		u.close()
+	}
+	return done
+}
+
+// copyResponse streams n bytes (or, with n < 0, everything until the
+// server closes) from u to the client, chunk-encoding with chunkOut.
+func (cc *clientConn) copyResponse(st *state, u *upConn, n int64, chunkOut bool) (int64, error) {
+	var done int64
+	for n < 0 || done < n {
+		if u.br.Buffered() == 0 {
+			if err := cc.bw.Flush(); err != nil {
+				return done, err
+			}
+			cc.refresh(st, u)
+			if _, err := u.br.Peek(1); err != nil {
+				if n < 0 && err == io.EOF {
+					return done, nil
+				}
+				return done, err
+			}
+		}
+		k := u.br.Buffered()
+		if n >= 0 {
+			k = int(min(int64(k), n-done))
+		}
+		b, _ := u.br.Peek(k)
+		var err error
+		if chunkOut {
+			err = h1.WriteChunk(cc.bw, b)
+		} else {
+			_, err = cc.bw.Write(b)
+		}
+		_, _ = u.br.Discard(k)
+		done += int64(k)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// copyChunkedResponse streams a chunked body from u, re-chunked (with its
+// trailers) for HTTP/1.1 clients or as plain data for HTTP/1.0 ones.
+func (cc *clientConn) copyChunkedResponse(st *state, u *upConn, chunkOut bool) (int64, error) {
+	cc.chunk.Reset(u.br, 8<<10)
+	var n int64
+	for {
+		if u.br.Buffered() == 0 {
+			if err := cc.bw.Flush(); err != nil {
+				return n, err
+			}
+			cc.refresh(st, u)
+		}
+		b, err := cc.chunk.Next()
+		if err == io.EOF {
+			if chunkOut {
+				return n, h1.WriteLastChunk(cc.bw, cc.chunk.Trailers)
+			}
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n += int64(len(b))
+		if chunkOut {
+			err = h1.WriteChunk(cc.bw, b)
+		} else {
+			_, err = cc.bw.Write(b)
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// writeInterim relays a 1xx response other than 100 (e.g. 103).
+func (cc *clientConn) writeInterim() {
+	resp := &cc.resp
+	writeStatusLine(cc.bw, resp.Status, resp.Reason)
+	for i := range resp.Fields {
+		if f := &resp.Fields[i]; !f.Hop {
+			writeField(cc.bw, f.Name, f.Value)
+		}
+	}
+	_, _ = cc.bw.WriteString("\r\n")
+	_ = cc.bw.Flush()
+}
+
+func writeStatusLine(w *bufio.Writer, status int, reason []byte) {
+	b := append(w.AvailableBuffer(), "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	_, _ = w.Write(b)
+	if len(reason) == 0 {
+		_, _ = w.WriteString(statusText(status))
+	} else {
+		_, _ = w.Write(reason)
+	}
+	_, _ = w.WriteString("\r\n")
+}
+
+func writeField(w *bufio.Writer, name, value []byte) {
+	_, _ = w.Write(name)
+	_, _ = w.WriteString(": ")
+	_, _ = w.Write(value)
+	_, _ = w.WriteString("\r\n")
+}
+
+func writeContentLength(w *bufio.Writer, n int64) {
+	b := append(w.AvailableBuffer(), "Content-Length: "...)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, '\r', '\n')
+	_, _ = w.Write(b)
+}
+
+// splitTarget splits "/p?q" into "/p" and "q".
+func splitTarget(t []byte) (path, query []byte) {
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		return t[:i], t[i+1:]
+	}
+	return t, nil
+}
+
+// hostOnly strips the port from a Host value.
+func hostOnly(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		if i := bytes.IndexByte(h, ']'); i >= 0 {
+			return h[:i+1]
+		}
+		return h
+	}
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+func hasH2C(v []byte) bool {
+	for len(v) > 0 {
+		var t []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			t, v = v[:i], v[i+1:]
+		} else {
+			t, v = v, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(t), []byte("h2c")) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,586 @@
+package l7
+
+//lint:file-ignore SA1019 x/net/http2's Server.ServeConn is deprecated in favour of net/http's built-in HTTP/2, which cannot serve a connection accepted elsewhere and already read through the h2guard; it is still maintained and is what lets the proxy own its connections.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/h1"
+	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
+)
+
+// Rapid-reset guard: a connection whose streams are cancelled by the
+// client before their response more than abandonLimit times, and more
+// often than they complete, is closed (CVE-2023-44487). x/net/http2
+// already bounds the handlers running at once to MaxConcurrentStreams.
+const abandonLimit = 100
+
+// h2conn is one HTTP/2 client connection.
+type h2conn struct {
+	svc       *Service
+	tc        *tls.Conn
+	client    netip.AddrPort
+	clientIP  string
+	sni       string
+	abandoned atomic.Int64
+	completed atomic.Int64
+}
+
+var discardLog = log.New(io.Discard, "", 0)
+
+// tlsStateMarker marks a request as received over TLS for persistence.
+var tlsStateMarker tls.ConnectionState
+
+// serveH2 serves an HTTP/2 connection until it ends.
+func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string) {
+	st := s.st.Load()
+	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni}
+	g := newH2Guard(tc, st.cfg.MaxHeaderBytes)
+	g.hc = hc
+	st.h2.ServeConn(g, &http2.ServeConnOpts{
+		Context: s.proxy.ctx,
+		BaseConfig: &http.Server{
+			MaxHeaderBytes:    st.cfg.MaxHeaderBytes,
+			ReadHeaderTimeout: st.cfg.HeaderTimeout,
+			ErrorLog:          discardLog,
+		},
+		Handler: hc,
+	})
+	_ = tc.Close()
+}
+
+// h2req is one HTTP/2 request as rules and persistence see it.
+type h2req struct {
+	r           *http.Request
+	hc          *h2conn
+	target      []byte
+	path, query []byte
+	host        []byte
+	body        []byte
+	flags       rules.Flags
+}
+
+// Path implements rules.Request.
+func (q *h2req) Path() []byte { return q.path }
+
+// Target implements rules.Request.
+func (q *h2req) Target() []byte { return q.target }
+
+// Query implements rules.Request.
+func (q *h2req) Query() []byte { return q.query }
+
+// Host implements rules.Request.
+func (q *h2req) Host() []byte { return q.host }
+
+// Body implements rules.Request.
+func (q *h2req) Body() []byte { return q.body }
+
+// Header implements rules.Request.
+func (q *h2req) Header(name string) []byte {
+	if equalFoldString(name, "host") {
+		return []byte(q.r.Host)
+	}
+	if v := q.r.Header.Get(name); v != "" {
+		return []byte(v)
+	}
+	return nil
+}
+
+// Cookie implements RequestInfo.
+func (q *h2req) Cookie(name string) []byte {
+	if c, err := q.r.Cookie(name); err == nil {
+		return []byte(c.Value)
+	}
+	return nil
+}
+
+// Client implements RequestInfo.
+func (q *h2req) Client() netip.AddrPort { return q.hc.client }
+
+// IsTLS implements RequestInfo: HTTP/2 is only served over TLS.
+func (q *h2req) IsTLS() bool { return true }
+
+// VisitFields implements Fields; Host is included.
+func (q *h2req) VisitFields(fn func(name, value []byte)) {
+	fn([]byte("Host"), []byte(q.r.Host))
+	visitHeader(q.r.Header, fn)
+}
+
+// headerFields is an http.Header as Fields.
+type headerFields http.Header
+
+// VisitFields implements Fields.
+func (h headerFields) VisitFields(fn func(name, value []byte)) { visitHeader(http.Header(h), fn) }
+
+func visitHeader(h http.Header, fn func(name, value []byte)) {
+	for k, vs := range h {
+		for _, v := range vs {
+			fn([]byte(k), []byte(v))
+		}
+	}
+}
+
+// h2Editor applies header and URL rules to an HTTP/2 request or response.
+type h2Editor struct {
+	h      http.Header
+	target *[]byte // nil for responses
+}
+
+// AddHeader implements rules.Editor.
+func (e h2Editor) AddHeader(name, value []byte) { e.h.Add(string(name), string(value)) }
+
+// DelHeader implements rules.Editor.
+func (e h2Editor) DelHeader(name string) { e.h.Del(name) }
+
+// EditHeader implements rules.Editor.
+func (e h2Editor) EditHeader(name string, fn func([]byte) ([]byte, bool)) {
+	vs := e.h.Values(name)
+	for i, v := range vs {
+		if nv, ok := fn([]byte(v)); ok {
+			vs[i] = string(nv)
+		}
+	}
+}
+
+// URL implements rules.Editor.
+func (e h2Editor) URL() []byte {
+	if e.target != nil {
+		return *e.target
+	}
+	if l := e.h.Get("Location"); l != "" {
+		return []byte(l)
+	}
+	return nil
+}
+
+// SetURL implements rules.Editor.
+func (e h2Editor) SetURL(u []byte) {
+	if e.target != nil {
+		if len(u) > 0 && u[0] == '/' {
+			*e.target = u
+		}
+		return
+	}
+	e.h.Set("Location", string(u))
+}
+
+// hopHeaders are removed from HTTP/2 requests and responses in addition to
+// those named in Connection (HTTP/2 forbids most of them anyway).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Transfer-Encoding", "Upgrade", "Http2-Settings", "Host", "Content-Length"}
+
+// ServeHTTP proxies one HTTP/2 stream.
+func (hc *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := hc.svc.st.Load()
+	cfg := &st.cfg
+	q := &h2req{r: r, hc: hc, target: []byte(r.RequestURI)}
+	if !validH2Target(q.target) || len(q.target) > cfg.MaxURI {
+		h2Error(w, answer{status: 400})
+		return
+	}
+	if cfg.RequestRate != nil && !cfg.RequestRate.Allow() {
+		h2Error(w, answer{status: 429})
+		return
+	}
+	q.path, q.query = splitTarget(q.target)
+	q.host = hostOnly([]byte(r.Host))
+	for _, c := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(c, ",") {
+			r.Header.Del(strings.TrimSpace(tok))
+		}
+	}
+	for _, h := range hopHeaders {
+		r.Header.Del(h)
+	}
+	for _, rl := range cfg.PreRules {
+		rl.Match(q, &q.flags)
+	}
+	pl := cfg.Pool
+	if pl == nil {
+		var def *Pool
+		for i := range cfg.SubVSs {
+			sv := &cfg.SubVSs[i]
+			if len(sv.Select) == 0 {
+				if def == nil {
+					def = sv.Pool
+				}
+			} else if rules.MatchAny(sv.Select, q, &q.flags) {
+				pl = sv.Pool
+				break
+			}
+		}
+		if pl == nil {
+			pl = def
+		}
+	}
+	if pl == nil {
+		h2Error(w, unavailable(nil, 503, []byte(r.Host), q.target))
+		return
+	}
+	e := h2Editor{h: r.Header, target: &q.target}
+	for _, rl := range cfg.RequestRules {
+		rl.Apply(e, q.flags)
+	}
+	for _, rl := range pl.RequestRules {
+		rl.Apply(e, q.flags)
+	}
+	hc.exchange(st, pl, q, w)
+	if r.Context().Err() != nil {
+		if hc.abandoned.Add(1) > abandonLimit && hc.abandoned.Load() > hc.completed.Load() {
+			hc.svc.proxy.log.Warn("l7: closing an HTTP/2 connection that cancels most of its streams",
+				"service", cfg.Name, "client", hc.client)
+			_ = hc.tc.Close()
+		}
+	} else {
+		hc.completed.Add(1)
+	}
+}
+
+func validH2Target(t []byte) bool {
+	if len(t) == 0 || t[0] != '/' {
+		return false
+	}
+	for _, c := range t {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func h2Error(w http.ResponseWriter, a answer) {
+	h := w.Header()
+	if a.location != "" {
+		h.Set("Location", a.location)
+	}
+	body := a.body
+	if body == nil {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		body = []byte(http.StatusText(a.status) + "\n")
+	} else {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+	}
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(a.status)
+	_, _ = w.Write(body)
+}
+
+// exchange sends an HTTP/2 request to a real server of pl over HTTP/1.1,
+// with retries, and relays the response.
+func (hc *h2conn) exchange(st *state, pl *Pool, q *h2req, w http.ResponseWriter) {
+	cfg := &st.cfg
+	r := q.r
+	up := st.pools[pl]
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	replayable := !hasBody && (r.Method == "GET" || r.Method == "HEAD" || r.Method == "OPTIONS" || r.Method == "TRACE")
+	deadline := time.Now().Add(cfg.RetryTimeout)
+	breq := balance.Request{Client: hc.client, SNI: hc.sni}
+	if pl.HashURL {
+		breq.HashKey = string(q.path)
+	}
+	tries := 0
+	for {
+		var srv *backend.Server
+		var release func()
+		var err error
+		if pl.Persist != nil {
+			srv, release, err = pl.Persist.Choose(pl.Picker, &breq, q)
+		} else {
+			srv, release, err = pl.Picker.Pick(&breq)
+		}
+		if err != nil {
+			if pl.Sorry == nil || containsServer(breq.Avoid, pl.Sorry) {
+				status := 503
+				if len(breq.Avoid) > 0 {
+					status = 502
+				}
+				h2Error(w, unavailable(pl, status, []byte(r.Host), q.target))
+				return
+			}
+			srv = pl.Sorry
+			srv.Acquire(0)
+			release = srv.ReleaseFunc()
+		}
+		sni := ""
+		if pl.PassSNI {
+			sni = hc.sni
+		}
+		u := up.get(srv, sni, !replayable)
+		reused := u != nil
+		if u == nil {
+			u, err = up.dial(r.Context(), srv, sni)
+			if err != nil {
+				release()
+				srv.AddFailure()
+				breq.Avoid = append(breq.Avoid, srv)
+				tries++
+				if tries <= cfg.Retries && time.Now().Before(deadline) && r.Context().Err() == nil {
+					continue
+				}
+				h2Error(w, unavailable(pl, 502, nil, nil))
+				return
+			}
+		}
+		res := hc.roundTrip(st, pl, up, u, srv, q, w, hasBody)
+		release()
+		if res == failedClient {
+			// The response broke off after its head: reset the stream so
+			// that the client cannot take a truncated body as complete.
+			panic(http.ErrAbortHandler)
+		}
+		if res != retry {
+			return
+		}
+		if !reused {
+			srv.AddFailure()
+			breq.Avoid = append(breq.Avoid, srv)
+			tries++
+		}
+		if !(tries <= cfg.Retries && time.Now().Before(deadline) && r.Context().Err() == nil) {
+			h2Error(w, unavailable(pl, 502, nil, nil))
+			return
+		}
+	}
+}
+
+// roundTrip writes the request on u and relays the response to w.
+func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv *backend.Server, q *h2req, w http.ResponseWriter, hasBody bool) outcome {
+	cfg := &st.cfg
+	r := q.r
+	_ = u.c.SetDeadline(time.Now().Add(cfg.IdleTimeout))
+	// A stream the client cancels unblocks what waits on the real server.
+	stop := context.AfterFunc(r.Context(), func() { _ = u.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	bw := u.bw
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.Write(q.target)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if pl.HostRewrite != "" {
+		_, _ = bw.WriteString(pl.HostRewrite)
+	} else {
+		_, _ = bw.WriteString(r.Host)
+	}
+	_, _ = bw.WriteString("\r\n")
+	trust := len(cfg.TrustedProxies) > 0 && trusted(cfg.TrustedProxies, hc.client.Addr())
+	mode := cfg.AddVia
+	xff := addsXFF(mode)
+	var prior []string
+	for name, vs := range r.Header {
+		switch {
+		case strings.HasPrefix(name, "X-Forwarded-"), name == "Forwarded", name == "X-Real-Ip", name == "X-Clientside":
+			if !trust {
+				continue
+			}
+			if xff && name == "X-Forwarded-For" {
+				prior = vs
+				continue
+			}
+		}
+		for _, v := range vs {
+			if !h1.ValidValue([]byte(v)) {
+				continue
+			}
+			_, _ = bw.WriteString(name)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	if xff {
+		_, _ = bw.WriteString("X-Forwarded-For: ")
+		for _, v := range prior {
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString(", ")
+		}
+		_, _ = bw.WriteString(hc.clientIP)
+		_, _ = bw.WriteString("\r\n")
+		if !trust || r.Header.Get("X-Forwarded-Proto") == "" {
+			_, _ = bw.WriteString("X-Forwarded-Proto: https\r\n")
+		}
+	}
+	if addsClientSide(mode) {
+		_, _ = bw.WriteString("X-ClientSide: " + hc.clientIP + "\r\n")
+	}
+	if addsVia(mode) {
+		_, _ = bw.WriteString("Via: 2.0 fulcrum\r\n")
+	}
+	if hasBody {
+		if r.ContentLength > 0 {
+			writeContentLength(bw, r.ContentLength)
+		} else {
+			_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		}
+	} else if r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH" {
+		_, _ = bw.WriteString("Content-Length: 0\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	if hasBody {
+		var err error
+		if r.ContentLength > 0 {
+			_, err = io.Copy(bw, io.LimitReader(r.Body, r.ContentLength))
+		} else {
+			_, err = io.Copy(h1.ChunkWriter{W: bw}, r.Body)
+			if err == nil {
+				err = h1.WriteLastChunk(bw, nil)
+			}
+		}
+		if err != nil {
+			u.close()
+			return failedClient
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		u.close()
+		return retryIf(!hasBody)
+	}
+	var resp h1.Head
+	for {
+		head, err := readHead(u.br, DefaultMaxHeaderBytes*2)
+		if err != nil {
+			u.close()
+			if errors.Is(err, os.ErrDeadlineExceeded) && r.Context().Err() == nil {
+				h2Error(w, answer{status: 504})
+				return failed
+			}
+			if !hasBody && r.Context().Err() == nil {
+				return retry
+			}
+			h2Error(w, answer{status: 502})
+			return failed
+		}
+		err = resp.ParseResponse(head, 200)
+		_, _ = u.br.Discard(len(head))
+		if err != nil {
+			u.close()
+			h2Error(w, answer{status: 502})
+			return failed
+		}
+		if resp.Status >= 200 {
+			break
+		}
+		if resp.Status == 101 {
+			u.close()
+			h2Error(w, answer{status: 502})
+			return failed
+		}
+		if resp.Status != 100 {
+			h := w.Header()
+			for _, f := range resp.Fields {
+				if !f.Hop {
+					h.Add(string(f.Name), string(f.Value))
+				}
+			}
+			w.WriteHeader(resp.Status)
+			clear(h)
+		}
+	}
+	h := w.Header()
+	for _, f := range resp.Fields {
+		if !f.Hop && f.Kind != h1.KindTrailer {
+			h.Add(string(f.Name), string(f.Value))
+		}
+	}
+	if len(cfg.ResponseRules)+len(pl.ResponseRules) > 0 {
+		e := h2Editor{h: h}
+		for _, rl := range cfg.ResponseRules {
+			rl.Apply(e, q.flags)
+		}
+		for _, rl := range pl.ResponseRules {
+			rl.Apply(e, q.flags)
+		}
+	}
+	if pl.Persist != nil {
+		pl.Persist.Respond(srv, q, headerFields(h), func(name, value string) { h.Add(name, value) })
+	}
+	mode2 := bodyUntilClose
+	switch {
+	case r.Method == "HEAD" || resp.Status == 204 || resp.Status == 304:
+		mode2 = bodyNone
+		if resp.ContentLength >= 0 && resp.Status != 204 {
+			h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		}
+	case resp.Chunked:
+		mode2 = bodyChunked
+	case resp.ContentLength >= 0:
+		mode2 = bodyLength
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.Status)
+	fw := flushWriter{w: w, rc: http.NewResponseController(w), src: u.br}
+	var err error
+	var n int64
+	switch mode2 {
+	case bodyLength:
+		n, err = h1.CopyN(fw, u.br, resp.ContentLength)
+	case bodyUntilClose:
+		n, err = h1.CopyAll(fw, u.br)
+	case bodyChunked:
+		var cr h1.ChunkedReader
+		cr.Reset(u.br, 8<<10)
+		for {
+			var b []byte
+			b, err = cr.Next()
+			if err == io.EOF {
+				err = nil
+				for _, f := range cr.Trailers {
+					if !f.Hop {
+						h.Add(http.TrailerPrefix+string(f.Name), string(f.Value))
+					}
+				}
+				break
+			}
+			if err != nil {
+				break
+			}
+			n += int64(len(b))
+			if _, err = fw.Write(b); err != nil {
+				break
+			}
+		}
+	}
+	srv.AddBytes(max(r.ContentLength, 0), n)
+	if err != nil {
+		u.close()
+		return failedClient // the caller resets the stream
+	}
+	if !resp.Close && mode2 != bodyUntilClose {
+		up.put(u)
+	} else {
+		u.close()
+	}
+	return done
+}
+
+// flushWriter flushes the HTTP/2 response whenever the real server has
+// nothing more buffered, so that streamed bodies reach the client as they
+// come.
+type flushWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	src *bufio.Reader
+}
+
+func (f flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if err == nil && f.src.Buffered() == 0 {
+		err = f.rc.Flush()
+	}
+	return n, err
+}

@@ -1,0 +1,427 @@
+package l7
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/certs"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testLogger discards logs unless FULCRUM_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("FULCRUM_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// ---- PKI ----
+
+// ca is a test certificate authority.
+type ca struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  string
+}
+
+var serial atomic.Int64
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// newCA returns a self-signed root CA.
+func newCA(t testing.TB, name string) *ca {
+	k := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &ca{cert: c, key: k, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// intermediate returns a CA signed by c.
+func (c *ca) intermediate(t testing.TB, name string) *ca {
+	k := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &k.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := x509.ParseCertificate(der)
+	return &ca{cert: x, key: k, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
+// leaf issues a server certificate for names (DNS names or IPs); it
+// returns the certificate and key PEM.
+func (c *ca) leaf(t testing.TB, names ...string) (certPEM, keyPEM string) {
+	k := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &k.PublicKey, c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalPKCS8PrivateKey(k)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+}
+
+func (c *ca) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.cert)
+	return p
+}
+
+// ---- real servers ----
+
+// echoReply is what the echo real server answers, as JSON.
+type echoReply struct {
+	Server string      `json:"server"`
+	Method string      `json:"method"`
+	URI    string      `json:"uri"`
+	Host   string      `json:"host"`
+	Proto  string      `json:"proto"`
+	Header http.Header `json:"header"`
+	Body   string      `json:"body"`
+	TLS    bool        `json:"tls"`
+	SNI    string      `json:"sni"`
+}
+
+// realServer is a real HTTP(S) server started by a test on 127.0.0.x.
+type realServer struct {
+	name     string
+	addr     string // host:port
+	srv      *http.Server
+	ln       net.Listener
+	requests atomic.Int64
+	conns    atomic.Int64
+}
+
+// startReal starts a real server named name on ip:port (port 0: any) that
+// answers every request with an echoReply, unless handler is given.
+// With tlsCert, it serves HTTPS.
+func startReal(t testing.TB, name, ip string, port int, handler http.Handler, tlsCert *tls.Certificate) *realServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
+	if err != nil {
+		t.Fatalf("real server %s: %v", name, err)
+	}
+	rs := &realServer{name: name, addr: ln.Addr().String(), ln: ln}
+	if handler == nil {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			rep := echoReply{Server: name, Method: r.Method, URI: r.RequestURI, Host: r.Host, Proto: r.Proto,
+				Header: r.Header, Body: string(body), TLS: r.TLS != nil}
+			if r.TLS != nil {
+				rep.SNI = r.TLS.ServerName
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Server", name)
+			_ = json.NewEncoder(w).Encode(rep)
+		})
+	}
+	inner := handler
+	rs.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rs.requests.Add(1)
+			inner.ServeHTTP(w, r)
+		}),
+		ErrorLog: discardLog,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				rs.conns.Add(1)
+			}
+		},
+	}
+	if tlsCert != nil {
+		rs.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*tlsCert}, NextProtos: []string{"http/1.1"}}
+		go func() { _ = rs.srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = rs.srv.Serve(ln) }()
+	}
+	t.Cleanup(rs.stop)
+	return rs
+}
+
+// stop closes the server and every connection it has.
+func (rs *realServer) stop() { _ = rs.srv.Close() }
+
+func keyPair(t testing.TB, certPEM, keyPEM string) *tls.Certificate {
+	c, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// ---- the service under test ----
+
+// fixture is an l7 service on a real listener.
+type fixture struct {
+	t     testing.TB
+	proxy *Proxy
+	svc   *Service
+	ln    net.Listener
+	addr  string
+	cfg   *config.Config
+	reg   *backend.Registry
+	wg    sync.WaitGroup
+}
+
+// startVS decodes a configuration document holding one http service,
+// builds it the way runtime does (real servers from a backend.Registry,
+// pickers from balance) and serves it on its address (port 0: any free).
+// %s placeholders in doc are not interpreted; callers format first.
+func startVS(t testing.TB, doc string) *fixture {
+	t.Helper()
+	cfg, err := config.Decode([]byte(doc))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	cfg.AssignIDs(nil)
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	f := &fixture{t: t, cfg: cfg, reg: backend.NewRegistry()}
+	vs := &cfg.VirtualServices[0]
+	f.proxy = New(Options{Logger: testLogger(), DialTimeout: 2 * time.Second})
+	svcCfg := f.build(vs)
+	f.svc, err = f.proxy.Service(svcCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(vs.Address, fmt.Sprint(vs.Port)))
+	if err != nil {
+		t.Fatalf("listen %s:%d: %v", vs.Address, vs.Port, err)
+	}
+	f.ln, f.addr = ln, ln.Addr().String()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.svc.Handle(c)
+		}
+	}()
+	t.Cleanup(f.close)
+	return f
+}
+
+// build compiles vs as runtime would.
+func (f *fixture) build(vs *config.VirtualService) ServiceConfig {
+	t := f.t
+	store, err := certs.NewStore(f.cfg.Certificates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*backend.Server
+	type built struct {
+		picker  balance.Picker
+		servers []*backend.Server
+	}
+	pickers := map[*config.VirtualService]built{}
+	preg := persist.NewRegistry()
+	b := &Build{
+		Config:  f.cfg,
+		Certs:   store,
+		Tickets: certs.NewTicketKeys(0),
+		Servers: func(v *config.VirtualService) (balance.Picker, *backend.Server, error) {
+			var list []*backend.Server
+			for _, rs := range v.RealServers {
+				s := f.reg.Lookup(backend.Key{VS: v.ID, Address: rs.Address, Port: rs.Port},
+					backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: config.IsTrue(rs.Enabled)})
+				all = append(all, s)
+				if config.IsTrue(rs.Enabled) {
+					list = append(list, s)
+				}
+			}
+			var sorry *backend.Server
+			if v.SorryServer != nil {
+				sorry = backend.NewServer(backend.Key{VS: v.ID, Address: v.SorryServer.Address, Port: v.SorryServer.Port},
+					backend.Settings{Weight: 1, Enabled: true})
+			}
+			p, err := balance.New(v.Schedule, list)
+			pickers[v] = built{p, list}
+			return p, sorry, err
+		},
+		Persist: func(v *config.VirtualService) Persistence {
+			if v.Persistence.Mode == "none" {
+				return nil
+			}
+			bt := pickers[v]
+			p, err := persist.New(bt.picker, bt.servers, preg.Table(v.ID, 0), persist.Settings{
+				Mode: v.Persistence.Mode, Timeout: time.Duration(v.Persistence.Timeout) * time.Second,
+				Name: v.Persistence.Cookie, QueryTag: v.Persistence.QueryTag,
+				Secret: []byte("0123456789abcdef0123456789abcdef"),
+			})
+			if err != nil {
+				t.Fatalf("persistence: %v", err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return Persisted(p)
+		},
+	}
+	sc, err := b.BuildService(fmt.Sprintf("virtualServices[id=%d]", vs.ID), vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.reg.Commit(all)
+	return sc
+}
+
+func (f *fixture) close() {
+	_ = f.ln.Close()
+	f.wg.Wait()
+	_ = f.proxy.Close()
+}
+
+// server returns the backend.Server of the real server at address:port.
+func (f *fixture) server(vsID int, address string, port int) *backend.Server {
+	return f.reg.Get(backend.Key{VS: vsID, Address: address, Port: port})
+}
+
+// client returns an HTTP client that dials the fixture whatever the URL's
+// host, with TLS settings tc for https URLs.
+func (f *fixture) client(tc *tls.Config) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", f.addr)
+		},
+		TLSClientConfig:   tc,
+		ForceAttemptHTTP2: false,
+	}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// get sends a GET with c and decodes the echo reply.
+func getEcho(t testing.TB, c *http.Client, url string, hdr map[string]string) (*http.Response, echoReply) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: body: %v", url, err)
+	}
+	var rep echoReply
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(body, &rep); err != nil {
+			t.Fatalf("GET %s: %v in %q", url, err, body)
+		}
+	} else {
+		rep.Body = string(body)
+	}
+	return resp, rep
+}
+
+// raw sends bytes on a new connection to the fixture and returns
+// everything read until the proxy closes it (or 10 s pass).
+func (f *fixture) raw(t testing.TB, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("read: %v", err)
+	}
+	return string(out)
+}
+
+// readResponse reads one response from br.
+func readResponse(t testing.TB, br *bufio.Reader, method string) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	return resp
+}
+
+// waitFor polls cond every 10 ms for at most 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
