@@ -53,6 +53,10 @@ type Options struct {
 	Templates *templates.Library
 	// Status returns the data plane's runtime status (any JSON value).
 	Status func() any
+	// Events returns at most limit health-check events (all kept when
+	// limit <= 0), newest first, of the virtual service vsID (of all when
+	// vsID is 0), as any JSON array; nil serves an empty list.
+	Events func(limit, vsID int) any
 	// Logger receives error logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -64,6 +68,7 @@ type Server struct {
 	hist   History
 	tpl    *templates.Library
 	status func() any
+	events func(limit, vsID int) any
 	log    *slog.Logger
 	routes []route
 }
@@ -82,7 +87,7 @@ type route struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, events: o.Events, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -95,6 +100,9 @@ func New(o Options) *Server {
 	}
 	if s.status == nil {
 		s.status = func() any { return []any{} }
+	}
+	if s.events == nil {
+		s.events = func(int, int) any { return []any{} }
 	}
 	s.routes = s.table()
 	return s

@@ -75,6 +75,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: v1 + "/restore", summary: "Restore a backup file (body: the file)", perm: write, resp: changeResult{}, h: s.restore},
 
 		{method: "GET", path: v1 + "/status", summary: "Runtime status and counters of services and real servers", perm: read, resp: statusBody{}, h: s.getStatus},
+		{method: "GET", path: v1 + "/events", summary: "Health-check events, newest first (query: vs = service ID, limit = at most this many, default 100, 0 = all kept)",
+			perm: read, resp: eventsBody{}, h: s.getEvents},
 		{method: "GET", path: v1 + "/audit", summary: "Audit log, newest first (?before=&limit=)", perm: users, resp: auditList{}, h: s.audit},
 
 		{method: "GET", path: v1 + "/users", summary: "List users (others than the caller need the users permission)", perm: read, resp: userList{}, h: s.listUsers},

@@ -111,7 +111,11 @@ func Start(o Options) (_ *Appliance, err error) {
 			_ = a.Close()
 		}
 	}()
-	a.Engine = runtime.New(runtime.Options{Logger: log})
+	secret, err := st.Secret("persist-cookie", 32)
+	if err != nil {
+		return nil, fmt.Errorf("persistence cookie secret: %w", err)
+	}
+	a.Engine = runtime.New(runtime.Options{Logger: log, PersistSecret: secret})
 	a.Control, err = control.New(st, a.Engine, log)
 	if err != nil {
 		return nil, err
@@ -128,7 +132,8 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status: func() any { return a.Engine.Status() }})
+		Status: func() any { return a.Engine.Status() },
+		Events: func(limit, vsID int) any { return a.Engine.Events(limit, vsID) }})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {

@@ -3,11 +3,15 @@ package appliance
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
@@ -83,4 +87,77 @@ func TestStartServeClose(t *testing.T) {
 		t.Error("console claims a live server after Close")
 	}
 	c.Close()
+}
+
+// TestHealthThroughAPI creates a service whose real server does not
+// answer and reads its health status and events through the native API.
+func TestHealthThroughAPI(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Start(Options{DataDir: dir, AdminAddr: "127.0.0.1:0", AdminPassword: "correct horse battery",
+		BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c, err := console.Connect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A real server on a port nothing listens on: its tcp check fails.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	vip, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vipPort := vip.Addr().(*net.TCPAddr).Port
+	vip.Close()
+	vs := fmt.Sprintf(`{"address":"127.0.0.2","port":%d,"realServers":[{"address":"127.0.0.1","port":%d}]}`, vipPort, deadPort)
+	if body, _, err := c.Do("POST", "/api/v1/virtual-services", []byte(vs), "application/json", nil); err != nil {
+		t.Fatalf("create: %v %s", err, body)
+	}
+	var events struct {
+		Events []struct {
+			VS, RS int
+			To     string
+			Reason string
+		} `json:"events"`
+	}
+	found := false
+	for range 150 { // the first check runs at once and fails at once (refused); 2 failures make Down
+		body, _, err := c.Do("GET", "/api/v1/events?limit=10", nil, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(body, &events); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		for _, e := range events.Events {
+			found = found || (e.RS != 0 && e.To == "Down" && strings.Contains(e.Reason, "refused"))
+		}
+		if found {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !found {
+		t.Fatalf("no Down event of the real server: %+v", events)
+	}
+	body, _, err := c.Do("GET", "/api/v1/status", nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"health": "Down"`, `"check": "tcp"`, `"status": "Down"`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("status lacks %s:\n%s", want, body)
+		}
+	}
+	if _, _, err := c.Do("GET", "/api/v1/events?limit=x", nil, "", nil); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("bad limit: %v", err)
+	}
 }

@@ -141,7 +141,10 @@ func TestValidateErrors(t *testing.T) {
 		{"check url", func(c *Config) {
 			c.VirtualServices[0].HealthCheck = HealthCheck{Type: "http", URL: "no-slash", Method: "FETCH"}
 		}, []string{"virtualServices[0].healthCheck.url: must start with /", "virtualServices[0].healthCheck.method: must be one of HEAD"}},
-		{"check host needs 1.1", func(c *Config) { c.VirtualServices[0].HealthCheck.Host = "x" }, []string{"virtualServices[0].healthCheck.host: needs http11"}},
+		{"check host needs 1.1", func(c *Config) {
+			c.VirtualServices[0].HealthCheck = HealthCheck{Type: "http", URL: "/", Method: "HEAD", Host: "x"}
+		}, []string{"virtualServices[0].healthCheck.host: needs http11"}},
+		{"passive failures range", func(c *Config) { c.Options.Health.PassiveFailures = 101 }, []string{"options.health.passiveFailures: must be 0-100, got 101"}},
 		{"check regex", func(c *Config) { c.VirtualServices[0].HealthCheck.Pattern = "(" }, []string{"virtualServices[0].healthCheck.pattern: not a valid regular expression"}},
 		{"check header", func(c *Config) { c.VirtualServices[0].HealthCheck.Headers = map[string]string{"Bad Name": "v"} },
 			[]string{"virtualServices[0].healthCheck.headers.Bad Name: not a valid header name"}},

@@ -120,6 +120,11 @@ type HealthTimers struct {
 	// RiseCount is the number of consecutive successes that bring a Down real
 	// server back Up (Fulcrum extension against flapping); 1-15. Default: 1.
 	RiseCount int `json:"riseCount"`
+	// PassiveFailures is the number of consecutive failed connections to a
+	// real server on live traffic (dials by the proxies) that mark it Down
+	// until its active check passes again (Fulcrum extension); 0-100, 0
+	// turns passive checks off. Default: 0.
+	PassiveFailures int `json:"passiveFailures,omitempty"`
 }
 
 // Lockout is the admin-plane brute-force policy.
@@ -367,6 +372,11 @@ type HealthCheck struct {
 	MinUp int `json:"minUp,omitempty"`
 	// VerifyTLS verifies the certificate of https checks. Default: false.
 	VerifyTLS bool `json:"verifyTls,omitempty"`
+	// StartTLS upgrades smtp, nntp, ftp (AUTH TLS), pop3 (STLS) and imap
+	// checks to TLS after the greeting; the check fails unless the TLS
+	// handshake succeeds (certificate verified with verifyTls) (Fulcrum
+	// extension). Default: false.
+	StartTLS bool `json:"startTls,omitempty"`
 }
 
 // RealServer is one backend of a virtual service.

@@ -92,6 +92,7 @@ func (o *Options) validate(e *errs, p string) {
 	e.rng(join(h, "timeout"), o.Health.Timeout, 4, 60)
 	e.rng(join(h, "retryCount"), o.Health.RetryCount, 2, 15)
 	e.rng(join(h, "riseCount"), o.Health.RiseCount, 1, 15)
+	e.rng(join(h, "passiveFailures"), o.Health.PassiveFailures, 0, 100)
 	if o.Health.Timeout >= o.Health.Interval {
 		e.add(join(h, "timeout"), "must be less than interval (%d s), got %d", o.Health.Interval, o.Health.Timeout)
 	}
@@ -385,7 +386,7 @@ func (w *walker) health(v *VirtualService, p string) {
 		}
 		e.oneOf(join(p, "method"), h.Method, CheckMethods)
 	}
-	if h.Host != "" && !h.HTTP11 {
+	if h.Host != "" && !h.HTTP11 && (h.Type == "http" || h.Type == "https") {
 		e.add(join(p, "host"), "needs http11: HTTP/1.0 checks send no Host header")
 	}
 	if h.Host != "" && strings.ContainsFunc(h.Host, isSpaceOrControl) {

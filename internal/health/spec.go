@@ -76,6 +76,9 @@ func specFor(o *config.Options, vs *config.VirtualService, rs *config.RealServer
 		p.Host = hc.Host
 	case TypeBData:
 		p.Send, p.Pattern = hc.Send, hc.Pattern
+	case TypeSMTP, TypeNNTP, TypeFTP, TypePOP3, TypeIMAP:
+		p.StartTLS = hc.StartTLS
+		p.VerifyTLS = hc.StartTLS && hc.VerifyTLS
 	}
 	if p.Type == "" {
 		p.Type = TypeTCP

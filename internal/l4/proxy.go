@@ -136,6 +136,11 @@ type ServiceConfig struct {
 	// Throughput shapes the traffic of all services together (the global
 	// throughput limit); nil is unlimited.
 	Throughput *Shaper
+	// OnDial, when set, is told the outcome of every dial to a real server
+	// (err nil on success; dials aborted by Close are not reported): the
+	// hook of passive health checks. It runs on the connection's goroutine
+	// and must be cheap.
+	OnDial func(srv *backend.Server, err error)
 }
 
 // Service proxies the connections of one virtual service. It is a
@@ -453,10 +458,16 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(), *net.T
 				return nil, nil, nil, err
 			}
 			srv.AddFailure()
+			if s.cfg.OnDial != nil {
+				s.cfg.OnDial(srv, err)
+			}
 			p.log.Debug("l4: dial failed", "service", s.cfg.Name, "server", srv.Addr(), "err", err)
 			req.Avoid = append(req.Avoid, srv)
 			lastErr = err
 			continue
+		}
+		if s.cfg.OnDial != nil {
+			s.cfg.OnDial(srv, nil)
 		}
 		return srv, done, c, nil
 	}

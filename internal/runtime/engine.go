@@ -45,6 +45,17 @@
 // calls SetHealth; Engine.SetHealth is a convenience that finds the server
 // by key.
 //
+// # Pickers, persistence and health checks
+//
+// Each served service's picker covers all of its real servers (disabled
+// ones included, so a draining server keeps its persisted clients) and is
+// wrapped in a persist.Persister when the service persists; persistence
+// tables live in the Engine (by VS ID, or the followed service's ID) and
+// survive reloads. The Engine owns a health.Monitor, synced after every
+// successful Apply; its results reach the real servers through SetHealth
+// and so the drop policy above. Status merges the monitor's statuses,
+// Events returns its transitions. See docs/architecture.md.
+//
 // # Counters
 //
 // One goroutine per Engine wakes every second: it adds the bytes that long
@@ -54,6 +65,8 @@
 package runtime
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +83,10 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
 
@@ -82,6 +97,15 @@ type Options struct {
 	// MaxUDPSessions bounds the UDP session table of all services;
 	// udp.DefaultMaxSessions when 0.
 	MaxUDPSessions int
+	// PersistSecret is the per-install secret that signs active
+	// persistence cookies (at least persist.MinSecretLen bytes); when
+	// empty, a random one is drawn, so cookies do not outlive the process.
+	PersistSecret []byte
+	// Health configures the Engine's health-check monitor. Its
+	// PassiveFailures is ignored: the configuration's
+	// options.health.passiveFailures is used. Logger defaults to the
+	// Engine's.
+	Health health.Options
 }
 
 // retryEvery is how often sockets that could not be opened are tried
@@ -99,11 +123,16 @@ type Engine struct {
 	udp        *udp.Proxy
 	throughput *l4.Shaper // the global throughput limit; rate 0 when off
 	snap       atomic.Pointer[Snapshot]
+	tables     *persist.Registry // persistence tables by VS ID; survive reloads
+	secret     []byte
+	healthOpts health.Options
+	mon        atomic.Pointer[health.Monitor] // replaced when passiveFailures changes
 
-	mu     sync.Mutex // serialises Apply and Close; guards the fields below
-	closed bool
-	gen    uint64
-	vss    map[int]*vsState // by VS ID; survives reloads
+	mu      sync.Mutex // serialises Apply and Close; guards the fields below
+	closed  bool
+	gen     uint64
+	vss     map[int]*vsState // by VS ID; survives reloads
+	passive int              // PassiveFailures of mon
 
 	drainMu  sync.Mutex
 	vsDrain  map[int]*time.Timer
@@ -126,6 +155,8 @@ type Snapshot struct {
 	generation uint64
 	services   []*service
 	options    config.Options
+	cancel     context.CancelFunc // ends the pickers' background work; nil for an empty snapshot
+	dl         bool               // some served service schedules by dl (fed by health-check latency)
 }
 
 // Generation returns the snapshot's number: 1 for the first Apply, one more
@@ -144,8 +175,9 @@ type service struct {
 	network  string // "tcp" or "udp" when served
 	listen   []netip.AddrPort
 	picker   balance.Picker
-	handler  *l4.Service  // nil unless served over TCP
-	uhandler *udp.Service // nil unless served over UDP
+	table    *persist.Table // nil unless the service persists
+	handler  *l4.Service    // nil unless served over TCP
+	uhandler *udp.Service   // nil unless served over UDP
 }
 
 // served reports whether the service has sockets.
@@ -164,7 +196,19 @@ func New(o Options) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
+	secret := o.PersistSecret
+	if len(secret) < persist.MinSecretLen {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret) // never fails (crypto/rand)
+	}
+	ho := o.Health
+	if ho.Logger == nil {
+		ho.Logger = log
+	}
 	e := &Engine{
+		tables:     persist.NewRegistry(),
+		secret:     secret,
+		healthOpts: ho,
 		log:        log,
 		listeners:  listener.New(log),
 		backends:   backend.NewRegistry(),
@@ -179,6 +223,7 @@ func New(o Options) *Engine {
 		done:       make(chan struct{}),
 	}
 	e.snap.Store(&Snapshot{})
+	e.mon.Store(health.New(ho)) // passive checks off until a configuration turns them on
 	e.backends.SetHealthHook(e.onHealth)
 	go e.loop()
 	return e
@@ -223,6 +268,7 @@ func (e *Engine) Apply(cfg *config.Config) error {
 		c.rollback()
 		return fmt.Errorf("runtime: %w", err)
 	}
+	e.tables.Retain(c.tables...)
 	for _, f := range c.commit {
 		f()
 	}
@@ -233,13 +279,14 @@ func (e *Engine) Apply(cfg *config.Config) error {
 	e.vss = c.states
 	e.gen++
 	old := e.snap.Load()
-	snap := &Snapshot{generation: e.gen, services: c.services, options: cfg.Options}
+	snap := &Snapshot{generation: e.gen, services: c.services, options: cfg.Options, cancel: c.cancel, dl: c.dl}
 	e.snap.Store(snap)
 	for k, err := range failed {
 		o := c.owners[k]
 		e.log.Warn("virtual service cannot listen; retrying every 5 s", "service", o.label, "socket", k, "err", errors.Unwrap(err))
 	}
 	e.afterSwap(old, snap)
+	e.syncHealth(cfg)
 	e.log.Info("data plane configuration applied", "generation", snap.generation,
 		"services", len(c.services), "served", c.served, "sockets", len(c.set.TCP)+len(c.set.UDP), "notListening", len(failed))
 	return nil
@@ -266,9 +313,17 @@ func (e *Engine) Close() error {
 		t.Stop()
 	}
 	e.drainMu.Unlock()
-	err := errors.Join(e.listeners.Close(), e.proxy.Close(), e.udp.Close())
-	for _, s := range e.snap.Load().services {
+	var herr error
+	if m := e.mon.Load(); m != nil {
+		herr = m.Close()
+	}
+	err := errors.Join(herr, e.listeners.Close(), e.proxy.Close(), e.udp.Close())
+	old := e.snap.Load()
+	for _, s := range old.services {
 		closePicker(s.picker)
+	}
+	if old.cancel != nil {
+		old.cancel()
 	}
 	e.snap.Store(&Snapshot{generation: e.gen})
 	return err
@@ -306,15 +361,26 @@ type compiled struct {
 	servers  []*backend.Server        // every real server of a served service
 	seen     map[*backend.Server]bool // the same, as a set
 	states   map[int]*vsState
+	tables   []int // IDs of the persistence tables in use
+	ctx      context.Context
+	cancel   context.CancelFunc // ends the background work of the candidate's pickers
+	dl       bool
 	restore  []func() // undoes settings changed on servers already in force
 	commit   []func() // changes to state in force, made when the candidate is
 }
 
-// rollback undoes what compile changed outside the candidate.
+// rollback undoes what compile changed outside the candidate and stops
+// the pickers it built.
 func (c *compiled) rollback() {
 	for _, f := range c.restore {
 		f()
 	}
+	for _, s := range c.services {
+		if s.picker != nil {
+			closePicker(s.picker)
+		}
+	}
+	c.cancel()
 }
 
 // compile builds a candidate generation from cfg. It opens no socket and
@@ -327,6 +393,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 		states: map[int]*vsState{},
 		seen:   map[*backend.Server]bool{},
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
 		s := &service{vs: vs, label: label(vs, i)}
@@ -423,7 +490,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 		s.listen = append(s.listen, netip.AddrPortFrom(addr, uint16(p)))
 	}
 
-	var enabled []*backend.Server
+	var enabled, all []*backend.Server
 	for j := range s.servers {
 		rs := s.servers[j].rs
 		set := backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: isEnabled(rs.Enabled)}
@@ -438,13 +505,13 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 		s.servers[j].srv = srv
 		c.servers = append(c.servers, srv)
 		c.seen[srv] = true
+		all = append(all, srv)
 		if set.Enabled {
 			enabled = append(enabled, srv)
 		}
 	}
-	s.picker, err = balance.New(vs.Schedule, enabled)
-	if err != nil {
-		return fmt.Errorf("%s: schedule: %w", s.label, err)
+	if err := e.compilePicker(cfg, c, s, all); err != nil {
+		return err
 	}
 
 	e.compileLimits(c, vs, st)
@@ -455,10 +522,15 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 	source := sourceAddr(cfg, vs, addr)
 	s.network = vs.Protocol
 	if s.network == "udp" {
+		var hashKey func([]byte) string
+		if vs.Persistence.Mode == persist.ModeUDPSIP {
+			hashKey = sipHashKey
+		}
 		s.uhandler = e.udp.Service(udp.ServiceConfig{
 			ID:          vs.ID,
 			Name:        s.label,
 			Picker:      s.picker,
+			HashKey:     hashKey,
 			IdleTimeout: time.Duration(vs.Idletime) * time.Second, // 0: udp.DefaultIdleTimeout
 			Stats:       s.stats,
 			Source:      source,
@@ -486,6 +558,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 			ConnRate:    st.connRate,
 			Bandwidth:   st.bandwidth,
 			Throughput:  throughput,
+			OnDial:      e.passiveHook(cfg),
 		})
 	}
 	for _, ap := range s.listen {
@@ -576,9 +649,7 @@ func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string 
 	if !balance.Implemented(vs.Schedule) {
 		out = append(out, fmt.Sprintf("scheduling method %s not yet implemented; using %s", vs.Schedule, balance.FallbackMethod))
 	}
-	if vs.Persistence.Mode != "" && vs.Persistence.Mode != "none" {
-		out = append(out, fmt.Sprintf("persistence %s not yet implemented", vs.Persistence.Mode))
-	}
+	out = append(out, persistNotes(vs)...)
 	if config.IsTrue(vs.Transparent) {
 		src := "the virtual service's address"
 		if subnetOriginating(cfg, vs) {
@@ -612,6 +683,9 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 			}
 		}
 	}
+	if old.cancel != nil {
+		defer old.cancel()
+	}
 	for _, s := range old.services {
 		if !s.served() {
 			continue
@@ -625,7 +699,7 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 		}
 		for _, r := range s.servers {
 			if isEnabled(r.rs.Enabled) && !enabled[r.srv] {
-				e.serverOut(r.srv, "disabled or removed", opts.DropOnFail, opts.DrainTime)
+				e.serverOut(r.srv, "disabled or removed", opts.DropOnFail, opts.DrainTime, true)
 			}
 		}
 	}
@@ -640,6 +714,7 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 		if enabled[srv] && srv.Health() != backend.HealthDown {
 			t.Stop()
 			delete(e.rsDrain, srv)
+			srv.SetDraining(false)
 		}
 	}
 	e.drainMu.Unlock()
@@ -677,8 +752,10 @@ func (e *Engine) drainService(id int, opts config.Options) {
 }
 
 // serverOut applies the policy to a real server taken out of service:
-// drop its connections now, or when the drain time ends, or never.
-func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainTime int) {
+// drop its connections now, or when the drain time ends, or never. With
+// mark, a server given a drain time is marked draining meanwhile, so its
+// persisted clients keep coming to it.
+func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainTime int, mark bool) {
 	if dropNow {
 		n := srv.CloseConns()
 		e.log.Info("real server connections dropped", "server", srv.Key().String(), "why", why, "closed", n)
@@ -692,6 +769,9 @@ func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainT
 	if !e.draining || e.rsDrain[srv] != nil {
 		return
 	}
+	if mark {
+		srv.SetDraining(true)
+	}
 	e.rsDrain[srv] = time.AfterFunc(time.Duration(drainTime)*time.Second, func() {
 		e.drainMu.Lock()
 		t := e.rsDrain[srv]
@@ -700,6 +780,7 @@ func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainT
 		if t == nil {
 			return
 		}
+		srv.SetDraining(false)
 		n := srv.CloseConns()
 		e.log.Info("drain time of a real server ended", "server", srv.Key().String(), "why", why, "closed", n)
 	})
@@ -714,12 +795,14 @@ func (e *Engine) onHealth(s *backend.Server, from, to backend.Health) {
 		if opts.DropAtDrainEnd {
 			drain = opts.DrainTime
 		}
-		e.serverOut(s, "health check Down", opts.DropOnFail, drain)
+		s.Metrics().MarkUnavailable() // its return starts a new slow start
+		e.serverOut(s, "health check Down", opts.DropOnFail, drain, false)
 	case from == backend.HealthDown && s.Settings().Enabled:
 		e.drainMu.Lock()
 		if t := e.rsDrain[s]; t != nil {
 			t.Stop()
 			delete(e.rsDrain, s)
+			s.SetDraining(false)
 		}
 		e.drainMu.Unlock()
 	}
@@ -732,6 +815,7 @@ func (e *Engine) loop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	lastRetry := time.Now()
+	seen := map[backend.Key]time.Time{}
 	for {
 		select {
 		case <-e.stop:
@@ -746,6 +830,7 @@ func (e *Engine) loop() {
 					}
 				}
 			}
+			e.feedLatency(seen)
 			if now.Sub(lastRetry) >= retryEvery {
 				lastRetry = now
 				for _, k := range e.listeners.Retry() {

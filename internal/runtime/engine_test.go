@@ -111,8 +111,13 @@ func TestStatusStates(t *testing.T) {
 		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, StateUp,
 			scheduleNote("adaptive"), true, false},
 		{"wlc", func(vs *config.VirtualService) { vs.Schedule = "wlc" }, StateUp, "", true, false},
-		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp,
-			"persistence src not yet implemented", true, false},
+		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp, "", true, false},
+		{"persistence needs http", func(vs *config.VirtualService) {
+			vs.Type, vs.Persistence = "http", config.Persistence{Mode: "cookie-src", Cookie: "sid"}
+		}, StateUp,
+			"persistence cookie-src needs the layer-7 proxy: only its source-address part applies", true, false},
+		{"persistence ssl", func(vs *config.VirtualService) { vs.Persistence.Mode = "ssl" }, StateUp,
+			"persistence ssl needs the TLS session ID of the ClientHello", true, false},
 		{"subvs", func(vs *config.VirtualService) {
 			vs.Type = "http"
 			vs.RealServers = nil
@@ -164,7 +169,9 @@ func TestDialFailureRetriedOnAnotherRS(t *testing.T) {
 	dead := config.RealServer{ID: 12, Address: "127.0.0.1", Port: freePort(t, "127.0.0.1"), Weight: 1}
 	e := newEngine(t)
 	port := freePort(t, "127.0.0.1")
-	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, dead, rsOf(11, a, 1))))
+	vs := vsOf(1, "127.0.0.1", port, dead, rsOf(11, a, 1))
+	vs.HealthCheck.Type = "none" // a tcp check would take the dead RS Down before the dials this test counts
+	mustApply(t, e, conf(t, vs))
 	for i := range 4 {
 		if tag, err := askOnce(hostPort("127.0.0.1", port)); err != nil || tag != "a" {
 			t.Fatalf("connection %d: %q, %v", i, tag, err)

@@ -607,7 +607,9 @@ func TestErrorsCounted(t *testing.T) {
 	e := newEngine(t)
 	port := freePort(t, "127.0.0.1")
 	dead := config.RealServer{ID: 11, Address: "127.0.0.1", Port: freePort(t, "127.0.0.1")}
-	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, dead)))
+	vs := vsOf(1, "127.0.0.1", port, dead)
+	vs.HealthCheck.Type = "none" // a tcp check would take it Down before the dial this test counts
+	mustApply(t, e, conf(t, vs))
 	c := mustDial(t, hostPort("127.0.0.1", port))
 	if !c.closed() {
 		t.Fatal("connection with a dead real server not closed")

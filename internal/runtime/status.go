@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 )
 
 // VSStatus is the state and counters of one top-level virtual service.
@@ -48,6 +51,20 @@ type VSStatus struct {
 	LimitHits LimitHits `json:"limitHits"`
 	// RealServers are the service's real servers, in configuration order.
 	RealServers []RSStatus `json:"realServers"`
+	// Check is the health-check type ("none" when unchecked); "" before
+	// the health monitor has the configuration.
+	Check string `json:"check,omitempty"`
+	// Health is the status of the service by its health checks:
+	// health.StatusUp, StatusDown, StatusSorry, StatusDisabled or
+	// StatusUnchecked; "" before the health monitor has the configuration.
+	Health string `json:"health,omitempty"`
+	// HealthReason says why Health is what it is, e.g. "critical real
+	// server 4 (127.0.0.5:80) is Down".
+	HealthReason string `json:"healthReason,omitempty"`
+	// Persistence is the size and counters of the service's persistence
+	// table (the followed service's, with port following); absent when
+	// the service does not persist.
+	Persistence *persist.Stats `json:"persistence,omitempty"`
 }
 
 // SocketStatus is one listening socket of a service.
@@ -108,6 +125,19 @@ type RSStatus struct {
 	Failures int64 `json:"failures"`
 	// Rates are the per-second rates over the last second.
 	Rates backend.Rates `json:"rates"`
+	// Status is the real server's status by health checks and drain:
+	// health.StatusUp, StatusDown, StatusDisabled, StatusDraining or
+	// StatusUnknown (waiting for its first check, or not checked); ""
+	// before the health monitor has the configuration.
+	Status string `json:"status,omitempty"`
+	// Reason says why Status is what it is, e.g. "tcp 127.0.0.5:80:
+	// connection refused after 2 retries".
+	Reason string `json:"reason,omitempty"`
+	// LastCheck is when the last health check started; absent before the
+	// first.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	// Latency is the duration of the last health check (nanoseconds).
+	Latency time.Duration `json:"latency,omitempty"`
 }
 
 // Status returns the state and counters of every top-level virtual service
@@ -116,6 +146,13 @@ type RSStatus struct {
 func (e *Engine) Status() []VSStatus {
 	snap := e.snap.Load()
 	out := make([]VSStatus, 0, len(snap.services))
+	checks := map[int]*health.VSStatus{}
+	hs := e.Health()
+	for i := range hs {
+		if hs[i].Parent == 0 {
+			checks[hs[i].ID] = &hs[i]
+		}
+	}
 	for _, s := range snap.services {
 		vs := s.vs
 		c := s.stats
@@ -174,6 +211,22 @@ func (e *Engine) Status() []VSStatus {
 			}
 			st.RealServers = append(st.RealServers, rs)
 		}
+		if s.table != nil {
+			ps := s.table.Stats()
+			st.Persistence = &ps
+		}
+		if hv := checks[vs.ID]; hv != nil {
+			var draining map[int]bool
+			for _, r := range s.servers {
+				if r.srv != nil && r.srv.Draining() {
+					if draining == nil {
+						draining = map[int]bool{}
+					}
+					draining[r.rs.ID] = true
+				}
+			}
+			mergeHealth(&st, hv, draining)
+		}
 		if s.served() {
 			e.socketStatus(s, &st, available)
 		}
@@ -214,5 +267,28 @@ func (e *Engine) socketStatus(s *service, st *VSStatus, available int) {
 			reasons = append(reasons, st.Reason)
 		}
 		st.Reason = strings.Join(reasons, "; ")
+	}
+}
+
+// mergeHealth adds the health monitor's view of a service to its status.
+// draining holds the IDs of its real servers the data plane is draining.
+func mergeHealth(st *VSStatus, hv *health.VSStatus, draining map[int]bool) {
+	st.Check, st.Health, st.HealthReason = hv.Check, hv.Status, hv.Reason
+	byID := make(map[int]*health.RSStatus, len(hv.RealServers))
+	for i := range hv.RealServers {
+		byID[hv.RealServers[i].ID] = &hv.RealServers[i]
+	}
+	for i := range st.RealServers {
+		rs := &st.RealServers[i]
+		h := byID[rs.ID]
+		if h == nil || h.Address != rs.Address || h.Port != rs.Port {
+			continue
+		}
+		rs.Status, rs.Reason, rs.LastCheck, rs.Latency = h.Status, h.Reason, h.LastCheck, h.Latency
+		if draining[rs.ID] && rs.Status == health.StatusDisabled {
+			// The health monitor sees the configuration; the data plane
+			// knows the disabled server still drains.
+			rs.Status, rs.Reason = health.StatusDraining, "disabled; draining until the drain time ends"
+		}
 	}
 }

@@ -136,7 +136,7 @@ func TestSIPOverUDP(t *testing.T) {
 	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	pc.Close()
-	vs := config.VirtualService{ID: 1, Address: "127.0.0.30", Port: port, Protocol: "udp", Idletime: 3}
+	vs := config.VirtualService{ID: 1, Address: "127.0.0.30", Port: port, Protocol: "udp", Idletime: 3, HealthCheck: config.HealthCheck{Type: "none"}}
 	for i, u := range uas {
 		vs.RealServers = append(vs.RealServers, config.RealServer{ID: 11 + i, Address: fmt.Sprintf("127.0.0.%d", 31+i), Port: u.port})
 	}
@@ -198,7 +198,7 @@ func TestUDPRealServerDropped(t *testing.T) {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	pc.Close()
 	build := func(aEnabled bool) *config.Config {
-		vs := config.VirtualService{ID: 1, Address: "127.0.0.34", Port: port, Protocol: "udp", RealServers: []config.RealServer{
+		vs := config.VirtualService{ID: 1, Address: "127.0.0.34", Port: port, Protocol: "udp", HealthCheck: config.HealthCheck{Type: "none"}, RealServers: []config.RealServer{
 			{ID: 11, Address: "127.0.0.35", Port: a.port, Enabled: config.Bool(aEnabled)},
 			{ID: 12, Address: "127.0.0.36", Port: b.port},
 		}}
