@@ -121,7 +121,12 @@ func (v *VirtualService) setDefaults(sub bool) {
 		v.TLS.Profile = "intermediate"
 	}
 	if v.HealthCheck.Type == "" {
+		// As on a LoadMaster: a TCP connect for TCP services, ICMP for UDP
+		// ones (a TCP connect to a UDP server always fails).
 		v.HealthCheck.Type = "tcp"
+		if v.Protocol == "udp" {
+			v.HealthCheck.Type = "icmp"
+		}
 	}
 	switch v.HealthCheck.Type {
 	case "http", "https":

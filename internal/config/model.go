@@ -329,7 +329,7 @@ type TLS struct {
 type HealthCheck struct {
 	// Type is the check (LoadMaster `CheckType`): icmp, tcp, http, https,
 	// smtp, nntp, ftp, telnet, pop3, imap, ldap, bdata, dns, none.
-	// Default: "tcp".
+	// Default: "tcp" for tcp services, "icmp" for udp ones.
 	Type string `json:"type"`
 	// Port overrides the port checked; 0 means the real server's port
 	// (`CheckPort`). Default: 0.
