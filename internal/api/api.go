@@ -22,6 +22,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
+	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
 // Body size limits.
@@ -53,6 +54,10 @@ type Options struct {
 	Templates *templates.Library
 	// Status returns the data plane's runtime status (any JSON value).
 	Status func() any
+	// Counters returns per real server a number that grows with each
+	// connection or request, for deployment verification; nil: the answering
+	// real server is not reported.
+	Counters func() map[verify.RSRef]int64
 	// Events returns at most limit health-check events (all kept when
 	// limit <= 0), newest first, of the virtual service vsID (of all when
 	// vsID is 0), as any JSON array; nil serves an empty list.
@@ -63,14 +68,15 @@ type Options struct {
 
 // Server serves the native API.
 type Server struct {
-	ctl    *control.Controller
-	auth   *admin.Service
-	hist   History
-	tpl    *templates.Library
-	status func() any
-	events func(limit, vsID int) any
-	log    *slog.Logger
-	routes []route
+	ctl      *control.Controller
+	auth     *admin.Service
+	hist     History
+	tpl      *templates.Library
+	status   func() any
+	counters func() map[verify.RSRef]int64
+	events   func(limit, vsID int) any
+	log      *slog.Logger
+	routes   []route
 }
 
 // route is one API operation; the route table drives both the HTTP mux
@@ -87,7 +93,7 @@ type route struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, events: o.Events, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, events: o.Events, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -12,7 +12,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +186,25 @@ func TestTemplates(t *testing.T) {
 	e.must(req{method: "DELETE", path: "/api/v1/templates/lync2013-edge"}, http.StatusConflict)
 	e.must(req{method: "DELETE", path: "/api/v1/templates/my-sip"}, http.StatusNoContent)
 	e.must(req{method: "GET", path: "/api/v1/templates/my-sip"}, http.StatusNotFound)
+}
+
+func TestVerify(t *testing.T) {
+	e := newEnv(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer app.Close()
+	a := app.Listener.Addr().(*net.TCPAddr)
+	// The service's address is the app itself here: verification sends the
+	// checks to the service's address and port as a client would.
+	e.must(req{method: "POST", path: "/api/v1/virtual-services", body: fmt.Sprintf(`{"address":"%s","port":%d,
+		"checks":[{"name":"Home","url":"http://www.example.com/"},{"name":"Missing","url":"http://www.example.com/nope"}]}`, a.IP, a.Port)}, http.StatusCreated)
+	var rep verifyReport
+	e.must(req{method: "POST", path: "/api/v1/verify"}, http.StatusOK).json(t, &rep)
+	if rep.Passed != 1 || rep.Failed != 1 || rep.Results[1].Status != 404 {
+		t.Errorf("report %+v", rep)
+	}
+	e.must(req{method: "POST", path: "/api/v1/verify", body: `{"caPem":"nope"}`}, http.StatusBadRequest)
 }

@@ -66,6 +66,9 @@ func (s *Server) table() []route {
 		{method: "POST", path: v1 + "/virtual-services/{id}/template", summary: "Make a template of a service and its SubVSs (exportvstmplt)", perm: write,
 			body: exportRequest{}, resp: templates.Template{}, h: s.exportTemplate},
 
+		{method: "POST", path: v1 + "/verify", summary: "Deployment verification: run the services' smoke checks as a client would", perm: op,
+			body: verifyRequest{}, resp: verifyReport{}, h: s.runVerify},
+
 		{method: "GET", path: v1 + "/revisions", summary: "Configuration history, newest first (?before=&limit=)", perm: read, resp: revisionList{}, h: s.listRevisions},
 		{method: "GET", path: v1 + "/revisions/{rev}", summary: "One revision with its configuration", perm: read, resp: revisionBody{}, h: s.getRevision},
 		{method: "GET", path: v1 + "/revisions/{rev}/diff", summary: "What a revision changed (?from=N compares with another)", perm: read, resp: diffBody{}, h: s.diffRevision},

@@ -369,3 +369,21 @@ options: {adaptive: {url: nope, interval: 0}}
 		t.Errorf("adaptive defaults %+v", c.Options.Adaptive)
 	}
 }
+
+func TestSmokeChecks(t *testing.T) {
+	c := mustDecode(t, sample)
+	c.VirtualServices[0].Checks = []SmokeCheck{
+		{Name: "Meeting Space URL", URL: "https://meet.example.com/"},
+		{Name: "", URL: "ftp://x", Expect: []int{99}},
+	}
+	err := c.Validate()
+	for _, w := range []string{"virtualServices[0].checks[1].name: required", `virtualServices[0].checks[1].url: must be an http or https URL`,
+		"virtualServices[0].checks[1].expect[0]: must be 100-599, got 99"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "checks[0]") {
+		t.Errorf("valid check refused: %v", err)
+	}
+}

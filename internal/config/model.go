@@ -227,6 +227,10 @@ type VirtualService struct {
 	// stuck to a real server on :80 reaches the same server on :443; 0 means
 	// none. Default: 0.
 	FollowVSID int `json:"followVsId,omitempty"`
+	// Checks are smoke checks that deployment verification (`fulcrum
+	// verify`, POST /api/v1/verify) sends through this service as a client
+	// would; templates add theirs. At most 32. Default: none.
+	Checks []SmokeCheck `json:"checks,omitempty"`
 }
 
 // Endpoint is an address and port.

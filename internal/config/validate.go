@@ -198,6 +198,7 @@ func (w *walker) vs(v *VirtualService, p string, sub bool) {
 	e.oneOf(join(p, "addVia"), v.AddVia, AddViaModes)
 	w.health(v, join(p, "healthCheck"))
 	w.realServers(v, p)
+	validateChecks(w.e, v, p)
 	if len(v.SubVSs) > 0 {
 		if sub {
 			e.add(join(p, "subVSs"), "a SubVS cannot have SubVSs of its own")

@@ -104,7 +104,11 @@ func (t *Template) instantiate(params map[string]any, trial bool) (*Instance, er
 			es = append(es, err...)
 			continue
 		}
-		inst.Checks = append(inst.Checks, filled.(map[string]any))
+		m := filled.(map[string]any)
+		inst.Checks = append(inst.Checks, m)
+		if len(inst.VirtualServices) == len(t.VirtualServices) {
+			es = append(es, attachCheck(inst.VirtualServices, m, path)...)
+		}
 	}
 	if len(es) > 0 {
 		return nil, es
@@ -289,4 +293,36 @@ func expandServers(m map[string]any, values map[string]any, path string) config.
 	}
 	m["realServers"] = list
 	return nil
+}
+
+// templateCheck is a template's smoke check: a config.SmokeCheck and the
+// nickname of the service it goes through.
+type templateCheck struct {
+	// Name says what is checked.
+	Name string `json:"name"`
+	// URL is the URL a client would open.
+	URL string `json:"url"`
+	// Expect are the status codes that pass.
+	Expect []int `json:"expect,omitempty"`
+	// Service is the nickname of one of the template's services.
+	Service string `json:"service"`
+}
+
+// attachCheck adds a filled smoke check to the service it names.
+func attachCheck(services []config.VirtualService, m map[string]any, path string) config.Errors {
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return config.Errors{{Path: path, Message: err.Error()}}
+	}
+	var c templateCheck
+	if err := config.DecodeInto(doc, &c); err != nil {
+		return prefixed(err, path)
+	}
+	for i := range services {
+		if services[i].NickName == c.Service {
+			services[i].Checks = append(services[i].Checks, config.SmokeCheck{Name: c.Name, URL: c.URL, Expect: c.Expect})
+			return nil
+		}
+	}
+	return config.Errors{{Path: path + ".service", Message: fmt.Sprintf("no service of this template has the nickname %q", c.Service)}}
 }

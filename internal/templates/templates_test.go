@@ -56,6 +56,9 @@ func TestLyncReverseProxy(t *testing.T) {
 	if u := inst.Checks[0]["url"]; u != "https://meet.example.com/" {
 		t.Errorf("check url %v", u)
 	}
+	if c := https.Checks; len(c) != 5 || c[0].Name != "Meeting Space URL" || c[0].URL != "https://meet.example.com/" {
+		t.Errorf("checks attached to the HTTPS service: %+v", c)
+	}
 }
 
 func TestInstantiateErrors(t *testing.T) {
