@@ -26,6 +26,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
+	"github.com/fulcrum-lb/fulcrum/internal/verify"
 	"github.com/fulcrum-lb/fulcrum/internal/webui"
 )
 
@@ -132,8 +133,9 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status: func() any { return a.Engine.Status() },
-		Events: func(limit, vsID int) any { return a.Engine.Events(limit, vsID) }})
+		Status:   func() any { return a.Engine.Status() },
+		Events:   func(limit, vsID int) any { return a.Engine.Events(limit, vsID) },
+		Counters: a.rsCounters})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
@@ -252,4 +254,17 @@ func ReadPasswordFile(path string) (string, error) {
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimRight(line, "\r"), nil
+}
+
+// rsCounters returns, per real server, its total connections: deployment
+// verification compares them before and after a check to tell which real
+// server answered.
+func (a *Appliance) rsCounters() map[verify.RSRef]int64 {
+	out := map[verify.RSRef]int64{}
+	for _, v := range a.Engine.Status() {
+		for _, rs := range v.RealServers {
+			out[verify.RSRef{VS: v.ID, RS: rs.ID}] = rs.TotalConns
+		}
+	}
+	return out
 }
