@@ -82,9 +82,11 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/l7"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
@@ -120,6 +122,7 @@ type Engine struct {
 	listeners  *listener.Registry
 	backends   *backend.Registry
 	proxy      *l4.Proxy
+	l7         *l7.Proxy
 	udp        *udp.Proxy
 	throughput *l4.Shaper // the global throughput limit; rate 0 when off
 	snap       atomic.Pointer[Snapshot]
@@ -133,6 +136,11 @@ type Engine struct {
 	gen     uint64
 	vss     map[int]*vsState // by VS ID; survives reloads
 	passive int              // PassiveFailures of mon
+	// The layer-7 state that outlives a generation: Services and session
+	// ticket keys by VS ID, request counters by SubVS ID.
+	l7svcs   map[int]*l7.Service
+	tickets  map[int]*certs.TicketKeys
+	subStats map[int]*backend.Counters
 
 	drainMu  sync.Mutex
 	vsDrain  map[int]*time.Timer
@@ -146,8 +154,10 @@ type Engine struct {
 // vsState is the state of a virtual service that outlives a generation.
 type vsState struct {
 	stats     *backend.Counters
-	connRate  *rate.Limiter // nil when unlimited
-	bandwidth *l4.Shaper    // nil when unlimited
+	connRate  *rate.Limiter     // nil when unlimited
+	bandwidth *l4.Shaper        // nil when unlimited
+	reqRate   *rate.Limiter     // layer 7: nil when unlimited
+	requests  *backend.Counters // layer 7: the requests of the service's own pool
 }
 
 // Snapshot is one compiled, immutable generation of the configuration.
@@ -176,8 +186,11 @@ type service struct {
 	listen   []netip.AddrPort
 	picker   balance.Picker
 	table    *persist.Table // nil unless the service persists
-	handler  *l4.Service    // nil unless served over TCP
+	handler  *l4.Service    // nil unless served over TCP at layer 4
 	uhandler *udp.Service   // nil unless served over UDP
+	l7       *l7.Service    // nil unless served at layer 7 (http, http2)
+	requests *backend.Counters
+	subs     []*subVS // the SubVSs of a layer-7 service
 }
 
 // served reports whether the service has sockets.
@@ -213,6 +226,10 @@ func New(o Options) *Engine {
 		listeners:  listener.New(log),
 		backends:   backend.NewRegistry(),
 		proxy:      l4.New(l4.Options{Logger: log}),
+		l7:         l7.New(l7.Options{Logger: log}),
+		l7svcs:     map[int]*l7.Service{},
+		tickets:    map[int]*certs.TicketKeys{},
+		subStats:   map[int]*backend.Counters{},
 		udp:        udp.New(udp.Options{Logger: log, MaxSessions: o.MaxUDPSessions}),
 		throughput: l4.NewShaper(0, backend.LimitThroughput),
 		vss:        map[int]*vsState{},
@@ -238,11 +255,12 @@ var ErrClosed = errors.New("runtime: engine closed")
 // Apply makes cfg, a validated configuration with IDs assigned, the one
 // served. cfg must not be modified afterwards.
 //
-// Every enabled top-level virtual service is served: tcp ones (of type
-// gen, http, http2 or tls) by the layer-4 TCP proxy, udp ones by the UDP
-// proxy, on their address and port and on their extra ports. Services
-// with SubVSs are accepted and reported by Status as NotServed with the
-// reason.
+// Every enabled top-level virtual service is served on its address and
+// port and on its extra ports: tcp ones of type http and http2 (with
+// their SubVSs) by the layer-7 proxy, other tcp ones (gen, tls) by the
+// layer-4 TCP proxy, udp ones by the UDP proxy. One l7.Service per
+// virtual service lives across reloads and has its routing swapped by
+// the commit, so keep-alive connections carry on.
 //
 // A socket that cannot be opened does not fail Apply: see the package
 // documentation. If the configuration cannot be compiled, Apply returns an
@@ -272,6 +290,7 @@ func (e *Engine) Apply(cfg *config.Config) error {
 	for _, f := range c.commit {
 		f()
 	}
+	e.commitL7(&c.l7)
 	if bps := float64(cfg.Options.ThroughputLimit) * 125000; e.throughput.Rate() != bps { // Mbit/s → bytes/s
 		e.throughput.SetRate(bps)
 	}
@@ -317,10 +336,10 @@ func (e *Engine) Close() error {
 	if m := e.mon.Load(); m != nil {
 		herr = m.Close()
 	}
-	err := errors.Join(herr, e.listeners.Close(), e.proxy.Close(), e.udp.Close())
+	err := errors.Join(herr, e.listeners.Close(), e.proxy.Close(), e.l7.Close(), e.udp.Close())
 	old := e.snap.Load()
 	for _, s := range old.services {
-		closePicker(s.picker)
+		s.closePickers()
 	}
 	if old.cancel != nil {
 		old.cancel()
@@ -365,6 +384,7 @@ type compiled struct {
 	ctx      context.Context
 	cancel   context.CancelFunc // ends the background work of the candidate's pickers
 	dl       bool
+	l7       l7Candidate
 	restore  []func() // undoes settings changed on servers already in force
 	commit   []func() // changes to state in force, made when the candidate is
 }
@@ -376,9 +396,10 @@ func (c *compiled) rollback() {
 		f()
 	}
 	for _, s := range c.services {
-		if s.picker != nil {
-			closePicker(s.picker)
-		}
+		s.closePickers()
+	}
+	for _, svc := range c.l7.created {
+		_ = svc.Close()
 	}
 	c.cancel()
 }
@@ -392,6 +413,11 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 		owners: map[string]owner{},
 		states: map[int]*vsState{},
 		seen:   map[*backend.Server]bool{},
+		l7: l7Candidate{
+			tickets:  map[int]*certs.TicketKeys{},
+			services: map[int]*l7.Service{},
+			subStats: map[int]*backend.Counters{},
+		},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range cfg.VirtualServices {
@@ -462,8 +488,8 @@ func classify(vs *config.VirtualService) (state, reason string) {
 		return StateNotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
 	case !slices.Contains([]string{"gen", "http", "http2", "tls"}, vs.Type):
 		return StateNotServed, fmt.Sprintf("service type %q is not served", vs.Type)
-	case len(vs.SubVSs) > 0:
-		return StateNotServed, "SubVSs are chosen by content rules, which arrive with the layer-7 proxy"
+	case len(vs.SubVSs) > 0 && !isL7(vs):
+		return StateNotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
 	}
 	return "", ""
 }
@@ -493,20 +519,13 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 	var enabled, all []*backend.Server
 	for j := range s.servers {
 		rs := s.servers[j].rs
-		set := backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: isEnabled(rs.Enabled)}
-		srv := e.backends.Lookup(backend.Key{VS: vs.ID, Address: rs.Address, Port: rs.Port}, set)
-		if c.seen[srv] {
-			return fmt.Errorf("%s: duplicate real server %s port %d", s.label, rs.Address, rs.Port)
-		}
-		if old := srv.Settings(); old != set {
-			c.restore = append(c.restore, func() { srv.Configure(old) })
-			srv.Configure(set)
+		srv, err := e.lookupServer(c, s.label, vs.ID, rs)
+		if err != nil {
+			return err
 		}
 		s.servers[j].srv = srv
-		c.servers = append(c.servers, srv)
-		c.seen[srv] = true
 		all = append(all, srv)
-		if set.Enabled {
+		if isEnabled(rs.Enabled) {
 			enabled = append(enabled, srv)
 		}
 	}
@@ -521,7 +540,14 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 	}
 	source := sourceAddr(cfg, vs, addr)
 	s.network = vs.Protocol
-	if s.network == "udp" {
+	subEnabled := 0
+	var tcp listener.Handler
+	if isL7(vs) {
+		if subEnabled, err = e.compileL7(cfg, c, s, st); err != nil {
+			return err
+		}
+		tcp = s.l7
+	} else if s.network == "udp" {
 		var hashKey func([]byte) string
 		if vs.Persistence.Mode == persist.ModeUDPSIP {
 			hashKey = sipHashKey
@@ -560,6 +586,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 			Throughput:  throughput,
 			OnDial:      e.passiveHook(cfg),
 		})
+		tcp = s.handler
 	}
 	for _, ap := range s.listen {
 		k := listener.Key(s.network, ap)
@@ -570,15 +597,19 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 		if s.network == "udp" {
 			c.set.UDP[ap] = s.uhandler
 		} else {
-			c.set.TCP[ap] = s.handler
+			c.set.TCP[ap] = tcp
 		}
 	}
 
 	s.state = StateUp
-	if len(enabled) == 0 {
+	if len(enabled)+subEnabled == 0 {
 		s.state = StateDown
 	}
-	s.reason = strings.Join(notes(cfg, vs, len(enabled)), "; ")
+	reasons := notes(cfg, vs, len(enabled)+subEnabled)
+	if isL7(vs) {
+		reasons = append(reasons, l7Notes(cfg, vs, source.IsValid())...)
+	}
+	s.reason = strings.Join(reasons, "; ")
 	return nil
 }
 
@@ -640,16 +671,18 @@ func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string 
 	if enabled == 0 {
 		out = append(out, "no enabled real server")
 	}
-	if vs.Type != "gen" {
-		out = append(out, fmt.Sprintf("type %s is served as a layer-4 TCP proxy until the layer-7 proxy exists", vs.Type))
+	if vs.Type == "tls" {
+		out = append(out, "type tls (STARTTLS) is served as a layer-4 TCP proxy")
 	}
-	if vs.TLS.Offload {
-		out = append(out, "TLS offload is not performed yet: TLS passes through to the real servers")
+	if vs.TLS.Offload && !isL7(vs) {
+		out = append(out, fmt.Sprintf("TLS offload is performed for services of type http and http2, not %s: TLS passes through to the real servers", vs.Type))
 	}
 	if !balance.Implemented(vs.Schedule) {
 		out = append(out, fmt.Sprintf("scheduling method %s not yet implemented; using %s", vs.Schedule, balance.FallbackMethod))
 	}
-	out = append(out, persistNotes(vs)...)
+	if !isL7(vs) {
+		out = append(out, persistNotes(vs)...)
+	}
 	if config.IsTrue(vs.Transparent) {
 		src := "the virtual service's address"
 		if subnetOriginating(cfg, vs) {
@@ -677,7 +710,10 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 		}
 		served[s.vs.ID] = true
 		pickers[s.picker] = true
-		for _, r := range s.servers {
+		for _, sub := range s.subs {
+			pickers[sub.picker] = true
+		}
+		for _, r := range s.allServers() {
 			if isEnabled(r.rs.Enabled) {
 				enabled[r.srv] = true
 			}
@@ -693,11 +729,16 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 		if !pickers[s.picker] {
 			closePicker(s.picker)
 		}
+		for _, sub := range s.subs {
+			if !pickers[sub.picker] {
+				closePicker(sub.picker)
+			}
+		}
 		if !served[s.vs.ID] {
 			e.drainService(s.vs.ID, opts)
 			continue
 		}
-		for _, r := range s.servers {
+		for _, r := range s.allServers() {
 			if isEnabled(r.rs.Enabled) && !enabled[r.srv] {
 				e.serverOut(r.srv, "disabled or removed", opts.DropOnFail, opts.DrainTime, true)
 			}
@@ -718,6 +759,28 @@ func (e *Engine) afterSwap(old, cur *Snapshot) {
 		}
 	}
 	e.drainMu.Unlock()
+}
+
+// allServers returns the real servers of the service and of its SubVSs.
+func (s *service) allServers() []realServer {
+	if len(s.subs) == 0 {
+		return s.servers
+	}
+	all := slices.Clone(s.servers)
+	for _, sub := range s.subs {
+		all = append(all, sub.servers...)
+	}
+	return all
+}
+
+// closePickers stops the background work of the service's pickers.
+func (s *service) closePickers() {
+	if s.picker != nil {
+		closePicker(s.picker)
+	}
+	for _, sub := range s.subs {
+		closePicker(sub.picker)
+	}
 }
 
 // closePicker stops a picker's background work, if it has any.
@@ -824,6 +887,15 @@ func (e *Engine) loop() {
 			e.proxy.Account()
 			for _, s := range e.snap.Load().services {
 				s.stats.Sample(now)
+				if s.requests != nil {
+					s.requests.Sample(now)
+				}
+				for _, sub := range s.subs {
+					sub.requests.Sample(now)
+					for _, r := range sub.servers {
+						r.srv.Sample(now)
+					}
+				}
 				for _, r := range s.servers {
 					if r.srv != nil {
 						r.srv.Sample(now)

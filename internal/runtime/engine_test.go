@@ -103,9 +103,10 @@ func TestStatusStates(t *testing.T) {
 		{"no enabled rs", func(vs *config.VirtualService) { vs.RealServers = []config.RealServer{disabledRS} },
 			StateDown, "no enabled real server", true, true},
 		{"no rs", func(vs *config.VirtualService) { vs.RealServers = nil }, StateDown, "no enabled real server", true, false},
-		{"http", func(vs *config.VirtualService) { vs.Type = "http" }, StateUp,
-			"type http is served as a layer-4 TCP proxy until the layer-7 proxy exists", true, false},
-		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, StateUp, "type tls is served as a layer-4", true, false},
+		{"http", func(vs *config.VirtualService) { vs.Type = "http" }, StateUp, "", true, false},
+		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, StateUp, "type tls (STARTTLS) is served as a layer-4", true, false},
+		{"http bandwidth", func(vs *config.VirtualService) { vs.Type = "http"; vs.Limits.Bandwidth = 1000 }, StateUp,
+			"the bandwidth limit is not applied by the layer-7 proxy", true, false},
 		{"fixed", func(vs *config.VirtualService) { vs.Schedule = "fixed" }, StateUp,
 			scheduleNote("fixed"), true, false},
 		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, StateUp,
@@ -114,15 +115,14 @@ func TestStatusStates(t *testing.T) {
 		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp, "", true, false},
 		{"persistence needs http", func(vs *config.VirtualService) {
 			vs.Type, vs.Persistence = "http", config.Persistence{Mode: "cookie-src", Cookie: "sid"}
-		}, StateUp,
-			"persistence cookie-src needs the layer-7 proxy: only its source-address part applies", true, false},
+		}, StateUp, "", true, false},
 		{"persistence ssl", func(vs *config.VirtualService) { vs.Persistence.Mode = "ssl" }, StateUp,
 			"persistence ssl needs the TLS session ID of the ClientHello", true, false},
 		{"subvs", func(vs *config.VirtualService) {
 			vs.Type = "http"
 			vs.RealServers = nil
 			vs.SubVSs = []config.VirtualService{{ID: 9, RealServers: []config.RealServer{rsOf(22, a, 1)}}}
-		}, StateNotServed, "SubVSs", false, false},
+		}, StateUp, "", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t)

@@ -65,6 +65,41 @@ type VSStatus struct {
 	// table (the followed service's, with port following); absent when
 	// the service does not persist.
 	Persistence *persist.Stats `json:"persistence,omitempty"`
+	// L7 is the layer-7 view of an http or http2 service; absent for
+	// services served at layer 4 or not served.
+	L7 *L7Status `json:"l7,omitempty"`
+}
+
+// L7Status counts the HTTP requests of a layer-7 service. ActiveConns and
+// TotalConns of its VSStatus count client connections, which carry any
+// number of requests.
+type L7Status struct {
+	// Requests is the number of requests sent to the service's own real
+	// servers (0 for a service with SubVSs: see SubVSs).
+	Requests int64 `json:"requests"`
+	// ActiveRequests is the number of those in progress.
+	ActiveRequests int64 `json:"activeRequests"`
+	// RequestRate is the requests per second over the last second.
+	RequestRate float64 `json:"requestRate"`
+	// SubVSs are the service's SubVSs, in configuration order.
+	SubVSs []SubVSStatus `json:"subVSs,omitempty"`
+}
+
+// SubVSStatus is one SubVS of a layer-7 service.
+type SubVSStatus struct {
+	// ID is the SubVS's configuration ID.
+	ID int `json:"id"`
+	// NickName is its configured name.
+	NickName string `json:"nickname,omitempty"`
+	// Requests is the number of requests the SubVS was chosen for.
+	Requests int64 `json:"requests"`
+	// ActiveRequests is the number of those in progress.
+	ActiveRequests int64 `json:"activeRequests"`
+	// Health is the SubVS's status by its health checks; "" before the
+	// health monitor has the configuration.
+	Health string `json:"health,omitempty"`
+	// RealServers are the SubVS's real servers, in configuration order.
+	RealServers []RSStatus `json:"realServers"`
 }
 
 // SocketStatus is one listening socket of a service.
@@ -147,10 +182,13 @@ func (e *Engine) Status() []VSStatus {
 	snap := e.snap.Load()
 	out := make([]VSStatus, 0, len(snap.services))
 	checks := map[int]*health.VSStatus{}
+	subChecks := map[int]*health.VSStatus{}
 	hs := e.Health()
 	for i := range hs {
 		if hs[i].Parent == 0 {
 			checks[hs[i].ID] = &hs[i]
+		} else {
+			subChecks[hs[i].ID] = &hs[i]
 		}
 	}
 	for _, s := range snap.services {
@@ -180,34 +218,9 @@ func (e *Engine) Status() []VSStatus {
 		}
 		available := 0
 		for _, r := range s.servers {
-			rs := RSStatus{
-				ID:      r.rs.ID,
-				Address: r.rs.Address,
-				Port:    r.rs.Port,
-				Weight:  r.rs.Weight,
-				Enabled: isEnabled(r.rs.Enabled),
-				State:   RSDisabled,
-				Health:  backend.HealthUnknown.String(),
-			}
-			if r.srv != nil {
-				h := r.srv.Health()
-				rs.Health = h.String()
-				rs.ActiveConns = r.srv.Active()
-				rs.TotalConns = r.srv.Total()
-				rs.BytesIn = r.srv.BytesIn()
-				rs.BytesOut = r.srv.BytesOut()
-				rs.Failures = r.srv.Failures()
-				rs.Rates = r.srv.Rates()
-				if rs.Enabled {
-					rs.State = RSEnabled
-					if h == backend.HealthDown {
-						rs.State = RSDown
-					} else {
-						available++
-					}
-				}
-			} else if rs.Enabled {
-				rs.State = RSEnabled
+			rs, up := realServerStatus(r)
+			if up {
+				available++
 			}
 			st.RealServers = append(st.RealServers, rs)
 		}
@@ -216,16 +229,10 @@ func (e *Engine) Status() []VSStatus {
 			st.Persistence = &ps
 		}
 		if hv := checks[vs.ID]; hv != nil {
-			var draining map[int]bool
-			for _, r := range s.servers {
-				if r.srv != nil && r.srv.Draining() {
-					if draining == nil {
-						draining = map[int]bool{}
-					}
-					draining[r.rs.ID] = true
-				}
-			}
-			mergeHealth(&st, hv, draining)
+			mergeHealth(&st, hv, drainingOf(s.servers))
+		}
+		if s.l7 != nil {
+			st.L7 = l7Status(s, subChecks, &available)
 		}
 		if s.served() {
 			e.socketStatus(s, &st, available)
@@ -233,6 +240,84 @@ func (e *Engine) Status() []VSStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// l7Status returns the layer-7 counters of s and adds the available real
+// servers of its SubVSs to available.
+func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *L7Status {
+	l := &L7Status{}
+	if s.requests != nil {
+		l.Requests, l.ActiveRequests, l.RequestRate = s.requests.Total(), s.requests.Active(), s.requests.Rates().ConnsPerSec
+	}
+	for _, sub := range s.subs {
+		ss := SubVSStatus{ID: sub.vs.ID, NickName: sub.vs.NickName, Requests: sub.requests.Total(),
+			ActiveRequests: sub.requests.Active(), RealServers: make([]RSStatus, 0, len(sub.servers))}
+		for _, r := range sub.servers {
+			rs, up := realServerStatus(r)
+			if up {
+				*available++
+			}
+			ss.RealServers = append(ss.RealServers, rs)
+		}
+		if hv := checks[sub.vs.ID]; hv != nil {
+			tmp := VSStatus{RealServers: ss.RealServers}
+			mergeHealth(&tmp, hv, drainingOf(sub.servers))
+			ss.Health = tmp.Health
+		}
+		l.SubVSs = append(l.SubVSs, ss)
+	}
+	return l
+}
+
+// drainingOf returns the IDs of the real servers the data plane is
+// draining, or nil.
+func drainingOf(servers []realServer) map[int]bool {
+	var draining map[int]bool
+	for _, r := range servers {
+		if r.srv != nil && r.srv.Draining() {
+			if draining == nil {
+				draining = map[int]bool{}
+			}
+			draining[r.rs.ID] = true
+		}
+	}
+	return draining
+}
+
+// realServerStatus returns the status of one real server and whether it is
+// enabled and not Down.
+func realServerStatus(r realServer) (RSStatus, bool) {
+	up := false
+	rs := RSStatus{
+		ID:      r.rs.ID,
+		Address: r.rs.Address,
+		Port:    r.rs.Port,
+		Weight:  r.rs.Weight,
+		Enabled: isEnabled(r.rs.Enabled),
+		State:   RSDisabled,
+		Health:  backend.HealthUnknown.String(),
+	}
+	if r.srv != nil {
+		h := r.srv.Health()
+		rs.Health = h.String()
+		rs.ActiveConns = r.srv.Active()
+		rs.TotalConns = r.srv.Total()
+		rs.BytesIn = r.srv.BytesIn()
+		rs.BytesOut = r.srv.BytesOut()
+		rs.Failures = r.srv.Failures()
+		rs.Rates = r.srv.Rates()
+		if rs.Enabled {
+			rs.State = RSEnabled
+			if h == backend.HealthDown {
+				rs.State = RSDown
+			} else {
+				up = true
+			}
+		}
+	} else if rs.Enabled {
+		rs.State = RSEnabled
+	}
+	return rs, up
 }
 
 // socketStatus fills in the sockets of a served service and turns its

@@ -20,7 +20,22 @@ import (
 // when the service persists. The picker's background work ends with the
 // candidate's context.
 func (e *Engine) compilePicker(cfg *config.Config, c *compiled, s *service, all []*backend.Server) error {
-	vs, o := s.vs, cfg.Options
+	picker, p, table, err := e.newPicker(cfg, c, s.vs, s.label, all)
+	if err != nil {
+		return err
+	}
+	s.picker, s.table = picker, table
+	if p != nil && s.vs.Persistence.Mode == persist.ModeUDPSIP && s.vs.Protocol == "udp" {
+		s.picker = sipPicker{p}
+	}
+	return nil
+}
+
+// newPicker builds the picker of a service or SubVS vs over all (see
+// compilePicker). When vs persists, the picker is the returned Persister
+// and table its persistence table.
+func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualService, label string, all []*backend.Server) (balance.Picker, *persist.Persister, *persist.Table, error) {
+	o := cfg.Options
 	inner, err := balance.NewWithOptions(vs.Schedule, all, balance.Options{
 		SlowStart: time.Duration(o.SlowStart) * time.Second,
 		Adaptive: balance.Adaptive{
@@ -33,19 +48,19 @@ func (e *Engine) compilePicker(cfg *config.Config, c *compiled, s *service, all 
 		Logger:  e.log,
 	})
 	if err != nil {
-		return fmt.Errorf("%s: schedule: %w", s.label, err)
+		return nil, nil, nil, fmt.Errorf("%s: schedule: %w", label, err)
 	}
-	s.picker = inner
 	if vs.Schedule == "dl" {
 		c.dl = true
 	}
 	mode := vs.Persistence.Mode
 	if mode == "" || mode == persist.ModeNone {
-		return nil
+		return inner, nil, nil, nil
 	}
 	always, err := persist.ParseAlways(o.AlwaysPersist)
 	if err != nil {
-		return fmt.Errorf("options.alwaysPersist: %w", err)
+		closePicker(inner)
+		return nil, nil, nil, fmt.Errorf("options.alwaysPersist: %w", err)
 	}
 	tableID := vs.ID
 	if vs.FollowVSID > 0 {
@@ -64,16 +79,11 @@ func (e *Engine) compilePicker(cfg *config.Config, c *compiled, s *service, all 
 		Secret:   e.secret,
 	})
 	if err != nil {
-		return fmt.Errorf("%s: persistence: %w", s.label, err)
+		closePicker(inner)
+		return nil, nil, nil, fmt.Errorf("%s: persistence: %w", label, err)
 	}
-	s.table = table
 	c.tables = append(c.tables, tableID)
-	if mode == persist.ModeUDPSIP && vs.Protocol == "udp" {
-		s.picker = sipPicker{p}
-	} else {
-		s.picker = p
-	}
-	return nil
+	return p, p, table, nil
 }
 
 // sipPicker is the Persister of a udpsip service: the UDP proxy hands it
