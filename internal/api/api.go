@@ -58,6 +58,9 @@ type Options struct {
 	// connection or request, for deployment verification; nil: the answering
 	// real server is not reported.
 	Counters func() map[verify.RSRef]int64
+	// Down returns the real servers that are Down, by service ID, for
+	// deployment verification.
+	Down func() map[int][]string
 	// Events returns at most limit health-check events (all kept when
 	// limit <= 0), newest first, of the virtual service vsID (of all when
 	// vsID is 0), as any JSON array; nil serves an empty list.
@@ -74,6 +77,7 @@ type Server struct {
 	tpl      *templates.Library
 	status   func() any
 	counters func() map[verify.RSRef]int64
+	down     func() map[int][]string
 	events   func(limit, vsID int) any
 	log      *slog.Logger
 	routes   []route
@@ -93,7 +97,7 @@ type route struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, events: o.Events, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, events: o.Events, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -48,7 +48,7 @@ func (s *Server) runVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := s.ctl.Current()
-	res := verify.Run(r.Context(), snap.Config, verify.Options{Counters: s.counters, Roots: roots, VS: req.VS, Timeout: 10 * time.Second})
+	res := verify.Run(r.Context(), snap.Config, verify.Options{Counters: s.counters, Down: s.down, Roots: roots, VS: req.VS, Timeout: 10 * time.Second})
 	out := verifyReport{Revision: snap.Revision, Results: res}
 	for _, x := range res {
 		if x.Pass {

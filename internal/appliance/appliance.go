@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,7 +136,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
 		Status:   func() any { return a.Engine.Status() },
 		Events:   func(limit, vsID int) any { return a.Engine.Events(limit, vsID) },
-		Counters: a.rsCounters})
+		Counters: a.rsCounters, Down: a.downServers})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
@@ -256,14 +257,32 @@ func ReadPasswordFile(path string) (string, error) {
 	return strings.TrimRight(line, "\r"), nil
 }
 
-// rsCounters returns, per real server, its total connections: deployment
-// verification compares them before and after a check to tell which real
-// server answered.
+// rsCounters returns, per real server, a number that grows with each
+// connection and each answer: deployment verification compares it before
+// and after a check to tell which real server answered.
 func (a *Appliance) rsCounters() map[verify.RSRef]int64 {
 	out := map[verify.RSRef]int64{}
 	for _, v := range a.Engine.Status() {
 		for _, rs := range v.RealServers {
-			out[verify.RSRef{VS: v.ID, RS: rs.ID}] = rs.TotalConns
+			if rs.Status == "Down" || !rs.Enabled {
+				continue // it cannot have answered; its counters may still settle
+			}
+			// Connections for layer 4; bytes sent for layer 7, whose pooled
+			// connections to real servers outlive single requests.
+			out[verify.RSRef{VS: v.ID, RS: rs.ID}] = rs.TotalConns + rs.BytesOut
+		}
+	}
+	return out
+}
+
+// downServers lists, per service, the real servers that are Down.
+func (a *Appliance) downServers() map[int][]string {
+	out := map[int][]string{}
+	for _, v := range a.Engine.Status() {
+		for _, rs := range v.RealServers {
+			if rs.Status == "Down" {
+				out[v.ID] = append(out[v.ID], net.JoinHostPort(rs.Address, strconv.Itoa(rs.Port)))
+			}
 		}
 	}
 	return out

@@ -37,6 +37,9 @@ type Options struct {
 	// connection or request it serves; comparing it before and after a
 	// check tells which real server answered. Nil: not reported.
 	Counters func() map[RSRef]int64
+	// Down returns the real servers that are Down now, by service ID
+	// ("address:port"); nil: not reported.
+	Down func() map[int][]string
 	// Roots are the trusted roots for the chain check; nil means the
 	// system's.
 	Roots *x509.CertPool
@@ -85,6 +88,9 @@ type Result struct {
 	// RealServer is the real server that answered ("address:port"), when it
 	// could be told.
 	RealServer string `json:"realServer,omitempty"`
+	// DownServers are the service's real servers that were Down when the
+	// check ran: the check passing shows the service survives them.
+	DownServers []string `json:"downServers,omitempty"`
 	// TLS describes the certificate, for HTTPS checks.
 	TLS *TLSReport `json:"tls,omitempty"`
 	// Millis is how long the check took.
@@ -98,12 +104,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) []Result {
 		o.Timeout = 10 * time.Second
 	}
 	out := []Result{}
+	var down map[int][]string
+	if o.Down != nil {
+		down = o.Down()
+	}
 	cfg.Walk(func(v, parent *config.VirtualService) {
 		if parent != nil || len(v.Checks) == 0 || (o.VS != 0 && v.ID != o.VS) {
 			return
 		}
 		for _, c := range v.Checks {
-			out = append(out, runOne(ctx, v, c, o))
+			r := runOne(ctx, v, c, o)
+			r.DownServers = down[v.ID]
+			out = append(out, r)
 		}
 	})
 	return out
@@ -134,7 +146,14 @@ func runOne(ctx context.Context, v *config.VirtualService, c config.SmokeCheck, 
 	status, report, err := fetch(ctx, v, u, o.Roots)
 	r.Status, r.TLS = status, report
 	if o.Counters != nil {
-		r.RealServer = whoAnswered(v, before, o.Counters())
+		// The proxy may count the exchange a moment after the client has
+		// its answer: look a few times.
+		for i := 0; i < 10 && r.RealServer == ""; i++ {
+			if i > 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+			r.RealServer = whoAnswered(v, before, o.Counters())
+		}
 	}
 	switch {
 	case err != nil:
