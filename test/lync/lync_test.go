@@ -439,17 +439,19 @@ func TestLyncWalkThrough(t *testing.T) {
 	victim := frontEnds[0]
 	killed := time.Now()
 	fes[victim].kill()
-	waitFor(t, 60*time.Second, "the dead Front End marked Down", func() (bool, string) {
+	waitFor(t, 60*time.Second, "the dead Front End marked Down on every service", func() (bool, string) {
+		n := 0
 		for _, v := range a.status() {
-			if v.Address == rpVIP && v.Port == 443 {
-				for _, rs := range v.RealServers {
-					if rs.Address == victim {
-						return rs.Status == "Down", rs.Status
+			for _, rs := range v.RealServers {
+				if rs.Address == victim {
+					if rs.Status != "Down" {
+						return false, fmt.Sprintf("%s:%d: %s", v.Address, v.Port, rs.Status)
 					}
+					n++
 				}
 			}
 		}
-		return false, "not found"
+		return n == 17, fmt.Sprintf("%d services", n)
 	})
 	t.Logf("Front End %s marked Down %.1f s after it died", victim, time.Since(killed).Seconds())
 	for key, fe := range stuck {
