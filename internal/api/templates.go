@@ -144,8 +144,7 @@ func (s *Server) instantiate(w http.ResponseWriter, r *http.Request) {
 	first := 0
 	res, ok := s.apply(w, r, control.Change{DryRun: dry, Summary: fmt.Sprintf("template %s: %d virtual services", t.Name, len(inst.VirtualServices)),
 		Mutate: func(c *config.Config) error {
-			first = len(c.VirtualServices)
-			c.VirtualServices = append(c.VirtualServices, inst.VirtualServices...)
+			first = inst.AddTo(c)
 			return nil
 		}})
 	if !ok {

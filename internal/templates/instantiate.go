@@ -15,8 +15,19 @@ import (
 type Instance struct {
 	// VirtualServices are the services to add.
 	VirtualServices []config.VirtualService
+	// ContentRules are the content rules the services use.
+	ContentRules []config.ContentRule
 	// Checks are the template's smoke checks with placeholders filled.
 	Checks []map[string]any
+}
+
+// AddTo appends the instance's services and content rules to c and
+// returns the index of the first added service.
+func (inst *Instance) AddTo(c *config.Config) int {
+	first := len(c.VirtualServices)
+	c.VirtualServices = append(c.VirtualServices, inst.VirtualServices...)
+	c.ContentRules = append(c.ContentRules, inst.ContentRules...)
+	return first
 }
 
 // Instantiate fills the template's placeholders with params (missing ones
@@ -81,6 +92,13 @@ func (t *Template) instantiate(params map[string]any, trial bool) (*Instance, er
 			es = append(es, err...)
 			continue
 		}
+		if subs, ok := m["subVSs"].([]any); ok {
+			for j, sub := range subs {
+				if sm, ok := sub.(map[string]any); ok {
+					es = append(es, expandServers(sm, values, fmt.Sprintf("%s.subVSs[%d]", path, j))...)
+				}
+			}
+		}
 		doc, jerr := json.Marshal(m)
 		if jerr != nil {
 			add(path, "%v", jerr)
@@ -96,6 +114,25 @@ func (t *Template) instantiate(params map[string]any, trial bool) (*Instance, er
 			continue
 		}
 		inst.VirtualServices = append(inst.VirtualServices, vs)
+	}
+	for i, raw := range t.ContentRules {
+		path := fmt.Sprintf("contentRules[%d]", i)
+		filled, err := fill(raw, values, path)
+		if err != nil {
+			es = append(es, err...)
+			continue
+		}
+		doc, jerr := json.Marshal(filled)
+		if jerr != nil {
+			add(path, "%v", jerr)
+			continue
+		}
+		var cr config.ContentRule
+		if err := config.DecodeInto(doc, &cr); err != nil {
+			es = append(es, prefixed(err, path)...)
+			continue
+		}
+		inst.ContentRules = append(inst.ContentRules, cr)
 	}
 	for i, raw := range t.Checks {
 		path := fmt.Sprintf("checks[%d]", i)
@@ -126,7 +163,7 @@ func (t *Template) instantiate(params map[string]any, trial bool) (*Instance, er
 // are not checked.
 func trialValidate(inst *Instance) error {
 	c := config.Default()
-	c.VirtualServices = append(c.VirtualServices, inst.VirtualServices...)
+	inst.AddTo(c)
 	c.SetDefaults()
 	c.AssignIDs(nil)
 	err := c.Validate()

@@ -53,6 +53,11 @@ type Template struct {
 	// configuration format with placeholders (kept generic until
 	// instantiation).
 	VirtualServices []map[string]any `json:"virtualServices"`
+	// ContentRules are layer-7 content rules the services refer to by name
+	// (config.ContentRule with placeholders); they are added with the
+	// services. Put a parameter in their names (such as the VIP) so that a
+	// template can be used twice.
+	ContentRules []map[string]any `json:"contentRules,omitempty"`
 	// Checks are smoke checks that `fulcrum verify` runs through the
 	// services once they are up, with placeholders too.
 	Checks []map[string]any `json:"checks,omitempty"`
@@ -155,6 +160,11 @@ func (t *Template) check() error {
 		add("virtualServices", "required: at least one virtual service")
 	}
 	walkPlaceholders(t.VirtualServices, "virtualServices", func(path, name string) {
+		if _, ok := params[name]; !ok {
+			add(path, "placeholder ${%s} names no parameter", name)
+		}
+	})
+	walkPlaceholders(t.ContentRules, "contentRules", func(path, name string) {
 		if _, ok := params[name]; !ok {
 			add(path, "placeholder ${%s} names no parameter", name)
 		}

@@ -14,7 +14,7 @@ func TestBuiltinTemplatesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"lync2013-reverse-proxy", "lync2013-internal-hlb", "lync2013-office-web-apps",
-		"lync2013-frontend-dns-webservices", "lync2013-director", "lync2013-edge", "https-web-farm"} {
+		"lync2013-frontend-dns-webservices", "lync2013-director", "lync2013-edge", "exchange2013-2016", "https-web-farm"} {
 		tpl, ok := b[name]
 		if !ok {
 			t.Errorf("built-in template %s missing", name)

@@ -263,8 +263,7 @@ func (s *Server) templateUse(w http.ResponseWriter, r *http.Request, p admin.Pri
 	first := 0
 	res, err := s.run(r, p, edit{summary: fmt.Sprintf("template %s: %d virtual services", t.Name, len(inst.VirtualServices)),
 		mutate: func(c *config.Config) error {
-			first = len(c.VirtualServices)
-			c.VirtualServices = append(c.VirtualServices, inst.VirtualServices...)
+			first = inst.AddTo(c)
 			return nil
 		}})
 	if err != nil {
