@@ -4,17 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/fulcrum-lb/fulcrum/internal/appliance"
 )
 
 const exVIP = "127.0.1.40"
@@ -30,21 +24,7 @@ func TestExchangeTemplate(t *testing.T) {
 	for _, a := range []string{"127.0.2.31", "127.0.2.32"} {
 		startServer(t, a, "mailbox", p, []int{443}, nil, nil)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	app, err := appliance.Start(appliance.Options{DataDir: t.TempDir(), AdminAddr: addr, AdminPassword: "walk-through passphrase",
-		BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	defer tr.CloseIdleConnections()
-	a := &admin{t: t, base: app.AdminURL(), hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	a := startAppliance(t)
 	if c := a.do("POST", "/api/v1/certificates", map[string]any{"name": "mail", "pem": p.publicBundle}, nil); c != 201 {
 		t.Fatal("certificate import")
 	}
@@ -76,8 +56,7 @@ func TestExchangeTemplate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body strings.Builder
-		_, _ = fmt.Fscan(resp.Body, &body)
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d", path, resp.StatusCode)

@@ -182,6 +182,29 @@ func startServer(t *testing.T, addr, role string, p *pki, https, plain, tcp []in
 	return s
 }
 
+// startAppliance runs Fulcrum in-process on a temporary data directory
+// and returns a client of its native API; both end with the test.
+func startAppliance(t *testing.T) *admin {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	app, err := appliance.Start(appliance.Options{DataDir: t.TempDir(), AdminAddr: addr, AdminPassword: "walk-through passphrase",
+		BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		_ = app.Close()
+	})
+	return &admin{t: t, base: app.AdminURL(), hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+}
+
 // admin talks to the appliance's native API.
 type admin struct {
 	t    *testing.T
@@ -301,21 +324,7 @@ func TestLyncWalkThrough(t *testing.T) {
 	for _, a := range owas {
 		startServer(t, a, "owa", p, []int{443}, nil, nil)
 	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminAddr := adminLn.Addr().String()
-	adminLn.Close()
-	app, err := appliance.Start(appliance.Options{DataDir: t.TempDir(), AdminAddr: adminAddr, AdminPassword: "walk-through passphrase",
-		BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	defer tr.CloseIdleConnections()
-	a := &admin{t: t, base: app.AdminURL(), hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	a := startAppliance(t)
 
 	// General configuration, as in the walk-through: SNAT off, subnet
 	// originating on, drop connections on RS failure, long drain time.
