@@ -187,7 +187,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		mux.Handle(p, kemp.Handler())
 	}
 	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
-		Status: func() any { return a.Engine.Status() }})
+		Status: func() any { return a.Engine.Status() }, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
 	mux.Handle("/", ui.Handler())
 	return mux
 }

@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
 // browser drives one headless chromium tab.
@@ -481,6 +483,35 @@ func TestWalkthrough(t *testing.T) {
 	if n := traffic.close(); n == 0 {
 		t.Error("no request went through the layer-4 service")
 	}
+
+	// Verify deployment: the template's smoke checks sent through the
+	// service, trusting the issuing CA pasted in the form; the rows are
+	// what verify.Run reports for the same configuration.
+	b.open("/verify", "#verify-run")
+	interData, err := os.ReadFile(interPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.set(map[string]string{"#f-caPem": string(interData)})
+	b.submit("#verify-run", "#verify-table")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(interData)
+	want := verify.Run(b.ctx, a.Control.Current().Config, verify.Options{Roots: roots, Timeout: 10 * time.Second})
+	type verifyRow struct {
+		Check, Pass, Status string
+	}
+	rows := eval[[]verifyRow](b, `Array.from(document.querySelectorAll("#verify-table tbody tr")).map(function(r){
+		return {Check: r.dataset.check, Pass: r.dataset.pass, Status: r.dataset.status}})`)
+	if len(want) == 0 || len(rows) != len(want) {
+		t.Errorf("verify: %d rows, verify.Run reports %d", len(rows), len(want))
+	}
+	for i := 0; i < len(rows) && i < len(want); i++ {
+		w := want[i]
+		if got := rows[i]; got != (verifyRow{w.Check, fmt.Sprint(w.Pass), fmt.Sprint(w.Status)}) {
+			t.Errorf("verify row %d: %+v, verify.Run reports %q pass=%v status=%d (%s)", i, got, w.Check, w.Pass, w.Status, w.Error)
+		}
+	}
+	b.shotFull("18-verify")
 
 	// Disable one real server and see it change, on the service page and
 	// on the dashboard.

@@ -47,7 +47,7 @@ func permsOf(p admin.Principal) perms {
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed together with layout.html and parts.html.
 var pageNames = []string{"login", "dashboard", "vs_list", "vs_new", "vs", "rs", "certs", "system",
-	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use"}
+	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use", "verify"}
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{

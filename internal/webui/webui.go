@@ -35,6 +35,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
+	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
 //go:embed static
@@ -71,6 +72,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Verify gives deployment verification the data plane's view: Counters
+	// (to tell which real server answered) and Down (the real servers that
+	// are Down). Roots, VS and Timeout are set per run. Zero means
+	// verification without them.
+	Verify verify.Options
 }
 
 // Server serves the web UI.
@@ -82,6 +88,8 @@ type Server struct {
 	status func() any
 	log    *slog.Logger
 	now    func() time.Time
+	// verifyOpt are the Options.Verify.
+	verifyOpt verify.Options
 
 	pages   map[string]*template.Template
 	static  fs.FS
@@ -96,7 +104,7 @@ type Server struct {
 // built-in application templates do not parse, which tests rule out.
 func New(o Options) *Server {
 	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, log: o.Logger, now: o.Now,
-		flashes: map[string]flash{}}
+		verifyOpt: o.Verify, flashes: map[string]flash{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -176,6 +184,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /templates/{name}", s.page(write, s.templatePage))
 	mux.HandleFunc("POST /templates/{name}", s.action(write, s.templateUse))
 	mux.HandleFunc("POST /templates/{name}/delete", s.action(write, s.templateDelete))
+
+	mux.HandleFunc("GET /verify", s.page(read, s.verifyPage))
+	mux.HandleFunc("POST /verify", s.action(op, s.verifyRun))
 
 	mux.HandleFunc("GET /certificates", s.page(read, s.certsPage))
 	mux.HandleFunc("POST /certificates", s.action(write, s.certImport))
