@@ -441,6 +441,15 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("real servers: %d", len(v.RealServers))
 	}
 	b.waitText("#rs-table", backends[2].addr, 15*time.Second)
+	// The template checks the Front Ends' external site (HTTPS on 4443);
+	// these test servers speak plain HTTP on their own port, so the admin
+	// adjusts the health check, as one does for a lab: then they come Up.
+	b.set(map[string]string{"#f-health-healthCheck-type": "http", "#f-health-healthCheck-port": "0",
+		"#f-health-healthCheck-url": "/", "#f-health-healthCheck-method": "GET"})
+	b.submit("#form-health button[type=submit]", "#flash")
+	if hc := a.Control.Current().Config.VirtualServiceByID(vsID).HealthCheck; hc.Type != "http" || hc.Port != 0 || hc.URL != "/" {
+		t.Fatalf("health check after the form: %+v", hc)
+	}
 	b.shotFull("05-vs")
 
 	// A second, layer-4 service over the same front ends carries traffic
@@ -459,7 +468,12 @@ func TestWalkthrough(t *testing.T) {
 	// Dashboard: every service with the state the data plane reports, and
 	// graphs that move.
 	b.open("/", "#dashboard")
+	// The three real servers pass their checks: the dashboard says so.
+	b.waitText(fmt.Sprintf(`[data-vs-rs="%d"]`, vsID), "3 Up", 30*time.Second)
 	wantRS := rsStates(a, vsID)
+	if wantRS["Up"] != 3 {
+		t.Errorf("data plane reports %v, want 3 Up", wantRS)
+	}
 	for state, n := range wantRS {
 		b.waitText(fmt.Sprintf(`[data-vs-rs="%d"]`, vsID), fmt.Sprintf("%d %s", n, state), 20*time.Second)
 	}
