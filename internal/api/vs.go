@@ -25,20 +25,27 @@ func (s *Server) listVS(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, vsList{Revision: snap.Revision, VirtualServices: snap.Config.VirtualServices})
 }
 
-func (s *Server) getVS(w http.ResponseWriter, r *http.Request) {
+// currentVS returns the current snapshot and the service named by the
+// {id} path parameter, or answers the error and returns ok false.
+func (s *Server) currentVS(w http.ResponseWriter, r *http.Request) (snap *control.Snapshot, v *config.VirtualService, ok bool) {
 	id, err := pathInt(r, "id")
 	if err != nil {
 		s.fail(w, err)
-		return
+		return nil, nil, false
 	}
-	snap := s.ctl.Current()
-	v := snap.Config.VirtualServiceByID(id)
-	if v == nil {
+	snap = s.ctl.Current()
+	if v = snap.Config.VirtualServiceByID(id); v == nil {
 		s.fail(w, fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound))
-		return
+		return nil, nil, false
 	}
 	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, v)
+	return snap, v, true
+}
+
+func (s *Server) getVS(w http.ResponseWriter, r *http.Request) {
+	if _, v, ok := s.currentVS(w, r); ok {
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 // createVS adds a service; with ?parent=ID it adds a SubVS to that service.
@@ -165,18 +172,10 @@ type rsList struct {
 }
 
 func (s *Server) listRS(w http.ResponseWriter, r *http.Request) {
-	id, err := pathInt(r, "id")
-	if err != nil {
-		s.fail(w, err)
+	snap, v, ok := s.currentVS(w, r)
+	if !ok {
 		return
 	}
-	snap := s.ctl.Current()
-	v := snap.Config.VirtualServiceByID(id)
-	if v == nil {
-		s.fail(w, fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound))
-		return
-	}
-	setETag(w, snap.Revision)
 	list := v.RealServers
 	if list == nil {
 		list = []config.RealServer{}
