@@ -1,11 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +20,7 @@ import (
 
 func serveCmd() *cobra.Command {
 	var o appliance.Options
-	var pwFile, logLevel string
+	var pwFile, logLevel, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run Fulcrum: the data plane and the admin API",
@@ -36,6 +42,11 @@ generated and printed once.`,
 					return err
 				}
 			}
+			stopPprof, err := startPprof(pprofAddr, log)
+			if err != nil {
+				return err
+			}
+			defer stopPprof()
 			a, err := appliance.Start(o)
 			if err != nil {
 				return err
@@ -51,7 +62,53 @@ generated and printed once.`,
 	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", appliance.DefaultAdminAddr, "admin plane listen address (HTTPS)")
 	cmd.Flags().StringVar(&pwFile, "admin-password-file", "", "file holding the first administrator's password (first start only)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&pprofAddr, "pprof-listen", "", "serve net/http/pprof on this loopback address (off by default; for profiling)")
 	return cmd
+}
+
+// startPprof serves the Go profiler's endpoints under /debug/pprof/ on addr,
+// on a listener of its own, when addr is not empty. Only loopback addresses
+// are accepted: the profiler has no authentication. The returned function
+// closes the listener.
+func startPprof(addr string, log *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	if err := checkLoopback(addr); err != nil {
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof listener stopped", "err", err)
+		}
+	}()
+	log.Info("serving pprof", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
+}
+
+// checkLoopback accepts host:port only when host is a loopback IP address
+// (names are refused: what they resolve to can change).
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("address %q: only a loopback address is allowed", addr)
+	}
+	return nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {

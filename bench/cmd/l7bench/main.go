@@ -1,8 +1,10 @@
-// Command l7bench runs Fulcrum's layer-7 service standalone, for
-// bench/http.sh: it reads a configuration document (YAML or JSON, as
-// `fulcrum apply` takes), serves every enabled http or http2 virtual
-// service on its address with internal/l7, and runs until SIGINT or
-// SIGTERM. With -cpuprofile it writes a CPU profile of the whole run.
+// Command l7bench runs Fulcrum's layer-7 service standalone, without the
+// store and admin plane (bench/run.sh measures `fulcrum serve` itself; this
+// is for quick profiling of internal/l7 alone): it reads a configuration
+// document (YAML or JSON, as `fulcrum apply` takes), serves every enabled
+// http or http2 virtual service on its address with internal/l7, and runs
+// until SIGINT or SIGTERM. With -cpuprofile it writes a CPU profile of the
+// whole run.
 package main
 
 import (
