@@ -21,18 +21,83 @@ import (
 // clientWriteBuf is the size of a client connection's write buffer.
 const clientWriteBuf = 8 << 10
 
-// clientConn is one HTTP/1.1 client connection and its per-request state.
-// It is pooled: its buffers and parsed heads are reused.
-type clientConn struct {
+// preReadSize is how many bytes of a request a connection reads while it
+// waits without a buffer: a request head up to this size arrives in one
+// read.
+const preReadSize = 1 << 10
+
+// connState is what a client connection keeps between requests. It is
+// small: an idle keep-alive connection holds no buffer and no parsed
+// head, only this, its socket and a parked goroutine with a shallow stack.
+type connState struct {
 	svc      *Service
 	c        net.Conn
 	raw      *net.TCPConn
-	br       *bufio.Reader
-	bw       *bufio.Writer
 	client   netip.AddrPort
-	clientIP []byte
+	clientIP []byte // client address as text; aliases ipBuf
 	sni      string
 	isTLS    bool
+
+	// per connection scheduling
+	pinned     *backend.Server
+	pinnedPool *Pool
+
+	pre    []byte // bytes read while idle, not yet taken by the reader; aliases preBuf
+	ipBuf  [48]byte
+	preBuf [preReadSize]byte
+}
+
+func newConnState(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string) *connState {
+	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni}
+	cs.isTLS = raw == nil || c != net.Conn(raw)
+	cs.clientIP = client.Addr().AppendTo(cs.ipBuf[:0])
+	return cs
+}
+
+// Read is the source of a request reader: first the bytes read while
+// idle, then the connection.
+func (cs *connState) Read(p []byte) (int, error) {
+	if len(cs.pre) > 0 {
+		n := copy(p, cs.pre)
+		cs.pre = cs.pre[n:]
+		return n, nil
+	}
+	return cs.c.Read(p)
+}
+
+// await waits for the next request without holding a buffer: it parks in
+// a read into the connection's small preBuf. It reports false when the
+// connection ended or stayed idle too long.
+func (cs *connState) await() bool {
+	_ = cs.c.SetReadDeadline(time.Now().Add(cs.svc.st.Load().cfg.IdleTimeout))
+	n, _ := cs.c.Read(cs.preBuf[:])
+	cs.pre = cs.preBuf[:n]
+	return n > 0
+}
+
+// serve runs the connection: between requests it waits in await; a
+// request (and any pipelined after it) is served with a pooled clientConn
+// holding the buffers.
+func (cs *connState) serve() {
+	for cs.await() {
+		cc := getClientConn(cs)
+		keep := cc.run()
+		putClientConn(cc)
+		if !keep {
+			return
+		}
+	}
+}
+
+func (cs *connState) unpin() { cs.pinned, cs.pinnedPool = nil, nil }
+
+// clientConn is the per-request state of an HTTP/1.1 client connection:
+// its buffers and parsed heads. It is pooled and taken only while a
+// request is being served.
+type clientConn struct {
+	*connState
+	br *bufio.Reader
+	bw *bufio.Writer
 
 	req   h1.Head
 	resp  h1.Head
@@ -50,40 +115,36 @@ type clientConn struct {
 	bodyDone    bool            // the request body was read whole (or there was none)
 	closeAfter  bool
 	lastRefresh time.Time
-
-	// per connection scheduling
-	pinned     *backend.Server
-	pinnedPool *Pool
 }
 
 var clientConns = sync.Pool{New: func() any { return new(clientConn) }}
 
-func getClientConn(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string) *clientConn {
+func getClientConn(cs *connState) *clientConn {
 	cc := clientConns.Get().(*clientConn)
-	st := s.st.Load()
-	size := max(st.cfg.MaxHeaderBytes, 4096)
+	size := max(cs.svc.st.Load().cfg.MaxHeaderBytes, 4096)
 	if cc.br == nil || cc.br.Size() != size {
-		cc.br = bufio.NewReaderSize(c, size)
+		cc.br = bufio.NewReaderSize(cs, size)
 	} else {
-		cc.br.Reset(c)
+		cc.br.Reset(cs)
 	}
 	if cc.bw == nil {
-		cc.bw = bufio.NewWriterSize(c, clientWriteBuf)
+		cc.bw = bufio.NewWriterSize(cs.c, clientWriteBuf)
 	} else {
-		cc.bw.Reset(c)
+		cc.bw.Reset(cs.c)
 	}
-	cc.svc, cc.c, cc.raw, cc.client, cc.sni = s, c, raw, client, sni
-	cc.isTLS = raw == nil || c != net.Conn(raw)
-	cc.clientIP = client.Addr().AppendTo(cc.clientIP[:0])
-	cc.pinned, cc.pinnedPool = nil, nil
+	cc.connState = cs
 	return cc
 }
 
 func putClientConn(cc *clientConn) {
 	cc.br.Reset(nil)
 	cc.bw.Reset(nil)
-	cc.svc, cc.c, cc.raw, cc.pinned, cc.pinnedPool, cc.body = nil, nil, nil, nil, nil, nil
+	cc.connState, cc.body = nil, nil
+	cc.target, cc.path, cc.query, cc.host = nil, nil, nil, nil
+	clear(cc.avoid)
 	cc.avoid = cc.avoid[:0]
+	cc.breq = balance.Request{}
+	cc.chunk.Reset(nil, 0)
 	clientConns.Put(cc)
 }
 
@@ -124,23 +185,16 @@ func readHeadWait(br *bufio.Reader, max int, wait func()) ([]byte, error) {
 	}
 }
 
-// run serves requests until the connection ends.
-func (cc *clientConn) run() {
+// run serves the request whose first bytes await reads, and any
+// pipelined after it. It reports whether the connection may carry another
+// request (then nothing is buffered and the response was flushed).
+func (cc *clientConn) run() bool {
+	_, _ = cc.br.Peek(1) // takes the bytes await read, without a system call
 	for {
-		if cc.br.Buffered() == 0 {
-			_ = cc.c.SetReadDeadline(time.Now().Add(cc.svc.st.Load().cfg.IdleTimeout))
-			if _, err := cc.br.Peek(1); err != nil {
-				return
-			}
-		}
 		// The configuration in force when the request starts serves it.
 		st := cc.svc.st.Load()
 		cfg := &st.cfg
-		head, err := readHeadWait(cc.br, cfg.MaxHeaderBytes, func() {
-			// The head is incomplete: the rest must come within the header
-			// timeout, counted from now (its first bytes arrived just now).
-			_ = cc.c.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
-		})
+		head, err := readHeadWait(cc.br, cfg.MaxHeaderBytes, cc.headWait)
 		if err != nil {
 			switch {
 			case errors.Is(err, errHeadTooLarge):
@@ -150,7 +204,7 @@ func (cc *clientConn) run() {
 			case cc.br.Buffered() > 0:
 				cc.refuse(h1.ErrIncomplete)
 			}
-			return
+			return false
 		}
 		err = cc.req.ParseRequest(head, h1.Limits{MaxFields: cfg.MaxHeaders, MaxTarget: cfg.MaxURI})
 		_, _ = cc.br.Discard(len(head))
@@ -159,12 +213,22 @@ func (cc *clientConn) run() {
 			if errors.As(err, &pe) {
 				cc.refuse(pe)
 			}
-			return
+			return false
 		}
 		if !cc.serveRequest(st) {
-			return
+			return false
+		}
+		if cc.br.Buffered() == 0 {
+			return cc.bw.Buffered() == 0 || cc.bw.Flush() == nil
 		}
 	}
+}
+
+// headWait starts the header timeout when a head is incomplete: the rest
+// must come within it, counted from now (its first bytes arrived just
+// now).
+func (cc *clientConn) headWait() {
+	_ = cc.c.SetReadDeadline(time.Now().Add(cc.svc.st.Load().cfg.HeaderTimeout))
 }
 
 // refuse answers a request that cannot be served with its error status,
@@ -401,8 +465,6 @@ func containsServer(list []*backend.Server, s *backend.Server) bool {
 	return false
 }
 
-func (cc *clientConn) unpin() { cc.pinned, cc.pinnedPool = nil, nil }
-
 // roundTrip sends the request on u and relays the response.
 func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv *backend.Server) outcome {
 	cfg := &st.cfg
@@ -555,6 +617,9 @@ func (cc *clientConn) streamBody(st *state, u *upConn) error {
 		}
 	}
 	left := r.ContentLength
+	if left-int64(cc.br.Buffered()) >= spliceMin && cc.plainBoth(u) {
+		return cc.spliceBody(st, u, left)
+	}
 	for left > 0 {
 		cc.refresh(st, u)
 		if cc.br.Buffered() == 0 {
@@ -663,6 +728,14 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 	var n int64
 	switch mode {
 	case bodyLength:
+		if cc.canSplice(u, resp.ContentLength) {
+			n, err = cc.spliceResponse(st, u, resp.ContentLength)
+			// Splicing reads exactly the body: bytes the server sent
+			// beyond it are still on the socket, where put cannot see
+			// them. Such a connection must not carry another request.
+			keepUp = keepUp && err == nil && alive(u)
+			break
+		}
 		n, err = cc.copyResponse(st, u, resp.ContentLength, false)
 	case bodyChunked:
 		n, err = cc.copyChunkedResponse(st, u, chunkOut)
@@ -723,6 +796,88 @@ func (cc *clientConn) copyResponse(st *state, u *upConn, n int64, chunkOut bool)
 		}
 	}
 	return done, nil
+}
+
+// Splicing: a response body of known length at least spliceMin long,
+// between plain TCP connections, is moved by the kernel (splice(2) through
+// a pipe, by *net.TCPConn.ReadFrom) in pieces of spliceStep, each with a
+// fresh body timeout.
+const (
+	spliceMin  = 64 << 10
+	spliceStep = 256 << 10
+)
+
+// canSplice reports whether a body of n bytes from u may be spliced to the
+// client: both sides are plain TCP and the body is large enough.
+func (cc *clientConn) canSplice(u *upConn, n int64) bool {
+	return n-int64(u.br.Buffered()) >= spliceMin && cc.plainBoth(u)
+}
+
+// plainBoth reports whether the client connection and u are both plain TCP.
+func (cc *clientConn) plainBoth(u *upConn) bool {
+	return !cc.isTLS && cc.raw != nil && u.raw != nil && u.c == net.Conn(u.raw)
+}
+
+// spliceBody sends a request body of n bytes to u: what the client
+// connection has buffered goes out with the head, the rest is spliced from
+// socket to socket. A body that ends early is the client's failure
+// (errClientBody), and so is a timeout while waiting for it; another
+// failure while splicing cannot tell the two sides apart and is reported
+// as the real server's.
+func (cc *clientConn) spliceBody(st *state, u *upConn, n int64) error {
+	k := int(min(int64(cc.br.Buffered()), n))
+	b, _ := cc.br.Peek(k)
+	_, err := u.bw.Write(b)
+	_, _ = cc.br.Discard(k)
+	if err == nil {
+		err = u.bw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	done := int64(k)
+	for done < n {
+		// The real server's deadline is a second later than the
+		// client's, so that a timeout tells which side stalled.
+		clientDeadline := time.Now().Add(st.cfg.BodyTimeout)
+		serverDeadline := clientDeadline.Add(time.Second)
+		_ = cc.c.SetReadDeadline(clientDeadline)
+		_ = u.c.SetWriteDeadline(serverDeadline)
+		m, err := io.CopyN(u.raw, cc.raw, min(n-done, spliceStep))
+		done += m
+		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(serverDeadline) {
+			return errClientBody
+		}
+		if err != nil {
+			return err
+		}
+	}
+	cc.lastRefresh = time.Now()
+	return nil
+}
+
+// spliceResponse sends n bytes of body from u to the client: what u has
+// buffered goes out with the head, the rest is spliced from socket to
+// socket. A body that ends early is an error, as in copyResponse.
+func (cc *clientConn) spliceResponse(st *state, u *upConn, n int64) (int64, error) {
+	k := int(min(int64(u.br.Buffered()), n))
+	b, _ := u.br.Peek(k)
+	_, err := cc.bw.Write(b)
+	_, _ = u.br.Discard(k)
+	done := int64(k)
+	if err == nil {
+		err = cc.bw.Flush()
+	}
+	for err == nil && done < n {
+		deadline := time.Now().Add(st.cfg.BodyTimeout)
+		_ = cc.c.SetWriteDeadline(deadline)
+		_ = u.c.SetReadDeadline(deadline)
+		var m int64
+		m, err = io.CopyN(cc.raw, u.raw, min(n-done, spliceStep))
+		done += m
+	}
+	cc.lastRefresh = time.Now()
+	return done, err
 }
 
 // copyChunkedResponse streams a chunked body from u, re-chunked (with its

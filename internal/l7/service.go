@@ -460,36 +460,45 @@ func (s *Service) Handle(c net.Conn) {
 }
 
 // serve runs one client connection: the TLS handshake if any, then HTTP/2
-// or the HTTP/1.1 loop.
+// or the HTTP/1.1 loop. The handshake is done in its own function so that
+// its large frame is gone while the connection waits for requests: the
+// goroutine parks in a shallow stack, which the runtime shrinks.
 func (s *Service) serve(c net.Conn) {
-	st := s.st.Load()
 	var client netip.AddrPort
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		client = a.AddrPort()
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	}
 	raw, _ := c.(*net.TCPConn)
-	conn := c
-	sni := ""
-	if st.cfg.TLS != nil {
-		tc := tls.Server(c, st.cfg.TLS)
-		_ = c.SetDeadline(time.Now().Add(st.cfg.HeaderTimeout))
-		if err := tc.HandshakeContext(s.proxy.ctx); err != nil {
-			s.proxy.log.Debug("l7: TLS handshake failed", "service", st.cfg.Name, "client", client, "err", err)
-			_ = c.Close()
-			return
-		}
-		_ = c.SetDeadline(time.Time{})
-		cs := tc.ConnectionState()
-		sni = cs.ServerName
-		conn = tc
-		if cs.NegotiatedProtocol == "h2" {
-			s.serveH2(tc, client, sni)
-			return
-		}
+	conn, sni, ok := s.handshake(c, client)
+	if !ok {
+		return
 	}
-	cc := getClientConn(s, conn, raw, client, sni)
-	cc.run()
-	putClientConn(cc)
+	newConnState(s, conn, raw, client, sni).serve()
 	_ = conn.Close()
+}
+
+// handshake runs the TLS handshake of a service with TLS and serves an
+// HTTP/2 connection to its end (then ok is false). It returns the
+// connection to serve HTTP/1.1 on and the server name the client asked
+// for.
+func (s *Service) handshake(c net.Conn, client netip.AddrPort) (conn net.Conn, sni string, ok bool) {
+	st := s.st.Load()
+	if st.cfg.TLS == nil {
+		return c, "", true
+	}
+	tc := tls.Server(c, st.cfg.TLS)
+	_ = c.SetDeadline(time.Now().Add(st.cfg.HeaderTimeout))
+	if err := tc.HandshakeContext(s.proxy.ctx); err != nil {
+		s.proxy.log.Debug("l7: TLS handshake failed", "service", st.cfg.Name, "client", client, "err", err)
+		_ = c.Close()
+		return nil, "", false
+	}
+	_ = c.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	if cs.NegotiatedProtocol == "h2" {
+		s.serveH2(tc, client, cs.ServerName)
+		return nil, "", false
+	}
+	return tc, cs.ServerName, true
 }

@@ -12,6 +12,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 )
 
@@ -368,16 +369,23 @@ func (h *Head) statusLine(line []byte) error {
 // fields parses the header lines in b, which ends with the empty line.
 func (h *Head) fields(b []byte, maxFields int) error {
 	for {
-		line, rest, err := nextLine(b)
-		if err != nil {
-			return err
+		// A field line is scanned for CR only when it is refused:
+		// parseField refuses every line holding one, and lineErr then
+		// reports it as a bare CR, as nextLine would have.
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return ErrIncomplete
 		}
-		b = rest
+		if i == 0 || b[i-1] != '\r' {
+			return ErrBareLF
+		}
+		line := b[:i-1]
+		b = b[i+1:]
 		if len(line) == 0 {
 			return nil
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return ErrObsFold
+			return lineErr(line, ErrObsFold)
 		}
 		f, err := parseField(line)
 		if err != nil {
@@ -394,22 +402,57 @@ func (h *Head) fields(b []byte, maxFields int) error {
 func parseField(line []byte) (Field, error) {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
-		return Field{}, ErrBadFieldName
+		return Field{}, lineErr(line, ErrBadFieldName)
 	}
 	name := line[:colon]
 	for _, c := range name {
 		if !isTchar(c) {
-			return Field{}, ErrBadFieldName
+			return Field{}, lineErr(line, ErrBadFieldName)
 		}
 	}
 	v := line[colon+1:]
-	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return Field{}, ErrBadFieldValue
-		}
+	if !ctlFree(v) {
+		return Field{}, lineErr(line, ErrBadFieldValue)
 	}
 	v = trimOWS(v)
 	return Field{Name: name, Value: v, Kind: classify(name)}, nil
+}
+
+// lineErr is the error for a refused field line: a bare CR anywhere in
+// it takes precedence, as when lines were checked for CR first.
+func lineErr(line []byte, err *Error) *Error {
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return ErrBareCR
+	}
+	return err
+}
+
+// ctlFree reports whether v holds no control character other than HTAB
+// and no DEL. It tests eight bytes at a time and looks at single bytes
+// only in a word that may hold one.
+func ctlFree(v []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		d := x ^ (0x7f * ones)
+		// A high bit is set for a byte below 0x20 (x - 0x20 borrows) or
+		// equal to 0x7f (d - 1 borrows); never missed, sometimes set
+		// for an innocent byte, which the loop below clears up.
+		if ((x-0x20*ones)&^x|(d-ones)&^d)&highs != 0 {
+			for _, c := range v[:8] {
+				if c < ' ' && c != '\t' || c == 0x7f {
+					return false
+				}
+			}
+		}
+		v = v[8:]
+	}
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func trimOWS(v []byte) []byte {

@@ -323,3 +323,29 @@ func BenchmarkParseRequest(b *testing.B) {
 		}
 	}
 }
+
+// TestCtlFree checks the word-at-a-time control character test against
+// the byte loop it replaces, for every byte value at every position.
+func TestCtlFree(t *testing.T) {
+	ref := func(v []byte) bool {
+		for _, c := range v {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 1; n <= 19; n++ {
+		for _, fill := range []byte{'a', 0x80, 0xff, ' ', '\t', '~'} {
+			for pos := range n {
+				for c := range 256 {
+					v := bytes.Repeat([]byte{fill}, n)
+					v[pos] = byte(c)
+					if got, want := ctlFree(v), ref(v); got != want {
+						t.Fatalf("ctlFree(%q) = %v, want %v", v, got, want)
+					}
+				}
+			}
+		}
+	}
+}
