@@ -210,19 +210,6 @@ func EncodeYAML(c *Config) ([]byte, error) {
 	return y, nil
 }
 
-// Clone returns a deep copy of c.
-func (c *Config) Clone() *Config {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(fmt.Sprintf("config: clone: %v", err)) // every field is plain data
-	}
-	out := &Config{}
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(fmt.Sprintf("config: clone: %v", err))
-	}
-	return out
-}
-
 // Equal reports whether two configurations encode identically.
 func Equal(a, b *Config) bool {
 	ja, errA := json.Marshal(a)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -35,7 +36,10 @@ func (d Difference) String() string {
 // material (private keys) is never shown: a changed key appears as
 // "(changed)".
 func Diff(a, b *Config) []Difference {
-	fa, fb := flatten(a), flatten(b)
+	fa, fb, ok := flattenChanged(a, b)
+	if !ok {
+		fa, fb = flatten(a), flatten(b)
+	}
 	var out []Difference
 	for p, va := range fa {
 		vb, ok := fb[p]
@@ -63,6 +67,85 @@ func FormatDiff(ds []Difference) string {
 		sb.WriteByte('\n')
 	}
 	return sb.String()
+}
+
+// flattenChanged flattens a and b as flatten does, except for the virtual
+// services that are deeply equal on both sides: those flatten to the same
+// leaves under the same paths ("virtualServices[id=N]..."), so they cannot
+// contribute a difference and are left out of both maps. This keeps a
+// change to one service of a thousand cheap. It reports false, and does
+// nothing, unless every service on both sides has a positive ID that is
+// unique on its side (as every validated configuration has), since only
+// then are items named by ID alone.
+func flattenChanged(a, b *Config) (fa, fb map[string]json.RawMessage, ok bool) {
+	if a == nil || b == nil {
+		return nil, nil, false
+	}
+	ia, ok := servicesByID(a.VirtualServices)
+	if !ok {
+		return nil, nil, false
+	}
+	ib, ok := servicesByID(b.VirtualServices)
+	if !ok {
+		return nil, nil, false
+	}
+	fa, fb = flattenRest(a), flattenRest(b)
+	same := map[int]bool{}
+	for id, va := range ia {
+		if vb := ib[id]; vb != nil && sameValue(reflect.ValueOf(va).Elem(), reflect.ValueOf(vb).Elem()) {
+			same[id] = true // equal values encode identically
+		}
+	}
+	for id, v := range ia {
+		if !same[id] {
+			flattenService(fa, v)
+		}
+	}
+	for id, v := range ib {
+		if !same[id] {
+			flattenService(fb, v)
+		}
+	}
+	return fa, fb, true
+}
+
+// servicesByID indexes vss by ID; false when an ID is not positive or not
+// unique.
+func servicesByID(vss []VirtualService) (map[int]*VirtualService, bool) {
+	out := make(map[int]*VirtualService, len(vss))
+	for i := range vss {
+		v := &vss[i]
+		if v.ID <= 0 || out[v.ID] != nil {
+			return nil, false
+		}
+		out[v.ID] = v
+	}
+	return out, true
+}
+
+// flattenRest flattens c without its virtual services' items.
+func flattenRest(c *Config) map[string]json.RawMessage {
+	r := *c
+	r.VirtualServices = nil
+	out := flatten(&r)
+	if c.VirtualServices != nil {
+		delete(out, "virtualServices") // the null of r's nil list; c's list is a list
+	}
+	return out
+}
+
+// flattenService adds the leaves of one virtual service (with a positive
+// ID) to out, under the path flatten gives them.
+func flattenService(out map[string]json.RawMessage, v *VirtualService) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return
+	}
+	flattenInto(out, "virtualServices["+itemKey(generic, 0)+"]", generic)
 }
 
 func flatten(c *Config) map[string]json.RawMessage {

@@ -38,6 +38,19 @@ type Store interface {
 	IDHighWater() (vs, rs int, err error)
 }
 
+// preparer is a Store that can encode a configuration for the commit
+// ahead of it; *store.Store is one.
+type preparer interface {
+	Prepare(cfg *config.Config) (*store.Prepared, error)
+	CommitPrepared(base uint64, ch store.Change, p *store.Prepared) (store.Revision, error)
+}
+
+// preparedResult is the outcome of preparer.Prepare.
+type preparedResult struct {
+	p   *store.Prepared
+	err error
+}
+
 // Runtime is the data plane: Apply compiles a configuration and swaps it in,
 // or returns an error and keeps running the previous one.
 type Runtime interface {
@@ -192,16 +205,34 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 		return Result{Snapshot: cur}, err
 	}
 	cand.AssignIDsAbove(cur.Config, vsFloor, rsFloor)
+	// Validate and Diff only read cand: on a large configuration each takes
+	// milliseconds, so they run side by side.
+	diffs := make(chan []config.Difference, 1)
+	go func() { diffs <- config.Diff(cur.Config, cand) }()
 	if err := cand.Validate(); err != nil {
+		<-diffs
 		return Result{Snapshot: cur}, err
 	}
-	diff := config.Diff(cur.Config, cand)
+	diff := <-diffs
 	res := Result{Snapshot: cur, Diff: diff}
 	if ch.DryRun || len(diff) == 0 {
 		return res, nil
 	}
+	// A store that can encode the candidate ahead of the commit does so
+	// while the data plane compiles it.
+	var prepared chan preparedResult
+	if p, ok := c.store.(preparer); ok {
+		prepared = make(chan preparedResult, 1)
+		go func() {
+			pr, err := p.Prepare(cand)
+			prepared <- preparedResult{pr, err}
+		}()
+	}
 	if c.runtime != nil {
 		if err := c.runtime.Apply(cand); err != nil {
+			if prepared != nil {
+				<-prepared
+			}
 			return res, &RuntimeError{Err: err}
 		}
 	}
@@ -209,9 +240,17 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	if summary == "" {
 		summary = Summarize(diff)
 	}
-	rev, err := c.store.Commit(cur.Revision, store.Change{
-		User: ch.Actor.User, Source: ch.Actor.Source, RemoteAddr: ch.Actor.RemoteAddr, Summary: summary,
-	}, cand)
+	change := store.Change{User: ch.Actor.User, Source: ch.Actor.Source, RemoteAddr: ch.Actor.RemoteAddr, Summary: summary}
+	var rev store.Revision
+	if prepared != nil {
+		pr := <-prepared
+		err = pr.err
+		if err == nil {
+			rev, err = c.store.(preparer).CommitPrepared(cur.Revision, change, pr.p)
+		}
+	} else {
+		rev, err = c.store.Commit(cur.Revision, change, cand)
+	}
 	if err != nil {
 		if c.runtime != nil {
 			if rerr := c.runtime.Apply(cur.Config); rerr != nil {

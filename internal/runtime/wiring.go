@@ -164,12 +164,58 @@ func (e *Engine) passiveHook(cfg *config.Config) func(*backend.Server, error) {
 	}
 }
 
-// syncHealth gives the configuration just applied to the health monitor.
-// The monitor's passive failure count is
-// fixed when it is created, so a change of
-// options.health.passiveFailures replaces it: its checks start afresh.
+// syncHealth gives the configuration just applied to the health monitor,
+// in the background: planning the checks of 10,000 real servers takes
+// longer than compiling them, and the data plane already serves cfg, so
+// Apply does not wait for it. One goroutine at a time syncs the newest
+// configuration handed over (older ones not yet synced are skipped), and
+// every reader of the monitor's state (Health, Status, Events) and Close
+// first wait for it to finish (flushHealth), so they see the monitor
+// synced with the configuration in force, as if Apply had synced it.
 // Called with e.mu held.
 func (e *Engine) syncHealth(cfg *config.Config) {
+	e.healthMu.Lock()
+	defer e.healthMu.Unlock()
+	e.healthNext = cfg
+	if !e.healthBusy {
+		e.healthBusy = true
+		go e.healthWorker()
+	}
+}
+
+// healthWorker syncs the monitor with the newest configuration handed to
+// syncHealth until there is none left.
+func (e *Engine) healthWorker() {
+	for {
+		e.healthMu.Lock()
+		cfg := e.healthNext
+		e.healthNext = nil
+		if cfg == nil {
+			e.healthBusy = false
+			e.healthIdle.Broadcast()
+			e.healthMu.Unlock()
+			return
+		}
+		e.healthMu.Unlock()
+		e.syncHealthNow(cfg)
+	}
+}
+
+// flushHealth waits until the monitor is synced with the last
+// configuration handed to syncHealth.
+func (e *Engine) flushHealth() {
+	e.healthMu.Lock()
+	for e.healthBusy {
+		e.healthIdle.Wait()
+	}
+	e.healthMu.Unlock()
+}
+
+// syncHealthNow syncs the monitor with cfg. The monitor's passive failure
+// count is fixed when it is created, so a change of
+// options.health.passiveFailures replaces it: its checks start afresh.
+// Called by the one running healthWorker.
+func (e *Engine) syncHealthNow(cfg *config.Config) {
 	n := cfg.Options.Health.PassiveFailures
 	m := e.mon.Load()
 	if n != e.passive {
@@ -189,12 +235,16 @@ func (e *Engine) syncHealth(cfg *config.Config) {
 
 // Health returns the status of the health checks of every service and
 // SubVS of the configuration in force.
-func (e *Engine) Health() []health.VSStatus { return e.mon.Load().Status() }
+func (e *Engine) Health() []health.VSStatus {
+	e.flushHealth()
+	return e.mon.Load().Status()
+}
 
 // Events returns at most limit of the newest health-check events (all
 // kept when limit <= 0), newest first, of service vsID (of all when 0).
 // It never returns nil.
 func (e *Engine) Events(limit, vsID int) []health.Event {
+	e.flushHealth()
 	ev := e.mon.Load().Events(limit, vsID)
 	if ev == nil {
 		ev = []health.Event{}

@@ -123,7 +123,10 @@ func (s *Store) Backup(w io.Writer) error {
 			if stored == nil {
 				return fmt.Errorf("configuration of revision %d: %w", n, ErrNotFound)
 			}
-			doc = bytes.Clone(stored)
+			var err error
+			if doc, err = unpackConfig(stored); err != nil {
+				return fmt.Errorf("configuration of revision %d: %w", n, err)
+			}
 		}
 		var err error
 		if users, err = readUsers(tx); err != nil {
@@ -197,7 +200,8 @@ func refuse(err error, format string, args ...any) error {
 type restoreSet struct {
 	revision uint64
 	created  time.Time
-	doc      []byte // canonical JSON of the configuration
+	cfg      *config.Config // the configuration, validated
+	doc      []byte         // cfg packed by packConfig
 	users    []config.User
 	keys     []config.APIKey
 }
@@ -229,9 +233,10 @@ func (s *Store) Restore(r io.Reader, ch Change) (Revision, error) {
 	var out Revision
 	err = s.update(func(tx *bolt.Tx) error {
 		var err error
-		if out, err = s.putRevision(tx, ch, set.doc); err != nil {
+		if out, err = s.putRevision(tx, ch, set.cfg, set.doc); err != nil {
 			return err
 		}
+		out.Config = set.cfg
 		if err := replaceBucket(tx, bucketUsers, len(set.users), func(i int) ([]byte, any) {
 			return []byte(set.users[i].Name), set.users[i]
 		}); err != nil {
@@ -354,7 +359,8 @@ func parseBackup(data []byte) (*restoreSet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, refuse(err, "backup holds an invalid configuration")
 	}
-	if set.doc, err = config.EncodeJSON(cfg); err != nil {
+	set.cfg = cfg
+	if set.doc, err = packConfig(cfg); err != nil {
 		return nil, refuse(err, "backup holds an invalid configuration")
 	}
 	if set.users, err = decodeUsers(d.Users); err != nil {
