@@ -261,7 +261,7 @@ func measureRow(ctx context.Context, r *runner, rw row, px []*proxy, missing map
 	rr := rowResult{Name: rw.name, What: rw.what, Kind: rw.kind}
 	if rw.kind == kindIdle && r.idleConns != 10000 {
 		rr.What = fmt.Sprintf("%d idle HTTP keep-alive client connections (one GET / each): idleload -conns %d — not 10,000: "+
-			"the open-file limit is %d and HAProxy needs 2 descriptors per connection", r.idleConns, r.idleConns, r.e.fdLimit)
+			"the open-file limit is %d", r.idleConns, r.idleConns, r.e.fdLimit)
 	}
 	cells := map[string]*cell{}
 	for _, x := range px {
@@ -458,17 +458,18 @@ func raiseNoFile(log *slog.Logger) int {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return 1024
 	}
-	if l.Cur < 22000 {
-		log.Warn("open-file limit is low for 10,000 idle connections; idle-10k opens fewer", "limit", l.Cur)
+	if n := idleConns(int(min(l.Cur, 1<<20))); n < 10000 {
+		log.Warn("open-file limit is low for 10,000 idle connections; idle-10k opens fewer", "limit", l.Cur, "conns", n)
 	}
 	return int(min(l.Cur, 1<<20))
 }
 
 // idleConns is how many idle connections idle-10k opens: 10,000, or fewer
-// when the open-file limit would not let HAProxy (2 descriptors per
-// connection in its reckoning) hold them.
+// when the open-file limit would not let a proxy (one descriptor per idle
+// client connection, plus its listeners and kept server connections) or
+// idleload hold them.
 func idleConns(fdLimit int) int {
-	return max(1000, min(10000, (fdLimit/2-500)/1000*1000))
+	return max(1000, min(10000, (fdLimit-2000)/1000*1000))
 }
 
 // secondsFlag is a duration flag that also takes plain seconds ("3").

@@ -165,7 +165,7 @@ func TestSummariseAndRatios(t *testing.T) {
 
 func TestIdleConns(t *testing.T) {
 	for _, tc := range []struct{ limit, want int }{
-		{1 << 20, 10000}, {65536, 10000}, {20000, 9000}, {4096, 1000},
+		{1 << 20, 10000}, {65536, 10000}, {20000, 10000}, {12000, 10000}, {11000, 9000}, {4096, 2000}, {1024, 1000},
 	} {
 		if got := idleConns(tc.limit); got != tc.want {
 			t.Errorf("idleConns(%d) = %d, want %d", tc.limit, got, tc.want)

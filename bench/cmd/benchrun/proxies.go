@@ -206,9 +206,13 @@ func fulcrumConfig(e *env, idx int) ([]byte, error) {
 
 func startHAProxy(e *env, idx int) (*proc, error) {
 	var b strings.Builder
-	// HAProxy refuses to start when 2×maxconn exceeds its file limit.
-	maxconn := e.fdLimit/2 - 10
-	fmt.Fprintf(&b, "global\n    nbthread 1\n    ulimit-n %d\n    maxconn %d\ndefaults\n    maxconn %d\n", e.fdLimit, maxconn, maxconn)
+	// HAProxy reckons 2 descriptors per connection and, by default,
+	// refuses to start when 2×maxconn exceeds its file limit. Idle client
+	// connections need one each (the server side is a small kept pool), so
+	// with "no strict-limits" it holds 10,000 of them under a limit of
+	// 20,000 (it warns at start).
+	maxconn := max(e.fdLimit/2-10, 10100)
+	fmt.Fprintf(&b, "global\n    nbthread 1\n    no strict-limits\n    ulimit-n %d\n    maxconn %d\ndefaults\n    maxconn %d\n", e.fdLimit, maxconn, maxconn)
 	fmt.Fprintf(&b, `    timeout connect 5s
     timeout client 660s
     timeout server 660s
