@@ -182,3 +182,34 @@ func BenchmarkSinceActivity(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCopySmall is the copy loop alone (copyAdaptive both ways
+// between two loopback connections, as pipe runs it) under 64-byte
+// request/response traffic: one op is one round trip through the relay.
+func BenchmarkCopySmall(b *testing.B) {
+	client, relayIn := tcpPair(b)  // client ↔ relay's client side
+	relayOut, server := tcpPair(b) // relay's server side ↔ server
+	done := make(chan struct{}, 2)
+	go func() { _, _ = copyAdaptive(relayOut, relayIn); _ = relayOut.CloseWrite(); done <- struct{}{} }()
+	go func() { _, _ = copyAdaptive(relayIn, relayOut); _ = relayIn.CloseWrite(); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(server, server) }() // echo
+	req, resp := make([]byte, 64), make([]byte, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	_ = client.CloseWrite()
+	<-done
+	_ = server.CloseWrite()
+	<-done
+	for _, c := range []*net.TCPConn{client, relayIn, relayOut, server} {
+		c.Close()
+	}
+}

@@ -71,6 +71,13 @@ func TestServerSideKeepAlive(t *testing.T) {
 	ss.mu.Lock()
 	server := ss.server
 	ss.mu.Unlock()
+	// A young connection has none yet: Account turns it on from
+	// accountAfter, the runtime calls Account once a second.
+	if on := sockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE); on != 0 {
+		t.Errorf("server-side keep-alive on=%d before the connection is %v old; want 0", on, accountAfter)
+	}
+	time.Sleep(accountAfter)
+	f.proxy.Account()
 	on := sockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
 	idle := sockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
 	cnt := sockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPCNT)

@@ -159,7 +159,11 @@ func (p *Proxy) Service(cfg ServiceConfig) *Service {
 		cfg.Stats = new(backend.Counters)
 	}
 	s := &Service{cfg: cfg, proxy: p, shaped: cfg.Bandwidth != nil || cfg.Throughput != nil}
-	s.plain = net.Dialer{Timeout: p.dialTimeout, KeepAliveConfig: listener.KeepAlive}
+	// Keep-alive of server connections is turned on by Account once a
+	// connection is accountAfter old (see session.account): the first
+	// probe comes after a minute of silence anyway, and the short
+	// connections that are most of them are spared four setsockopt calls.
+	s.plain = net.Dialer{Timeout: p.dialTimeout, KeepAlive: -1}
 	s.dialer = s.plain
 	if src := cfg.Source; src.IsValid() && !src.IsUnspecified() {
 		s.dialer.LocalAddr = &net.TCPAddr{IP: src.Unmap().AsSlice()}
@@ -268,6 +272,8 @@ const accountAfter = time.Second
 // byte counters (and rates) while they last rather than only when they
 // end. It reads the kernel's count of bytes acknowledged on each socket
 // (two getsockopt calls per connection) and leaves the copy path alone.
+// It also turns TCP keep-alive (listener.KeepAlive) on for the server side
+// of a connection at its first visit.
 // Connections younger than accountAfter are left to be counted when they
 // end. The runtime calls it once a second.
 func (p *Proxy) Account() {
@@ -312,6 +318,7 @@ type session struct {
 	ended   bool  // the final byte counts were added
 	countIn int64 // bytes already added to the counters by account
 	countOu int64
+	kept    bool // keep-alive was turned on on the server side
 
 	// finIn and finOut are the byte counts of the directions whose copy has
 	// finished (client→server and server→client), or -1: a finished
@@ -354,6 +361,12 @@ func (ss *session) account() {
 	defer ss.mu.Unlock()
 	if ss.server == nil || ss.closed || ss.ended || time.Since(ss.born) < accountAfter {
 		return
+	}
+	if !ss.kept {
+		ss.kept = true
+		if err := ss.server.SetKeepAliveConfig(listener.KeepAlive); err != nil {
+			ss.svc.proxy.log.Debug("l4: server keep-alive", "service", ss.svc.cfg.Name, "err", err)
+		}
 	}
 	in, err1 := liveCount(ss.server, &ss.finIn) // delivered to the real server
 	out, err2 := liveCount(ss.client, &ss.finOut)
@@ -501,25 +514,32 @@ func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, 
 		defer w.stop()
 	}
 	up := make(chan int64, 1)
+	var ended atomic.Int32
 	go func() {
 		n, err := copyAdaptive(server, client)
 		finIn.Store(n)
-		finish(server, err, abort)
+		finish(server, err, abort, &ended)
 		up <- n
 	}()
 	n, err := copyAdaptive(client, server)
 	finOut.Store(n)
-	finish(client, err, abort)
+	finish(client, err, abort, &ended)
 	return <-up, n
 }
 
-// finish ends one direction whose copy into dst returned err.
-func finish(dst *net.TCPConn, err error, abort func()) {
-	if err == nil {
-		_ = dst.CloseWrite()
+// finish ends one direction whose copy into dst returned err. ended counts
+// the directions that have ended: the first to reach EOF half-closes dst;
+// the last does not, as both connections are closed next, which sends
+// the FIN (a shutdown call saved per connection).
+func finish(dst *net.TCPConn, err error, abort func(), ended *atomic.Int32) {
+	if err != nil {
+		ended.Add(1)
+		abort()
 		return
 	}
-	abort()
+	if ended.Add(1) == 1 {
+		_ = dst.CloseWrite()
+	}
 }
 
 // bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to

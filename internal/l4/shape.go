@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -90,15 +91,16 @@ func (ss *session) pipeShaped(server *net.TCPConn) (in, out int64) {
 		defer w.stop()
 	}
 	up := make(chan int64, 1)
+	var ended atomic.Int32
 	go func() {
 		n, err := ss.shapedCopy(server, ss.client, true)
 		ss.finIn.Store(n)
-		finish(server, err, ss.close)
+		finish(server, err, ss.close, &ended)
 		up <- n
 	}()
 	n, err := ss.shapedCopy(ss.client, server, false)
 	ss.finOut.Store(n)
-	finish(ss.client, err, ss.close)
+	finish(ss.client, err, ss.close, &ended)
 	return <-up, n
 }
 
