@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -450,7 +451,12 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 		u.close()
 		return retryIf(!hasBody)
 	}
-	var resp h1.Head
+	// Let the other ready goroutines run before reading the answer: it has
+	// then often arrived, and the read neither fails with EAGAIN nor parks
+	// this goroutine in the poller.
+	runtime.Gosched()
+	resp := getH2Head()
+	defer putH2Head(resp)
 	for {
 		head, err := readHead(u.br, DefaultMaxHeaderBytes*2)
 		if err != nil {
@@ -482,20 +488,31 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 		}
 		if resp.Status != 100 {
 			h := w.Header()
-			for _, f := range resp.Fields {
-				if !f.Hop {
-					h.Add(string(f.Name), string(f.Value))
-				}
-			}
+			addFields(h, resp.Fields, false, -1)
 			w.WriteHeader(resp.Status)
 			clear(h)
 		}
 	}
-	h := w.Header()
-	for _, f := range resp.Fields {
-		if !f.Hop && f.Kind != h1.KindTrailer {
-			h.Add(string(f.Name), string(f.Value))
+	mode2 := bodyUntilClose
+	clen := int64(-1) // the Content-Length to send, if any
+	switch {
+	case r.Method == "HEAD" || resp.Status == 204 || resp.Status == 304:
+		mode2 = bodyNone
+		if resp.ContentLength >= 0 && resp.Status != 204 {
+			clen = resp.ContentLength
 		}
+	case resp.Chunked:
+		mode2 = bodyChunked
+	case resp.ContentLength >= 0:
+		mode2 = bodyLength
+		clen = resp.ContentLength
+	}
+	h := w.Header()
+	edits := len(cfg.ResponseRules)+len(pl.ResponseRules) > 0 || pl.Persist != nil
+	if !edits {
+		addFields(h, resp.Fields, true, clen)
+	} else {
+		addFields(h, resp.Fields, true, -1)
 	}
 	if len(cfg.ResponseRules)+len(pl.ResponseRules) > 0 {
 		e := h2Editor{h: h}
@@ -509,21 +526,17 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 	if pl.Persist != nil {
 		pl.Persist.Respond(srv, q, headerFields(h), func(name, value string) { h.Add(name, value) })
 	}
-	mode2 := bodyUntilClose
-	switch {
-	case r.Method == "HEAD" || resp.Status == 204 || resp.Status == 304:
-		mode2 = bodyNone
-		if resp.ContentLength >= 0 && resp.Status != 204 {
-			h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-		}
-	case resp.Chunked:
-		mode2 = bodyChunked
-	case resp.ContentLength >= 0:
-		mode2 = bodyLength
-		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	if edits && clen >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(clen, 10))
 	}
 	w.WriteHeader(resp.Status)
-	fw := flushWriter{w: w, rc: http.NewResponseController(w), src: u.br}
+	fw := &flushWriter{w: w, src: u.br, left: -1}
+	switch mode2 {
+	case bodyLength:
+		fw.left = resp.ContentLength
+	case bodyChunked:
+		fw.slack = 2 // the CRLF that ends a chunk's data
+	}
 	var err error
 	var n int64
 	switch mode2 {
@@ -570,17 +583,30 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 
 // flushWriter flushes the HTTP/2 response whenever the real server has
 // nothing more buffered, so that streamed bodies reach the client as they
-// come.
+// come. It does not flush once a body of known length is complete: the
+// end of the handler sends the last bytes with END_STREAM, which saves a
+// DATA frame and a hand-off to the connection's serve loop per response.
 type flushWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	src *bufio.Reader
+	w    http.ResponseWriter
+	src  *bufio.Reader
+	left int64 // bytes of the body still to come; -1 when unknown
+	// slack is how many buffered bytes still count as nothing more: a
+	// chunk's data is returned before the CRLF that follows it is read.
+	slack int
 }
 
-func (f flushWriter) Write(b []byte) (int, error) {
+func (f *flushWriter) Write(b []byte) (int, error) {
 	n, err := f.w.Write(b)
-	if err == nil && f.src.Buffered() == 0 {
-		err = f.rc.Flush()
+	if f.left >= 0 {
+		f.left -= int64(n)
+	}
+	if err == nil && f.left != 0 && f.src.Buffered() <= f.slack {
+		switch fl := f.w.(type) {
+		case interface{ FlushError() error }:
+			err = fl.FlushError()
+		case http.Flusher:
+			fl.Flush()
+		}
 	}
 	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -37,6 +38,7 @@ type h2guard struct {
 	blockID uint32
 	dec     *hpack.Decoder
 	decOK   bool
+	bad     bool // the block being decoded holds a forbidden field
 	maxHdr  int
 	resets  int64
 	hc      *h2conn
@@ -50,6 +52,18 @@ func (g *h2guard) ConnectionState() tls.ConnectionState {
 	return tls.ConnectionState{}
 }
 
+// Write implements net.Conn. x/net/http2 flushes its buffer whenever its
+// queue of frames runs empty, which with handlers answering one at a time
+// means a TLS record and a write(2) for nearly every frame. Yielding once
+// before the write lets the goroutines that are ready (handlers with an
+// answer from their real server, other connections) run first, so that
+// the frames they hand to the serve loop meanwhile go out together in the
+// next flush. It delays a write by one turn of the scheduler, no longer.
+func (g *h2guard) Write(p []byte) (int, error) {
+	runtime.Gosched()
+	return g.Conn.Write(p)
+}
+
 // errResetFlood ends a connection that resets most of its streams.
 var errResetFlood = errors.New("http2: too many streams reset by the client")
 
@@ -58,7 +72,7 @@ var errMalformedH2 = errors.New("http2: malformed request header block")
 
 func newH2Guard(c net.Conn, maxHeaderBytes int) *h2guard {
 	g := &h2guard{Conn: c, br: bufio.NewReaderSize(c, 16<<10), preface: len(http2.ClientPreface), decOK: true, maxHdr: maxHeaderBytes}
-	g.dec = hpack.NewDecoder(4096, nil)
+	g.dec = hpack.NewDecoder(4096, g.emit)
 	g.dec.SetMaxStringLength(maxHeaderBytes)
 	return g
 }
@@ -162,29 +176,39 @@ func (g *h2guard) next() error {
 }
 
 // checkBlock decodes a complete header block and refuses
-// connection-specific fields.
+// connection-specific fields. The fields are looked at as the decoder
+// emits them, not collected.
 func (g *h2guard) checkBlock() error {
 	block := g.block
 	g.block = g.block[:0]
 	if !g.decOK {
 		return nil
 	}
-	fields, err := g.dec.DecodeFull(block)
+	g.bad = false
+	_, err := g.dec.Write(block)
+	if err == nil {
+		err = g.dec.Close()
+	}
 	if err != nil {
 		g.decOK = false // x/net sees the same error and ends the connection
 		return nil
 	}
-	for _, f := range fields {
-		switch f.Name {
-		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			return errMalformedH2
-		case "te":
-			if f.Value != "trailers" {
-				return errMalformedH2
-			}
-		}
+	if g.bad {
+		return errMalformedH2
 	}
 	return nil
+}
+
+// emit looks at one decoded request field.
+func (g *h2guard) emit(f hpack.HeaderField) {
+	switch f.Name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		g.bad = true
+	case "te":
+		if f.Value != "trailers" {
+			g.bad = true
+		}
+	}
 }
 
 // dedupeSettings renames every setting that a later entry of the same
