@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -83,7 +84,14 @@ type Monitor struct {
 	servers  map[backend.Key]*rsState
 	events   *eventLog
 
-	passive atomic.Pointer[map[backend.Key]*task]
+	passive atomic.Pointer[map[int]map[backend.Key]*task] // by service ID; nil when passive checks are off
+
+	// Guarded by syncMu, and by mu too where apply writes them.
+	forest []*tree             // the plans in force, in configuration order
+	byID   map[int]*tree       // forest by service ID; nil after a configuration whose IDs repeat
+	health config.HealthTimers // the global timers the forest was planned with
+	gen    uint64              // counts the Syncs applied
+	ids    map[int]struct{}    // scratch for plan
 
 	nmu     sync.Mutex // guards pending; taken after mu when both are held
 	pending []change
@@ -122,6 +130,7 @@ type task struct {
 	lastResult string
 	lastUp     bool
 	users      []*rsState // the real servers taking this result: its own and its followers
+	gen        uint64     // the last Sync that kept it in force
 
 	passiveFails atomic.Int32
 }
@@ -188,6 +197,13 @@ func (m *Monitor) Close() error {
 // not checked (type none, disabled, or in a disabled service) get health
 // Unknown, which the data plane treats as available.
 //
+// Its cost follows what changed: a top-level service (with its SubVSs)
+// whose check-relevant configuration (addresses, IDs, enabled, critical
+// and follow flags, health check, sorry server; not weights, limits and
+// the like) and the global timers are unchanged since the last Sync keeps
+// its plan, and only the data plane's server of each of its real servers
+// is looked up again (and written to when it is a new one).
+//
 // If a check cannot be built (cfg was not validated), Sync changes nothing
 // and returns every problem with the field's path.
 func (m *Monitor) Sync(cfg *config.Config, servers func(backend.Key) *backend.Server) error {
@@ -215,9 +231,11 @@ func (m *Monitor) Sync(cfg *config.Config, servers func(backend.Key) *backend.Se
 // planned is a candidate configuration turned into states and wanted
 // checks, built without the lock.
 type planned struct {
-	services []*vsState
-	servers  map[backend.Key]*rsState
-	checks   map[backend.Key]wanted
+	forest  []*tree       // every top-level service's plan, in configuration order
+	changed []*tree       // the ones built by this Sync (the others are kept)
+	updates []srvUpdate   // new data-plane servers of the kept ones
+	byID    map[int]*tree // forest by service ID; nil when IDs repeat
+	health  config.HealthTimers
 }
 
 // wanted is the check a real server should have.
@@ -228,26 +246,100 @@ type wanted struct {
 }
 
 // plan builds the states and checks of cfg, with the data plane's servers.
+// A top-level service whose signature is unchanged since the last Sync
+// (and global timers unchanged) keeps its plan; only the data-plane
+// servers of its real servers are looked up again. m.syncMu is held.
 func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Server) (*planned, error) {
-	p := &planned{servers: map[backend.Key]*rsState{}, checks: map[backend.Key]wanted{}}
+	p := &planned{health: cfg.Options.Health}
+	// Keys hold the service ID, so real servers of different services can
+	// only collide when service IDs repeat (cfg not validated): then every
+	// key is checked against every other and nothing is reused.
+	if m.ids == nil {
+		m.ids = map[int]struct{}{}
+	}
+	clear(m.ids)
+	unique := true
+	var count func(vs *config.VirtualService)
+	count = func(vs *config.VirtualService) {
+		if _, dup := m.ids[vs.ID]; dup {
+			unique = false
+		}
+		m.ids[vs.ID] = struct{}{}
+		for i := range vs.SubVSs {
+			count(&vs.SubVSs[i])
+		}
+	}
+	for i := range cfg.VirtualServices {
+		count(&cfg.VirtualServices[i])
+	}
+	reuse := unique && m.byID != nil && cfg.Options.Health == m.health
+	var keys map[backend.Key]*rsState // all of cfg's when IDs repeat
+	if !unique {
+		keys = map[backend.Key]*rsState{}
+	}
 	checkers := map[string]Checker{}
 	var errs []error
+	for i := range cfg.VirtualServices {
+		vs := &cfg.VirtualServices[i]
+		if reuse {
+			if old := m.byID[vs.ID]; old != nil && old.sig.same(vs) {
+				p.forest = append(p.forest, old)
+				for _, v := range old.services {
+					for _, s := range v.servers {
+						// s.srv is written by apply alone, under syncMu.
+						if srv := servers(s.key); srv != s.srv {
+							p.updates = append(p.updates, srvUpdate{s: s, srv: srv})
+						}
+					}
+				}
+				continue
+			}
+		}
+		t := m.buildTree(cfg, vs, fmt.Sprintf("virtualServices[%d]", i), servers, keys, checkers, &errs)
+		p.forest = append(p.forest, t)
+		p.changed = append(p.changed, t)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("health: %w", errors.Join(errs...))
+	}
+	switch {
+	case reuse && len(p.changed) == 0 && len(p.forest) == len(m.forest):
+		p.byID = m.byID // the same trees
+	case unique:
+		p.byID = make(map[int]*tree, len(p.forest))
+		for _, t := range p.forest {
+			p.byID[t.sig.id] = t
+		}
+	}
+	return p, nil
+}
+
+// buildTree plans vs and its SubVSs afresh. keys, when not nil, holds the
+// real servers of the whole configuration, to find duplicates across
+// services; otherwise duplicates are looked for within vs.
+func (m *Monitor) buildTree(cfg *config.Config, top *config.VirtualService, path string,
+	servers func(backend.Key) *backend.Server, keys map[backend.Key]*rsState, checkers map[string]Checker, errs *[]error) *tree {
+	tr := &tree{sig: newVSSig(top)}
+	if keys == nil {
+		keys = map[backend.Key]*rsState{}
+	}
+	checked := map[backend.Key]bool{}
 	var walk func(vs *config.VirtualService, path string, parent *vsState)
 	walk = func(vs *config.VirtualService, path string, parent *vsState) {
 		v := newVSState(vs, parent)
-		p.services = append(p.services, v)
-		byID := map[int]*config.RealServer{}
+		tr.services = append(tr.services, v)
+		byID := make(map[int]*config.RealServer, len(vs.RealServers))
 		for i := range vs.RealServers {
 			byID[vs.RealServers[i].ID] = &vs.RealServers[i]
 		}
 		for i := range vs.RealServers {
 			rs := &vs.RealServers[i]
 			s := newRSState(v, rs)
-			if _, dup := p.servers[s.key]; dup {
-				errs = append(errs, fmt.Errorf("%s.realServers[%d]: duplicate real server %s", path, i, s.key))
+			if _, dup := keys[s.key]; dup {
+				*errs = append(*errs, fmt.Errorf("%s.realServers[%d]: duplicate real server %s", path, i, s.key))
 				continue
 			}
-			p.servers[s.key] = s
+			keys[s.key] = s
 			v.servers = append(v.servers, s)
 			s.leaderCfg = leaderOf(rs, byID)
 			s.srv = servers(s.key)
@@ -261,7 +353,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 				}
 				l := s.leaderCfg
 				key := backend.Key{VS: vs.ID, Address: l.Address, Port: l.Port}
-				if _, ok := p.checks[key]; ok {
+				if checked[key] {
 					continue
 				}
 				spec := specFor(&cfg.Options, vs, l)
@@ -271,26 +363,21 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 				if !ok {
 					var err error
 					if c, err = NewChecker(spec.Params); err != nil {
-						errs = append(errs, fmt.Errorf("%s.healthCheck (real server %d): %w", path, i, err))
+						*errs = append(*errs, fmt.Errorf("%s.healthCheck (real server %d): %w", path, i, err))
 						continue
 					}
 					checkers[pk] = c
 				}
-				p.checks[key] = wanted{spec: spec, fp: spec.fingerprint(), checker: c}
+				checked[key] = true
+				tr.checks = append(tr.checks, keyedCheck{key: key, w: wanted{spec: spec, fp: spec.fingerprint(), checker: c}})
 			}
 		}
 		for i := range vs.SubVSs {
 			walk(&vs.SubVSs[i], fmt.Sprintf("%s.subVSs[%d]", path, i), v)
 		}
 	}
-	for i := range cfg.VirtualServices {
-		vs := &cfg.VirtualServices[i]
-		walk(vs, fmt.Sprintf("virtualServices[%d]", i), nil)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("health: %w", errors.Join(errs...))
-	}
-	return p, nil
+	walk(top, path, nil)
+	return tr
 }
 
 // leaderOf follows rs's Follow chain to the real server whose check it
@@ -311,35 +398,122 @@ func leaderOf(rs *config.RealServer, byID map[int]*config.RealServer) *config.Re
 	return rs
 }
 
-// apply makes a plan the one in force. m.mu is held.
+// apply makes a plan the one in force. Kept trees stay as they are (only
+// their new data-plane servers are written); the states and checks of
+// the trees built anew take over those of the real servers they had
+// before, and the trees no longer in force are dropped. m.mu is held.
 func (m *Monitor) apply(p *planned) {
 	now := time.Now()
 	clock := m.clock()
-	tasks := make(map[backend.Key]*task, len(p.checks))
-	var created []*task
-	for key, w := range p.checks {
-		if t := m.tasks[key]; t != nil && t.fp == w.fp {
-			t.checker = w.checker // equal parameters; the new one is shared with the service's others
-			t.users = t.users[:0]
-			tasks[key] = t
+	m.gen++
+	gen := m.gen
+	for _, tr := range p.forest {
+		tr.gen = gen
+	}
+	// The services of the trees going out of force, for their statuses.
+	var oldVS map[int]*vsState
+	var dropped []*tree
+	for _, tr := range m.forest {
+		if tr.gen == gen {
 			continue
 		}
-		interval, timeout := w.spec.Timers.durations(m.unit)
-		t := &task{key: key, spec: w.spec, fp: w.fp, checker: w.checker, interval: interval, timeout: timeout}
-		if old := m.servers[key]; old != nil && old.task != nil {
-			// A changed check: the real server keeps its health until the
-			// new check's first result, which decides alone (no false
-			// Unknown in between).
-			t.health, t.reason = old.health, old.task.reason
-		}
-		tasks[key] = t
-		created = append(created, t)
-	}
-	for key, t := range m.tasks {
-		if tasks[key] != t {
-			m.stopTask(t)
+		dropped = append(dropped, tr)
+		for _, v := range tr.services {
+			if oldVS == nil {
+				oldVS = map[int]*vsState{}
+			}
+			oldVS[v.id] = v
 		}
 	}
+
+	// The checks of the new trees: kept when the check is unchanged.
+	var created []*task
+	for _, tr := range p.changed {
+		tr.tasks = make([]*task, len(tr.checks))
+		for i, c := range tr.checks {
+			key, w := c.key, c.w
+			if t := m.tasks[key]; t != nil && t.fp == w.fp {
+				t.checker = w.checker // equal parameters; the new one is shared with the service's others
+				t.users = t.users[:0]
+				t.gen = gen
+				tr.tasks[i] = t
+				continue
+			}
+			interval, timeout := w.spec.Timers.durations(m.unit)
+			t := &task{key: key, spec: w.spec, fp: w.fp, checker: w.checker, interval: interval, timeout: timeout, gen: gen}
+			if old := m.servers[key]; old != nil && old.task != nil {
+				// A changed check: the real server keeps its health until the
+				// new check's first result, which decides alone (no false
+				// Unknown in between).
+				t.health, t.reason = old.health, old.task.reason
+			}
+			tr.tasks[i] = t
+			created = append(created, t)
+		}
+	}
+
+	// The real servers of the new trees take their checks and the state
+	// they had.
+	for _, tr := range p.changed {
+		var byKey map[backend.Key]*task
+		if len(tr.tasks) > 0 {
+			byKey = make(map[backend.Key]*task, len(tr.tasks))
+			for _, t := range tr.tasks {
+				byKey[t.key] = t
+			}
+		}
+		for _, v := range tr.services {
+			if o := oldVS[v.id]; o != nil {
+				v.status, v.reason, v.since = o.status, o.reason, o.since
+			}
+			for _, s := range v.servers {
+				l := s.leaderCfg
+				if t := byKey[backend.Key{VS: s.key.VS, Address: l.Address, Port: l.Port}]; t != nil && s.enabled && s.vs.enabled {
+					s.task = t
+					t.users = append(t.users, s)
+				}
+				old := m.servers[s.key]
+				if old != nil {
+					s.status, s.reason, s.since, s.health = old.status, old.reason, old.since, old.health
+				}
+				h := s.taskHealth()
+				// Written every time: the data plane may have a new *Server
+				// for a real server whose health did not change.
+				m.queueChange(change{srv: s.srv, key: s.key, h: h, reason: s.healthReason(), notify: old != nil && old.health != h})
+				s.health = h
+			}
+		}
+	}
+
+	// Out with the dropped trees' real servers and checks not taken over.
+	for _, tr := range dropped {
+		for _, v := range tr.services {
+			for _, s := range v.servers {
+				if m.servers[s.key] == s {
+					delete(m.servers, s.key)
+				}
+			}
+		}
+		for _, t := range tr.tasks {
+			if t.gen != gen {
+				m.stopTask(t)
+				if m.tasks[t.key] == t {
+					delete(m.tasks, t.key)
+				}
+			}
+		}
+	}
+	for _, tr := range p.changed {
+		for _, v := range tr.services {
+			for _, s := range v.servers {
+				m.servers[s.key] = s
+			}
+		}
+		for _, t := range tr.tasks {
+			m.tasks[t.key] = t
+		}
+	}
+
 	// First checks are immediate, but a burst of new checks (a start with
 	// thousands of real servers) is spread at most 1 ms apart.
 	for i, t := range created {
@@ -347,43 +521,71 @@ func (m *Monitor) apply(p *planned) {
 		t.due = clock + time.Duration(i)*step
 		m.queue.push(t)
 	}
-	m.tasks = tasks
 
-	for key, s := range p.servers {
-		l := s.leaderCfg
-		if t := tasks[backend.Key{VS: key.VS, Address: l.Address, Port: l.Port}]; t != nil && s.enabled && s.vs.enabled {
-			s.task = t
-			t.users = append(t.users, s)
-		}
-		old := m.servers[key]
-		if old != nil {
-			s.status, s.reason, s.since, s.health = old.status, old.reason, old.since, old.health
-		}
-		h := s.taskHealth()
-		// Written every time: the data plane may have a new *Server for a
-		// real server whose health did not change.
-		m.queueChange(change{srv: s.srv, key: key, h: h, reason: s.healthReason(), notify: old != nil && old.health != h})
-		s.health = h
-	}
-	oldVS := map[int]*vsState{}
-	for _, v := range m.services {
-		oldVS[v.id] = v
-	}
-	for _, v := range p.services {
-		if o := oldVS[v.id]; o != nil {
-			v.status, v.reason, v.since = o.status, o.reason, o.since
+	// The kept trees' real servers with a new data-plane server.
+	var last *vsState
+	for _, u := range p.updates {
+		s := u.s
+		s.srv = u.srv
+		m.queueChange(change{srv: s.srv, key: s.key, h: s.health, reason: s.healthReason()})
+		if s.vs != last {
+			last = s.vs
+			m.evaluate(s.vs, now)
 		}
 	}
-	m.services, m.servers = p.services, p.servers
-	for _, v := range m.services {
-		m.evaluate(v, now)
+
+	if len(p.changed) > 0 || len(dropped) > 0 || !slices.Equal(p.forest, m.forest) {
+		m.services = m.services[:0:0]
+		for _, tr := range p.forest {
+			m.services = append(m.services, tr.services...)
+		}
+		for _, tr := range p.changed {
+			for _, v := range tr.services {
+				m.evaluate(v, now)
+			}
+		}
+		m.storePassive(p, dropped)
 	}
-	pm := make(map[backend.Key]*task, len(tasks))
-	for k, t := range tasks {
-		pm[k] = t
+	m.forest, m.byID, m.health = p.forest, p.byID, p.health
+	m.signal()
+}
+
+// storePassive publishes the checks for ReportFailure when passive checks
+// are on: a new map of services, sharing the maps of the services of the
+// kept trees. m.mu is held.
+func (m *Monitor) storePassive(p *planned, dropped []*tree) {
+	if m.opts.PassiveFailures <= 0 {
+		return
+	}
+	pm := map[int]map[backend.Key]*task{}
+	if old := m.passive.Load(); old != nil && p.byID != nil {
+		pm = maps.Clone(*old)
+		for _, tr := range dropped {
+			for _, v := range tr.services {
+				delete(pm, v.id)
+			}
+		}
+	}
+	if p.byID == nil {
+		// Service IDs repeat: every map is built anew.
+		for _, tr := range p.forest {
+			for _, v := range tr.services {
+				delete(pm, v.id)
+			}
+		}
+		p.changed = p.forest
+	}
+	for _, tr := range p.changed {
+		for _, v := range tr.services {
+			if _, ok := pm[v.id]; !ok {
+				pm[v.id] = map[backend.Key]*task{}
+			}
+		}
+		for _, t := range tr.tasks {
+			pm[t.key.VS][t.key] = t
+		}
 	}
 	m.passive.Store(&pm)
-	m.signal()
 }
 
 // stopTask stops t: out of the queue, its check in flight cancelled and

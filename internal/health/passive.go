@@ -54,5 +54,5 @@ func (m *Monitor) passiveTask(key backend.Key) *task {
 	if p == nil {
 		return nil
 	}
-	return (*p)[key]
+	return (*p)[key.VS][key]
 }
