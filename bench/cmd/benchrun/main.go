@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,7 +59,15 @@ func main() {
 	flag.BoolVar(&o.noProfiles, "no-profiles", false, "skip the extra Fulcrum runs that take pprof profiles")
 	flag.BoolVar(&o.skipFulcrum, "skip-fulcrum-only", false, "skip the Fulcrum-only tools (applyload, persistload)")
 	flag.DurationVar(&o.toolTimeout, "tool-timeout", 10*time.Minute, "bound on each Fulcrum-only tool")
+	rerender := flag.String("report", "", "only write report.md again from DIR/results.json (after a change to the report)")
 	flag.Parse()
+	if *rerender != "" {
+		if err := reReport(*rerender); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := o.check(only, proxies); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
@@ -71,6 +80,29 @@ func main() {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// reReport reads dir/results.json, draws every figure again from the
+// samples and writes the report: what a change to the report's code shows
+// of a run already made.
+func reReport(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return err
+	}
+	var res results
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "results.json"), err)
+	}
+	for _, r := range res.Rows {
+		for i, c := range r.Cells {
+			fresh := &cell{Proxy: c.Proxy, Status: c.Status, Samples: c.Samples, PeakRSSKiB: c.PeakRSSKiB}
+			fresh.summarise(r.Kind)
+			r.Cells[i] = fresh
+		}
+		r.ratios()
+	}
+	return writeResults(dir, &res)
 }
 
 func (o *options) check(only, proxies string) error {
@@ -404,10 +436,30 @@ func fulcrumOnly(ctx context.Context, o options, e *env, tools, missing map[stri
 }
 
 func goBuild(ctx context.Context, root, tmp, name, pkg, logPath string) error {
-	if _, err := runTool(ctx, 5*time.Minute, -1, logPath, "go", "-C", root, "build", "-o", filepath.Join(tmp, name), pkg); err != nil {
+	args := []string{"-C", root, "build", "-o", filepath.Join(tmp, name)}
+	if pkg == "./cmd/fulcrum" {
+		// The report names the commit measured (with "+changes" for a tree
+		// that differs from it).
+		args = append(args, "-ldflags", "-X main.commit="+commitOf(root))
+	}
+	if _, err := runTool(ctx, 5*time.Minute, -1, logPath, append([]string{"go"}, append(args, pkg)...)...); err != nil {
 		return fmt.Errorf("build %s: %w\n%s", pkg, err, tail(logPath, 3000))
 	}
 	return nil
+}
+
+// commitOf is the short commit of the tree at root, "+changes" added when
+// the tree differs from it; "unknown" outside a git checkout.
+func commitOf(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if exec.Command("git", "-C", root, "diff", "--quiet", "HEAD").Run() != nil {
+		c += "+changes"
+	}
+	return c
 }
 
 // checkPrograms says which programs are missing (bench/run.sh installs them).

@@ -61,6 +61,8 @@ type cell struct {
 	// KiBPerConnFirst that of the first round, in a fresh process.
 	KiBPerConn      float64 `json:"kib_per_conn_median,omitempty"`
 	KiBPerConnFirst float64 `json:"kib_per_conn_first_round,omitempty"`
+	// KiBPerConnLater is the median of the rounds after the first.
+	KiBPerConnLater float64 `json:"kib_per_conn_later_rounds,omitempty"`
 	PeakRSSKiB      int64   `json:"peak_rss_kib"`
 	// HWMReset says whether VmHWM was reset at the start of the row (else
 	// the peak is over the process's life so far).
@@ -130,6 +132,9 @@ func (c *cell) summarise(kind string) {
 		if len(kib) > 0 {
 			c.KiBPerConnFirst = kib[0]
 		}
+		if len(kib) > 1 {
+			c.KiBPerConnLater = median(kib[1:])
+		}
 	}
 }
 
@@ -139,7 +144,9 @@ func (c *cell) main(kind string) float64 {
 	case kindHandshakes:
 		return c.PerCPUSecond
 	case kindIdle:
-		return c.KiBPerConn
+		// The first round, in fresh processes: later rounds reuse memory
+		// the proxy kept from it and understate what a connection costs.
+		return c.KiBPerConnFirst
 	}
 	return c.CPUus
 }
@@ -177,6 +184,11 @@ func ratio(v float64) string {
 	}
 	return fmt.Sprintf("%.2f×", v)
 }
+
+// ratio3 is ratio with three decimals, for the goal table: a verdict
+// must not hang on a rounded figure.
+func ratio3(v float64) string { return fmt.Sprintf("%.3f×", v) }
+
 func mib(kib int64) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }
 
 func (c *cell) errorsText() string {
@@ -228,7 +240,7 @@ func (res *results) markdown() string {
 		case kindHandshakes:
 			head = []string{"proxy", "handshakes/s", "p50 µs", "p99 µs", "CPU µs/handshake", "handshakes per CPU-s", "vs HAProxy (higher is better)", "resumed", "peak RSS MiB", "errors"}
 		case kindIdle:
-			head = []string{"proxy", "open", "RSS before MiB", "RSS held MiB", "KiB per idle conn", "vs HAProxy", "round 1 (fresh process) KiB per conn", "peak RSS MiB", "errors"}
+			head = []string{"proxy", "open", "RSS before MiB", "RSS held MiB", "KiB per idle conn (round 1, fresh process)", "vs HAProxy", "later rounds KiB per conn (median; memory kept from round 1)", "peak RSS MiB", "errors"}
 		}
 		var rows [][]string
 		for _, c := range r.Cells {
@@ -248,12 +260,13 @@ func (res *results) markdown() string {
 			case kindHandshakes:
 				rows = append(rows, []string{c.Proxy, f0(c.PerS), f0(c.P50us), f0(c.P99us), f1(c.CPUus), f0(c.PerCPUSecond), ratio(c.VsHAProxy), fmt.Sprint(c.Resumed), mib(c.PeakRSSKiB), c.errorsText()})
 			case kindIdle:
-				var before, held []float64
-				for _, s := range c.Samples {
-					before, held = append(before, float64(s.RSSBeforeKiB)), append(held, float64(s.RSSHeldKiB))
+				first := c.Samples[0]
+				later := "–"
+				if len(c.Samples) > 1 {
+					later = f1(c.KiBPerConnLater)
 				}
-				rows = append(rows, []string{c.Proxy, fmt.Sprint(c.Count / int64(len(c.Samples))), mib(int64(median(before))), mib(int64(median(held))),
-					f1(c.KiBPerConn), ratio(c.VsHAProxy), f1(c.KiBPerConnFirst), mib(c.PeakRSSKiB), c.errorsText()})
+				rows = append(rows, []string{c.Proxy, fmt.Sprint(c.Count / int64(len(c.Samples))), mib(first.RSSBeforeKiB), mib(first.RSSHeldKiB),
+					f1(c.KiBPerConnFirst), ratio(c.VsHAProxy), later, mib(c.PeakRSSKiB), c.errorsText()})
 			}
 		}
 		table(&b, head, rows)
@@ -317,6 +330,12 @@ func (res *results) goals(b *strings.Builder) {
 		{"http-1MiB", "CPU per MiB ≤ nginx's"},
 		{"tls-full", "handshakes per CPU-second ≥ HAProxy"},
 		{"idle-10k", "≤ 16 KiB RSS per idle connection"},
+		// Rows without a goal of their own in the issue, held to its aim:
+		// at or below HAProxy on every row.
+		{"h2", "(every row) CPU per request ≤ 1.0× HAProxy"},
+		{"l4-newconn", "(every row) CPU per request ≤ 1.0× HAProxy"},
+		{"l4-1MiB", "(every row) CPU per MiB ≤ 1.0× HAProxy"},
+		{"tls-resume", "(every row) handshakes per CPU-second ≥ HAProxy"},
 	} {
 		f := get(g.row, "fulcrum")
 		if f == nil {
@@ -329,26 +348,46 @@ func (res *results) goals(b *strings.Builder) {
 				rows = append(rows, []string{g.row, g.goal, "no nginx figure", ""})
 				continue
 			}
-			rows = append(rows, []string{g.row, g.goal, ratio(f.VsNginx) + " nginx", verdict(f.VsNginx <= 1)})
-		case "tls-full":
+			rows = append(rows, []string{g.row, g.goal, ratio3(f.VsNginx) + " nginx", verdict(f.VsNginx <= 1)})
+		case "tls-full", "tls-resume":
 			if f.VsHAProxy == 0 {
 				rows = append(rows, []string{g.row, g.goal, "no HAProxy figure", ""})
 				continue
 			}
-			rows = append(rows, []string{g.row, g.goal, ratio(f.VsHAProxy) + " HAProxy", verdict(f.VsHAProxy >= 1)})
+			rows = append(rows, []string{g.row, g.goal, ratio3(f.VsHAProxy) + " HAProxy", verdict(f.VsHAProxy >= 1)})
 		case "idle-10k":
-			rows = append(rows, []string{g.row, g.goal, f1(f.KiBPerConn) + " KiB", verdict(f.KiBPerConn <= 16)})
+			rows = append(rows, []string{g.row, g.goal, f1(f.KiBPerConnFirst) + " KiB (fresh process)", verdict(f.KiBPerConnFirst <= 16)})
 		default:
 			if f.VsHAProxy == 0 {
 				rows = append(rows, []string{g.row, g.goal, "no HAProxy figure", ""})
 				continue
 			}
-			rows = append(rows, []string{g.row, g.goal, ratio(f.VsHAProxy) + " HAProxy", verdict(f.VsHAProxy <= 1)})
+			rows = append(rows, []string{g.row, g.goal, ratio3(f.VsHAProxy) + " HAProxy", verdict(f.VsHAProxy <= 1)})
 		}
 	}
-	rows = append(rows, []string{"config apply", "1,000 VSs: ≤ 50 ms, 0 failed requests", "see Fulcrum only (applyload)", ""})
+	rows = append(rows, res.applyGoal(verdict))
 	b.WriteString("\n## Fulcrum against the goals (issue 10)\n\n")
 	table(b, []string{"row", "goal", "Fulcrum", ""}, rows)
+}
+
+// applyGoal is the goal row of the configuration change, from applyload's
+// fields: the 99th percentile of the time a change took to take effect,
+// and the failed requests of the load meanwhile.
+func (res *results) applyGoal(verdict func(bool) string) []string {
+	row := []string{"config apply", "1,000 VSs: one change ≤ 50 ms to take effect, 0 failed requests"}
+	for _, t := range res.FulcrumOnly {
+		if t.Tool != "applyload" {
+			continue
+		}
+		p50, ok1 := t.Fields["effect_ms_p50"].(float64)
+		p99, ok2 := t.Fields["effect_ms_p99"].(float64)
+		failed, ok3 := t.Fields["failed_requests"].(float64)
+		if t.Status != "ok" || !ok1 || !ok2 || !ok3 {
+			return append(row, "applyload: "+t.Status, "")
+		}
+		return append(row, fmt.Sprintf("%.1f ms median, %.1f ms p99, %.0f failed", p50, p99, failed), verdict(p99 <= 50 && failed == 0))
+	}
+	return append(row, "not measured", "")
 }
 
 // writeResults writes report.md and results.json and prints the report.
