@@ -68,7 +68,7 @@ func FuzzH2Guard(f *testing.F) {
 	for _, s := range h2Seed(f) {
 		f.Add(s)
 	}
-	f.Add([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})               // empty SETTINGS
+	f.Add([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})                // empty SETTINGS
 	f.Add([]byte{0xff, 0xff, 0xff, 1, 4, 0, 0, 0, 1, 0x82}) // oversized HEADERS
 	f.Fuzz(func(t *testing.T, frames []byte) {
 		in := append([]byte(http2.ClientPreface), frames...)
