@@ -240,11 +240,16 @@ func verifyAfterCrash(t *testing.T, dir string, kill int) (rev, auditSeq uint64)
 	if err := cur.Config.Validate(); err != nil {
 		t.Fatalf("kill %d: revision %d invalid: %v", kill, cur.Revision, err)
 	}
+	if cur.Revision == 0 {
+		// Killed before its first commit: a new store's revision 0 is the
+		// default configuration.
+		if !config.Equal(cur.Config, config.Default()) {
+			t.Fatalf("kill %d: revision 0 is not the default configuration", kill)
+		}
+		return 0, 0
+	}
 	if !config.Equal(cur.Config, gen(cur.Revision)) {
 		t.Fatalf("kill %d: revision %d does not hold gen(%d)", kill, cur.Revision, cur.Revision)
-	}
-	if cur.Revision == 0 {
-		return 0, 0
 	}
 	if cur.Summary != strconv.FormatUint(cur.Revision, 10) {
 		t.Fatalf("kill %d: revision %d has the change of %q", kill, cur.Revision, cur.Summary)
