@@ -20,12 +20,50 @@ import (
 // bytes of a second, unasked-for response.
 func sizedBackend(t *testing.T, stray bool) string {
 	t.Helper()
+	addr, stop := serveConns(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			for { // rest of the head
+				l, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(l) <= 2 {
+					break
+				}
+			}
+			f := strings.Fields(line)
+			n, _ := strconv.Atoi(strings.TrimPrefix(f[1], "/"))
+			out := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n)
+			out = append(out, pattern(n)...)
+			if stray && n > 64<<10 {
+				out = append(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"...)
+			}
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	t.Cleanup(stop)
+	return addr
+}
+
+// serveConns is a real server on 127.0.0.3 (port chosen by the system)
+// that runs handle on every connection in a goroutine of its own and
+// closes the connection when handle returns. stop closes the listener
+// and waits for the handlers (it does not close their connections).
+func serveConns(tb testing.TB, handle func(net.Conn)) (addr string, stop func()) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.3:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -38,37 +76,11 @@ func sizedBackend(t *testing.T, stray bool) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					for { // rest of the head
-						l, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(l) <= 2 {
-							break
-						}
-					}
-					f := strings.Fields(line)
-					n, _ := strconv.Atoi(strings.TrimPrefix(f[1], "/"))
-					out := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n)
-					out = append(out, pattern(n)...)
-					if stray && n > 64<<10 {
-						out = append(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"...)
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()
-	return ln.Addr().String()
+	return ln.Addr().String(), func() { _ = ln.Close(); wg.Wait() }
 }
 
 func pattern(n int) []byte {
@@ -164,30 +176,12 @@ func TestSplicedStrayBytesNotReused(t *testing.T) {
 // real server's failure.
 func TestSplicedUploadClientFailures(t *testing.T) {
 	// The real server reads whatever comes until the proxy closes.
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-				_, _ = io.Copy(io.Discard, c)
-				_ = c.Close()
-			}()
-		}
-	}()
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr, stop := serveConns(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	t.Cleanup(stop)
+	host, port, _ := net.SplitHostPort(addr)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, http: {bodyTimeout: 1}, realServers: [{address: %s, port: %s}]}\n",
 		freePort(t, "127.0.0.2"), host, port))
 	p, _ := strconv.Atoi(port)

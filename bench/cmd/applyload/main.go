@@ -37,21 +37,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,6 +54,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/fulcrumproc"
 )
 
 // result is the JSON printed at the end.
@@ -140,11 +136,11 @@ func run(ctx context.Context, bin string, nvs, nrs, nchanges, basePort, adminPor
 		defer backends[i].close()
 	}
 
-	f, err := startFulcrum(ctx, bin, dir, adminPort)
+	f, err := fulcrumproc.Start(ctx, bin, dir, adminPort, password)
 	if err != nil {
 		return nil, err
 	}
-	defer f.stop()
+	defer f.Stop()
 
 	// The configuration: nvs services, round robin over the first nrs
 	// backends.
@@ -165,9 +161,8 @@ func run(ctx context.Context, bin string, nvs, nrs, nchanges, basePort, adminPor
 		return nil, fmt.Errorf("write configuration: %w", err)
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, bin, "apply", "--data-dir", f.dataDir, "-f", file)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("fulcrum apply: %w: %s", err, lastLines(out, 5))
+	if err := f.Apply(ctx, file); err != nil {
+		return nil, err
 	}
 	applyMs := ms(time.Since(start))
 	res := &result{VS: nvs, RSPerVS: nrs, Changes: nchanges, ApplyMs: applyMs, ApplyMsP50: applyMs, ApplyMsP99: applyMs}
@@ -180,7 +175,7 @@ func run(ctx context.Context, bin string, nvs, nrs, nchanges, basePort, adminPor
 		}
 	}
 
-	api, err := f.apiClient(ctx)
+	api, err := newAPIClient(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +304,7 @@ func run(ctx context.Context, bin string, nvs, nrs, nchanges, basePort, adminPor
 	res.RoundMsP50 = percentile(roundTimes, 50)
 	roundMu.Unlock()
 	res.Requests, res.FailedRequests = requests.Load(), failed.Load()
-	res.RSSMiB = rssMiB(f.cmd.Process.Pid)
+	res.RSSMiB = fulcrumproc.RSSMiB(f.Pid())
 	if runErr == nil && ctx.Err() != nil {
 		runErr = errors.New("time limit reached")
 	}
@@ -348,10 +343,10 @@ func (c change) make(ctx context.Context, api *apiClient) (apiMs, effectMs, effe
 			effect <- seen{-2, -2}
 		}()
 	}
-	body, status, err := api.call(ctx, c.method, c.path, c.body)
+	body, status, err := api.Call(ctx, c.method, c.path, c.body)
 	apiMs = ms(time.Since(start))
 	if err == nil && status/100 != 2 {
-		err = fmt.Errorf("status %d: %s", status, lastLines(body, 3))
+		err = fmt.Errorf("status %d: %s", status, fulcrumproc.LastLines(body, 3))
 	}
 	if err == nil && c.created != nil {
 		var vs struct {
@@ -570,147 +565,30 @@ func (b *backend) close() {
 	b.wg.Wait()
 }
 
-// fulcrum is a running `fulcrum serve`.
-type fulcrum struct {
-	cmd       *exec.Cmd
-	dataDir   string
-	adminAddr string
-	exited    chan struct{}
-}
-
-func startFulcrum(ctx context.Context, bin, dir string, adminPort int) (*fulcrum, error) {
-	f := &fulcrum{dataDir: filepath.Join(dir, "data"), adminAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort)), exited: make(chan struct{})}
-	logFile, err := os.Create(filepath.Join(dir, "fulcrum.log"))
-	if err != nil {
-		return nil, fmt.Errorf("log file: %w", err)
-	}
-	f.cmd = exec.Command(bin, "serve", "--data-dir", f.dataDir, "--admin-addr", f.adminAddr, "--log-level", "warn")
-	f.cmd.Env = append(os.Environ(), "FULCRUM_ADMIN_PASSWORD="+password)
-	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
-	if err := f.cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("start fulcrum: %w", err)
-	}
-	go func() {
-		_ = f.cmd.Wait()
-		_ = logFile.Close()
-		close(f.exited)
-	}()
-	sock := filepath.Join(f.dataDir, "fulcrum.sock")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		select {
-		case <-f.exited:
-			out, _ := os.ReadFile(filepath.Join(dir, "fulcrum.log"))
-			return nil, fmt.Errorf("fulcrum exited: %s", lastLines(out, 10))
-		case <-ctx.Done():
-			f.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			f.stop()
-			return nil, errors.New("fulcrum did not open its console socket within 20 s")
-		}
-	}
-	return f, nil
-}
-
-// stop ends the process: SIGTERM, then SIGKILL after 5 s.
-func (f *fulcrum) stop() {
-	select {
-	case <-f.exited:
-		return
-	default:
-	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.exited:
-	case <-time.After(5 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.exited
-	}
-}
-
-// apiClient calls the REST API over HTTPS with an API key, trusting the
-// admin plane's own certificate from the data directory.
+// apiClient is the REST API client with the real server IDs it has
+// learnt.
 type apiClient struct {
-	http *http.Client
-	base string
-	key  string
-	rs   map[[2]int]int // (service ID, real server port) → real server ID
-	mu   sync.Mutex
+	*fulcrumproc.Client
+	mu sync.Mutex
+	rs map[[2]int]int // (service ID, real server port) → real server ID
 }
 
-func (f *fulcrum) apiClient(ctx context.Context) (*apiClient, error) {
-	pemBytes, err := os.ReadFile(filepath.Join(f.dataDir, "admin-cert.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("admin certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("admin certificate: no certificate in admin-cert.pem")
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 4}
-	a := &apiClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "https://" + f.adminAddr, rs: map[[2]int]int{}}
-	// One Basic call (bcrypt) makes an API key for the rest.
-	req, err := http.NewRequestWithContext(ctx, "POST", a.base+"/api/v1/api-keys", strings.NewReader(`{"description": "applyload"}`))
+// newAPIClient returns a client of f's API that authenticates with an API
+// key of its own.
+func newAPIClient(ctx context.Context, f *fulcrumproc.Process) (*apiClient, error) {
+	c, err := f.Client()
 	if err != nil {
 		return nil, err
 	}
-	req.SetBasicAuth("bal", password)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("create API key: %w", err)
+	if err := c.UseAPIKey(ctx, "applyload"); err != nil {
+		return nil, err
 	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("create API key: status %d: %s", resp.StatusCode, body)
-	}
-	var ck struct {
-		Secret string `json:"secret"`
-	}
-	if err := json.Unmarshal(body, &ck); err != nil || ck.Secret == "" {
-		return nil, fmt.Errorf("create API key: no secret in %s", body)
-	}
-	a.key = ck.Secret
-	return a, nil
-}
-
-// call makes one API call and returns the body and status.
-func (a *apiClient) call(ctx context.Context, method, path, body string) ([]byte, int, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	return out, resp.StatusCode, err
+	return &apiClient{Client: c, rs: map[[2]int]int{}}, nil
 }
 
 // serviceIDs returns the IDs of the services by port.
 func (a *apiClient) serviceIDs(ctx context.Context) (map[int]int, error) {
-	body, status, err := a.call(ctx, "GET", "/api/v1/config", "")
-	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("status %d: %s", status, lastLines(body, 3))
-	}
+	body, err := a.Get(ctx, "/api/v1/config")
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
@@ -745,8 +623,8 @@ func (a *apiClient) rsID(ctx context.Context, id, port int) int {
 	if rid, ok := a.rs[[2]int{id, port}]; ok {
 		return rid
 	}
-	body, status, err := a.call(ctx, "GET", fmt.Sprintf("/api/v1/virtual-services/%d/real-servers", id), "")
-	if err != nil || status != http.StatusOK {
+	body, err := a.Get(ctx, fmt.Sprintf("/api/v1/virtual-services/%d/real-servers", id))
+	if err != nil {
 		return 0
 	}
 	var list struct {
@@ -764,21 +642,6 @@ func (a *apiClient) rsID(ctx context.Context, id, port int) int {
 	return a.rs[[2]int{id, port}]
 }
 
-// rssMiB reads a process's resident set size.
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return math.Round(kb/1024*10) / 10
-		}
-	}
-	return 0
-}
-
 // percentile returns the p-th percentile (nearest rank) of xs, or 0.
 func percentile(xs []float64, p float64) float64 {
 	if len(xs) == 0 {
@@ -791,12 +654,3 @@ func percentile(xs []float64, p float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// lastLines returns at most n last lines of b.
-func lastLines(b []byte, n int) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte(" | ")))
-}

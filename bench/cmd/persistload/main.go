@@ -23,8 +23,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,14 +33,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/fulcrumproc"
 )
 
 // result is the JSON printed at the end.
@@ -108,11 +106,11 @@ func run(ctx context.Context, bin string, clients, conns int, timeLimit time.Dur
 		backendPorts = append(backendPorts, p)
 	}
 
-	f, err := startFulcrum(ctx, bin, dir, adminPort)
+	f, err := fulcrumproc.Start(ctx, bin, dir, adminPort, password)
 	if err != nil {
 		return nil, err
 	}
-	defer f.stop()
+	defer f.Stop()
 
 	// alwaysPersist yes: every request of a keep-alive connection is
 	// scheduled (LoadMaster's "Always Check Persist"); with the default,
@@ -134,20 +132,20 @@ virtualServices:
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		return nil, fmt.Errorf("write configuration: %w", err)
 	}
-	if out, err := exec.CommandContext(ctx, bin, "apply", "--data-dir", f.dataDir, "-f", file).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("fulcrum apply: %w: %s", err, lastLines(out, 5))
+	if err := f.Apply(ctx, file); err != nil {
+		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if err := waitServed(ctx, addr); err != nil {
 		return nil, fmt.Errorf("the virtual service never answered: %w", err)
 	}
-	api, err := f.apiClient(ctx)
+	api, err := f.Client()
 	if err != nil {
 		return nil, err
 	}
 	time.Sleep(2 * time.Second) // let the start-up settle
-	res := &result{RSSBeforeMiB: rssMiB(f.cmd.Process.Pid)}
-	before := rssKiB(f.cmd.Process.Pid)
+	res := &result{RSSBeforeMiB: fulcrumproc.RSSMiB(f.Pid())}
+	before := fulcrumproc.RSSKiB(f.Pid())
 
 	// One request per client.
 	var next, done, failed atomic.Int64
@@ -208,11 +206,11 @@ virtualServices:
 	res.Clients = done.Load()
 	res.Failed = failed.Load()
 	res.RequestsPerS = math.Round(float64(res.Clients) / elapsed.Seconds())
-	res.RSSAfterMiB = rssMiB(f.cmd.Process.Pid)
+	res.RSSAfterMiB = fulcrumproc.RSSMiB(f.Pid())
 	if res.Clients > 0 {
-		res.BytesPerClient = math.Round(float64(rssKiB(f.cmd.Process.Pid)-before) * 1024 / float64(res.Clients))
+		res.BytesPerClient = math.Round(float64(fulcrumproc.RSSKiB(f.Pid())-before) * 1024 / float64(res.Clients))
 	}
-	res.Entries, err = api.persistEntries(ctx)
+	res.Entries, err = persistEntries(ctx, api)
 	if err != nil {
 		log.Printf("persistload: table size: %v", err)
 	}
@@ -338,109 +336,12 @@ func startBackend(i int) (*http.Server, int, error) {
 	return srv, ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// fulcrum is a running `fulcrum serve`.
-type fulcrum struct {
-	cmd       *exec.Cmd
-	dataDir   string
-	adminAddr string
-	exited    chan struct{}
-}
-
-func startFulcrum(ctx context.Context, bin, dir string, adminPort int) (*fulcrum, error) {
-	f := &fulcrum{dataDir: filepath.Join(dir, "data"), adminAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort)), exited: make(chan struct{})}
-	logFile, err := os.Create(filepath.Join(dir, "fulcrum.log"))
-	if err != nil {
-		return nil, fmt.Errorf("log file: %w", err)
-	}
-	f.cmd = exec.Command(bin, "serve", "--data-dir", f.dataDir, "--admin-addr", f.adminAddr, "--log-level", "warn")
-	f.cmd.Env = append(os.Environ(), "FULCRUM_ADMIN_PASSWORD="+password)
-	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
-	if err := f.cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, fmt.Errorf("start fulcrum: %w", err)
-	}
-	go func() {
-		_ = f.cmd.Wait()
-		_ = logFile.Close()
-		close(f.exited)
-	}()
-	sock := filepath.Join(f.dataDir, "fulcrum.sock")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			return f, nil
-		}
-		select {
-		case <-f.exited:
-			out, _ := os.ReadFile(filepath.Join(dir, "fulcrum.log"))
-			return nil, fmt.Errorf("fulcrum exited: %s", lastLines(out, 10))
-		case <-ctx.Done():
-			f.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			f.stop()
-			return nil, errors.New("fulcrum did not open its console socket within 20 s")
-		}
-	}
-}
-
-// stop ends the process: SIGTERM, then SIGKILL after 5 s.
-func (f *fulcrum) stop() {
-	select {
-	case <-f.exited:
-		return
-	default:
-	}
-	_ = f.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.exited:
-	case <-time.After(5 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-f.exited
-	}
-}
-
-// apiClient reads the REST API over HTTPS with HTTP Basic, trusting the
-// admin plane's own certificate from the data directory.
-type apiClient struct {
-	http *http.Client
-	base string
-}
-
-func (f *fulcrum) apiClient(_ context.Context) (*apiClient, error) {
-	pemBytes, err := os.ReadFile(filepath.Join(f.dataDir, "admin-cert.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("admin certificate: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("admin certificate: no certificate in admin-cert.pem")
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}
-	return &apiClient{http: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "https://" + f.adminAddr}, nil
-}
-
 // persistEntries returns the entries of the persistence tables of every
 // service, from GET /api/v1/status.
-func (a *apiClient) persistEntries(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", a.base+"/api/v1/status", nil)
+func persistEntries(ctx context.Context, api *fulcrumproc.Client) (int64, error) {
+	body, err := api.Get(ctx, "/api/v1/status")
 	if err != nil {
 		return 0, err
-	}
-	req.SetBasicAuth("bal", password)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, lastLines(body, 3))
 	}
 	var st struct {
 		VirtualServices []struct {
@@ -450,7 +351,7 @@ func (a *apiClient) persistEntries(ctx context.Context) (int64, error) {
 		} `json:"virtualServices"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("status: %w", err)
 	}
 	var n int64
 	found := false
@@ -464,30 +365,4 @@ func (a *apiClient) persistEntries(ctx context.Context) (int64, error) {
 		return 0, errors.New("the status shows no persistence table")
 	}
 	return n, nil
-}
-
-// rssKiB reads a process's resident set size in KiB.
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
-}
-
-func rssMiB(pid int) float64 { return math.Round(float64(rssKiB(pid))/1024*10) / 10 }
-
-// lastLines returns at most n last lines of b.
-func lastLines(b []byte, n int) string {
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte(" | ")))
 }
