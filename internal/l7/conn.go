@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
@@ -45,12 +46,28 @@ type connState struct {
 	pre    []byte // bytes read while idle, not yet taken by the reader; aliases preBuf
 	ipBuf  [48]byte
 	preBuf [preReadSize]byte
+
+	// writing the end of a response in await (plain TCP only)
+	rc     syscall.RawConn
+	awaitF func(fd uintptr) bool
+	held   *clientConn // its out.pending is written by await
+	skip   bool        // after the write, wait for readiness without a read
+	calls  int         // callback calls in the current await
+	n      int         // bytes the callback read into preBuf
+	err    error       // the callback's failed system call
+	noSkip bool        // the client pipelines: never skip the read
 }
 
 func newConnState(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string) *connState {
 	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni}
 	cs.isTLS = raw == nil || c != net.Conn(raw)
 	cs.clientIP = client.Addr().AppendTo(cs.ipBuf[:0])
+	if !cs.isTLS {
+		if rc, err := raw.SyscallConn(); err == nil {
+			cs.rc = rc
+			cs.awaitF = cs.awaitCallback
+		}
+	}
 	return cs
 }
 
@@ -65,23 +82,124 @@ func (cs *connState) Read(p []byte) (int, error) {
 	return cs.c.Read(p)
 }
 
+// skipProbe bounds the wait for the next request after a response written
+// by await without the read that follows it. The wait misses a request
+// that arrived before the write (the client pipelines, and the runtime
+// forgot that readiness when the wait began), so after skipProbe await
+// reads; if that read finds a request waiting, the connection never skips
+// the read again.
+const skipProbe = 100 * time.Millisecond
+
 // await waits for the next request without holding a buffer: it parks in
-// a read into the connection's small preBuf. It reports false when the
-// connection ended or stayed idle too long.
-func (cs *connState) await() bool {
-	_ = cs.c.SetReadDeadline(time.Now().Add(cs.svc.st.Load().cfg.IdleTimeout))
-	n, _ := cs.c.Read(cs.preBuf[:])
-	cs.pre = cs.preBuf[:n]
-	return n > 0
+// a read into the connection's small preBuf. When cc is not nil, the end
+// of its response (cc.out.pending) is written first, inside the same
+// RawConn.Read call, and cc is released as soon as it is written. It
+// reports false when the connection ended or stayed idle too long.
+func (cs *connState) await(cc *clientConn) bool {
+	idle := cs.svc.st.Load().cfg.IdleTimeout
+	start := time.Now()
+	if cc == nil {
+		_ = cs.c.SetReadDeadline(start.Add(idle))
+		n, _ := cs.c.Read(cs.preBuf[:])
+		cs.pre = cs.preBuf[:n]
+		return n > 0
+	}
+	cs.held, cs.skip = cc, !cs.noSkip && idle >= 2*skipProbe
+	if cs.skip {
+		_ = cs.c.SetReadDeadline(start.Add(skipProbe))
+	} else {
+		_ = cs.c.SetReadDeadline(start.Add(idle))
+	}
+	cs.calls, cs.n, cs.err = 0, 0, nil
+	err := cs.rc.Read(cs.awaitF)
+	if held := cs.held; held != nil {
+		// An error, or a write that would block: it is finished here,
+		// outside the callback (Close must never wait for it).
+		cs.held = nil
+		if err == nil && cs.err == nil {
+			_, err = cs.c.Write(held.out.pending)
+		}
+		held.out.pending = nil
+		putClientConn(held)
+		if err != nil || cs.err != nil {
+			return false
+		}
+		return cs.await(nil)
+	}
+	if err != nil && cs.skip && errors.Is(err, os.ErrDeadlineExceeded) {
+		// No readiness within skipProbe: read, in case a request
+		// arrived before the wait began.
+		_ = cs.c.SetReadDeadline(start.Add(idle))
+		cs.skip, cs.calls, cs.n, cs.err = false, 0, 0, nil
+		err = cs.rc.Read(cs.awaitF)
+		if err == nil && cs.n > 0 && cs.calls == 1 {
+			cs.noSkip = true // it had: the client pipelines
+		}
+	}
+	if err != nil || cs.err != nil || cs.n == 0 {
+		return false
+	}
+	cs.pre = cs.preBuf[:cs.n]
+	return true
+}
+
+// awaitCallback is the RawConn.Read callback of await: write the end of
+// the held response, then wait (skip) or read.
+func (cs *connState) awaitCallback(fd uintptr) bool {
+	if cc := cs.held; cc != nil {
+		for len(cc.out.pending) > 0 {
+			k, err := writeRaw(int(fd), cc.out.pending)
+			switch err {
+			case nil:
+				cc.out.pending = cc.out.pending[k:]
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return true
+			default:
+				cs.err = err
+				return true
+			}
+		}
+		cs.held = nil
+		putClientConn(cc)
+		if cs.skip {
+			return false
+		}
+	}
+	cs.calls++
+	for {
+		k, err := readRaw(int(fd), cs.preBuf[:])
+		switch err {
+		case nil:
+			cs.n = k
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			cs.err = err
+			return true
+		}
+	}
 }
 
 // serve runs the connection: between requests it waits in await; a
 // request (and any pipelined after it) is served with a pooled clientConn
 // holding the buffers.
 func (cs *connState) serve() {
-	for cs.await() {
+	var held *clientConn // a response whose end await writes
+	for cs.await(held) {
+		held = nil
 		cc := getClientConn(cs)
 		keep := cc.run()
+		if len(cc.out.pending) > 0 {
+			if keep {
+				held = cc
+				continue
+			}
+			_, _ = cs.c.Write(cc.out.pending) // not expected: run holds only when it goes on
+			cc.out.pending = nil
+		}
 		putClientConn(cc)
 		if !keep {
 			return
@@ -96,8 +214,9 @@ func (cs *connState) unpin() { cs.pinned, cs.pinnedPool = nil, nil }
 // request is being served.
 type clientConn struct {
 	*connState
-	br *bufio.Reader
-	bw *bufio.Writer
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	out clientOut // destination of bw
 
 	req   h1.Head
 	resp  h1.Head
@@ -117,6 +236,23 @@ type clientConn struct {
 	lastRefresh time.Time
 }
 
+// clientOut is the destination of a client connection's writer: the
+// connection, or with hold the pending bytes that await writes.
+type clientOut struct {
+	c       net.Conn
+	hold    bool
+	pending []byte // aliases the writer's buffer
+}
+
+// Write writes p to the connection, or with hold keeps it in pending.
+func (o *clientOut) Write(p []byte) (int, error) {
+	if o.hold {
+		o.pending = p
+		return len(p), nil
+	}
+	return o.c.Write(p)
+}
+
 var clientConns = sync.Pool{New: func() any { return new(clientConn) }}
 
 func getClientConn(cs *connState) *clientConn {
@@ -127,10 +263,11 @@ func getClientConn(cs *connState) *clientConn {
 	} else {
 		cc.br.Reset(cs)
 	}
+	cc.out.c = cs.c
 	if cc.bw == nil {
-		cc.bw = bufio.NewWriterSize(cs.c, clientWriteBuf)
+		cc.bw = bufio.NewWriterSize(&cc.out, clientWriteBuf)
 	} else {
-		cc.bw.Reset(cs.c)
+		cc.bw.Reset(&cc.out)
 	}
 	cc.connState = cs
 	return cc
@@ -139,6 +276,7 @@ func getClientConn(cs *connState) *clientConn {
 func putClientConn(cc *clientConn) {
 	cc.br.Reset(nil)
 	cc.bw.Reset(nil)
+	cc.out = clientOut{}
 	cc.connState, cc.body = nil, nil
 	cc.target, cc.path, cc.query, cc.host = nil, nil, nil, nil
 	clear(cc.avoid)
@@ -187,7 +325,8 @@ func readHeadWait(br *bufio.Reader, max int, wait func()) ([]byte, error) {
 
 // run serves the request whose first bytes await reads, and any
 // pipelined after it. It reports whether the connection may carry another
-// request (then nothing is buffered and the response was flushed).
+// request (then nothing is buffered and the response was flushed, or its
+// end is held in cc.out.pending for await to write).
 func (cc *clientConn) run() bool {
 	_, _ = cc.br.Peek(1) // takes the bytes await read, without a system call
 	for {
@@ -218,9 +357,13 @@ func (cc *clientConn) run() bool {
 		if !cc.serveRequest(st) {
 			return false
 		}
+		if cc.br.Buffered() == 0 && len(cc.out.pending) > 0 {
+			return true // await writes the end of the response
+		}
 		if cc.br.Buffered() == 0 {
 			return cc.bw.Buffered() == 0 || cc.bw.Flush() == nil
 		}
+		cc.noSkip = true // the client pipelines
 	}
 }
 
@@ -472,6 +615,7 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 	now := time.Now()
 	cc.lastRefresh = now
 	_ = u.c.SetDeadline(now.Add(cfg.IdleTimeout))
+	u.io.sent = false
 	writeRequestHead(u.bw, cc, st, pl)
 	bodySent := r.ContentLength <= 0 && !r.Chunked
 	if !r.Expect100 && !bodySent {
@@ -481,7 +625,10 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 		}
 		bodySent = true
 	}
-	if err := u.bw.Flush(); err != nil {
+	// With a plain connection, the last bytes of a request that reached
+	// the server in one piece are written by the first read of the
+	// response (upIO).
+	if err := u.flushLast(); err != nil {
 		u.close()
 		return retryIf(r.ContentLength <= 0 && !r.Chunked)
 	}
@@ -746,7 +893,7 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 		}
 	}
 	if err == nil {
-		err = w.Flush()
+		err = cc.flushResponse()
 	}
 	srv.AddBytes(max(r.ContentLength, 0), n)
 	if err != nil {
@@ -759,6 +906,20 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 		u.close()
 	}
 	return done
+}
+
+// flushResponse flushes the end of a response. When the connection is
+// plain TCP and waits for the next request next (it stays open and no
+// pipelined request is buffered), the bytes are held for await to write
+// inside the RawConn.Read call in which it waits.
+func (cc *clientConn) flushResponse() error {
+	if cc.rc == nil || cc.closeAfter || !cc.bodyDone || cc.br.Buffered() > 0 {
+		return cc.bw.Flush()
+	}
+	cc.out.hold = true
+	err := cc.bw.Flush()
+	cc.out.hold = false
+	return err
 }
 
 // copyResponse streams n bytes (or, with n < 0, everything until the

@@ -23,6 +23,7 @@ const upBufSize = 16 << 10
 type upConn struct {
 	c       net.Conn
 	raw     *net.TCPConn
+	io      upIO // source of br and destination of bw
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	srv     *backend.Server
@@ -105,7 +106,8 @@ func (up *upstreamPool) get(srv *backend.Server, sni string, check bool) *upConn
 		if u == nil {
 			return nil
 		}
-		if time.Since(u.idle) > UpstreamIdleTimeout || (check && !alive(u)) {
+		idle := time.Since(u.idle)
+		if idle > UpstreamIdleTimeout || ((check || idle > upstreamPeekAfter) && !alive(u)) {
 			u.close()
 			continue
 		}
@@ -172,6 +174,16 @@ func (up *upstreamPool) expire(now time.Time) {
 	}
 }
 
+// upstreamPeekAfter is how long a kept connection may have been idle
+// before get tests it (alive) even for a replayable request. The request
+// of a reused connection is written inside the wait for its answer
+// (upio.go), which cannot see a FIN that arrived while the connection was
+// idle: a server that half-closed it and kept reading would leave the
+// request waiting until its timeout instead of being retried at once. A
+// server closes idle connections after seconds, so the test costs a busy
+// pool nothing (its connections are reused within milliseconds).
+const upstreamPeekAfter = time.Second
+
 // alive reports whether an idle connection is still open: nothing (no
 // FIN, no stray bytes) is waiting on its socket. It costs one
 // non-blocking recv(MSG_PEEK).
@@ -233,8 +245,9 @@ func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni strin
 	if !p.trackUp(u.c) {
 		return nil, &errDial{errors.New("proxy closed")}
 	}
-	u.br = bufio.NewReaderSize(u.c, upBufSize)
-	u.bw = bufio.NewWriterSize(u.c, upBufSize)
+	u.io.init(u.c, raw)
+	u.br = bufio.NewReaderSize(&u.io, upBufSize)
+	u.bw = bufio.NewWriterSize(&u.io, upBufSize)
 	untrack := srv.Track(u.c)
 	u.untrack = func() { untrack(); p.untrackUp(u.c) }
 	return u, nil
