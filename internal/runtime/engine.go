@@ -368,6 +368,10 @@ func (e *Engine) Server(k backend.Key) *backend.Server { return e.backends.Get(k
 // the drop policy (see the package documentation). It reports whether the
 // state changed, and an error when there is no such real server.
 func (e *Engine) SetHealth(k backend.Key, h backend.Health) (changed bool, err error) {
+	// The monitor is synced in the background after Apply, and a sync
+	// writes the health of the servers it takes on: wait for it, so that
+	// it cannot overwrite what is set here.
+	e.flushHealth()
 	s := e.backends.Get(k)
 	if s == nil {
 		return false, fmt.Errorf("no real server %s", k)

@@ -392,9 +392,16 @@ func TestServerKilledMidStream(t *testing.T) {
 			if onA == nil {
 				t.Fatal("no connection reached real server A")
 			}
+			// The monitor's immediate first check of A (which finds it
+			// Up) must be in before the death is reported, or its result
+			// could land after it; the next check is an interval away.
+			keyA := backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}
+			eventually(t, "first health check of A", func() bool {
+				return !e.Status()[0].RealServers[0].LastCheck.IsZero() && e.Server(keyA).Health() == backend.HealthUp
+			})
 			// Mid-stream: A dies; the health check sees it Down.
 			a.kill()
-			if _, err := e.SetHealth(backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}, backend.HealthDown); err != nil {
+			if _, err := e.SetHealth(keyA, backend.HealthDown); err != nil {
 				t.Fatal(err)
 			}
 			if !onA.closed() {
