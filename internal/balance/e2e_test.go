@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ func startSlowServer(t *testing.T, ip string) *slowServer {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cannot listen on %s in CI: %v", ip, err)
+		}
 		t.Skipf("cannot listen on %s: %v", ip, err)
 	}
 	s := &slowServer{ln: ln}
