@@ -26,21 +26,69 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
 )
 
-// Rapid-reset guard: a connection whose streams are cancelled by the
-// client before their response more than abandonLimit times, and more
-// often than they complete, is closed (CVE-2023-44487). x/net/http2
-// already bounds the handlers running at once to MaxConcurrentStreams.
-const abandonLimit = 100
-
 // h2conn is one HTTP/2 client connection.
 type h2conn struct {
 	svc       *Service
 	tc        *tls.Conn
+	g         *h2guard
 	client    netip.AddrPort
 	clientIP  string
 	sni       string
-	abandoned atomic.Int64
+	abandoned atomic.Int64 // streams the client cancelled before their end
 	completed atomic.Int64
+
+	// The idle timeout (see checkIdle).
+	idle   time.Duration
+	active atomic.Int32 // handlers running
+	last   atomic.Int64 // when a stream last started or ended, since h2epoch
+	timer  *time.Timer  // runs checkIdle; guarded by g.smu
+	done   bool         // the connection ended; guarded by g.smu
+}
+
+// h2epoch is the origin of h2conn.last.
+var h2epoch = time.Now()
+
+// touch records activity: a stream started or ended.
+func (hc *h2conn) touch() { hc.last.Store(int64(time.Since(h2epoch))) }
+
+// drainTime is how long a connection going away for idleness still reads
+// (and drops) what its client sends, so that the GOAWAY is not lost to a
+// reset.
+const drainTime = time.Second
+
+// checkIdle ends a connection that has had no stream running for the idle
+// timeout: GOAWAY (NO_ERROR) naming the last stream x/net saw, so that the
+// client knows a request it sent meanwhile was not processed, then the
+// connection ends after drainTime. Deciding and stopping new streams
+// happen under the guard's stream lock, so no stream slips in between.
+func (hc *h2conn) checkIdle() {
+	g := hc.g
+	g.smu.Lock()
+	if hc.done || g.draining.Load() {
+		g.smu.Unlock()
+		return
+	}
+	if hc.active.Load() > 0 {
+		hc.timer.Reset(hc.idle)
+		g.smu.Unlock()
+		return
+	}
+	if since := time.Since(h2epoch) - time.Duration(hc.last.Load()); since < hc.idle {
+		hc.timer.Reset(hc.idle - since)
+		g.smu.Unlock()
+		return
+	}
+	last := g.stopStreams()
+	g.smu.Unlock()
+	g.writeGoAway(last, http2.ErrCodeNo, "idle timeout")
+	_ = hc.tc.SetReadDeadline(time.Now().Add(drainTime))
+}
+
+// calm closes a connection a handler found abusive, after a GOAWAY
+// ENHANCE_YOUR_CALM.
+func (hc *h2conn) calm(reason string) {
+	hc.g.calm(reason)
+	_ = hc.tc.Close()
 }
 
 var discardLog = log.New(io.Discard, "", 0)
@@ -48,12 +96,18 @@ var discardLog = log.New(io.Discard, "", 0)
 // tlsStateMarker marks a request as received over TLS for persistence.
 var tlsStateMarker tls.ConnectionState
 
-// serveH2 serves an HTTP/2 connection until it ends.
+// serveH2 serves an HTTP/2 connection until it ends. x/net's own idle
+// timer is off (see h2guard); the connection's is stopped when it ends, so
+// nothing refers to it afterwards.
 func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string) {
 	st := s.st.Load()
-	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni}
+	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni, idle: st.cfg.IdleTimeout}
 	g := newH2Guard(tc, st.cfg.MaxHeaderBytes)
-	g.hc = hc
+	g.hc, hc.g = hc, g
+	hc.touch()
+	g.smu.Lock()
+	hc.timer = time.AfterFunc(hc.idle, hc.checkIdle)
+	g.smu.Unlock()
 	st.h2.ServeConn(g, &http2.ServeConnOpts{
 		Context: s.proxy.ctx,
 		BaseConfig: &http.Server{
@@ -63,6 +117,10 @@ func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string) {
 		},
 		Handler: hc,
 	})
+	g.smu.Lock()
+	hc.done = true
+	hc.timer.Stop()
+	g.smu.Unlock()
 	_ = tc.Close()
 }
 
@@ -188,10 +246,20 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 
 // ServeHTTP proxies one HTTP/2 stream.
 func (hc *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hc.active.Add(1)
+	defer func() {
+		hc.touch()
+		hc.active.Add(-1)
+	}()
+	if r.Context().Err() != nil {
+		// Reset by the client before it started (rapid reset): no work.
+		hc.abandon()
+		return
+	}
 	st := hc.svc.st.Load()
 	cfg := &st.cfg
 	q := &h2req{r: r, hc: hc, target: []byte(r.RequestURI)}
-	if !validH2Target(q.target) || len(q.target) > cfg.MaxURI {
+	if !validH2Target(q.target) || len(q.target) > cfg.MaxURI || !validH2ContentLength(r.Header["Content-Length"]) {
 		h2Error(w, answer{status: 400})
 		return
 	}
@@ -243,14 +311,37 @@ func (hc *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hc.exchange(st, pl, q, w)
 	if r.Context().Err() != nil {
-		if hc.abandoned.Add(1) > abandonLimit && hc.abandoned.Load() > hc.completed.Load() {
-			hc.svc.proxy.log.Warn("l7: closing an HTTP/2 connection that cancels most of its streams",
-				"service", cfg.Name, "client", hc.client)
-			_ = hc.tc.Close()
-		}
+		hc.abandon()
 	} else {
 		hc.completed.Add(1)
 	}
+}
+
+// abandon counts a stream the client cancelled; a connection that cancels
+// more than rapidResetLimit streams, and more than it completes, is closed
+// (rapid reset, CVE-2023-44487).
+func (hc *h2conn) abandon() {
+	if hc.abandoned.Add(1) > rapidResetLimit && hc.abandoned.Load() > hc.completed.Load() {
+		hc.calm("rapid reset")
+	}
+}
+
+// validH2ContentLength reports whether the content-length fields of a
+// request, if any, are one valid length, possibly repeated: two different
+// values make the request malformed (RFC 9113 §8.1.1), and x/net would
+// take the first.
+func validH2ContentLength(vs []string) bool {
+	for i, v := range vs {
+		if v == "" || len(v) > 18 || (i > 0 && v != vs[0]) {
+			return false
+		}
+		for j := 0; j < len(v); j++ {
+			if v[j] < '0' || v[j] > '9' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validH2Target(t []byte) bool {
@@ -328,6 +419,9 @@ func (hc *h2conn) exchange(st *state, pl *Pool, q *h2req, w http.ResponseWriter)
 			u, err = up.dial(r.Context(), srv, sni)
 			if err != nil {
 				release()
+				if r.Context().Err() != nil {
+					return // the client cancelled the stream: not the server's failure
+				}
 				srv.AddFailure()
 				breq.Avoid = append(breq.Avoid, srv)
 				tries++

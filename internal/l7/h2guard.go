@@ -7,14 +7,18 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
 // h2guard sits between an HTTP/2 client connection and x/net/http2's
-// server and reads the client's frames first, one whole frame at a time:
+// server. It reads the client's frames first, one whole frame at a time:
 //
 //   - a request header block holding a connection-specific field
 //     (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding,
@@ -25,7 +29,19 @@ import (
 //     occurrences renamed to unknown identifiers, which the receiver must
 //     ignore, so the last value wins as RFC 9113 §6.5.3 orders — x/net
 //     hangs up on duplicates;
-//   - RST_STREAM frames are counted for the rapid-reset guard.
+//   - frames that cost the server work but carry no request (SETTINGS,
+//     PING, PRIORITY, WINDOW_UPDATE, RST_STREAM, empty DATA, unknown
+//     types) are counted per one-second window against the budgets of
+//     frameBudgets; a client over budget, or one that resets most of its
+//     streams (rapid reset), gets GOAWAY ENHANCE_YOUR_CALM and is closed.
+//
+// It also follows the frames x/net writes, so that it knows when the
+// output is between two frames and can put a GOAWAY of its own there: on
+// abuse, and when the connection has been idle for the service's idle
+// timeout (see h2conn.checkIdle). x/net's own idle timer is not used: it
+// is re-armed when the streams of a connection that already ended are
+// closed, which kept each such connection's memory for the whole idle
+// timeout (issue 14).
 //
 // Everything else passes through unchanged.
 type h2guard struct {
@@ -41,8 +57,67 @@ type h2guard struct {
 	bad     bool // the block being decoded holds a forbidden field
 	maxHdr  int
 	resets  int64
-	hc      *h2conn
+	hc      *h2conn // nil in tests of the guard alone
+	win     frameWindow
+
+	// smu orders new streams against the end of the connection: once
+	// draining is set no new stream reaches x/net, so the stream ID in
+	// the GOAWAY is the last one it will ever see.
+	smu        sync.Mutex
+	lastStream uint32      // highest client stream ID handed to x/net
+	draining   atomic.Bool // a GOAWAY was decided: hand nothing more to x/net; set under smu
+
+	// wmu serialises writes to the connection: x/net's and the guard's
+	// GOAWAY. The fields below follow x/net's output frame by frame.
+	wmu     sync.Mutex
+	wHdr    [9]byte
+	wHdrN   int          // bytes of an output frame header seen so far
+	wLeft   int          // payload bytes of the current output frame still to come
+	dataOut atomic.Int64 // DATA frames written to the client
 }
+
+// frameWindow counts, per one-second window, the frames of each kind that
+// frameBudgets bounds.
+type frameWindow struct {
+	start   time.Time
+	counts  [budgetKinds]int
+	streams int   // streams the client opened in the window
+	dataOut int64 // h2guard.dataOut when the window started
+}
+
+// The kinds of frames bounded per window.
+const (
+	budgetSettings = iota
+	budgetPing
+	budgetPriority
+	budgetWindowUpdate
+	budgetEmptyData
+	budgetOther // unknown frame types
+	budgetKinds
+)
+
+var budgetNames = [budgetKinds]string{"SETTINGS", "PING", "PRIORITY", "WINDOW_UPDATE", "empty DATA", "unknown"}
+
+// frameBudgets are how many frames of each kind a client may send in one
+// second: a base allowance, plus for PRIORITY and WINDOW_UPDATE a share of
+// the streams it opened and of the DATA frames it was sent in that second
+// (a client downloading fast acknowledges more). A legitimate client sends
+// one SETTINGS frame and a PING now and then; the floods of reliability.md
+// (F16) send millions.
+var frameBudgets = [budgetKinds]struct{ base, perStream, perDataOut int }{
+	budgetSettings:     {base: 20},
+	budgetPing:         {base: 20},
+	budgetPriority:     {base: 100, perStream: 4},
+	budgetWindowUpdate: {base: 100, perStream: 4, perDataOut: 4},
+	budgetEmptyData:    {base: 100},
+	budgetOther:        {base: 100},
+}
+
+// rapidResetLimit: a connection whose client has reset more than this many
+// streams, and more than twice as many as completed, is closed
+// (CVE-2023-44487). x/net already bounds the handlers running at once to
+// MaxConcurrentStreams.
+const rapidResetLimit = 100
 
 // ConnectionState lets x/net/http2 see the TLS state (and check it).
 func (g *h2guard) ConnectionState() tls.ConnectionState {
@@ -61,19 +136,99 @@ func (g *h2guard) ConnectionState() tls.ConnectionState {
 // next flush. It delays a write by one turn of the scheduler, no longer.
 func (g *h2guard) Write(p []byte) (int, error) {
 	runtime.Gosched()
-	return g.Conn.Write(p)
+	g.wmu.Lock()
+	n, err := g.Conn.Write(p)
+	g.follow(p[:n])
+	g.wmu.Unlock()
+	return n, err
 }
 
-// errResetFlood ends a connection that resets most of its streams.
-var errResetFlood = errors.New("http2: too many streams reset by the client")
+// follow advances the output frame position over p, which was written.
+func (g *h2guard) follow(p []byte) {
+	for len(p) > 0 {
+		if g.wLeft > 0 {
+			k := min(g.wLeft, len(p))
+			g.wLeft -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(g.wHdr[g.wHdrN:], p)
+		g.wHdrN += k
+		p = p[k:]
+		if g.wHdrN == len(g.wHdr) {
+			g.wLeft = int(g.wHdr[0])<<16 | int(g.wHdr[1])<<8 | int(g.wHdr[2])
+			g.wHdrN = 0
+			if http2.FrameType(g.wHdr[3]) == http2.FrameData {
+				g.dataOut.Add(1)
+			}
+		}
+	}
+}
+
+// goAway stops handing new streams to x/net and writes a GOAWAY frame with
+// code and debug text (see writeGoAway). It reports whether the frame was
+// written.
+func (g *h2guard) goAway(code http2.ErrCode, debug string) bool {
+	g.smu.Lock()
+	last := g.stopStreams()
+	g.smu.Unlock()
+	return g.writeGoAway(last, code, debug)
+}
+
+// stopStreams makes the guard hand no new stream to x/net and returns the
+// last stream it handed on. g.smu must be held.
+func (g *h2guard) stopStreams() uint32 {
+	g.draining.Store(true)
+	return g.lastStream
+}
+
+// writeGoAway writes a GOAWAY frame naming last, when the output is
+// between two frames and no write is under way (a writer blocked on a
+// client that does not read must not hold this up). It reports whether
+// the frame was written.
+func (g *h2guard) writeGoAway(last uint32, code http2.ErrCode, debug string) bool {
+	if !g.wmu.TryLock() {
+		return false
+	}
+	defer g.wmu.Unlock()
+	if g.wLeft != 0 || g.wHdrN != 0 {
+		return false
+	}
+	f := make([]byte, 9+8+len(debug))
+	n := 8 + len(debug)
+	f[0], f[1], f[2] = byte(n>>16), byte(n>>8), byte(n)
+	f[3] = byte(http2.FrameGoAway)
+	binary.BigEndian.PutUint32(f[9:], last)
+	binary.BigEndian.PutUint32(f[13:], uint32(code))
+	copy(f[17:], debug)
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, err := g.Conn.Write(f)
+	return err == nil
+}
+
+// errH2Abuse ends a connection whose client floods it or resets most of
+// its streams.
+var errH2Abuse = errors.New("http2: client over its frame budget")
 
 // errMalformedH2 ends a connection that sent a malformed request.
 var errMalformedH2 = errors.New("http2: malformed request header block")
+
+// calm answers abuse seen while reading: GOAWAY ENHANCE_YOUR_CALM, then the
+// returned error ends the connection.
+func (g *h2guard) calm(reason string) error {
+	g.goAway(http2.ErrCodeEnhanceYourCalm, reason)
+	if g.hc != nil {
+		g.hc.svc.proxy.log.Warn("l7: closing an abusive HTTP/2 connection", "service", g.hc.svc.st.Load().cfg.Name,
+			"client", g.hc.client, "reason", reason)
+	}
+	return errH2Abuse
+}
 
 func newH2Guard(c net.Conn, maxHeaderBytes int) *h2guard {
 	g := &h2guard{Conn: c, br: bufio.NewReaderSize(c, 16<<10), preface: len(http2.ClientPreface), decOK: true, maxHdr: maxHeaderBytes}
 	g.dec = hpack.NewDecoder(4096, g.emit)
 	g.dec.SetMaxStringLength(maxHeaderBytes)
+	g.win.start = time.Now()
 	return g
 }
 
@@ -88,7 +243,7 @@ func (g *h2guard) Read(p []byte) (int, error) {
 		g.preface -= n
 		return n, err
 	}
-	if len(g.out) == 0 {
+	for len(g.out) == 0 {
 		if err := g.next(); err != nil {
 			return 0, err
 		}
@@ -98,14 +253,16 @@ func (g *h2guard) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads the next frame into g.out, inspecting it.
+// next reads the next frame into g.out, inspecting it. After a GOAWAY of
+// the guard's own, frames are read and dropped until the client closes or
+// the drain deadline passes; then the connection ends.
 func (g *h2guard) next() error {
 	hdr, err := g.br.Peek(9)
 	if err != nil {
 		if len(hdr) > 0 && err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return err
+		return g.ended(err)
 	}
 	length := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
 	typ, flags := http2.FrameType(hdr[3]), http2.Flags(hdr[4])
@@ -123,18 +280,41 @@ func (g *h2guard) next() error {
 	}
 	g.buf = g.buf[:9+length]
 	if _, err := io.ReadFull(g.br, g.buf); err != nil {
-		return err
+		return g.ended(err)
 	}
 	payload := g.buf[9:]
 	switch typ {
+	case http2.FrameData:
+		if length == 0 && !flags.Has(http2.FlagDataEndStream) {
+			if err := g.count(budgetEmptyData); err != nil {
+				return err
+			}
+		}
 	case http2.FrameSettings:
-		if !flags.Has(http2.FlagSettingsAck) && length%6 == 0 {
-			dedupeSettings(payload)
+		if !flags.Has(http2.FlagSettingsAck) {
+			if err := g.count(budgetSettings); err != nil {
+				return err
+			}
+			if length%6 == 0 {
+				dedupeSettings(payload)
+			}
+		}
+	case http2.FramePing:
+		if err := g.count(budgetPing); err != nil {
+			return err
+		}
+	case http2.FramePriority:
+		if err := g.count(budgetPriority); err != nil {
+			return err
+		}
+	case http2.FrameWindowUpdate:
+		if err := g.count(budgetWindowUpdate); err != nil {
+			return err
 		}
 	case http2.FrameRSTStream:
 		g.resets++
-		if g.hc != nil && g.resets > abandonLimit && g.resets > 2*g.hc.completed.Load() {
-			return errResetFlood
+		if g.hc != nil && g.resets > rapidResetLimit && g.resets > 2*g.hc.completed.Load() {
+			return g.calm("rapid reset")
 		}
 	case http2.FrameHeaders:
 		frag := payload
@@ -159,6 +339,9 @@ func (g *h2guard) next() error {
 				return err
 			}
 		}
+		if !g.admit(id) {
+			return nil // dropped: the connection is going away
+		}
 	case http2.FrameContinuation:
 		if id == g.blockID && len(g.block)+len(payload) <= 2*g.maxHdr+maxGuardFrame {
 			g.block = append(g.block, payload...)
@@ -170,9 +353,66 @@ func (g *h2guard) next() error {
 				return err
 			}
 		}
+	case http2.FrameGoAway, http2.FramePushPromise:
+	default:
+		if err := g.count(budgetOther); err != nil {
+			return err
+		}
+	}
+	if g.draining.Load() {
+		return nil // dropped
 	}
 	g.out = g.buf
 	return nil
+}
+
+// ended maps a read error: after a GOAWAY of the guard's own, the end of
+// the drain is the end of the connection.
+func (g *h2guard) ended(err error) error {
+	if g.draining.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return io.EOF
+	}
+	return err
+}
+
+// admit records a HEADERS frame of stream id and reports whether it may
+// reach x/net: not once the connection is going away.
+func (g *h2guard) admit(id uint32) bool {
+	g.smu.Lock()
+	defer g.smu.Unlock()
+	if g.draining.Load() {
+		return false
+	}
+	if id > g.lastStream {
+		g.lastStream = id
+		g.win.streams++
+		if g.hc != nil {
+			g.hc.touch()
+		}
+	}
+	return true
+}
+
+// count counts one frame of kind k in the current window and ends the
+// connection when the kind is over its budget. The clock is read only
+// when a count reaches its base allowance.
+func (g *h2guard) count(k int) error {
+	w := &g.win
+	w.counts[k]++
+	b := frameBudgets[k]
+	if w.counts[k] <= b.base {
+		return nil
+	}
+	allowed := b.base + b.perStream*w.streams + b.perDataOut*int(g.dataOut.Load()-w.dataOut)
+	if w.counts[k] <= allowed {
+		return nil
+	}
+	if now := time.Now(); now.Sub(w.start) >= time.Second {
+		*w = frameWindow{start: now, dataOut: g.dataOut.Load()}
+		w.counts[k] = 1
+		return nil
+	}
+	return g.calm(budgetNames[k] + " flood")
 }
 
 // checkBlock decodes a complete header block and refuses

@@ -2,6 +2,7 @@ package l7
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"testing"
 
@@ -77,6 +78,7 @@ func FuzzH2Guard(f *testing.F) {
 			_, _ = client.Write(in)
 			_ = client.Close()
 		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }() // a GOAWAY of the guard's own
 		defer server.Close()
 		g := newH2Guard(server, 16<<10)
 		buf := make([]byte, 4096)

@@ -404,10 +404,11 @@ func (s *Service) Update(cfg ServiceConfig) error {
 			st.needsBody = true
 		}
 	}
+	// IdleTimeout stays 0: the connection's own timer does that job (see
+	// h2conn.checkIdle), x/net's kept ended connections in memory.
 	st.h2 = &http2.Server{
 		MaxConcurrentStreams:         uint32(cfg.MaxStreams),
 		MaxReadFrameSize:             16 << 10,
-		IdleTimeout:                  cfg.IdleTimeout,
 		MaxUploadBufferPerConnection: 1 << 20,
 		MaxUploadBufferPerStream:     1 << 18,
 		MaxDecoderHeaderTableSize:    4096,

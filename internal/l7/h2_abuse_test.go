@@ -1,0 +1,309 @@
+package l7
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// heapInUse returns the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestH2AbortedConnectionsFreeTheirMemory: connections that end while a
+// stream is in flight (the client gave up waiting) must not keep their
+// memory until the idle timeout (issue 14, defect 1: x/net re-armed its
+// idle timer on the closed connection, keeping ~22 KB each for 660 s).
+func TestH2AbortedConnectionsFreeTheirMemory(t *testing.T) {
+	var mu sync.Mutex
+	release := make(chan struct{})
+	a := startReal(t, "slow", "127.0.0.3", 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+	}), nil)
+	defer func() {
+		mu.Lock()
+		close(release)
+		mu.Unlock()
+	}()
+	f := h2VS(t, "", a) // idle timeout: the default 660 s
+	const conns = 200
+	open := func() {
+		seen := a.requests.Load()
+		c, err := tls.Dial("tcp", f.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, http2.ClientPreface)
+		fr := http2.NewFramer(c, c)
+		_ = fr.WriteSettings()
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("/slow"), EndStream: true, EndHeaders: true})
+		// Wait until the request is at the real server, then give up.
+		waitFor(t, "the request at the real server", func() bool { return a.requests.Load() > seen })
+		c.Close()
+	}
+	open() // warm up pools and buffers
+	waitFor(t, "connections to end", func() bool { return f.proxy.Active() == 0 })
+	before := heapInUse()
+	for i := 0; i < conns; i++ {
+		open()
+	}
+	waitFor(t, "connections to end", func() bool { return f.proxy.Active() == 0 })
+	after := heapInUse()
+	grown := int64(after) - int64(before)
+	t.Logf("heap before %d KiB, after %d aborted connections %d KiB: %d bytes each", before>>10, conns, after>>10, grown/conns)
+	if grown > conns*4<<10 {
+		t.Errorf("%d aborted HTTP/2 connections still hold %d KiB (%d bytes each) after they ended", conns, grown>>10, grown/conns)
+	}
+}
+
+// goAwayOf reads frames until the server ends the connection and returns
+// the GOAWAY it sent, or nil.
+func goAwayOf(t *testing.T, fr *http2.Framer) *http2.GoAwayFrame {
+	t.Helper()
+	var ga *http2.GoAwayFrame
+	for range 1000000 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("the server did not close the connection")
+			}
+			return ga
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			ga = &http2.GoAwayFrame{LastStreamID: g.LastStreamID, ErrCode: g.ErrCode}
+		}
+	}
+	t.Fatal("too many frames")
+	return nil
+}
+
+// TestH2ControlFrameFloods: each kind of frame that costs the server work
+// without carrying a request is bounded per connection and second; a
+// flood gets GOAWAY ENHANCE_YOUR_CALM and the connection is closed
+// (issue 14, defect 2; reliability.md F16).
+func TestH2ControlFrameFloods(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "", a)
+	var ping [8]byte
+	floods := []struct {
+		name  string
+		write func(fr *http2.Framer, i int) error
+	}{
+		{"SETTINGS", func(fr *http2.Framer, _ int) error { return fr.WriteSettings() }},
+		{"PING", func(fr *http2.Framer, _ int) error { return fr.WritePing(false, ping) }},
+		{"PRIORITY", func(fr *http2.Framer, i int) error {
+			return fr.WritePriority(uint32(2*i+1), http2.PriorityParam{Weight: 15})
+		}},
+		{"WINDOW_UPDATE", func(fr *http2.Framer, _ int) error { return fr.WriteWindowUpdate(0, 1) }},
+		{"empty DATA", func(fr *http2.Framer, i int) error {
+			if i == 0 {
+				return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("/"), EndHeaders: true})
+			}
+			return fr.WriteData(1, false, nil)
+		}},
+		{"unknown", func(fr *http2.Framer, _ int) error { return fr.WriteRawFrame(0xfa, 0, 0, []byte("x")) }},
+	}
+	for _, fl := range floods {
+		t.Run(fl.name, func(t *testing.T) {
+			c, fr := h2Dial(t, f)
+			errc := make(chan error, 1)
+			go func() {
+				var err error
+				for i := 0; i < 100000 && err == nil; i++ {
+					err = fl.write(fr, i)
+				}
+				errc <- err
+			}()
+			ga := goAwayOf(t, fr)
+			c.Close()
+			<-errc
+			if ga == nil || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("flood of %s frames: GOAWAY %+v, want ENHANCE_YOUR_CALM", fl.name, ga)
+			}
+		})
+	}
+}
+
+// TestH2SettingsFloodNeverReading: a client that floods SETTINGS and never
+// reads the acknowledgements is cut off at once, not left to fill the
+// server's queue (issue 14: 9.6 M frames in 14 s were accepted).
+func TestH2SettingsFloodNeverReading(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "", a)
+	c, fr := h2Dial(t, f)
+	start := time.Now()
+	n := 0
+	var err error
+	for ; n < 10000000 && err == nil && time.Since(start) < 15*time.Second; n++ {
+		err = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(n)})
+	}
+	c.Close()
+	if err == nil {
+		t.Fatalf("%d SETTINGS frames written in %v and the connection is still open", n, time.Since(start))
+	}
+	t.Logf("cut after %d SETTINGS frames, %v: %v", n, time.Since(start).Round(time.Millisecond), err)
+}
+
+// TestH2IdleGoAway: a connection without streams for the idle timeout
+// gets GOAWAY NO_ERROR naming the last stream it opened, then ends.
+func TestH2IdleGoAway(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "  idleTimeout: 1\n", a)
+	c, fr := h2Dial(t, f)
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("/"), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ga := goAwayOf(t, fr)
+	c.Close()
+	if ga == nil || ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
+		t.Fatalf("GOAWAY %+v, want NO_ERROR with last stream 1", ga)
+	}
+	t.Logf("GOAWAY and close %v after the request", time.Since(start).Round(time.Millisecond))
+}
+
+// TestH2RapidResetGoAway: a rapid-reset client gets GOAWAY
+// ENHANCE_YOUR_CALM, and the streams it cancelled are not counted as
+// failures of the real server (issue 14: a 20 s attack added ~512,000).
+func TestH2RapidResetGoAway(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "", a)
+	c, fr := h2Dial(t, f)
+	block := headerBlock("/reset")
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		for id := uint32(1); id < 2*20000 && err == nil; id += 2 {
+			err = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
+			if err == nil {
+				err = fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			}
+		}
+		errc <- err
+	}()
+	ga := goAwayOf(t, fr)
+	c.Close()
+	<-errc
+	if ga == nil || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Fatalf("GOAWAY %+v, want ENHANCE_YOUR_CALM", ga)
+	}
+	host, port, _ := strings.Cut(a.addr, ":")
+	p, _ := strconv.Atoi(port)
+	if n := f.server(1, host, p).Failures(); n != 0 {
+		t.Errorf("%d failures counted on a healthy real server for streams the client cancelled", n)
+	}
+}
+
+// TestH2ContentLengthConflict: a request with two different
+// content-length values is malformed and refused (RFC 9113 §8.1.1).
+func TestH2ContentLengthConflict(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "", a)
+	c, fr := h2Dial(t, f)
+	defer c.Close()
+	var buf bytes.Buffer
+	e := hpack.NewEncoder(&buf)
+	for _, h := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "h2.example.com"}, {":path", "/"},
+		{"content-length", "5"}, {"content-length", "50"}} {
+		_ = e.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: buf.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = fr.WriteData(1, true, []byte("hello"))
+	dec := hpack.NewDecoder(4096, nil)
+	for range 100 {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch fm := fm.(type) {
+		case *http2.HeadersFrame:
+			fields, err := dec.DecodeFull(fm.HeaderBlockFragment())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fields[0].Value != "400" {
+				t.Fatalf("status %s, want 400", fields[0].Value)
+			}
+			if a.requests.Load() != 0 {
+				t.Fatal("the request reached the real server")
+			}
+			return
+		case *http2.RSTStreamFrame:
+			if a.requests.Load() != 0 {
+				t.Fatal("the request reached the real server")
+			}
+			return
+		}
+	}
+	t.Fatal("no answer")
+}
+
+// TestH2BusyClientWithinBudgets: a legitimate client that downloads a lot
+// over many streams (and so sends many WINDOW_UPDATE frames) is never
+// taken for a flood.
+func TestH2BusyClientWithinBudgets(t *testing.T) {
+	body := strings.Repeat("x", 1<<20)
+	a := startReal(t, "big", "127.0.0.3", 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}), nil)
+	f := h2VS(t, "", a)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
+			return d.DialContext(ctx, network, f.addr)
+		}}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP2(true)
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := cl.Get("https://h2.example.com/big")
+			if err != nil {
+				errs <- err
+				return
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != int64(len(body)) {
+				errs <- fmt.Errorf("read %d bytes: %v", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
