@@ -12,16 +12,23 @@ import (
 	"time"
 )
 
-// DefaultTicketRotation is how often session-ticket keys change; a ticket
-// stays valid for two periods.
+// DefaultTicketRotation is how often session-ticket keys change.
 const DefaultTicketRotation = 12 * time.Hour
+
+// TicketLifetime is how long a session ticket is accepted: the lifetime
+// that Go's TLS stack announces in every ticket it sends (the TLS 1.3
+// ticket_lifetime hint, fixed at 7 days) and enforces on resumption, so
+// that clients never hold tickets the keys no longer open, nor the keys
+// open tickets clients were told had expired.
+const TicketLifetime = 7 * 24 * time.Hour
 
 // TicketKeys encrypts TLS session tickets with keys that rotate by time:
 // the key of each period is derived from a random secret, so rotation needs
 // no goroutine and every tls.Config sharing one TicketKeys (the listeners
 // of a service, and its generations across reloads) accepts the others'
-// tickets. A ticket is accepted during the period it was issued in and the
-// next one.
+// tickets. A ticket is accepted for TicketLifetime after the period it was
+// issued in began; the secret lives in memory only, so a restart ends
+// every ticket.
 type TicketKeys struct {
 	secret   [32]byte
 	rotation time.Duration
@@ -44,6 +51,10 @@ func NewTicketKeys(rotation time.Duration) *TicketKeys {
 
 func (k *TicketKeys) epoch() int64 { return k.now().UnixNano() / int64(k.rotation) }
 
+// periods is how many periods before the current one a ticket may have
+// been issued in and still be accepted.
+func (k *TicketKeys) periods() int64 { return int64((TicketLifetime + k.rotation - 1) / k.rotation) }
+
 // aead returns the cipher of period e, deriving it on first use and
 // forgetting periods too old to be accepted.
 func (k *TicketKeys) aead(e int64) cipher.AEAD {
@@ -53,7 +64,7 @@ func (k *TicketKeys) aead(e int64) cipher.AEAD {
 		return a
 	}
 	for old := range k.aeads {
-		if old < e-1 {
+		if old < e-k.periods() {
 			delete(k.aeads, old)
 		}
 	}
@@ -90,7 +101,7 @@ func (k *TicketKeys) unwrap(ticket []byte, _ tls.ConnectionState) (*tls.SessionS
 		return nil, nil
 	}
 	e := int64(binary.BigEndian.Uint64(ticket))
-	if cur := k.epoch(); e != cur && e != cur-1 {
+	if cur := k.epoch(); e > cur || e < cur-k.periods() {
 		return nil, nil
 	}
 	a := k.aead(e)
