@@ -54,6 +54,9 @@ type Options struct {
 	Templates *templates.Library
 	// Status returns the data plane's runtime status (any JSON value).
 	Status func() any
+	// Limits returns the data plane's limits and their use (any JSON
+	// value); nil leaves them out of the status.
+	Limits func() any
 	// Counters returns per real server a number that grows with each
 	// connection or request, for deployment verification; nil: the answering
 	// real server is not reported.
@@ -76,6 +79,7 @@ type Server struct {
 	hist     History
 	tpl      *templates.Library
 	status   func() any
+	limits   func() any
 	counters func() map[verify.RSRef]int64
 	down     func() map[int][]string
 	events   func(limit, vsID int) any
@@ -97,7 +101,7 @@ type route struct {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, events: o.Events, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, limits: o.Limits, counters: o.Counters, down: o.Down, events: o.Events, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -107,6 +111,9 @@ func New(o Options) *Server {
 			panic(fmt.Sprintf("api: built-in templates: %v", err)) // embedded files, checked by tests
 		}
 		s.tpl = lib
+	}
+	if s.limits == nil {
+		s.limits = func() any { return nil }
 	}
 	if s.status == nil {
 		s.status = func() any { return []any{} }

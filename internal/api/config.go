@@ -440,10 +440,13 @@ type statusBody struct {
 	RuntimeError string `json:"runtimeError,omitempty"`
 	// VirtualServices is the data plane's per-service status and counters.
 	VirtualServices any `json:"virtualServices"`
+	// Limits are the data plane's shares of the descriptor limit and their
+	// use (connection ceiling, per-service defaults, UDP sessions).
+	Limits any `json:"limits,omitempty"`
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	snap := s.ctl.Current()
 	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: s.status()})
+	writeJSON(w, http.StatusOK, statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: s.status(), Limits: s.limits()})
 }

@@ -135,6 +135,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
 		Status:   func() any { return a.Engine.Status() },
+		Limits:   func() any { return a.Engine.Limits() },
 		Events:   func(limit, vsID int) any { return a.Engine.Events(limit, vsID) },
 		Counters: a.rsCounters, Down: a.downServers})
 

@@ -25,6 +25,10 @@ const (
 	// LimitSessions is the UDP session table's bound: an idle session was
 	// evicted to make room for a new one.
 	LimitSessions
+	// LimitGlobalConns is the appliance's ceiling on the concurrent client
+	// connections of all services, derived from the descriptor limit
+	// (internal/admission): a new connection over it is refused.
+	LimitGlobalConns
 	numLimits
 )
 
@@ -41,6 +45,8 @@ func (l Limit) String() string {
 		return "throughput"
 	case LimitSessions:
 		return "sessions"
+	case LimitGlobalConns:
+		return "globalConns"
 	}
 	return "unknown"
 }

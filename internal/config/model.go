@@ -274,8 +274,13 @@ type Persistence struct {
 
 // Limits are per-service admission and bandwidth limits; 0 means unlimited.
 type Limits struct {
-	// MaxConns is the maximum number of concurrent connections
-	// (LoadMaster `MaxConnsLimit`); 0-1000000. Default: 0.
+	// MaxConns is the maximum number of concurrent connections (UDP:
+	// sessions) (LoadMaster `MaxConnsLimit`); 0-1000000. 0 means half of
+	// the appliance's connection ceiling (of its UDP session table for udp
+	// services), which Fulcrum derives from its file-descriptor limit, so
+	// that one service cannot take every connection; the status shows both
+	// (`limits`). Above the ceiling a connection is refused whatever the
+	// service's maximum. Default: 0.
 	MaxConns int `json:"maxConns,omitempty"`
 	// ConnsPerSec is the maximum rate of new connections per second
 	// (`ConnsPerSecLimit`); 0-1000000. Default: 0.

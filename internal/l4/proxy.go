@@ -32,6 +32,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
@@ -51,6 +52,9 @@ type Options struct {
 	// DialTimeout bounds each dial to a real server; DefaultDialTimeout
 	// when 0.
 	DialTimeout time.Duration
+	// Gate is the ceiling on client connections shared with the other
+	// proxies; nil for none.
+	Gate *admission.Gate
 }
 
 // Proxy owns every proxied connection. One Proxy serves all the Services of
@@ -59,6 +63,7 @@ type Options struct {
 type Proxy struct {
 	log         *slog.Logger
 	dialTimeout time.Duration
+	gate        *admission.Gate
 	ctx         context.Context // cancelled by Close: aborts dials in progress
 	cancel      context.CancelFunc
 
@@ -93,7 +98,7 @@ func New(o Options) *Proxy {
 		o.DialTimeout = DefaultDialTimeout
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{log: o.Logger, dialTimeout: o.DialTimeout, ctx: ctx, cancel: cancel}
+	p := &Proxy{log: o.Logger, dialTimeout: o.DialTimeout, gate: o.Gate, ctx: ctx, cancel: cancel}
 	for i := range p.shards {
 		p.shards[i].sessions = map[*session]struct{}{}
 	}
@@ -199,6 +204,12 @@ func (s *Service) Handle(c net.Conn) {
 		return
 	}
 	p := s.proxy
+	if !p.gate.Enter() {
+		st.Close()
+		st.AddLimitHit(backend.LimitGlobalConns)
+		_ = tc.Close()
+		return
+	}
 	sh := &p.shards[p.next.Add(1)%shardCount]
 	ss := &session{svc: s, client: tc, shard: sh, born: time.Now()}
 	ss.finIn.Store(-1)
@@ -210,6 +221,7 @@ func (s *Service) Handle(c net.Conn) {
 	if p.closed.Load() {
 		sh.mu.Unlock()
 		st.Close()
+		p.gate.Leave()
 		_ = tc.Close()
 		return
 	}
@@ -415,6 +427,7 @@ func (ss *session) run() {
 		ss.shard.mu.Lock()
 		delete(ss.shard.sessions, ss)
 		ss.shard.mu.Unlock()
+		p.gate.Leave()
 		p.wg.Done()
 	}()
 	defer cfg.Stats.Close() // Handle counted the connection

@@ -82,6 +82,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
@@ -98,9 +99,13 @@ import (
 type Options struct {
 	// Logger receives the data plane's logs; slog.Default when nil.
 	Logger *slog.Logger
-	// MaxUDPSessions bounds the UDP session table of all services;
-	// udp.DefaultMaxSessions when 0.
+	// MaxUDPSessions bounds the UDP session table of all services; 0
+	// takes Budget's.
 	MaxUDPSessions int
+	// Budget shares the descriptor limit between TCP connections and UDP
+	// sessions (internal/admission); the zero Budget takes
+	// admission.Current().
+	Budget admission.Budget
 	// PersistSecret is the per-install secret that signs active
 	// persistence cookies (at least persist.MinSecretLen bytes); when
 	// empty, a random one is drawn, so cookies do not outlive the process.
@@ -126,7 +131,9 @@ type Engine struct {
 	proxy      *l4.Proxy
 	l7         *l7.Proxy
 	udp        *udp.Proxy
-	throughput *l4.Shaper // the global throughput limit; rate 0 when off
+	budget     admission.Budget
+	gate       *admission.Gate // the ceiling on client connections of all TCP services
+	throughput *l4.Shaper      // the global throughput limit; rate 0 when off
 	snap       atomic.Pointer[Snapshot]
 	tables     *persist.Registry // persistence tables by VS ID; survive reloads
 	secret     []byte
@@ -227,6 +234,14 @@ func New(o Options) *Engine {
 	if ho.Logger == nil {
 		ho.Logger = log
 	}
+	budget := o.Budget
+	if budget.TCPConns <= 0 {
+		budget = admission.Current()
+	}
+	if o.MaxUDPSessions > 0 {
+		budget.UDPSessions = o.MaxUDPSessions
+	}
+	gate := admission.NewGate(budget.TCPConns)
 	e := &Engine{
 		tables:     persist.NewRegistry(),
 		secret:     secret,
@@ -234,12 +249,14 @@ func New(o Options) *Engine {
 		log:        log,
 		listeners:  listener.New(log),
 		backends:   backend.NewRegistry(),
-		proxy:      l4.New(l4.Options{Logger: log}),
-		l7:         l7.New(l7.Options{Logger: log}),
+		budget:     budget,
+		gate:       gate,
+		proxy:      l4.New(l4.Options{Logger: log, Gate: gate}),
+		l7:         l7.New(l7.Options{Logger: log, Gate: gate}),
 		l7svcs:     map[int]*l7.Service{},
 		tickets:    map[int]*certs.TicketKeys{},
 		subStats:   map[int]*backend.Counters{},
-		udp:        udp.New(udp.Options{Logger: log, MaxSessions: o.MaxUDPSessions}),
+		udp:        udp.New(udp.Options{Logger: log, MaxSessions: budget.UDPSessions}),
 		throughput: l4.NewShaper(0, backend.LimitThroughput),
 		vss:        map[int]*vsState{},
 		vsDrain:    map[int]*time.Timer{},
@@ -592,7 +609,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 			IdleTimeout: time.Duration(vs.Idletime) * time.Second, // 0: udp.DefaultIdleTimeout
 			Stats:       s.stats,
 			Source:      source,
-			MaxConns:    vs.Limits.MaxConns,
+			MaxConns:    e.maxConns(vs),
 			ConnRate:    st.connRate,
 			Bandwidth:   st.bandwidth,
 			Throughput:  throughput,
@@ -612,7 +629,7 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 			IdleTimeout: time.Duration(idle) * time.Second,
 			Stats:       s.stats,
 			Source:      source,
-			MaxConns:    vs.Limits.MaxConns,
+			MaxConns:    e.maxConns(vs),
 			ConnRate:    st.connRate,
 			Bandwidth:   st.bandwidth,
 			Throughput:  throughput,
@@ -710,6 +727,51 @@ func (c *compiled) reuse(old, s *service) error {
 		c.dl = true
 	}
 	return c.claim(s, s.handler)
+}
+
+// maxConns is the maximum of concurrent connections (UDP: sessions) of vs:
+// its limits.maxConns, or by default half of what the descriptor budget
+// gives all services of its protocol (admission.DefaultServiceConns), so
+// that one service under a flood leaves room to the others.
+func (e *Engine) maxConns(vs *config.VirtualService) int {
+	if vs.Limits.MaxConns > 0 {
+		return vs.Limits.MaxConns
+	}
+	if vs.Protocol == "udp" {
+		return admission.DefaultServiceConns(e.budget.UDPSessions)
+	}
+	return admission.DefaultServiceConns(e.budget.TCPConns)
+}
+
+// Limits are the data plane's shares of the descriptor limit and how much
+// of the connection ceiling is in use.
+type Limits struct {
+	// Budget is how the descriptor limit is shared out.
+	Budget admission.Budget `json:"budget"`
+	// DefaultServiceConns is the maximum of concurrent connections of a
+	// TCP service whose limits.maxConns is 0.
+	DefaultServiceConns int `json:"defaultServiceConns"`
+	// DefaultServiceSessions is the same for UDP sessions.
+	DefaultServiceSessions int `json:"defaultServiceSessions"`
+	// Conns is the number of client TCP connections of all services now.
+	Conns int64 `json:"conns"`
+	// ConnsRefused counts connections refused at the ceiling
+	// (Budget.TCPConns).
+	ConnsRefused int64 `json:"connsRefused"`
+	// UDPSessions is the number of UDP sessions now.
+	UDPSessions int `json:"udpSessions"`
+}
+
+// Limits returns the data plane's limits and their use.
+func (e *Engine) Limits() Limits {
+	return Limits{
+		Budget:                 e.budget,
+		DefaultServiceConns:    admission.DefaultServiceConns(e.budget.TCPConns),
+		DefaultServiceSessions: admission.DefaultServiceConns(e.budget.UDPSessions),
+		Conns:                  e.gate.Held(),
+		ConnsRefused:           e.gate.Refused(),
+		UDPSessions:            e.udp.Active(),
+	}
 }
 
 // compileLimits sets the limiters of st for vs. Limiters of the state in

@@ -127,7 +127,7 @@ func (e *Engine) compileL7(cfg *config.Config, c *compiled, s *service, st *vsSt
 	}
 	// The pools count requests; the service counts client connections.
 	sc.Stats = s.stats
-	sc.MaxConns = vs.Limits.MaxConns
+	sc.MaxConns = e.maxConns(vs)
 	sc.ConnRate = st.connRate
 	sc.RequestRate = st.reqRate
 	if sc.Pool == nil && len(sc.SubVSs) == 0 {

@@ -130,6 +130,9 @@ type LimitHits struct {
 	// Sessions counts UDP sessions of this service evicted from the full
 	// session table.
 	Sessions int64 `json:"sessions"`
+	// GlobalConns counts connections of this service refused at the
+	// ceiling on the connections of all services (see Engine.Limits).
+	GlobalConns int64 `json:"globalConns"`
 }
 
 // RSStatus is the state and counters of one real server.
@@ -213,6 +216,7 @@ func (e *Engine) Status() []VSStatus {
 				Bandwidth:   c.LimitHits(backend.LimitBandwidth),
 				Throughput:  c.LimitHits(backend.LimitThroughput),
 				Sessions:    c.LimitHits(backend.LimitSessions),
+				GlobalConns: c.LimitHits(backend.LimitGlobalConns),
 			},
 			RealServers: make([]RSStatus, 0, len(s.servers)),
 		}
