@@ -33,6 +33,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
@@ -65,6 +66,9 @@ type Options struct {
 	// DialTimeout bounds each connect (and TLS handshake) to a real
 	// server; DefaultDialTimeout when 0.
 	DialTimeout time.Duration
+	// Gate is the ceiling on client connections shared with the other
+	// proxies; nil for none.
+	Gate *admission.Gate
 }
 
 // Proxy owns every client connection of every Service and the keep-alive
@@ -72,6 +76,7 @@ type Options struct {
 type Proxy struct {
 	log    *slog.Logger
 	dialer net.Dialer
+	gate   *admission.Gate
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -97,6 +102,7 @@ func New(o Options) *Proxy {
 	p := &Proxy{
 		log:         o.Logger,
 		dialer:      net.Dialer{Timeout: o.DialTimeout},
+		gate:        o.Gate,
 		ctx:         ctx,
 		cancel:      cancel,
 		conns:       map[net.Conn]struct{}{},
@@ -442,12 +448,27 @@ func (s *Service) Close() error {
 func (s *Service) Handle(c net.Conn) {
 	p := s.proxy
 	cfg := &s.st.Load().cfg
-	if s.closed.Load() || cfg.MaxConns > 0 && cfg.Stats.Active() >= int64(cfg.MaxConns) ||
-		cfg.ConnRate != nil && !cfg.ConnRate.Allow() {
+	if s.closed.Load() {
+		_ = c.Close()
+		return
+	}
+	if cfg.MaxConns > 0 && cfg.Stats.Active() >= int64(cfg.MaxConns) {
+		cfg.Stats.AddLimitHit(backend.LimitMaxConns)
+		_ = c.Close()
+		return
+	}
+	if cfg.ConnRate != nil && !cfg.ConnRate.Allow() {
+		cfg.Stats.AddLimitHit(backend.LimitConnRate)
+		_ = c.Close()
+		return
+	}
+	if !p.gate.Enter() {
+		cfg.Stats.AddLimitHit(backend.LimitGlobalConns)
 		_ = c.Close()
 		return
 	}
 	if !p.track(c) {
+		p.gate.Leave()
 		_ = c.Close()
 		return
 	}
@@ -455,6 +476,7 @@ func (s *Service) Handle(c net.Conn) {
 	stats.Open() // here, not in the goroutine, so that MaxConns sees it at once
 	go func() {
 		defer p.untrack(c)
+		defer p.gate.Leave()
 		defer stats.Close()
 		s.serve(c)
 	}()
