@@ -38,7 +38,6 @@ type h2conn struct {
 	completed atomic.Int64
 
 	// The idle timeout (see checkIdle).
-	idle   time.Duration
 	active atomic.Int32 // handlers running
 	last   atomic.Int64 // when a stream last started or ended, since h2epoch
 	timer  *time.Timer  // runs checkIdle; guarded by g.smu
@@ -68,13 +67,14 @@ func (hc *h2conn) checkIdle() {
 		g.smu.Unlock()
 		return
 	}
+	idle := hc.svc.st.Load().cfg.IdleTimeout // a reload may have changed it
 	if hc.active.Load() > 0 {
-		hc.timer.Reset(hc.idle)
+		hc.timer.Reset(idle)
 		g.smu.Unlock()
 		return
 	}
-	if since := time.Since(h2epoch) - time.Duration(hc.last.Load()); since < hc.idle {
-		hc.timer.Reset(hc.idle - since)
+	if since := time.Since(h2epoch) - time.Duration(hc.last.Load()); since < idle {
+		hc.timer.Reset(idle - since)
 		g.smu.Unlock()
 		return
 	}
@@ -101,12 +101,12 @@ var tlsStateMarker tls.ConnectionState
 // nothing refers to it afterwards.
 func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string) {
 	st := s.st.Load()
-	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni, idle: st.cfg.IdleTimeout}
+	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni}
 	g := newH2Guard(tc, st.cfg.MaxHeaderBytes)
 	g.hc, hc.g = hc, g
 	hc.touch()
 	g.smu.Lock()
-	hc.timer = time.AfterFunc(hc.idle, hc.checkIdle)
+	hc.timer = time.AfterFunc(st.cfg.IdleTimeout, hc.checkIdle)
 	g.smu.Unlock()
 	st.h2.ServeConn(g, &http2.ServeConnOpts{
 		Context: s.proxy.ctx,
