@@ -54,12 +54,12 @@ func H2SmuggleCorpus() []H2Case {
 }
 
 // RunH2Smuggle runs each case on its own HTTP/2 connection to addr (TLS,
-// ALPN h2) whose real server is b.
-func RunH2Smuggle(ctx context.Context, addr string, b *Backend, corpus []H2Case) []SmuggleResult {
+// ALPN h2) whose real server is b; run is as for RunSmuggle.
+func RunH2Smuggle(ctx context.Context, addr string, b *Backend, corpus []H2Case, run string) []SmuggleResult {
 	var out []SmuggleResult
 	for i, c := range corpus {
-		tag := fmt.Sprintf("/h2smug-%02d-front", i)
-		smug := fmt.Sprintf("/h2smug-%02d-inner", i)
+		tag := fmt.Sprintf("/h2smug-%s-%02d-front", run, i)
+		smug := fmt.Sprintf("/h2smug-%s-%02d-inner", run, i)
 		var fields []string
 		for _, f := range c.Fields {
 			fields = append(fields, strings.ReplaceAll(strings.ReplaceAll(f, "TAG", tag), "SMUG", smug))

@@ -99,8 +99,9 @@ func Steady(ctx context.Context, rate int, d time.Duration, maxInFlight int, fn 
 			defer wg.Done()
 			defer func() { <-sem }()
 			// The call may outlive the window: it is bounded by its own
-			// timeout, not cut by the end of the window.
-			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			// client's timeout (at most a minute), not cut by the end of the
+			// window.
+			cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer ccancel()
 			start := time.Now()
 			err := fn(cctx)

@@ -72,6 +72,10 @@ type Layout struct {
 	// HTTP services over a good real server and a resetting or hanging
 	// one.
 	HTTP, H2, TCP, UDP, RST, Hang int
+	// Kill is an HTTP service over KillBackends (the real servers the
+	// backend-kill case kills).
+	Kill         int
+	KillBackends []int
 	// Backends are the ports of the HTTP real servers; Reset, Hanging,
 	// Echo and UDPEcho those of the other kinds.
 	Backends                      []int
@@ -112,6 +116,9 @@ func FulcrumConfig(l Layout) ([]byte, error) {
 	}
 	if l.Hang != 0 {
 		vss = append(vss, web(l.Hang, "http", false, l.Backends[0], l.Hanging))
+	}
+	if l.Kill != 0 {
+		vss = append(vss, web(l.Kill, "http", false, l.KillBackends...))
 	}
 	if l.TCP != 0 {
 		vss = append(vss, map[string]any{"nickname": "tcp", "address": "127.0.0.1", "port": l.TCP, "protocol": "tcp", "type": "gen",
@@ -179,6 +186,9 @@ func HAProxyConfig(l Layout, maxconn int) string {
 	}
 	if l.Hang != 0 {
 		web("hang", []int{l.Backends[0], l.Hanging}, fmt.Sprintf("127.0.0.1:%d", l.Hang))
+	}
+	if l.Kill != 0 {
+		web("kill", l.KillBackends, fmt.Sprintf("127.0.0.1:%d", l.Kill))
 	}
 	if l.TCP != 0 {
 		fmt.Fprintf(&b, "frontend tcp\n    mode tcp\n    bind 127.0.0.1:%d\n    default_backend tcp\nbackend tcp\n    mode tcp\n", l.TCP)

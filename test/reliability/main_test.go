@@ -26,7 +26,9 @@ import (
 	"github.com/fulcrum-lb/fulcrum/bench/attack"
 )
 
-var binary string
+// binary is the fulcrum binary; driver the suite's driver, whose
+// `attack rapid-reset` runs the attacker in a process of its own.
+var binary, driver string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "fulcrum-reliability-")
@@ -35,11 +37,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "fulcrum")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/fulcrum")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build fulcrum:", err)
-		os.Exit(1)
+	driver = filepath.Join(dir, "reliability")
+	for bin, pkg := range map[string]string{binary: "../../cmd/fulcrum", driver: "../../bench/cmd/reliability"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
