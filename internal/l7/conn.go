@@ -333,6 +333,13 @@ func (cc *clientConn) run() bool {
 		// The configuration in force when the request starts serves it.
 		st := cc.svc.st.Load()
 		cfg := &st.cfg
+		if !cc.skipEmptyLines() {
+			return false
+		}
+		if cc.br.Buffered() == 0 {
+			// Only empty lines: wait for the request as when idle.
+			return cc.bw.Buffered() == 0 || cc.bw.Flush() == nil
+		}
 		head, err := readHeadWait(cc.br, cfg.MaxHeaderBytes, cc.headWait)
 		if err != nil {
 			switch {
@@ -365,6 +372,36 @@ func (cc *clientConn) run() bool {
 		}
 		cc.noSkip = true // the client pipelines
 	}
+}
+
+// maxEmptyLines is how many empty lines (CRLF) before a request line are
+// ignored; a third is refused with the request.
+const maxEmptyLines = 2
+
+// skipEmptyLines discards up to maxEmptyLines empty lines (CRLF) before a
+// request line, as RFC 9112 §2.2 asks of servers: some clients send one
+// after a request body. A bare LF is not one (the parser refuses it). It
+// waits, under the header timeout, only for the LF of a CR that came
+// alone, and reports false when the connection failed meanwhile.
+func (cc *clientConn) skipEmptyLines() bool {
+	for range maxEmptyLines {
+		b, _ := cc.br.Peek(min(cc.br.Buffered(), 2))
+		if len(b) == 0 || b[0] != '\r' {
+			return true
+		}
+		if len(b) == 1 {
+			cc.headWait()
+			var err error
+			if b, err = cc.br.Peek(2); err != nil {
+				return false
+			}
+		}
+		if b[1] != '\n' {
+			return true
+		}
+		_, _ = cc.br.Discard(2)
+	}
+	return true
 }
 
 // headWait starts the header timeout when a head is incomplete: the rest

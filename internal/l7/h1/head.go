@@ -194,8 +194,9 @@ func (h *Head) ParseRequest(b []byte, lim Limits) error {
 	h.Reset()
 	h.buf = append(h.buf, b...)
 	b = h.buf
-	// Empty lines before the request line (which RFC 9112 §2.2 lets a
-	// server skip) are refused, as net/http does.
+	// Empty lines before the request line are refused here, as net/http's
+	// parser does; the proxy skips up to two (RFC 9112 §2.2) before it
+	// takes the head (l7's skipEmptyLines).
 	line, rest, err := nextLine(b)
 	if err != nil {
 		return err
