@@ -44,6 +44,128 @@ func isXFProto(f *h1.Field) bool {
 	return f.Kind == h1.KindXForwarded && len(f.Name) == 17 && (f.Name[12]|0x20) == 'p'
 }
 
+// fwdHeader names a forwarding header: one that Fulcrum sets, or filters
+// from untrusted clients.
+type fwdHeader uint8
+
+// The forwarding headers.
+const (
+	fwdNone       fwdHeader = iota
+	fwdFor                  // X-Forwarded-For
+	fwdProto                // X-Forwarded-Proto
+	fwdXForwarded           // any other X-Forwarded-*
+	fwdForwarded            // Forwarded
+	fwdRealIP               // X-Real-IP
+	fwdClientSide           // X-ClientSide
+)
+
+// forwardingHeader tells which forwarding header a request header named
+// name is, comparing without regard to case and with '_' taken as '-':
+// CGI-style servers (and the frameworks that follow them) map
+// X_Forwarded_For and X-Forwarded-For to the same variable, so the
+// underscore spellings must be filtered with the hyphen ones. alias
+// reports a name that spells at least one of the hyphens as '_'. It works
+// on HTTP/1.1 field names and on HTTP/2 header keys alike, and allocates
+// nothing.
+func forwardingHeader[T ~string | ~[]byte](name T) (h fwdHeader, alias bool) {
+	n := len(name)
+	if n < 9 {
+		return fwdNone, false
+	}
+	switch name[0] | 0x20 {
+	case 'f':
+		if n == 9 && dashFold(name, 0, "forwarded") {
+			return fwdForwarded, false // no hyphen: no alias
+		}
+		return fwdNone, false
+	case 'x':
+	default:
+		return fwdNone, false
+	}
+	switch {
+	case n == 9 && dashFold(name, 0, "x-real-ip"):
+		h = fwdRealIP
+	case n == 12 && dashFold(name, 0, "x-clientside"):
+		h = fwdClientSide
+	case n > 12 && dashFold(name, 0, "x-forwarded-"):
+		switch {
+		case n == 15 && dashFold(name, 12, "for"):
+			h = fwdFor
+		case n == 17 && dashFold(name, 12, "proto"):
+			h = fwdProto
+		default:
+			h = fwdXForwarded
+		}
+	default:
+		return fwdNone, false
+	}
+	for i := range n {
+		if name[i] == '_' {
+			return h, true
+		}
+	}
+	return h, false
+}
+
+// dashFold reports whether name[off:off+len(s)] equals the lower-case s
+// without regard to case, a '_' in name standing for a '-' in s.
+func dashFold[T ~string | ~[]byte](name T, off int, s string) bool {
+	for i := range len(s) {
+		c := name[off+i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// fwdAction is what becomes of a forwarding header a client sent.
+type fwdAction uint8
+
+// The actions of forwardingAction.
+const (
+	fwdPass  fwdAction = iota // sent on as it is
+	fwdDrop                   // removed
+	fwdMerge                  // a trusted proxy's X-Forwarded-For: its values go first in Fulcrum's
+)
+
+// forwardingAction says what becomes of a client's request header named
+// name (see forwardingHeader), for a client that is one of the trusted
+// proxies or not, under the service's AddVia mode. From an untrusted
+// client every forwarding header is dropped, underscore spellings
+// included. From a trusted proxy the hyphen spellings are kept (its
+// X-Forwarded-For merged into Fulcrum's when Fulcrum adds one), and the
+// underscore spellings of the headers Fulcrum adds in this mode
+// (X_Forwarded_For and X_Forwarded_Proto with xff, X_ClientSide with
+// clientside) are dropped, so that no server sees two values for one
+// variable. Headers that are not forwarding headers pass.
+//
+// The HTTP/1.1 path classifies the hyphen spellings at parse time
+// (h1.Kind) and asks only about the rest; the HTTP/2 path can ask about
+// every header key.
+func forwardingAction[T ~string | ~[]byte](name T, trust bool, mode string) (fwdHeader, fwdAction) {
+	h, alias := forwardingHeader(name)
+	switch {
+	case h == fwdNone:
+		return h, fwdPass
+	case !trust:
+		return h, fwdDrop
+	case alias:
+		if (h == fwdFor || h == fwdProto) && addsXFF(mode) || h == fwdClientSide && addsClientSide(mode) {
+			return h, fwdDrop
+		}
+		return h, fwdPass
+	case h == fwdFor && addsXFF(mode):
+		return h, fwdMerge
+	}
+	return h, fwdPass
+}
+
 // writeRequestHead writes the request head forwarded to a real server:
 // the request line with the (possibly rewritten) target, Host, the
 // client's end-to-end fields (hop-by-hop ones, including those the client
@@ -85,6 +207,14 @@ func writeRequestHead(w *bufio.Writer, cc *clientConn, st *state, pl *Pool) {
 		case h1.KindForwarded, h1.KindXRealIP, h1.KindXClientSide:
 			if !trust {
 				continue
+			}
+		case h1.KindOther:
+			// An underscore spelling of a forwarding header (X_Real_IP,
+			// x_forwarded_for): h1 classifies only the hyphen ones.
+			if len(f.Name) >= 9 && (f.Name[1] == '_' || f.Name[1] == '-') {
+				if _, a := forwardingAction(f.Name, trust, mode); a == fwdDrop {
+					continue
+				}
 			}
 		}
 		writeField(w, f.Name, f.Value)
