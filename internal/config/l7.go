@@ -121,8 +121,32 @@ type HTTPSettings struct {
 	// the connection gets 408 and is closed. 0 means 10. Default: 0.
 	HeaderTimeout int `json:"headerTimeout,omitempty"`
 	// BodyTimeout is how long in seconds a request or response body may
-	// stay without progress, 1-3600. 0 means 60. Default: 0.
+	// stay without progress, 1-3600, whichever side stalls: a client that
+	// sends or reads nothing, or a real server that takes or sends nothing,
+	// ends both connections. 0 means 60. Default: 0.
 	BodyTimeout int `json:"bodyTimeout,omitempty"`
+	// BodyMinRate is the lowest average rate, in bytes per second, at which
+	// a client must send a request body and read a response body once
+	// BodyTimeout has passed (against slow POST and slow reading): Fulcrum
+	// waits for the client at most BodyTimeout plus one second per
+	// BodyMinRate bytes moved so far (Apache mod_reqtimeout's MinRate),
+	// counting only the time spent waiting for the client, never for a
+	// real server. 1-1073741824; 0 means 500; -1 turns the minimum off,
+	// for clients that keep a body open for long without moving much, such
+	// as Outlook Anywhere (RPC over HTTP). Only on services (SubVSs share
+	// their service's). Default: 0.
+	BodyMinRate int `json:"bodyMinRate,omitempty"`
+	// ResponseTimeout is how long in seconds a real server may take, once a
+	// request was sent to it, to send the response head, 1-86400. When it
+	// passes before anything of the response reached the client, a GET,
+	// HEAD, OPTIONS or TRACE request without body is retried on another real
+	// server (within Retries and RetryTimeout) and any other request gets
+	// 504; the failure is counted on the real server. 0 means the service's
+	// idle timeout, which long-polling applications need: Exchange
+	// ActiveSync holds requests for up to 59 minutes, Lync/Skype UCWA event
+	// channels for minutes. Only on services (SubVSs share their
+	// service's). Default: 0.
+	ResponseTimeout int `json:"responseTimeout,omitempty"`
 	// MaxStreams is the number of concurrent HTTP/2 streams a client
 	// connection may open, 1-1000. 0 means 100. Default: 0.
 	MaxStreams int `json:"maxStreams,omitempty"`
@@ -164,6 +188,8 @@ const (
 	MaxContentRules = 1024
 	MaxRulePattern  = 1024
 	MaxErrorPage    = 16384
+	// MaxBodyMinRate bounds HTTPSettings.BodyMinRate (1 GiB/s).
+	MaxBodyMinRate = 1 << 30
 )
 
 func (r *ContentRule) setDefaults() {
@@ -349,6 +375,21 @@ func validateHTTP(e *errs, v *VirtualService, p string, rules map[string]string,
 	opt("maxUri", h.MaxURI, 256, 65536)
 	opt("headerTimeout", h.HeaderTimeout, 1, 300)
 	opt("bodyTimeout", h.BodyTimeout, 1, 3600)
+	if h.BodyMinRate != 0 && h.BodyMinRate != -1 && (h.BodyMinRate < 1 || h.BodyMinRate > MaxBodyMinRate) {
+		e.add(join(hp, "bodyMinRate"), "must be -1 (no minimum) or 1-%d bytes per second, got %d", MaxBodyMinRate, h.BodyMinRate)
+	}
+	opt("responseTimeout", h.ResponseTimeout, 1, 86400)
+	if sub {
+		// The data plane takes these from the service (one setting for
+		// every request of a client connection): refuse them on a SubVS
+		// rather than ignore them.
+		if h.BodyMinRate != 0 {
+			e.add(join(hp, "bodyMinRate"), "set it on the service: its SubVSs share it")
+		}
+		if h.ResponseTimeout != 0 {
+			e.add(join(hp, "responseTimeout"), "set it on the service: its SubVSs share it")
+		}
+	}
 	opt("maxStreams", h.MaxStreams, 1, 1000)
 	opt("retryTimeout", h.RetryTimeout, 1, 300)
 	if h.Retries != nil {

@@ -35,6 +35,24 @@ func TestValidateL7Valid(t *testing.T) {
 	}
 }
 
+// TestValidateL7Timeouts: the body minimum rate and the response timeout
+// are accepted on a service at their bounds, and -1 turns the minimum
+// rate off.
+func TestValidateL7Timeouts(t *testing.T) {
+	for _, tt := range []struct{ rate, resp int }{{-1, 1}, {1, 86400}, {1 << 30, 0}, {0, 30}} {
+		c := mustDecode(t, l7Base)
+		c.VirtualServices[0].HTTP.BodyMinRate = tt.rate
+		c.VirtualServices[0].HTTP.ResponseTimeout = tt.resp
+		if err := c.Validate(); err != nil {
+			t.Errorf("bodyMinRate %d, responseTimeout %d: %v", tt.rate, tt.resp, err)
+		}
+	}
+	c := mustDecode(t, strings.Replace(l7Base, "trustedProxies: [10.0.0.0/8, 192.0.2.1]}", "trustedProxies: [10.0.0.0/8, 192.0.2.1], bodyMinRate: -1, responseTimeout: 3600}", 1))
+	if err := c.Validate(); err != nil || c.VirtualServices[0].HTTP.BodyMinRate != -1 || c.VirtualServices[0].HTTP.ResponseTimeout != 3600 {
+		t.Fatalf("decoded %+v, %v", c.VirtualServices[0].HTTP, err)
+	}
+}
+
 func TestValidateL7Errors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -65,6 +83,12 @@ func TestValidateL7Errors(t *testing.T) {
 		{"error page size", func(c *Config) { c.VirtualServices[0].HTTP.ErrorPage = strings.Repeat("x", MaxErrorPage+1) }, "virtualServices[0].http.errorPage: at most 16384 bytes"},
 		{"limits", func(c *Config) { c.VirtualServices[0].HTTP.MaxHeaderBytes = 100 }, "virtualServices[0].http.maxHeaderBytes: must be 1024-65536, got 100"},
 		{"retries", func(c *Config) { n := 11; c.VirtualServices[0].HTTP.Retries = &n }, "virtualServices[0].http.retries: must be 0-10, got 11"},
+		{"body min rate negative", func(c *Config) { c.VirtualServices[0].HTTP.BodyMinRate = -2 }, "virtualServices[0].http.bodyMinRate: must be -1 (no minimum) or 1-1073741824 bytes per second, got -2"},
+		{"body min rate too high", func(c *Config) { c.VirtualServices[0].HTTP.BodyMinRate = 1<<30 + 1 }, "virtualServices[0].http.bodyMinRate: must be -1 (no minimum) or 1-1073741824"},
+		{"body min rate on SubVS", func(c *Config) { c.VirtualServices[0].SubVSs[0].HTTP.BodyMinRate = 100 }, "virtualServices[0].subVSs[0].http.bodyMinRate: set it on the service"},
+		{"response timeout range", func(c *Config) { c.VirtualServices[0].HTTP.ResponseTimeout = 86401 }, "virtualServices[0].http.responseTimeout: must be 1-86400, got 86401"},
+		{"response timeout negative", func(c *Config) { c.VirtualServices[0].HTTP.ResponseTimeout = -1 }, "virtualServices[0].http.responseTimeout: must be 1-86400, got -1"},
+		{"response timeout on SubVS", func(c *Config) { c.VirtualServices[0].SubVSs[0].HTTP.ResponseTimeout = 5 }, "virtualServices[0].subVSs[0].http.responseTimeout: set it on the service"},
 		{"host rewrite", func(c *Config) { c.VirtualServices[0].HTTP.HostRewrite = "a b" }, "virtualServices[0].http.hostRewrite: must be a host[:port]"},
 		{"http on gen", func(c *Config) {
 			c.VirtualServices[0].Type = "gen"

@@ -52,17 +52,19 @@ func (b *Build) BuildService(name string, vs *config.VirtualService) (ServiceCon
 		h = &config.HTTPSettings{}
 	}
 	sc := ServiceConfig{
-		Name:           name,
-		AddVia:         vs.AddVia,
-		PerRequest:     b.Config.Options.AlwaysPersist != "no",
-		MaxHeaderBytes: h.MaxHeaderBytes,
-		MaxHeaders:     h.MaxHeaders,
-		MaxURI:         h.MaxURI,
-		HeaderTimeout:  time.Duration(h.HeaderTimeout) * time.Second,
-		BodyTimeout:    time.Duration(h.BodyTimeout) * time.Second,
-		MaxStreams:     h.MaxStreams,
-		Retries:        DefaultRetries,
-		RetryTimeout:   time.Duration(h.RetryTimeout) * time.Second,
+		Name:            name,
+		AddVia:          vs.AddVia,
+		PerRequest:      b.Config.Options.AlwaysPersist != "no",
+		MaxHeaderBytes:  h.MaxHeaderBytes,
+		MaxHeaders:      h.MaxHeaders,
+		MaxURI:          h.MaxURI,
+		HeaderTimeout:   time.Duration(h.HeaderTimeout) * time.Second,
+		BodyTimeout:     time.Duration(h.BodyTimeout) * time.Second,
+		BodyMinRate:     int64(h.BodyMinRate), // 0: the default; -1: none
+		ResponseTimeout: time.Duration(h.ResponseTimeout) * time.Second,
+		MaxStreams:      h.MaxStreams,
+		Retries:         DefaultRetries,
+		RetryTimeout:    time.Duration(h.RetryTimeout) * time.Second,
 	}
 	if h.Retries != nil {
 		sc.Retries = *h.Retries

@@ -234,6 +234,8 @@ type clientConn struct {
 	bodyDone    bool            // the request body was read whole (or there was none)
 	closeAfter  bool
 	lastRefresh time.Time
+	clk         bodyClock // the body moving from or to the client (BodyMinRate)
+	timeIn      bool      // reads from the client count on clk
 }
 
 // clientOut is the destination of a client connection's writer: the
@@ -241,7 +243,8 @@ type clientConn struct {
 type clientOut struct {
 	c       net.Conn
 	hold    bool
-	pending []byte // aliases the writer's buffer
+	pending []byte     // aliases the writer's buffer
+	clk     *bodyClock // when set, writes count on it (a response body)
 }
 
 // Write writes p to the connection, or with hold keeps it in pending.
@@ -250,7 +253,25 @@ func (o *clientOut) Write(p []byte) (int, error) {
 		o.pending = p
 		return len(p), nil
 	}
-	return o.c.Write(p)
+	if o.clk == nil {
+		return o.c.Write(p)
+	}
+	t := time.Now()
+	n, err := o.c.Write(p)
+	o.clk.add(time.Since(t), n)
+	return n, err
+}
+
+// Read is the source of the request reader: connState.Read, timed on clk
+// while a request body is read.
+func (cc *clientConn) Read(p []byte) (int, error) {
+	if !cc.timeIn {
+		return cc.connState.Read(p)
+	}
+	t := time.Now()
+	n, err := cc.connState.Read(p)
+	cc.clk.add(time.Since(t), n)
+	return n, err
 }
 
 var clientConns = sync.Pool{New: func() any { return new(clientConn) }}
@@ -259,9 +280,9 @@ func getClientConn(cs *connState) *clientConn {
 	cc := clientConns.Get().(*clientConn)
 	size := max(cs.svc.st.Load().cfg.MaxHeaderBytes, 4096)
 	if cc.br == nil || cc.br.Size() != size {
-		cc.br = bufio.NewReaderSize(cs, size)
+		cc.br = bufio.NewReaderSize(cc, size)
 	} else {
-		cc.br.Reset(cs)
+		cc.br.Reset(cc)
 	}
 	cc.out.c = cs.c
 	if cc.bw == nil {
@@ -278,6 +299,7 @@ func putClientConn(cc *clientConn) {
 	cc.bw.Reset(nil)
 	cc.out = clientOut{}
 	cc.connState, cc.body = nil, nil
+	cc.timeIn = false
 	cc.target, cc.path, cc.query, cc.host = nil, nil, nil, nil
 	clear(cc.avoid)
 	cc.avoid = cc.avoid[:0]
@@ -519,6 +541,7 @@ const (
 	retry                       // failed before anything irreversible: try again
 	failed                      // failed; the client gets an error if nothing was sent
 	failedClient                // the client went away or sent garbage
+	timedOut                    // the real server did not answer (or take the body) in time
 )
 
 // exchange sends the request to a real server of pl, with retries, and
@@ -541,13 +564,14 @@ func (cc *clientConn) exchange(st *state, pl *Pool) bool {
 		defer pl.Stats.Close()
 	}
 	tries, stale := 0, 0
+	failStatus := 502 // what the client gets when the servers tried failed; 504 once one timed out
 	for {
 		breq.Avoid = cc.avoid
 		srv, release, err := cc.pick(st, pl, breq)
 		if err != nil {
 			status := 503
 			if len(cc.avoid) > 0 {
-				status = 502 // servers were tried and failed
+				status = failStatus // servers were tried and failed
 			}
 			cc.errorResponse(st, pl, status)
 			return cc.finishUnread()
@@ -591,7 +615,25 @@ func (cc *clientConn) exchange(st *state, pl *Pool) bool {
 			if (reused && stale <= 2 || tries <= cfg.Retries) && time.Now().Before(deadline) {
 				continue
 			}
-			cc.errorResponse(st, pl, 502)
+			cc.errorResponse(st, pl, failStatus)
+			return cc.finishUnread()
+		case timedOut:
+			// No response head within ResponseTimeout, or the body not
+			// taken within BodyTimeout: the server's failure, whether the
+			// connection was new or kept. A replayable request that got
+			// nothing yet is tried on another server.
+			srv.AddFailure()
+			cc.avoid = append(cc.avoid, srv)
+			cc.unpin()
+			tries++
+			failStatus = 504
+			if cc.wrote {
+				return false
+			}
+			if replayable && tries <= cfg.Retries && time.Now().Before(deadline) {
+				continue
+			}
+			cc.errorResponse(st, pl, 504)
 			return cc.finishUnread()
 		case failed:
 			if !cc.wrote {
@@ -651,7 +693,10 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 	r := &cc.req
 	now := time.Now()
 	cc.lastRefresh = now
-	_ = u.c.SetDeadline(now.Add(cfg.IdleTimeout))
+	// The head goes out and the response head must come within the
+	// response timeout; sendBody sets the body's deadlines, and this one
+	// again once the body is out.
+	_ = u.c.SetDeadline(now.Add(cfg.ResponseTimeout))
 	u.io.sent = false
 	writeRequestHead(u.bw, cc, st, pl)
 	bodySent := r.ContentLength <= 0 && !r.Chunked
@@ -674,10 +719,9 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 		if err != nil {
 			u.close()
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if !cc.wrote {
-					cc.errorResponse(st, pl, 504)
-				}
-				return failedClient
+				cc.svc.proxy.log.Debug("l7: response timeout", "pool", pl.Name, "server", srv.Addr(),
+					"timeout", cfg.ResponseTimeout)
+				return timedOut
 			}
 			cc.svc.proxy.log.Debug("l7: no response", "pool", pl.Name, "server", srv.Addr(), "err", err)
 			if bodySent && !cc.wrote {
@@ -705,6 +749,7 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 		if s >= 100 && s < 200 {
 			if s == 100 && r.Expect100 && !bodySent {
 				if r.Minor == 1 {
+					_ = cc.c.SetWriteDeadline(time.Now().Add(cfg.BodyTimeout)) // the last one may be long past
 					_, _ = cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 					if err := cc.bw.Flush(); err != nil {
 						u.close()
@@ -721,7 +766,7 @@ func (cc *clientConn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn
 					return failed
 				}
 			} else if s != 100 && r.Minor == 1 {
-				cc.writeInterim()
+				cc.writeInterim(st)
 			}
 			continue
 		}
@@ -752,22 +797,37 @@ func (cc *clientConn) bodyFailure(err error) outcome {
 	if errors.Is(err, errClientBody) {
 		return failedClient
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return timedOut // the real server took nothing for BodyTimeout
+	}
 	return failed
 }
 
 // errClientBody marks a failure to read the client's body.
 var errClientBody = errors.New("reading the request body")
 
-// sendBody streams the request body to u.
+// sendBody streams the request body to u. Both sides get the body
+// timeout from the start (a real server that takes nothing must not be
+// waited for until the response timeout), the client's reads are timed
+// on cc.clk for BodyMinRate, and once the body is out the response
+// timeout starts.
 func (cc *clientConn) sendBody(st *state, u *upConn) error {
 	now := time.Now()
 	_ = cc.c.SetReadDeadline(now.Add(st.cfg.BodyTimeout))
+	_ = u.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
 	cc.lastRefresh = now
+	cc.clk, cc.timeIn = bodyClock{}, true
 	err := cc.streamBody(st, u)
+	cc.timeIn = false
+	if err == nil && u.io.sent {
+		// The end of a body written in several pieces goes out under the
+		// body timeout too (a body that fits with the head is held and
+		// written by the first read of the response, see upIO).
+		err = u.bw.Flush()
+	}
 	if err == nil {
 		cc.bodyDone = true
-		// Back to waiting for the response: the idle timeout applies.
-		_ = u.c.SetDeadline(time.Now().Add(st.cfg.IdleTimeout))
+		_ = u.c.SetDeadline(time.Now().Add(st.cfg.ResponseTimeout))
 	}
 	return err
 }
@@ -794,6 +854,7 @@ func (cc *clientConn) streamBody(st *state, u *upConn) error {
 				return err
 			}
 			if cc.br.Buffered() == 0 {
+				cc.refresh(st, u) // after a wait for the client, before one for the server
 				if err := u.bw.Flush(); err != nil {
 					return err
 				}
@@ -810,6 +871,7 @@ func (cc *clientConn) streamBody(st *state, u *upConn) error {
 			if _, err := cc.br.Peek(1); err != nil {
 				return errClientBody
 			}
+			cc.refresh(st, u) // after a wait for the client, before one for the server
 		}
 		b, _ := cc.br.Peek(int(min(int64(cc.br.Buffered()), left)))
 		n, err := u.bw.Write(b)
@@ -822,14 +884,16 @@ func (cc *clientConn) streamBody(st *state, u *upConn) error {
 	return nil
 }
 
-// refresh extends the body timeouts of both sides, at most once a second.
+// refresh extends the body timeouts of both sides, at most once a second:
+// the real server's by BodyTimeout, the client's by what cc.clk allows
+// (BodyTimeout, or less for a client slower than BodyMinRate).
 func (cc *clientConn) refresh(st *state, u *upConn) {
 	now := time.Now()
 	if now.Sub(cc.lastRefresh) < time.Second {
 		return
 	}
 	cc.lastRefresh = now
-	_ = cc.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
+	_ = cc.c.SetDeadline(now.Add(cc.clk.allow(st.cfg.BodyTimeout, st.cfg.BodyMinRate)))
 	if u != nil {
 		_ = u.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
 	}
@@ -869,7 +933,18 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 		}
 	}
 	w := cc.bw
-	_ = cc.c.SetWriteDeadline(time.Now().Add(st.cfg.BodyTimeout))
+	now := time.Now()
+	_ = cc.c.SetWriteDeadline(now.Add(st.cfg.BodyTimeout))
+	if mode == bodyChunked || mode == bodyUntilClose || mode == bodyLength && int64(u.br.Buffered()) < resp.ContentLength {
+		// More is to be read from the real server: the body timeout
+		// replaces the response timeout, and writes to the client count
+		// for BodyMinRate from the head on. (Neither for a body read
+		// with the head, the common small response: it is written in
+		// one or two writes under the deadline just set.)
+		_ = u.c.SetReadDeadline(now.Add(st.cfg.BodyTimeout))
+		cc.clk, cc.out.clk = bodyClock{}, &cc.clk
+	}
+	cc.lastRefresh = now
 	writeStatusLine(w, resp.Status, resp.Reason)
 	for i := range resp.Fields {
 		f := &resp.Fields[i]
@@ -932,6 +1007,7 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 	if err == nil {
 		err = cc.flushResponse()
 	}
+	cc.out.clk = nil
 	srv.AddBytes(max(r.ContentLength, 0), n)
 	if err != nil {
 		u.close()
@@ -965,6 +1041,7 @@ func (cc *clientConn) copyResponse(st *state, u *upConn, n int64, chunkOut bool)
 	var done int64
 	for n < 0 || done < n {
 		if u.br.Buffered() == 0 {
+			cc.refresh(st, u) // after a wait for the server, before one for the client
 			if err := cc.bw.Flush(); err != nil {
 				return done, err
 			}
@@ -1035,15 +1112,28 @@ func (cc *clientConn) spliceBody(st *state, u *upConn, n int64) error {
 	}
 	done := int64(k)
 	for done < n {
-		// The real server's deadline is a second later than the
-		// client's, so that a timeout tells which side stalled.
-		clientDeadline := time.Now().Add(st.cfg.BodyTimeout)
-		serverDeadline := clientDeadline.Add(time.Second)
+		// The real server's deadline is a second later than the latest
+		// the client's can be, so that a timeout tells which side
+		// stalled. The client's counts BodyMinRate; the time of a whole
+		// step counts as waiting for the client (splicing cannot tell
+		// the sides apart).
+		start := time.Now()
+		clientDeadline := start.Add(cc.clk.allow(st.cfg.BodyTimeout, st.cfg.BodyMinRate))
+		serverDeadline := start.Add(st.cfg.BodyTimeout + time.Second)
 		_ = cc.c.SetReadDeadline(clientDeadline)
 		_ = u.c.SetWriteDeadline(serverDeadline)
 		m, err := io.CopyN(u.raw, cc.raw, min(n-done, spliceStep))
 		done += m
-		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(serverDeadline) {
+		end := time.Now()
+		cc.clk.add(end.Sub(start), int(m))
+		if errors.Is(err, os.ErrDeadlineExceeded) && end.Before(serverDeadline) && m > 0 {
+			// The client's deadline, in a read: nothing is lost (the pipe
+			// is empty between reads), and it made progress in this step;
+			// the next step's deadline says whether it is still fast
+			// enough.
+			continue
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) && end.Before(serverDeadline) {
 			return errClientBody
 		}
 		if err != nil {
@@ -1067,12 +1157,17 @@ func (cc *clientConn) spliceResponse(st *state, u *upConn, n int64) (int64, erro
 		err = cc.bw.Flush()
 	}
 	for err == nil && done < n {
-		deadline := time.Now().Add(st.cfg.BodyTimeout)
-		_ = cc.c.SetWriteDeadline(deadline)
-		_ = u.c.SetReadDeadline(deadline)
+		// The client's deadline counts BodyMinRate, the time of a whole
+		// step counting as waiting for the client. A step must end within
+		// it (a write to the client that times out loses what the pipe
+		// held).
+		start := time.Now()
+		_ = cc.c.SetWriteDeadline(start.Add(cc.clk.allow(st.cfg.BodyTimeout, st.cfg.BodyMinRate)))
+		_ = u.c.SetReadDeadline(start.Add(st.cfg.BodyTimeout))
 		var m int64
 		m, err = io.CopyN(cc.raw, u.raw, min(n-done, spliceStep))
 		done += m
+		cc.clk.add(time.Since(start), int(m))
 	}
 	cc.lastRefresh = time.Now()
 	return done, err
@@ -1085,6 +1180,7 @@ func (cc *clientConn) copyChunkedResponse(st *state, u *upConn, chunkOut bool) (
 	var n int64
 	for {
 		if u.br.Buffered() == 0 {
+			cc.refresh(st, u) // after a wait for the server, before one for the client
 			if err := cc.bw.Flush(); err != nil {
 				return n, err
 			}
@@ -1113,8 +1209,9 @@ func (cc *clientConn) copyChunkedResponse(st *state, u *upConn, chunkOut bool) (
 }
 
 // writeInterim relays a 1xx response other than 100 (e.g. 103).
-func (cc *clientConn) writeInterim() {
+func (cc *clientConn) writeInterim(st *state) {
 	resp := &cc.resp
+	_ = cc.c.SetWriteDeadline(time.Now().Add(st.cfg.BodyTimeout)) // the last one may be long past
 	writeStatusLine(cc.bw, resp.Status, resp.Reason)
 	for i := range resp.Fields {
 		if f := &resp.Fields[i]; !f.Hop {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // statusText is the reason phrase of status, never empty.
@@ -84,6 +85,9 @@ func (cc *clientConn) errorResponse(st *state, pl *Pool, status int) {
 		cc.closeAfter = true // the body was not read: the connection cannot carry on
 	}
 	a := unavailable(pl, status, cc.req.Host, cc.req.Target)
+	// The write deadline in force is the last response's, which may be
+	// long past on a keep-alive connection.
+	_ = cc.c.SetWriteDeadline(time.Now().Add(st.cfg.BodyTimeout))
 	writeSimple(cc.bw, a.status, a.body, a.location, cc.closeAfter)
 	cc.wrote = true
 	_ = cc.bw.Flush()

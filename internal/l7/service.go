@@ -57,6 +57,9 @@ const (
 	// UpstreamIdleTimeout closes keep-alive connections to real servers
 	// idle for longer.
 	UpstreamIdleTimeout = 60 * time.Second
+	// DefaultBodyMinRate is the minimum average rate, in bytes per second,
+	// of a body moved from or to a client once BodyTimeout has passed.
+	DefaultBodyMinRate = 500
 )
 
 // Options configure a Proxy.
@@ -300,6 +303,14 @@ type ServiceConfig struct {
 	// IdleTimeout closes a keep-alive client connection idle this long,
 	// and bounds the wait for a real server's response.
 	IdleTimeout time.Duration
+	// BodyMinRate is the minimum average rate, in bytes per second, at
+	// which a client must send a request body and read a response body
+	// once BodyTimeout has passed (only the time spent waiting for the
+	// client counts); 0 takes DefaultBodyMinRate, negative turns it off.
+	BodyMinRate int64
+	// ResponseTimeout bounds the wait for a real server's response head
+	// once the request was sent; 0 takes IdleTimeout.
+	ResponseTimeout time.Duration
 	// MaxStreams bounds concurrent HTTP/2 streams per connection.
 	MaxStreams int
 	// Retries and RetryTimeout bound retries on other real servers.
@@ -336,6 +347,12 @@ func (c *ServiceConfig) setDefaults() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.BodyMinRate == 0 {
+		c.BodyMinRate = DefaultBodyMinRate
+	}
+	if c.ResponseTimeout <= 0 {
+		c.ResponseTimeout = c.IdleTimeout
 	}
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = DefaultMaxStreams
