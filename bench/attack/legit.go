@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -73,7 +74,7 @@ func Steady(ctx context.Context, rate int, d time.Duration, maxInFlight int, fn 
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var mu sync.Mutex
-	var lat []time.Duration
+	var lat, errLat []time.Duration
 	errs := map[string]int{}
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
@@ -83,7 +84,12 @@ func Steady(ctx context.Context, rate int, d time.Duration, maxInFlight int, fn 
 		select {
 		case <-ctx.Done():
 			wg.Wait()
-			return Summarise(lat, errs)
+			l := Summarise(lat, errs)
+			if len(errLat) > 0 {
+				slices.Sort(errLat)
+				l.ErrP50ms, l.ErrMaxMs = Ms(Percentile(errLat, 50)), Ms(errLat[len(errLat)-1])
+			}
+			return l
 		case <-t.C:
 		}
 		select {
@@ -109,6 +115,7 @@ func Steady(ctx context.Context, rate int, d time.Duration, maxInFlight int, fn 
 			mu.Lock()
 			if err != nil {
 				errs[ErrKind(err)]++
+				errLat = append(errLat, el)
 			} else {
 				lat = append(lat, el)
 			}

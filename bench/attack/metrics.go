@@ -92,6 +92,10 @@ type Latency struct {
 	P50ms float64 `json:"p50_ms"`
 	P99ms float64 `json:"p99_ms"`
 	MaxMs float64 `json:"max_ms"`
+	// ErrP50ms and ErrMaxMs are how long the failed requests took to
+	// fail, when Steady measured them.
+	ErrP50ms float64 `json:"err_p50_ms,omitempty"`
+	ErrMaxMs float64 `json:"err_max_ms,omitempty"`
 }
 
 // Summarise computes a Latency from durations and error kinds.

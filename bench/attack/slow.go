@@ -105,7 +105,6 @@ func NeverReadUpload(ctx context.Context, addr, path string, total int64, bound 
 	done, status, at := connWatch(c)
 	chunk := make([]byte, 64<<10)
 	last := time.Now()
-	start := last
 	for res.SentBytes < total && time.Since(last) < bound && ctx.Err() == nil {
 		select {
 		case <-done:
@@ -136,7 +135,6 @@ func NeverReadUpload(ctx context.Context, addr, path string, total int64, bound 
 			return res
 		}
 	}
-	_ = start
 	select {
 	case <-done:
 		res.Cut, res.How = true, "closed"
