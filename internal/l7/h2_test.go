@@ -112,11 +112,14 @@ func TestH2ContinuationFlood(t *testing.T) {
 			}
 		}
 	}()
-	readUntilClosed(t, fr)
+	ga := goAwayOf(t, fr)
 	c.Close()
 	<-done
 	if a.requests.Load() != 0 {
 		t.Error("the flooded request reached the real server")
+	}
+	if ga == nil || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY %+v, want ENHANCE_YOUR_CALM", ga)
 	}
 }
 

@@ -50,8 +50,10 @@ type h2guard struct {
 	preface int    // bytes of the client preface still to pass
 	out     []byte // bytes of the current frame not yet returned
 	buf     []byte
-	block   []byte // header block being assembled
-	blockID uint32
+	blockID uint32 // stream of the header block being decoded
+	inBlock bool   // a header block is being decoded: CONTINUATION may follow
+	blockN  int    // encoded bytes of that block so far
+	listN   int    // decoded size of its fields so far, as x/net counts it
 	dec     *hpack.Decoder
 	decOK   bool
 	bad     bool // the block being decoded holds a forbidden field
@@ -332,26 +334,20 @@ func (g *h2guard) next() error {
 			}
 			frag = frag[5:]
 		}
-		g.block = append(g.block[:0], frag...)
-		g.blockID = id
-		if flags.Has(http2.FlagHeadersEndHeaders) {
-			if err := g.checkBlock(); err != nil {
-				return err
-			}
+		g.blockID, g.inBlock, g.blockN, g.listN, g.bad = id, true, 0, 0, false
+		if err := g.decodeFragment(frag, flags.Has(http2.FlagHeadersEndHeaders)); err != nil {
+			return err
 		}
 		if !g.admit(id) {
 			return nil // dropped: the connection is going away
 		}
 	case http2.FrameContinuation:
-		if id == g.blockID && len(g.block)+len(payload) <= 2*g.maxHdr+maxGuardFrame {
-			g.block = append(g.block, payload...)
-		} else {
-			g.decOK = false // x/net refuses this (wrong stream or too large)
+		if !g.inBlock || id != g.blockID {
+			g.decOK = false // x/net refuses this
+			break
 		}
-		if flags.Has(http2.FlagContinuationEndHeaders) {
-			if err := g.checkBlock(); err != nil {
-				return err
-			}
+		if err := g.decodeFragment(payload, flags.Has(http2.FlagContinuationEndHeaders)); err != nil {
+			return err
 		}
 	case http2.FrameGoAway, http2.FramePushPromise:
 	default:
@@ -415,22 +411,38 @@ func (g *h2guard) count(k int) error {
 	return g.calm(budgetNames[k] + " flood")
 }
 
-// checkBlock decodes a complete header block and refuses
-// connection-specific fields. The fields are looked at as the decoder
-// emits them, not collected.
-func (g *h2guard) checkBlock() error {
-	block := g.block
-	g.block = g.block[:0]
+// h2ListOverhead is what x/net adds to maxHeaderBytes for the size of a
+// header list it accepts (ten fields' worth of the 32-byte per-field
+// overhead of RFC 7541 §4.1).
+const h2ListOverhead = 10 * 32
+
+// decodeFragment decodes the next fragment of a header block as it
+// arrives, refusing connection-specific fields (looked at as the decoder
+// emits them, not collected) when the block is complete. A block that
+// is continued beyond the header list size the server accepts is a
+// CONTINUATION flood (CVE-2023-45288): it ends the connection with
+// ENHANCE_YOUR_CALM at once (x/net would answer with a GOAWAY too, but
+// close only a second later). A block too large in a single frame is
+// left to x/net, which answers 431.
+func (g *h2guard) decodeFragment(frag []byte, end bool) error {
+	g.blockN += len(frag)
+	if g.decOK {
+		if _, err := g.dec.Write(frag); err != nil {
+			g.decOK = false // x/net sees the same error and ends the connection
+		}
+	}
+	if !end {
+		if g.listN > g.maxHdr+h2ListOverhead || g.blockN > 2*g.maxHdr+maxGuardFrame {
+			return g.calm("CONTINUATION flood")
+		}
+		return nil
+	}
+	g.inBlock = false
 	if !g.decOK {
 		return nil
 	}
-	g.bad = false
-	_, err := g.dec.Write(block)
-	if err == nil {
-		err = g.dec.Close()
-	}
-	if err != nil {
-		g.decOK = false // x/net sees the same error and ends the connection
+	if err := g.dec.Close(); err != nil {
+		g.decOK = false
 		return nil
 	}
 	if g.bad {
@@ -441,6 +453,7 @@ func (g *h2guard) checkBlock() error {
 
 // emit looks at one decoded request field.
 func (g *h2guard) emit(f hpack.HeaderField) {
+	g.listN += int(f.Size())
 	switch f.Name {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 		g.bad = true
