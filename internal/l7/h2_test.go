@@ -70,26 +70,6 @@ func headerBlock(path string) []byte {
 	return buf.Bytes()
 }
 
-// readUntilClosed reads frames until the server ends the connection and
-// reports whether it sent GOAWAY; it fails after 20 s.
-func readUntilClosed(t *testing.T, fr *http2.Framer) (goaway bool) {
-	t.Helper()
-	for range 1000000 {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatal("the server did not close the connection")
-			}
-			return goaway
-		}
-		if _, ok := f.(*http2.GoAwayFrame); ok {
-			goaway = true
-		}
-	}
-	t.Fatal("too many frames")
-	return false
-}
-
 // TestH2ContinuationFlood: an endless header block split over
 // CONTINUATION frames is cut off (CVE-2023-45288).
 func TestH2ContinuationFlood(t *testing.T) {
