@@ -62,8 +62,9 @@
 //
 // One goroutine per Engine wakes every second: it adds the bytes that long
 // TCP connections have moved (l4.Proxy.Account), samples every counter
-// into per-second rates and retries sockets that could not be opened.
-// Nothing on the data path takes a lock per packet.
+// into per-second rates, retries sockets that could not be opened, and
+// gives memory back to the system when a burst of allocation has ended
+// (internal/memtrim). Nothing on the data path takes a lock per packet.
 package runtime
 
 import (
@@ -91,6 +92,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/memtrim"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
@@ -1040,6 +1042,7 @@ func (e *Engine) loop() {
 	defer t.Stop()
 	lastRetry := time.Now()
 	seen := map[backend.Key]time.Time{}
+	trim := memtrim.New()
 	for {
 		select {
 		case <-e.stop:
@@ -1064,6 +1067,9 @@ func (e *Engine) loop() {
 				}
 			}
 			e.feedLatency(seen)
+			if trim.Tick(now) {
+				e.log.Info("memory given back to the system after a burst of allocation ended")
+			}
 			if now.Sub(lastRetry) >= retryEvery {
 				lastRetry = now
 				for _, k := range e.listeners.Retry() {

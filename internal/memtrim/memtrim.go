@@ -1,0 +1,93 @@
+// Package memtrim gives memory back to the operating system when a burst
+// of allocation ends — an attack such as HTTP/2 rapid reset, or a load
+// spike — instead of leaving it to the Go runtime's own pace: a collection
+// is forced only every two minutes when nothing allocates, and the
+// background scavenger returns free pages a little at a time. Without it
+// the resident size stays near the burst's peak for minutes after the
+// connections that caused it are gone.
+//
+// A Trimmer is told the time about once a second (Tick). It watches the
+// allocation rate (runtime/metrics /gc/heap/allocs:bytes); when the rate
+// was high (MinBurst) within the last Window and the last few seconds
+// allocated less than a tenth of that, the burst is over: it runs
+// debug.FreeOSMemory once (a collection, then every free page returned),
+// at most once per Window. A steady load, however heavy, never triggers
+// it.
+package memtrim
+
+import (
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// MinBurst is the allocation rate, in bytes per second, that counts as a
+// burst.
+const MinBurst = 32 << 20
+
+// Window is how far back a burst is remembered, and the least time
+// between two trims.
+const Window = 30 * time.Second
+
+// quiet is how many of the latest ticks must be quiet.
+const quiet = 3
+
+// Trimmer decides when to give memory back. It is used by one goroutine.
+type Trimmer struct {
+	sample   []metrics.Sample
+	last     uint64    // allocated bytes at the last tick
+	lastTick time.Time // zero before the first tick
+	rates    []float64 // bytes per second, one per tick, newest last
+	lastTrim time.Time
+	free     func() // debug.FreeOSMemory; replaced in tests
+	trims    int
+}
+
+// New returns a Trimmer.
+func New() *Trimmer {
+	return &Trimmer{
+		sample: []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}},
+		free:   debug.FreeOSMemory,
+	}
+}
+
+// Trims returns how many times the Trimmer gave memory back.
+func (t *Trimmer) Trims() int { return t.trims }
+
+// Tick samples the allocation rate at now and trims when a burst has just
+// ended; it reports whether it trimmed.
+func (t *Trimmer) Tick(now time.Time) bool {
+	metrics.Read(t.sample)
+	allocs := t.sample[0].Value.Uint64()
+	if t.lastTick.IsZero() || !now.After(t.lastTick) {
+		t.last, t.lastTick = allocs, now
+		return false
+	}
+	rate := float64(allocs-t.last) / now.Sub(t.lastTick).Seconds()
+	t.last, t.lastTick = allocs, now
+	keep := int(Window / time.Second)
+	t.rates = append(t.rates, rate)
+	if len(t.rates) > keep {
+		t.rates = append(t.rates[:0], t.rates[len(t.rates)-keep:]...)
+	}
+	if len(t.rates) <= quiet || (!t.lastTrim.IsZero() && now.Sub(t.lastTrim) < Window) {
+		return false
+	}
+	peak := 0.0
+	for _, r := range t.rates[:len(t.rates)-quiet] {
+		peak = max(peak, r)
+	}
+	for _, r := range t.rates[len(t.rates)-quiet:] {
+		if r*10 >= peak {
+			return false
+		}
+	}
+	if peak < MinBurst {
+		return false
+	}
+	t.free()
+	t.trims++
+	t.lastTrim = now
+	t.rates = t.rates[:0]
+	return true
+}

@@ -1,0 +1,79 @@
+package memtrim
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+var sink [][]byte
+
+// burn allocates n bytes of garbage.
+func burn(n int) {
+	for i := 0; i < n>>16; i++ {
+		sink = append(sink, make([]byte, 64<<10))
+		if len(sink) > 16 {
+			sink = sink[:0]
+		}
+	}
+}
+
+func TestTrimAfterBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		load  []int // bytes allocated before each tick
+		trims int
+	}{
+		{"a burst, then quiet", []int{0, 200 << 20, 200 << 20, 0, 0, 0, 0}, 1},
+		{"steady heavy load", []int{0, 200 << 20, 200 << 20, 200 << 20, 200 << 20, 200 << 20, 200 << 20}, 0},
+		{"no burst", []int{0, 1 << 20, 0, 0, 0, 0, 0}, 0},
+		{"not quiet long enough", []int{0, 200 << 20, 0, 0}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.GC()
+			tr := New()
+			tr.free = func() {}
+			now := time.Now()
+			for _, n := range tc.load {
+				burn(n)
+				tr.Tick(now)
+				now = now.Add(time.Second)
+			}
+			if tr.Trims() != tc.trims {
+				t.Errorf("%d trims, want %d", tr.Trims(), tc.trims)
+			}
+		})
+	}
+}
+
+func TestTrimAtMostOncePerWindow(t *testing.T) {
+	tr := New()
+	tr.free = func() {}
+	now := time.Now()
+	tick := func(n int) {
+		burn(n)
+		tr.Tick(now)
+		now = now.Add(time.Second)
+	}
+	for range 2 {
+		tick(0)
+		tick(200 << 20)
+		tick(0)
+		tick(0)
+		tick(0)
+		tick(0)
+	}
+	if tr.Trims() != 1 {
+		t.Fatalf("%d trims within %v, want 1", tr.Trims(), Window)
+	}
+	now = now.Add(Window)
+	tick(0)
+	tick(200 << 20)
+	tick(0)
+	tick(0)
+	tick(0)
+	tick(0)
+	if tr.Trims() != 2 {
+		t.Fatalf("%d trims after the window, want 2", tr.Trims())
+	}
+}
