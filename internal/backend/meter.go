@@ -29,6 +29,10 @@ const (
 	// connections of all services, derived from the descriptor limit
 	// (internal/admission): a new connection over it is refused.
 	LimitGlobalConns
+	// LimitAbuse is the layer-7 penalty box: a connection from an address
+	// whose HTTP/2 connections were closed for abuse several times in a
+	// short time (rapid reset, floods) is refused for a while.
+	LimitAbuse
 	numLimits
 )
 
@@ -47,6 +51,8 @@ func (l Limit) String() string {
 		return "sessions"
 	case LimitGlobalConns:
 		return "globalConns"
+	case LimitAbuse:
+		return "abuse"
 	}
 	return "unknown"
 }

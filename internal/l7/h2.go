@@ -252,10 +252,16 @@ func (hc *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hc.active.Add(-1)
 	}()
 	if r.Context().Err() != nil {
-		// Reset by the client before it started (rapid reset): no work.
+		// Reset by the client before it started (rapid reset): no work,
+		// not even growing the goroutine's stack for serveStream's frame.
 		hc.abandon()
 		return
 	}
+	hc.serveStream(w, r)
+}
+
+// serveStream is ServeHTTP for a stream still open.
+func (hc *h2conn) serveStream(w http.ResponseWriter, r *http.Request) {
 	st := hc.svc.st.Load()
 	cfg := &st.cfg
 	q := &h2req{r: r, hc: hc, target: []byte(r.RequestURI)}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -19,6 +20,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
 )
 
 // heapInUse returns the live heap after a full collection.
@@ -108,7 +111,6 @@ func goAwayOf(t *testing.T, fr *http2.Framer) *http2.GoAwayFrame {
 // (issue 14, defect 2; reliability.md F16).
 func TestH2ControlFrameFloods(t *testing.T) {
 	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
-	f := h2VS(t, "", a)
 	var ping [8]byte
 	floods := []struct {
 		name  string
@@ -130,6 +132,7 @@ func TestH2ControlFrameFloods(t *testing.T) {
 	}
 	for _, fl := range floods {
 		t.Run(fl.name, func(t *testing.T) {
+			f := h2VS(t, "", a) // a proxy of its own: three abusive connections put the client in the penalty box
 			c, fr := h2Dial(t, f)
 			errc := make(chan error, 1)
 			go func() {
@@ -305,5 +308,88 @@ func TestH2BusyClientWithinBudgets(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestH2PenaltyBox: a client whose HTTP/2 connections are closed for abuse
+// three times within ten seconds has its new connections refused before
+// any TLS work, while other clients, and its connections already
+// established, are served.
+func TestH2PenaltyBox(t *testing.T) {
+	a := startReal(t, "a", "127.0.0.3", 0, nil, nil)
+	f := h2VS(t, "", a)
+	kept, keptFr := h2Dial(t, f) // established before the abuse
+	_ = kept
+	for i := range penaltyStrikes {
+		c, fr := h2Dial(t, f)
+		go func() {
+			for range 1000 {
+				if fr.WriteSettings() != nil {
+					return
+				}
+			}
+		}()
+		if ga := goAwayOf(t, fr); ga == nil || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
+			t.Fatalf("abusive connection %d: GOAWAY %+v", i, ga)
+		}
+		c.Close()
+	}
+	if c, err := tls.Dial("tcp", f.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}); err == nil {
+		c.Close()
+		t.Fatal("a new connection from the boxed address was served")
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}}
+	other, err := tls.DialWithDialer(d, "tcp", f.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatalf("another client refused: %v", err)
+	}
+	other.Close()
+	// The connection established before still works.
+	if err := keptFr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("/"), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		fm, err := keptFr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the established connection: %v", err)
+		}
+		if h, ok := fm.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			break
+		}
+	}
+	if n := f.svc.Config().Stats.LimitHits(backend.LimitAbuse); n != 1 {
+		t.Errorf("%d refusals counted, want 1", n)
+	}
+}
+
+func TestPenaltyBoxSlots(t *testing.T) {
+	b := newPenaltyBox()
+	now := time.Now()
+	x, y := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	for i := range penaltyStrikes {
+		if boxed := b.strike(x, now); boxed != (i == penaltyStrikes-1) {
+			t.Fatalf("strike %d: boxed %v", i, boxed)
+		}
+	}
+	if !b.refused(x, now) || b.refused(y, now) {
+		t.Fatal("only the address with three strikes is refused")
+	}
+	if b.refused(x, now.Add(penaltyTime)) {
+		t.Error("refused after the penalty time")
+	}
+	// Strikes further apart than the window never add up.
+	z := netip.MustParseAddr("2001:db8::1")
+	for i := range 2 * penaltyStrikes {
+		b.strike(z, now.Add(time.Duration(i)*penaltyWindow))
+	}
+	if b.refused(z, now.Add(5*penaltyWindow)) {
+		t.Error("strikes spread over many windows boxed an address")
+	}
+	// IPv6 clients are boxed by /64.
+	for range penaltyStrikes {
+		b.strike(netip.MustParseAddr("2001:db8:1::1"), now)
+	}
+	if !b.refused(netip.MustParseAddr("2001:db8:1::ffff"), now) {
+		t.Error("another address of the same /64 is not refused")
 	}
 }

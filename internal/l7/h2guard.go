@@ -68,6 +68,7 @@ type h2guard struct {
 	smu        sync.Mutex
 	lastStream uint32      // highest client stream ID handed to x/net
 	draining   atomic.Bool // a GOAWAY was decided: hand nothing more to x/net; set under smu
+	calmed     atomic.Bool // calm ran
 
 	// wmu serialises writes to the connection: x/net's and the guard's
 	// GOAWAY. The fields below follow x/net's output frame by frame.
@@ -218,10 +219,18 @@ var errMalformedH2 = errors.New("http2: malformed request header block")
 // calm answers abuse seen while reading: GOAWAY ENHANCE_YOUR_CALM, then the
 // returned error ends the connection.
 func (g *h2guard) calm(reason string) error {
+	if g.calmed.Swap(true) {
+		return errH2Abuse // the handlers and the reader may both see it
+	}
 	g.goAway(http2.ErrCodeEnhanceYourCalm, reason)
-	if g.hc != nil {
-		g.hc.svc.proxy.log.Warn("l7: closing an abusive HTTP/2 connection", "service", g.hc.svc.st.Load().cfg.Name,
-			"client", g.hc.client, "reason", reason)
+	if hc := g.hc; hc != nil {
+		p := hc.svc.proxy
+		name := hc.svc.st.Load().cfg.Name
+		p.log.Debug("l7: closing an abusive HTTP/2 connection", "service", name, "client", hc.client, "reason", reason)
+		if p.box.strike(hc.client.Addr(), time.Now()) {
+			p.log.Warn("l7: refusing a client's new connections for a while: its HTTP/2 connections were closed for abuse repeatedly",
+				"service", name, "client", hc.client.Addr(), "reason", reason, "for", penaltyTime)
+		}
 	}
 	return errH2Abuse
 }

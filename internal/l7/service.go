@@ -80,6 +80,7 @@ type Proxy struct {
 	log    *slog.Logger
 	dialer net.Dialer
 	gate   *admission.Gate
+	box    *penaltyBox
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -106,6 +107,7 @@ func New(o Options) *Proxy {
 		log:         o.Logger,
 		dialer:      net.Dialer{Timeout: o.DialTimeout},
 		gate:        o.Gate,
+		box:         newPenaltyBox(),
 		ctx:         ctx,
 		cancel:      cancel,
 		conns:       map[net.Conn]struct{}{},
@@ -466,6 +468,11 @@ func (s *Service) Handle(c net.Conn) {
 	p := s.proxy
 	cfg := &s.st.Load().cfg
 	if s.closed.Load() {
+		_ = c.Close()
+		return
+	}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && p.box.refused(a.AddrPort().Addr(), time.Now()) {
+		cfg.Stats.AddLimitHit(backend.LimitAbuse)
 		_ = c.Close()
 		return
 	}

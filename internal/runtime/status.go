@@ -133,6 +133,9 @@ type LimitHits struct {
 	// GlobalConns counts connections of this service refused at the
 	// ceiling on the connections of all services (see Engine.Limits).
 	GlobalConns int64 `json:"globalConns"`
+	// Abuse counts connections refused because the client's address was
+	// in the penalty box after repeated HTTP/2 abuse (docs/layer7.md).
+	Abuse int64 `json:"abuse"`
 }
 
 // RSStatus is the state and counters of one real server.
@@ -217,6 +220,7 @@ func (e *Engine) Status() []VSStatus {
 				Throughput:  c.LimitHits(backend.LimitThroughput),
 				Sessions:    c.LimitHits(backend.LimitSessions),
 				GlobalConns: c.LimitHits(backend.LimitGlobalConns),
+				Abuse:       c.LimitHits(backend.LimitAbuse),
 			},
 			RealServers: make([]RSStatus, 0, len(s.servers)),
 		}
