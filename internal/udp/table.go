@@ -39,8 +39,19 @@ type entry[K comparable, V any] struct {
 	key   K
 	val   V
 	shard int
-	idx   int // position in its shard's list; -1 once removed
+	idx   int // position in its shard's list, or unlisted, or removed
 }
+
+// Values of entry.idx other than positions, read and written with the
+// entry's shard locked.
+const (
+	removed  = -1 // removed from the table
+	unlisted = -2 // in the map, not yet in its shard's list (an insert under way)
+)
+
+// testHookStored, when set by a test, runs in insert between storing the
+// key in the map and listing the entry.
+var testHookStored func()
 
 // newTable returns a table of at most limit entries (at least 1) whose
 // entries' ages age reads.
@@ -65,12 +76,19 @@ func (t *table[K, V]) len() int { return int(t.n.Load()) }
 // first evicts an entry and returns it in evicted (evictedOK set); the
 // caller ends the evicted session.
 func (t *table[K, V]) insert(k K, v V) (actual V, loaded bool, evicted V, evictedOK bool) {
-	e := &entry[K, V]{key: k, val: v, shard: rand.IntN(tableShards)}
+	e := &entry[K, V]{key: k, val: v, shard: rand.IntN(tableShards), idx: unlisted}
 	if prev, ok := t.m.LoadOrStore(k, e); ok {
 		return prev.(*entry[K, V]).val, true, evicted, false
 	}
+	if testHookStored != nil {
+		testHookStored()
+	}
 	sh := &t.shards[e.shard]
 	sh.mu.Lock()
+	if e.idx == removed { // a remove of k came between the store and here
+		sh.mu.Unlock()
+		return v, false, evicted, false
+	}
 	e.idx = len(sh.list)
 	sh.list = append(sh.list, e)
 	sh.mu.Unlock()
@@ -109,9 +127,9 @@ func (t *table[K, V]) evictOne(keep *entry[K, V]) *entry[K, V] {
 }
 
 // remove deletes k if same reports true for its value, and reports
-// whether it did. It must be called only after the insert of k returned
-// (a session removes itself from its own goroutine, started after the
-// insert).
+// whether it did. It may run concurrently with the insert of k (a session
+// can be closed while its start is inserting it): the entry is then never
+// listed.
 func (t *table[K, V]) remove(k K, same func(V) bool) bool {
 	e, ok := t.m.Load(k)
 	if !ok || !same(e.(*entry[K, V]).val) {
@@ -127,16 +145,20 @@ func (t *table[K, V]) removeEntry(e *entry[K, V]) bool {
 	}
 	sh := &t.shards[e.shard]
 	sh.mu.Lock()
+	listed := false
 	if i := e.idx; i >= 0 && i < len(sh.list) && sh.list[i] == e {
 		last := len(sh.list) - 1
 		sh.list[i] = sh.list[last]
 		sh.list[i].idx = i
 		sh.list[last] = nil
 		sh.list = sh.list[:last]
-		e.idx = -1
+		listed = true
 	}
+	e.idx = removed
 	sh.mu.Unlock()
-	t.n.Add(-1)
+	if listed {
+		t.n.Add(-1) // n counts listed entries: an unlisted one was never counted
+	}
 	return true
 }
 

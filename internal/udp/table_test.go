@@ -172,3 +172,36 @@ func TestTableConcurrent(t *testing.T) {
 		t.Errorf("len %d, values %d, bound %d", n, len(tb.values()), limit)
 	}
 }
+
+// TestTableRemoveDuringInsert removes a key while it is being inserted (a
+// session closed by its real server's drop while its start inserts it):
+// the remove comes between the insert's store of the key and its listing
+// of the entry. No entry may be left listed without being in the table.
+func TestTableRemoveDuringInsert(t *testing.T) {
+	tb := newTable[int](10, ageOf)
+	stored, resume := make(chan struct{}), make(chan struct{})
+	testHookStored = func() {
+		stored <- struct{}{}
+		<-resume
+	}
+	defer func() { testHookStored = nil }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tb.insert(1, &item{id: 1})
+	}()
+	<-stored
+	if !tb.remove(1, func(*item) bool { return true }) {
+		t.Error("the stored key was not removed")
+	}
+	close(resume)
+	<-done
+	if n, vals := tb.len(), tb.values(); n != 0 || len(vals) != 0 {
+		t.Errorf("len %d and %d values left after the key's remove", n, len(vals))
+	}
+	testHookStored = nil
+	tb.insert(2, &item{id: 2}) // the table still works
+	if n, vals := tb.len(), tb.values(); n != 1 || len(vals) != 1 {
+		t.Errorf("len %d and %d values after an insert", n, len(vals))
+	}
+}
