@@ -445,6 +445,19 @@ func (hc *h2conn) exchange(st *state, pl *Pool, q *h2req, w http.ResponseWriter)
 			// that the client cannot take a truncated body as complete.
 			panic(http.ErrAbortHandler)
 		}
+		if res == timedOut {
+			// No response head within ResponseTimeout, or the body not
+			// taken within BodyTimeout: the server's failure, kept
+			// connection or not. A replayable request is tried elsewhere.
+			srv.AddFailure()
+			breq.Avoid = append(breq.Avoid, srv)
+			tries++
+			if replayable && tries <= cfg.Retries && time.Now().Before(deadline) && r.Context().Err() == nil {
+				continue
+			}
+			h2Error(w, unavailable(pl, 504, nil, nil))
+			return
+		}
 		if res != retry {
 			return
 		}
@@ -464,7 +477,9 @@ func (hc *h2conn) exchange(st *state, pl *Pool, q *h2req, w http.ResponseWriter)
 func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv *backend.Server, q *h2req, w http.ResponseWriter, hasBody bool) outcome {
 	cfg := &st.cfg
 	r := q.r
-	_ = u.c.SetDeadline(time.Now().Add(cfg.IdleTimeout))
+	// The head goes out and the response head must come within the
+	// response timeout; a body is sent under the body timeouts (h2Body).
+	_ = u.c.SetDeadline(time.Now().Add(cfg.ResponseTimeout))
 	// A stream the client cancels unblocks what waits on the real server.
 	stop := context.AfterFunc(r.Context(), func() { _ = u.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -484,15 +499,12 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 	xff := addsXFF(mode)
 	var prior []string
 	for name, vs := range r.Header {
-		switch {
-		case strings.HasPrefix(name, "X-Forwarded-"), name == "Forwarded", name == "X-Real-Ip", name == "X-Clientside":
-			if !trust {
-				continue
-			}
-			if xff && name == "X-Forwarded-For" {
-				prior = vs
-				continue
-			}
+		switch _, act := forwardingAction(name, trust, mode); act {
+		case fwdDrop:
+			continue // includes the underscore spellings (X_Forwarded_For)
+		case fwdMerge:
+			prior = vs
+			continue
 		}
 		for _, v := range vs {
 			if !h1.ValidValue([]byte(v)) {
@@ -533,19 +545,31 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 	}
 	_, _ = bw.WriteString("\r\n")
 	if hasBody {
+		b := h2Body{r: r.Body, rc: http.NewResponseController(w), u: u, cfg: cfg}
 		var err error
 		if r.ContentLength > 0 {
-			_, err = io.Copy(bw, io.LimitReader(r.Body, r.ContentLength))
+			_, err = io.Copy(bw, io.LimitReader(&b, r.ContentLength))
 		} else {
-			_, err = io.Copy(h1.ChunkWriter{W: bw}, r.Body)
+			_, err = io.Copy(h1.ChunkWriter{W: bw}, &b)
 			if err == nil {
 				err = h1.WriteLastChunk(bw, nil)
 			}
 		}
+		if err == nil {
+			err = bw.Flush()
+		}
 		if err != nil {
 			u.close()
-			return failedClient
+			switch {
+			case b.err != nil:
+				return failedClient // the client stalled or went away
+			case errors.Is(err, os.ErrDeadlineExceeded) && r.Context().Err() == nil:
+				return timedOut // the real server took nothing for BodyTimeout
+			}
+			h2Error(w, answer{status: 502})
+			return failed
 		}
+		_ = u.c.SetDeadline(time.Now().Add(cfg.ResponseTimeout))
 	}
 	if err := bw.Flush(); err != nil {
 		u.close()
@@ -562,8 +586,9 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 		if err != nil {
 			u.close()
 			if errors.Is(err, os.ErrDeadlineExceeded) && r.Context().Err() == nil {
-				h2Error(w, answer{status: 504})
-				return failed
+				hc.svc.proxy.log.Debug("l7: response timeout", "pool", pl.Name, "server", srv.Addr(),
+					"timeout", cfg.ResponseTimeout)
+				return timedOut
 			}
 			if !hasBody && r.Context().Err() == nil {
 				return retry
@@ -630,7 +655,11 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 		h.Set("Content-Length", strconv.FormatInt(clen, 10))
 	}
 	w.WriteHeader(resp.Status)
-	fw := &flushWriter{w: w, src: u.br, left: -1}
+	// The real server's side of the body is bounded by BodyTimeout
+	// without progress, the client's by the body clock (flushWriter).
+	now := time.Now()
+	_ = u.c.SetReadDeadline(now.Add(cfg.BodyTimeout))
+	fw := &flushWriter{w: w, src: u.br, left: -1, u: u, cfg: cfg, last: now}
 	switch mode2 {
 	case bodyLength:
 		fw.left = resp.ContentLength
@@ -686,6 +715,13 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 // come. It does not flush once a body of known length is complete: the
 // end of the handler sends the last bytes with END_STREAM, which saves a
 // DATA frame and a hand-off to the connection's serve loop per response.
+//
+// It also holds the body's timeouts: at most once a second it extends the
+// real server's read deadline by BodyTimeout and sets the stream's write
+// deadline from the body clock (BodyTimeout and BodyMinRate, counting only
+// the time spent writing to the client); a body that may outgrow the
+// client's initial window gets its first deadline at once. Short answers
+// cost no deadline at all.
 type flushWriter struct {
 	w    http.ResponseWriter
 	src  *bufio.Reader
@@ -693,9 +729,34 @@ type flushWriter struct {
 	// slack is how many buffered bytes still count as nothing more: a
 	// chunk's data is returned before the CRLF that follows it is read.
 	slack int
+
+	u       *upConn
+	cfg     *ServiceConfig
+	clk     bodyClock
+	last    time.Time // when the deadlines were last set
+	sent    int64
+	limited bool // the stream has a write deadline
 }
 
+// h2InitialWindow is HTTP/2's initial stream flow-control window: a body
+// up to it never waits for the client to read.
+const h2InitialWindow = 65535
+
+// errTooSlow ends a body the client reads too slowly (BodyMinRate).
+var errTooSlow = errors.New("l7: the client reads the response too slowly")
+
 func (f *flushWriter) Write(b []byte) (int, error) {
+	start := time.Now()
+	if start.Sub(f.last) >= time.Second || !f.limited && f.sent+int64(len(b)) > h2InitialWindow {
+		f.last = start
+		_ = f.u.c.SetReadDeadline(start.Add(f.cfg.BodyTimeout))
+		allow := f.clk.allow(f.cfg.BodyTimeout, f.cfg.BodyMinRate)
+		if allow <= 0 {
+			return 0, errTooSlow
+		}
+		_ = http.NewResponseController(f.w).SetWriteDeadline(start.Add(allow))
+		f.limited = true
+	}
 	n, err := f.w.Write(b)
 	if f.left >= 0 {
 		f.left -= int64(n)
@@ -707,6 +768,47 @@ func (f *flushWriter) Write(b []byte) (int, error) {
 		case http.Flusher:
 			fl.Flush()
 		}
+	}
+	f.sent += int64(n)
+	f.clk.add(time.Since(start), n)
+	return n, err
+}
+
+// h2Body is a request body read from an HTTP/2 client and sent to a real
+// server, under the body timeouts: at most once a second the stream's
+// read deadline is set from the body clock (BodyTimeout and BodyMinRate,
+// counting only the time spent waiting for the client) and the real
+// server's write deadline is extended by BodyTimeout. err is the last
+// error of the client's side, so that a failure tells which side stalled.
+type h2Body struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	u    *upConn
+	cfg  *ServiceConfig
+	clk  bodyClock
+	last time.Time
+	err  error
+}
+
+// errSlowUpload ends an upload the client sends too slowly (BodyMinRate).
+var errSlowUpload = errors.New("l7: the client sends the request body too slowly")
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	start := time.Now()
+	if start.Sub(b.last) >= time.Second {
+		b.last = start
+		allow := b.clk.allow(b.cfg.BodyTimeout, b.cfg.BodyMinRate)
+		if allow <= 0 {
+			b.err = errSlowUpload
+			return 0, b.err
+		}
+		_ = b.rc.SetReadDeadline(start.Add(allow))
+		_ = b.u.c.SetWriteDeadline(start.Add(b.cfg.BodyTimeout))
+	}
+	n, err := b.r.Read(p)
+	b.clk.add(time.Since(start), n)
+	if err != nil && err != io.EOF {
+		b.err = err
 	}
 	return n, err
 }

@@ -432,8 +432,11 @@ func (s *Service) Update(cfg ServiceConfig) error {
 	// IdleTimeout stays 0: the connection's own timer does that job (see
 	// h2conn.checkIdle), x/net's kept ended connections in memory.
 	st.h2 = &http2.Server{
-		MaxConcurrentStreams:         uint32(cfg.MaxStreams),
-		MaxReadFrameSize:             16 << 10,
+		MaxConcurrentStreams: uint32(cfg.MaxStreams),
+		MaxReadFrameSize:     16 << 10,
+		// A client that stops reading altogether is dropped when nothing
+		// could be written to it for the body timeout.
+		WriteByteTimeout:             cfg.BodyTimeout,
 		MaxUploadBufferPerConnection: 1 << 20,
 		MaxUploadBufferPerStream:     1 << 18,
 		MaxDecoderHeaderTableSize:    4096,
