@@ -39,7 +39,7 @@ func cases() []caseDef {
 		{name: "floods", what: "One HTTP/2 connection that never reads (4 KiB receive buffer) sending SETTINGS, PING or CONTINUATION frames as fast as it can, at most 5 s each; the cut is seen in the kernel's TCP state (FIN or RST received).",
 			acceptance: "each flood's connection cut within 1 s (ideally after GOAWAY ENHANCE_YOUR_CALM).",
 			run:        caseFloods},
-		{name: "stalled-upload", what: "A POST whose client stops after 1,000 bytes of a 1,000,000-byte Content-Length body, and a 1 GiB POST to a real server that reads the head and never the body (/noread); both at once, waited for up to the idle timeout + 5 s.",
+		{name: "stalled-upload", what: "A POST whose client stops after 100 bytes of a 1,000,000-byte Content-Length body (few, so that Fulcrum's bodyMinRate credit, a second per 500 bytes moved, stays under 0.2 s), and a 1 GiB POST to a real server that reads the head and never the body (/noread); both at once, waited for up to the idle timeout + 5 s.",
 			acceptance: "both end at the service's bodyTimeout (-body-timeout), not at the idle timeout. HAProxy has no body timeout: its figures are reported (timeout client/server at the idle timeout apply).",
 			run:        caseStalled},
 		{name: "backend-kill", what: "Keep-alive GET load (300 requests/s) on a service over three real servers in processes of their own, one of which is killed with SIGKILL every 5 s and restarted 2 s later.",
@@ -196,7 +196,7 @@ func caseStalled(ctx context.Context, r *runner, x *proxy) (*cell, error) {
 	var a, b attack.StallResult
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); a = attack.StalledUpload(ctx, addr, "/upload", 1_000_000, 1000, bound) }()
+	go func() { defer wg.Done(); a = attack.StalledUpload(ctx, addr, "/upload", 1_000_000, 100, bound) }()
 	go func() { defer wg.Done(); b = attack.NeverReadUpload(ctx, addr, "/noread", 1<<30, bound) }()
 	wg.Wait()
 	body := float64(r.e.o.bodyTimeout * 1000)
