@@ -702,7 +702,10 @@ func (hc *h2conn) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, sr
 		u.close()
 		return failedClient // the caller resets the stream
 	}
-	if !resp.Close && mode2 != bodyUntilClose {
+	// A connection goes back to the pool only if the stream's cancel hook
+	// can no longer run: once started it sets a past deadline on the
+	// connection, which would fail the next request to use it.
+	if !resp.Close && mode2 != bodyUntilClose && stop() {
 		up.put(u)
 	} else {
 		u.close()
