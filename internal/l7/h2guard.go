@@ -226,7 +226,8 @@ func (g *h2guard) calm(reason string) error {
 	if hc := g.hc; hc != nil {
 		p := hc.svc.proxy
 		name := hc.svc.st.Load().cfg.Name
-		p.log.Debug("l7: closing an abusive HTTP/2 connection", "service", name, "client", hc.client, "reason", reason, "resets", g.resets, "completed", hc.completed.Load(), "abandoned", hc.abandoned.Load(), "lastStream", g.lastStream)
+		p.log.Debug("l7: closing an abusive HTTP/2 connection", "service", name, "client", hc.client, "reason", reason,
+			"completed", hc.completed.Load(), "abandoned", hc.abandoned.Load())
 		if p.box.strike(hc.client.Addr(), time.Now()) {
 			p.log.Warn("l7: refusing a client's new connections for a while: its HTTP/2 connections were closed for abuse repeatedly",
 				"service", name, "client", hc.client.Addr(), "reason", reason, "for", penaltyTime)
