@@ -6,10 +6,14 @@
 // the resident size stays near the burst's peak for minutes after the
 // connections that caused it are gone.
 //
-// A Trimmer is told the time about once a second (Tick). It watches the
-// allocation rate (runtime/metrics /gc/heap/allocs:bytes); when the rate
-// was high (MinBurst) within the last Window and the last few seconds
-// allocated less than a tenth of that, the burst is over: it runs
+// A Trimmer is told the time and the number of connections the data plane
+// holds about once a second (Tick). It watches the allocation rate
+// (runtime/metrics /gc/heap/allocs:bytes) and the connections: when the
+// rate was high (MinBurst) within the last Window and the last few
+// seconds allocated less than a tenth of that, or when the connections
+// fell by at least MinDrop and by half from their peak within the Window
+// and stayed down, the burst is over (a flood of idle or slow connections
+// allocates little, but leaves their buffers and stacks behind): it runs
 // debug.FreeOSMemory once (a collection, then every free page returned),
 // at most once per Window. A steady load, however heavy, never triggers
 // it.
@@ -29,6 +33,9 @@ const MinBurst = 32 << 20
 // between two trims.
 const Window = 30 * time.Second
 
+// MinDrop is the fall in connections that counts as the end of a burst.
+const MinDrop = 1000
+
 // quiet is how many of the latest ticks must be quiet.
 const quiet = 3
 
@@ -38,6 +45,7 @@ type Trimmer struct {
 	last     uint64    // allocated bytes at the last tick
 	lastTick time.Time // zero before the first tick
 	rates    []float64 // bytes per second, one per tick, newest last
+	conns    []int     // connections, one per tick, newest last
 	lastTrim time.Time
 	free     func() // debug.FreeOSMemory; replaced in tests
 	trims    int
@@ -54,9 +62,10 @@ func New() *Trimmer {
 // Trims returns how many times the Trimmer gave memory back.
 func (t *Trimmer) Trims() int { return t.trims }
 
-// Tick samples the allocation rate at now and trims when a burst has just
-// ended; it reports whether it trimmed.
-func (t *Trimmer) Tick(now time.Time) bool {
+// Tick samples the allocation rate at now, with conns the connections (and
+// sessions) the data plane holds, and trims when a burst has just ended;
+// it reports whether it trimmed.
+func (t *Trimmer) Tick(now time.Time, conns int) bool {
 	metrics.Read(t.sample)
 	allocs := t.sample[0].Value.Uint64()
 	if t.lastTick.IsZero() || !now.After(t.lastTick) {
@@ -67,27 +76,55 @@ func (t *Trimmer) Tick(now time.Time) bool {
 	t.last, t.lastTick = allocs, now
 	keep := int(Window / time.Second)
 	t.rates = append(t.rates, rate)
+	t.conns = append(t.conns, conns)
 	if len(t.rates) > keep {
 		t.rates = append(t.rates[:0], t.rates[len(t.rates)-keep:]...)
+		t.conns = append(t.conns[:0], t.conns[len(t.conns)-keep:]...)
 	}
 	if len(t.rates) <= quiet || (!t.lastTrim.IsZero() && now.Sub(t.lastTrim) < Window) {
 		return false
 	}
-	peak := 0.0
-	for _, r := range t.rates[:len(t.rates)-quiet] {
-		peak = max(peak, r)
-	}
-	for _, r := range t.rates[len(t.rates)-quiet:] {
-		if r*10 >= peak {
-			return false
-		}
-	}
-	if peak < MinBurst {
+	if !t.allocBurstOver() && !t.connBurstOver() {
 		return false
 	}
 	t.free()
 	t.trims++
 	t.lastTrim = now
-	t.rates = t.rates[:0]
+	t.rates, t.conns = t.rates[:0], t.conns[:0]
+	return true
+}
+
+// allocBurstOver reports whether the allocation rate was at least MinBurst
+// and the last quiet ticks allocated less than a tenth of its peak.
+func (t *Trimmer) allocBurstOver() bool {
+	n := len(t.rates) - quiet
+	peak := 0.0
+	for _, r := range t.rates[:n] {
+		peak = max(peak, r)
+	}
+	if peak < MinBurst {
+		return false
+	}
+	for _, r := range t.rates[n:] {
+		if r*10 >= peak {
+			return false
+		}
+	}
+	return true
+}
+
+// connBurstOver reports whether the connections fell from their peak by
+// MinDrop and by half, and stayed there for the last quiet ticks.
+func (t *Trimmer) connBurstOver() bool {
+	n := len(t.conns) - quiet
+	peak := 0
+	for _, c := range t.conns[:n] {
+		peak = max(peak, c)
+	}
+	for _, c := range t.conns[n:] {
+		if peak-c < MinDrop || 2*c > peak {
+			return false
+		}
+	}
 	return true
 }

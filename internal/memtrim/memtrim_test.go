@@ -36,7 +36,7 @@ func TestTrimAfterBurst(t *testing.T) {
 			now := time.Now()
 			for _, n := range tc.load {
 				burn(n)
-				tr.Tick(now)
+				tr.Tick(now, 0)
 				now = now.Add(time.Second)
 			}
 			if tr.Trims() != tc.trims {
@@ -52,7 +52,7 @@ func TestTrimAtMostOncePerWindow(t *testing.T) {
 	now := time.Now()
 	tick := func(n int) {
 		burn(n)
-		tr.Tick(now)
+		tr.Tick(now, 0)
 		now = now.Add(time.Second)
 	}
 	for range 2 {
@@ -75,5 +75,31 @@ func TestTrimAtMostOncePerWindow(t *testing.T) {
 	tick(0)
 	if tr.Trims() != 2 {
 		t.Fatalf("%d trims after the window, want 2", tr.Trims())
+	}
+}
+
+func TestTrimAfterConnectionFlood(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conns []int
+		trims int
+	}{
+		{"a flood of idle connections, then gone", []int{10, 10, 5000, 10000, 10000, 20, 20, 20, 20}, 1},
+		{"a steady crowd", []int{10000, 10000, 10000, 10000, 10000, 10000}, 0},
+		{"a small fall", []int{800, 800, 100, 100, 100, 100}, 0},
+		{"down by less than half", []int{10000, 10000, 6000, 6000, 6000, 6000}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := New()
+			tr.free = func() {}
+			now := time.Now()
+			for _, c := range tc.conns {
+				tr.Tick(now, c)
+				now = now.Add(time.Second)
+			}
+			if tr.Trims() != tc.trims {
+				t.Errorf("%d trims, want %d", tr.Trims(), tc.trims)
+			}
+		})
 	}
 }

@@ -1067,7 +1067,7 @@ func (e *Engine) loop() {
 				}
 			}
 			e.feedLatency(seen)
-			if trim.Tick(now) {
+			if trim.Tick(now, int(e.gate.Held())+e.udp.Active()) {
 				e.log.Info("memory given back to the system after a burst of allocation ended")
 			}
 			if now.Sub(lastRetry) >= retryEvery {
