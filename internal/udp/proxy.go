@@ -13,7 +13,8 @@
 // when the real server is dropped (drop on failure), when the service's
 // drain time ends, and when the session table is full and they are the
 // least recently active of a random sample (see table). The table is
-// bounded by Options.MaxSessions and each service by its MaxConns.
+// bounded by Options.MaxSessions, each service by its MaxConns, and each
+// client address by a rate of new sessions (Options.SourceRate).
 //
 // The data path takes no lock per datagram: a session is found in a
 // sync.Map and counted with atomics. Shaping a datagram flow means
@@ -62,16 +63,24 @@ type Options struct {
 	// MaxSessions bounds the number of sessions of all services;
 	// DefaultMaxSessions when 0.
 	MaxSessions int
+	// SourceRate is how many new sessions per second one client address
+	// (IPv6: one /64) may open; DefaultSourceRate when 0, no limit when
+	// negative. Refusals are counted as the service's LimitConnRate hits.
+	SourceRate float64
+	// SourceBurst is how many new sessions one client address may open at
+	// once; DefaultSourceBurst when 0.
+	SourceBurst int
 }
 
 // Proxy owns every UDP session of every service and configuration
 // generation.
 type Proxy struct {
-	log    *slog.Logger
-	table  *table[key, *session]
-	closed atomic.Bool
-	mu     sync.Mutex // orders Close against session starts
-	wg     sync.WaitGroup
+	log     *slog.Logger
+	table   *table[key, *session]
+	sources *sourceLimiter
+	closed  atomic.Bool
+	mu      sync.Mutex // orders Close against session starts
+	wg      sync.WaitGroup
 }
 
 // key identifies a session: a client on a VIP socket.
@@ -88,7 +97,8 @@ func New(o Options) *Proxy {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
 	}
-	return &Proxy{log: o.Logger, table: newTable[key](o.MaxSessions, (*session).lastActive)}
+	return &Proxy{log: o.Logger, table: newTable[key](o.MaxSessions, (*session).lastActive),
+		sources: newSourceLimiter(o.SourceRate, o.SourceBurst)}
 }
 
 // ServiceConfig describes one UDP virtual service of one configuration
@@ -166,6 +176,10 @@ func (s *Service) HandlePacket(sock *net.UDPConn, from netip.AddrPort, p []byte)
 func (s *Service) start(k key, first []byte) *session {
 	p, cfg := s.proxy, &s.cfg
 	st := cfg.Stats
+	if !p.sources.allow(k.client.Addr(), int64(time.Since(epoch))) {
+		st.AddLimitHit(backend.LimitConnRate)
+		return nil
+	}
 	if cfg.ConnRate != nil && !cfg.ConnRate.Allow() {
 		st.AddLimitHit(backend.LimitConnRate)
 		return nil
