@@ -188,8 +188,13 @@ func TestSessions(t *testing.T) {
 			}
 		}
 	}
+	// A reply is counted once sent: it may reach the client first.
+	wantIn := int64(2*len("hello") + 5)
+	for i := 0; i < 100 && (stats.BytesIn() != wantIn || stats.BytesOut() != wantIn+7*2); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	in, out := stats.BytesIn(), stats.BytesOut()
-	if in != int64(2*len("hello")+5) || out != in+7*2 {
+	if in != wantIn || out != in+7*2 {
 		t.Errorf("bytes in %d out %d", in, out)
 	}
 	if n := f.proxy.CloseService(2); n != 0 {
@@ -383,5 +388,87 @@ func TestCloseEndsSessions(t *testing.T) {
 	// After Close, datagrams are dropped.
 	if r, _ := exchange(t, phone(t), vip, "late"); r != "" {
 		t.Errorf("answer after Close: %q", r)
+	}
+}
+
+// TestRefusedKeepsSession: a real server whose port is closed answers
+// with ICMP port unreachable (ECONNREFUSED on the session's socket); the
+// session stays, and is answered once the server is back.
+func TestRefusedKeepsSession(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 51)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close() // nothing listens there now
+	stats := new(backend.Counters)
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", port)), Stats: stats})
+	c := phone(t)
+	for range 3 {
+		_, _ = c.WriteToUDPAddrPort([]byte("x"), f.vip)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if f.proxy.Active() != 1 {
+		t.Fatalf("%d sessions after refusals, want 1", f.proxy.Active())
+	}
+	back, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 51), Port: port})
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	defer back.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		_ = back.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for range 20 {
+			n, from, err := back.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = back.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	if r, _ := exchange(t, c, f.vip, "again"); r != "again" {
+		t.Errorf("answer %q after the server came back", r)
+	}
+	back.Close()
+	<-done
+	if stats.Total() != 1 {
+		t.Errorf("%d sessions made, want the one kept", stats.Total())
+	}
+}
+
+// TestNamedServer: a real server given by DNS name is resolved for each
+// new session.
+func TestNamedServer(t *testing.T) {
+	a := startEcho(t, "127.0.0.1", "named")
+	srv := backend.NewServer(backend.Key{VS: 1, Address: "localhost", Port: a.port}, backend.Settings{Weight: 1, Enabled: true})
+	if _, ok := srv.AddrPort(); ok {
+		t.Fatal("localhost taken for an address")
+	}
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, srv)})
+	if r, _ := exchange(t, phone(t), f.vip, "x"); r != "named x" {
+		t.Errorf("answer %q", r)
+	}
+}
+
+// TestSessionRank: sessions that have not proved a round trip are evicted
+// before any that has, whatever their activity; among either kind, the
+// least recently active first.
+func TestSessionRank(t *testing.T) {
+	mk := func(last int64, proven bool) *session {
+		ss := new(session)
+		ss.last.Store(last)
+		ss.proof.Store(proven)
+		return ss
+	}
+	oldProven, newProven := mk(int64(time.Second), true), mk(int64(time.Hour), true)
+	oldUnproven, newUnproven := mk(int64(time.Second), false), mk(int64(100*time.Hour), false)
+	order := []*session{oldUnproven, newUnproven, oldProven, newProven}
+	for i := 1; i < len(order); i++ {
+		if order[i-1].rank() >= order[i].rank() {
+			t.Errorf("session %d ranks at or above session %d", i-1, i)
+		}
 	}
 }

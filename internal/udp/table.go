@@ -11,14 +11,16 @@ import (
 // sync.Map. Inserts and removals (one per session) lock one of a few
 // shards that index the entries for sampling.
 //
-// When the table is full, an insert evicts the least recently active of a
-// small random sample of entries (the approach Redis takes for its LRU):
-// a new client is always served, and a session that keeps exchanging
+// When the table is full, an insert evicts the entry of lowest age (rank)
+// in a small random sample of entries (the approach Redis takes for its
+// LRU): a new client is always served, and a session that keeps exchanging
 // datagrams is very unlikely to be the one evicted, while one-datagram
-// floods from spoofed sources age out first.
+// floods from spoofed sources age out first. The proxy ranks sessions so
+// that those that have not proved a round trip come first (see
+// session.rank), and takes room before it opens a socket (evict).
 type table[K comparable, V any] struct {
 	max    int
-	age    func(V) int64 // last activity; smaller is older
+	age    func(V) int64 // eviction rank; smallest goes first
 	n      atomic.Int64
 	m      sync.Map // K → *entry[K, V]
 	shards [tableShards]tableShard[K, V]
@@ -126,6 +128,18 @@ func (t *table[K, V]) evictOne(keep *entry[K, V]) *entry[K, V] {
 	return nil
 }
 
+// evict removes and returns the oldest of a random sample of entries
+// (see evictOne), or reports false when the table is empty.
+func (t *table[K, V]) evict() (v V, ok bool) {
+	if t.n.Load() == 0 {
+		return v, false
+	}
+	if e := t.evictOne(nil); e != nil {
+		return e.val, true
+	}
+	return v, false
+}
+
 // remove deletes k if same reports true for its value, and reports
 // whether it did. It may run concurrently with the insert of k (a session
 // can be closed while its start is inserting it): the entry is then never
@@ -160,6 +174,19 @@ func (t *table[K, V]) removeEntry(e *entry[K, V]) bool {
 		t.n.Add(-1) // n counts listed entries: an unlisted one was never counted
 	}
 	return true
+}
+
+// each calls f with every value, in no order, a shard at a time; f runs
+// with the shard locked, so it must not call the table.
+func (t *table[K, V]) each(f func(V)) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, e := range sh.list {
+			f(e.val)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // values returns every value, in no order.

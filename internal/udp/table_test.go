@@ -117,34 +117,40 @@ func FuzzTable(f *testing.F) {
 }
 
 // TestTableEvictsIdlest checks the LRU approximation: with many active
-// entries and a few stale ones, evictions take stale ones.
+// entries and a few stale ones, evictions take stale ones. The sampling is
+// random, so the figure is summed over 20 tables, which makes a failure of
+// a correct table all but impossible (one 8-eviction round alone fell
+// under its bound about once in a hundred runs).
 func TestTableEvictsIdlest(t *testing.T) {
-	const n = 64
-	tb := newTable[int](n, ageOf)
-	for i := range n {
-		age := int64(1000 + i) // active
-		if i%8 == 0 {
-			age = int64(i) // 8 stale entries
-		}
-		tb.insert(i, &item{id: i, age: age})
-	}
+	const n, rounds = 64, 20
 	staleEvicted := 0
-	for i := range 8 {
-		_, _, ev, ok := tb.insert(n+i, &item{id: n + i, age: 5000})
-		if !ok {
-			t.Fatal("no eviction from a full table")
+	for range rounds {
+		tb := newTable[int](n, ageOf)
+		for i := range n {
+			age := int64(1000 + i) // active
+			if i%8 == 0 {
+				age = int64(i) // 8 stale entries
+			}
+			tb.insert(i, &item{id: i, age: age})
 		}
-		if ev.age < 1000 {
-			staleEvicted++
+		for i := range 8 {
+			_, _, ev, ok := tb.insert(n+i, &item{id: n + i, age: 5000})
+			if !ok {
+				t.Fatal("no eviction from a full table")
+			}
+			if ev.age < 1000 {
+				staleEvicted++
+			}
+		}
+		if tb.len() != n {
+			t.Errorf("len %d, want %d", tb.len(), n)
 		}
 	}
 	// A sample of 8 out of 64 holds a stale entry with probability about
-	// 1-(7/8)^8 = 0.66 at first; it must not be far below.
-	if staleEvicted < 2 {
-		t.Errorf("%d of 8 evictions took a stale entry", staleEvicted)
-	}
-	if tb.len() != n {
-		t.Errorf("len %d, want %d", tb.len(), n)
+	// 1-(7/8)^8 = 0.66 at first, less as they go: about half of the 160
+	// evictions take one; a third is far below.
+	if staleEvicted < rounds*8/3 {
+		t.Errorf("%d of %d evictions took a stale entry", staleEvicted, rounds*8)
 	}
 }
 
