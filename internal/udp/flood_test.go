@@ -456,3 +456,31 @@ func TestChurnBounds(t *testing.T) {
 		t.Errorf("only %d sessions made", stats.Total())
 	}
 }
+
+// TestFloodAtServiceMaximum: a spoofed flood that fills a service's
+// maximum of sessions does not lock its real clients out: a new client
+// takes the place of a session that never proved a round trip, while a
+// proven one is kept.
+func TestFloodAtServiceMaximum(t *testing.T) {
+	a := startEcho(t, "127.0.0.51", "a")
+	stats := new(backend.Counters)
+	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port)), Stats: stats, MaxConns: 50})
+	old := phone(t)
+	for range 2 { // proven
+		if r, _ := exchange(t, old, f.vip, "x"); r != "a x" {
+			t.Fatalf("first client: %q", r)
+		}
+	}
+	before := sessionOf(f.proxy, old.LocalAddr().(*net.UDPAddr).AddrPort())
+	flood(t, f.vip, 2000, 20000, 10*time.Second)
+	eventually(t, "the flood to fill the service", func() bool { return stats.Active() >= 50 })
+	if r, _ := exchange(t, phone(t), f.vip, "new"); r != "a new" {
+		t.Fatalf("a new client at the service's maximum during a spoofed flood: %q", r)
+	}
+	if after := sessionOf(f.proxy, old.LocalAddr().(*net.UDPAddr).AddrPort()); after == nil || after != before {
+		t.Error("the proven session was evicted")
+	}
+	if stats.Active() > 50 {
+		t.Errorf("%d sessions, maximum 50", stats.Active())
+	}
+}

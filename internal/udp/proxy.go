@@ -336,7 +336,7 @@ func (s *Service) start(k key, first []byte) *session {
 		st.AddLimitHit(backend.LimitConnRate)
 		return nil
 	}
-	if !st.TryOpen(int64(cfg.MaxConns)) {
+	if !st.TryOpen(int64(cfg.MaxConns)) && !s.makeRoom() {
 		st.AddLimitHit(backend.LimitMaxConns)
 		return nil
 	}
@@ -398,6 +398,24 @@ func (s *Service) start(k key, first []byte) *session {
 		evicted.close()
 	}
 	return ss
+}
+
+// makeRoom lets a new client in at the service's maximum of sessions: it
+// ends one of the service's sessions that never proved a round trip (a
+// spoofed source's, or a client that sent one datagram and went), the
+// least recently active of a sample, and takes its place. Without it a
+// spoofed flood that filled the service's share of the table locked the
+// service's real clients out for the idle timeout. It reports whether
+// the new session was counted.
+func (s *Service) makeRoom() bool {
+	id := s.cfg.ID
+	victim, ok := s.proxy.table.evictMatch(func(o *session) bool { return o.svc.cfg.ID == id && !o.proof.Load() })
+	if !ok {
+		return false
+	}
+	victim.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
+	victim.close()
+	return s.cfg.Stats.TryOpen(int64(s.cfg.MaxConns))
 }
 
 // connect picks a real server and opens a connected socket to it; after

@@ -128,6 +128,39 @@ func (t *table[K, V]) evictOne(keep *entry[K, V]) *entry[K, V] {
 	return nil
 }
 
+// evictMatch removes and returns the oldest of the entries matching match
+// among a random sample (four times evictSample draws), or reports false
+// when the sample holds none.
+func (t *table[K, V]) evictMatch(match func(V) bool) (v V, ok bool) {
+	if t.n.Load() == 0 {
+		return v, false
+	}
+	for range 4 { // bounded: concurrent removals may take the best first
+		var best *entry[K, V]
+		var bestAge int64
+		for range 4 * evictSample {
+			sh := &t.shards[rand.IntN(tableShards)]
+			sh.mu.Lock()
+			if len(sh.list) > 0 {
+				e := sh.list[rand.IntN(len(sh.list))]
+				if match(e.val) {
+					if a := t.age(e.val); best == nil || a < bestAge {
+						best, bestAge = e, a
+					}
+				}
+			}
+			sh.mu.Unlock()
+		}
+		if best == nil {
+			return v, false
+		}
+		if t.removeEntry(best) {
+			return best.val, true
+		}
+	}
+	return v, false
+}
+
 // evict removes and returns the oldest of a random sample of entries
 // (see evictOne), or reports false when the table is empty.
 func (t *table[K, V]) evict() (v V, ok bool) {
