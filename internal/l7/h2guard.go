@@ -58,7 +58,8 @@ type h2guard struct {
 	decOK   bool
 	bad     bool // the block being decoded holds a forbidden field
 	maxHdr  int
-	resets  int64
+	resets  int64   // RST_STREAM frames from the client
+	instant int64   // of them, resets of the newest stream before any answer
 	hc      *h2conn // nil in tests of the guard alone
 	win     frameWindow
 
@@ -72,11 +73,12 @@ type h2guard struct {
 
 	// wmu serialises writes to the connection: x/net's and the guard's
 	// GOAWAY. The fields below follow x/net's output frame by frame.
-	wmu     sync.Mutex
-	wHdr    [9]byte
-	wHdrN   int          // bytes of an output frame header seen so far
-	wLeft   int          // payload bytes of the current output frame still to come
-	dataOut atomic.Int64 // DATA frames written to the client
+	wmu      sync.Mutex
+	wHdr     [9]byte
+	wHdrN    int           // bytes of an output frame header seen so far
+	wLeft    int           // payload bytes of the current output frame still to come
+	dataOut  atomic.Int64  // DATA frames written to the client
+	answered atomic.Uint32 // highest client stream the server wrote a frame on
 }
 
 // frameWindow counts, per one-second window, the frames of each kind that
@@ -122,6 +124,15 @@ var frameBudgets = [budgetKinds]struct{ base, perStream, perDataOut int }{
 // MaxConcurrentStreams.
 const rapidResetLimit = 100
 
+// instantResetLimit: a connection whose client has reset more than this
+// many streams before the server wrote anything on them, each right after
+// opening it (the newest stream), and more than it completed, is closed
+// at once. That is the rapid-reset attack's own pattern — HEADERS then
+// RST_STREAM — which a browser cancelling a page's requests (older
+// streams, most answered) does not follow; it cuts an attack after 21
+// streams instead of 101, a fifth of the work.
+const instantResetLimit = 20
+
 // ConnectionState lets x/net/http2 see the TLS state (and check it).
 func (g *h2guard) ConnectionState() tls.ConnectionState {
 	if tc, ok := g.Conn.(*tls.Conn); ok {
@@ -163,6 +174,9 @@ func (g *h2guard) follow(p []byte) {
 			g.wHdrN = 0
 			if http2.FrameType(g.wHdr[3]) == http2.FrameData {
 				g.dataOut.Add(1)
+			}
+			if id := binary.BigEndian.Uint32(g.wHdr[5:9]) & (1<<31 - 1); id > g.answered.Load() {
+				g.answered.Store(id) // only this writer stores it
 			}
 		}
 	}
@@ -325,8 +339,14 @@ func (g *h2guard) next() error {
 		}
 	case http2.FrameRSTStream:
 		g.resets++
-		if g.hc != nil && g.resets > rapidResetLimit && g.resets > 2*g.hc.completed.Load() {
-			return g.calm("rapid reset")
+		if id == g.lastStream && id > g.answered.Load() {
+			g.instant++ // only this reader writes lastStream
+		}
+		if g.hc != nil {
+			done := g.hc.completed.Load()
+			if g.resets > rapidResetLimit && g.resets > 2*done || g.instant > instantResetLimit && g.instant > done {
+				return g.calm("rapid reset")
+			}
 		}
 	case http2.FrameHeaders:
 		frag := payload

@@ -14,27 +14,30 @@
 // fell by at least MinDrop and by half from their peak within the Window
 // and stayed down, the burst is over (a flood of idle or slow connections
 // allocates little, but leaves their buffers and stacks behind): it runs
-// debug.FreeOSMemory once (a collection, then every free page returned),
-// at most once per Window. A steady load, however heavy, never triggers
-// it.
+// a collection once, at most once per Window, which lowers the heap goal
+// to what is live now, and the runtime's background scavenger then
+// returns the pages above it within seconds. (debug.FreeOSMemory would
+// return them at once, but it scavenges on the system stack: with one
+// CPU that stalled every connection for 10–15 ms.) A steady load,
+// however heavy, never triggers it.
 package memtrim
 
 import (
-	"runtime/debug"
+	"runtime"
 	"runtime/metrics"
 	"time"
 )
 
 // MinBurst is the allocation rate, in bytes per second, that counts as a
 // burst.
-const MinBurst = 32 << 20
+const MinBurst = 8 << 20
 
 // Window is how far back a burst is remembered, and the least time
 // between two trims.
 const Window = 30 * time.Second
 
 // MinDrop is the fall in connections that counts as the end of a burst.
-const MinDrop = 1000
+const MinDrop = 500
 
 // quiet is how many of the latest ticks must be quiet.
 const quiet = 3
@@ -47,7 +50,7 @@ type Trimmer struct {
 	rates    []float64 // bytes per second, one per tick, newest last
 	conns    []int     // connections, one per tick, newest last
 	lastTrim time.Time
-	free     func() // debug.FreeOSMemory; replaced in tests
+	free     func() // runtime.GC; replaced in tests
 	trims    int
 }
 
@@ -55,7 +58,7 @@ type Trimmer struct {
 func New() *Trimmer {
 	return &Trimmer{
 		sample: []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}},
-		free:   debug.FreeOSMemory,
+		free:   runtime.GC,
 	}
 }
 

@@ -86,7 +86,7 @@ func TestTrimAfterConnectionFlood(t *testing.T) {
 	}{
 		{"a flood of idle connections, then gone", []int{10, 10, 5000, 10000, 10000, 20, 20, 20, 20}, 1},
 		{"a steady crowd", []int{10000, 10000, 10000, 10000, 10000, 10000}, 0},
-		{"a small fall", []int{800, 800, 100, 100, 100, 100}, 0},
+		{"a small fall", []int{400, 400, 100, 100, 100, 100}, 0},
 		{"down by less than half", []int{10000, 10000, 6000, 6000, 6000, 6000}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
