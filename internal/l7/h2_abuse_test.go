@@ -393,3 +393,51 @@ func TestPenaltyBoxSlots(t *testing.T) {
 		t.Error("another address of the same /64 is not refused")
 	}
 }
+
+// TestH2BrowserCancelNotAbuse: a client that cancels the streams of a page
+// it leaves (many in flight, none answered yet, reset oldest first) is not
+// taken for a rapid-reset attacker: its connection carries on.
+func TestH2BrowserCancelNotAbuse(t *testing.T) {
+	release := make(chan struct{})
+	a := startReal(t, "slow", "127.0.0.3", 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/next" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}), nil)
+	defer close(release)
+	f := h2VS(t, "", a)
+	c, fr := h2Dial(t, f)
+	defer c.Close()
+	const n = 60
+	for i := range n {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: headerBlock("/img"), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the requests at the real server", func() bool { return a.requests.Load() >= n })
+	for i := range n {
+		if err := fr.WriteRSTStream(uint32(2*i+1), http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2*n + 1, BlockFragment: headerBlock("/next"), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("the connection of a client that left a page: %v", err)
+		}
+		if ga, ok := fm.(*http2.GoAwayFrame); ok {
+			t.Fatalf("GOAWAY %v", ga.ErrCode)
+		}
+		if h, ok := fm.(*http2.HeadersFrame); ok && h.StreamID == 2*n+1 {
+			return
+		}
+	}
+	t.Fatal("no answer to the next request")
+}
