@@ -52,6 +52,10 @@ func TestGate(t *testing.T) {
 	if !g.Enter() || g.Enter() {
 		t.Error("one Leave must make room for exactly one Enter")
 	}
+	g.ForceEnter() // a connection taking the place of one being closed
+	if g.Held() != 11 {
+		t.Errorf("held %d after ForceEnter, want 11", g.Held())
+	}
 	var none *Gate
 	if !none.Enter() || none.Max() != 0 || none.Held() != 0 {
 		t.Error("a nil gate admits everything")

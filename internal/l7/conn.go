@@ -32,6 +32,7 @@ const preReadSize = 1 << 10
 // head, only this, its socket and a parked goroutine with a shallow stack.
 type connState struct {
 	svc      *Service
+	mark     *connMark // idle while waiting for a request (see makeRoom); nil in tests
 	c        net.Conn
 	raw      *net.TCPConn
 	client   netip.AddrPort
@@ -58,8 +59,8 @@ type connState struct {
 	noSkip bool        // the client pipelines: never skip the read
 }
 
-func newConnState(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string) *connState {
-	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni}
+func newConnState(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string, m *connMark) *connState {
+	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni, mark: m}
 	cs.isTLS = raw == nil || c != net.Conn(raw)
 	cs.clientIP = client.Addr().AppendTo(cs.ipBuf[:0])
 	if !cs.isTLS {
@@ -98,6 +99,9 @@ const skipProbe = 100 * time.Millisecond
 func (cs *connState) await(cc *clientConn) bool {
 	idle := cs.svc.st.Load().cfg.IdleTimeout
 	start := time.Now()
+	if cs.mark != nil {
+		cs.mark.setIdle(start) // may be closed to make room meanwhile
+	}
 	if cc == nil {
 		_ = cs.c.SetReadDeadline(start.Add(idle))
 		n, _ := cs.c.Read(cs.preBuf[:])
@@ -189,6 +193,9 @@ func (cs *connState) awaitCallback(fd uintptr) bool {
 func (cs *connState) serve() {
 	var held *clientConn // a response whose end await writes
 	for cs.await(held) {
+		if cs.mark != nil {
+			cs.mark.setBusy()
+		}
 		held = nil
 		cc := getClientConn(cs)
 		keep := cc.run()

@@ -31,6 +31,7 @@ type h2conn struct {
 	svc       *Service
 	tc        *tls.Conn
 	g         *h2guard
+	mark      *connMark // idle while no stream runs (see makeRoom); nil in tests
 	client    netip.AddrPort
 	clientIP  string
 	sni       string
@@ -99,9 +100,13 @@ var tlsStateMarker tls.ConnectionState
 // serveH2 serves an HTTP/2 connection until it ends. x/net's own idle
 // timer is off (see h2guard); the connection's is stopped when it ends, so
 // nothing refers to it afterwards.
-func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string) {
+func (s *Service) serveH2(tc *tls.Conn, client netip.AddrPort, sni string, m *connMark) {
 	st := s.st.Load()
-	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni}
+	hc := &h2conn{svc: s, tc: tc, client: client, clientIP: client.Addr().String(), sni: sni, mark: m}
+	if m != nil {
+		m.h2.Store(hc)
+		m.setIdle(time.Now())
+	}
 	g := newH2Guard(tc, st.cfg.MaxHeaderBytes)
 	g.hc, hc.g = hc, g
 	hc.touch()
@@ -246,10 +251,14 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 
 // ServeHTTP proxies one HTTP/2 stream.
 func (hc *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hc.active.Add(1)
+	if hc.active.Add(1) == 1 && hc.mark != nil {
+		hc.mark.setBusy()
+	}
 	defer func() {
 		hc.touch()
-		hc.active.Add(-1)
+		if hc.active.Add(-1) == 0 && hc.mark != nil {
+			hc.mark.setIdle(time.Now())
+		}
 	}()
 	if r.Context().Err() != nil {
 		// Reset by the client before it started (rapid reset): no work,

@@ -85,7 +85,7 @@ type Proxy struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	conns  map[net.Conn]*connMark
 	ups    map[net.Conn]struct{} // connections to real servers, idle or in use
 	pools  map[*upstreamPool]struct{}
 	closed bool
@@ -110,7 +110,7 @@ func New(o Options) *Proxy {
 		box:         newPenaltyBox(),
 		ctx:         ctx,
 		cancel:      cancel,
-		conns:       map[net.Conn]struct{}{},
+		conns:       map[net.Conn]*connMark{},
 		ups:         map[net.Conn]struct{}{},
 		janitorDone: make(chan struct{}),
 	}
@@ -152,13 +152,13 @@ func (p *Proxy) Active() int {
 	return len(p.conns)
 }
 
-func (p *Proxy) track(c net.Conn) bool {
+func (p *Proxy) track(c net.Conn, m *connMark) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	p.conns[c] = struct{}{}
+	p.conns[c] = m
 	p.wg.Add(1)
 	return true
 }
@@ -479,7 +479,7 @@ func (s *Service) Handle(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	if cfg.MaxConns > 0 && cfg.Stats.Active() >= int64(cfg.MaxConns) {
+	if cfg.MaxConns > 0 && cfg.Stats.Active() >= int64(cfg.MaxConns) && !p.makeRoom(s) {
 		cfg.Stats.AddLimitHit(backend.LimitMaxConns)
 		_ = c.Close()
 		return
@@ -490,11 +490,17 @@ func (s *Service) Handle(c net.Conn) {
 		return
 	}
 	if !p.gate.Enter() {
-		cfg.Stats.AddLimitHit(backend.LimitGlobalConns)
-		_ = c.Close()
-		return
+		if !p.makeRoom(nil) {
+			cfg.Stats.AddLimitHit(backend.LimitGlobalConns)
+			_ = c.Close()
+			return
+		}
+		// The closed connection leaves the gate when its goroutine ends:
+		// until then the ceiling is passed by one.
+		p.gate.ForceEnter()
 	}
-	if !p.track(c) {
+	m := &connMark{svc: s}
+	if !p.track(c, m) {
 		p.gate.Leave()
 		_ = c.Close()
 		return
@@ -505,7 +511,7 @@ func (s *Service) Handle(c net.Conn) {
 		defer p.untrack(c)
 		defer p.gate.Leave()
 		defer stats.Close()
-		s.serve(c)
+		s.serve(c, m)
 	}()
 }
 
@@ -513,18 +519,18 @@ func (s *Service) Handle(c net.Conn) {
 // or the HTTP/1.1 loop. The handshake is done in its own function so that
 // its large frame is gone while the connection waits for requests: the
 // goroutine parks in a shallow stack, which the runtime shrinks.
-func (s *Service) serve(c net.Conn) {
+func (s *Service) serve(c net.Conn, m *connMark) {
 	var client netip.AddrPort
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		client = a.AddrPort()
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	}
 	raw, _ := c.(*net.TCPConn)
-	conn, sni, ok := s.handshake(c, client)
+	conn, sni, ok := s.handshake(c, client, m)
 	if !ok {
 		return
 	}
-	newConnState(s, conn, raw, client, sni).serve()
+	newConnState(s, conn, raw, client, sni, m).serve()
 	_ = conn.Close()
 }
 
@@ -532,7 +538,7 @@ func (s *Service) serve(c net.Conn) {
 // HTTP/2 connection to its end (then ok is false). It returns the
 // connection to serve HTTP/1.1 on and the server name the client asked
 // for.
-func (s *Service) handshake(c net.Conn, client netip.AddrPort) (conn net.Conn, sni string, ok bool) {
+func (s *Service) handshake(c net.Conn, client netip.AddrPort, m *connMark) (conn net.Conn, sni string, ok bool) {
 	st := s.st.Load()
 	if st.cfg.TLS == nil {
 		return c, "", true
@@ -547,7 +553,7 @@ func (s *Service) handshake(c net.Conn, client netip.AddrPort) (conn net.Conn, s
 	_ = c.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol == "h2" {
-		s.serveH2(tc, client, cs.ServerName)
+		s.serveH2(tc, client, cs.ServerName, m)
 		return nil, "", false
 	}
 	return tc, cs.ServerName, true

@@ -14,7 +14,7 @@
 // fell by at least MinDrop and by half from their peak within the Window
 // and stayed down, the burst is over (a flood of idle or slow connections
 // allocates little, but leaves their buffers and stacks behind): it runs
-// a collection once, at most once per Window, which lowers the heap goal
+// a collection once, at most once per MinInterval, which lowers the heap goal
 // to what is live now, and the runtime's background scavenger then
 // returns the pages above it within seconds. (debug.FreeOSMemory would
 // return them at once, but it scavenges on the system stack: with one
@@ -32,9 +32,13 @@ import (
 // burst.
 const MinBurst = 8 << 20
 
-// Window is how far back a burst is remembered, and the least time
-// between two trims.
+// Window is how far back a burst is remembered.
 const Window = 30 * time.Second
+
+// MinInterval is the least time between two trims: a burst of allocation
+// may end (and trim) while the connections it brought are still open,
+// and their end must be able to trim again soon.
+const MinInterval = 10 * time.Second
 
 // MinDrop is the fall in connections that counts as the end of a burst.
 const MinDrop = 500
@@ -84,7 +88,7 @@ func (t *Trimmer) Tick(now time.Time, conns int) bool {
 		t.rates = append(t.rates[:0], t.rates[len(t.rates)-keep:]...)
 		t.conns = append(t.conns[:0], t.conns[len(t.conns)-keep:]...)
 	}
-	if len(t.rates) <= quiet || (!t.lastTrim.IsZero() && now.Sub(t.lastTrim) < Window) {
+	if len(t.rates) <= quiet || (!t.lastTrim.IsZero() && now.Sub(t.lastTrim) < MinInterval) {
 		return false
 	}
 	if !t.allocBurstOver() && !t.connBurstOver() {

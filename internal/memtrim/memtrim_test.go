@@ -64,9 +64,9 @@ func TestTrimAtMostOncePerWindow(t *testing.T) {
 		tick(0)
 	}
 	if tr.Trims() != 1 {
-		t.Fatalf("%d trims within %v, want 1", tr.Trims(), Window)
+		t.Fatalf("%d trims within %v, want 1", tr.Trims(), MinInterval)
 	}
-	now = now.Add(Window)
+	now = now.Add(MinInterval)
 	tick(0)
 	tick(200 << 20)
 	tick(0)
