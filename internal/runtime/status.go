@@ -128,7 +128,9 @@ type LimitHits struct {
 	// traffic of this service.
 	Throughput int64 `json:"throughput"`
 	// Sessions counts UDP sessions of this service evicted from the full
-	// session table.
+	// session table (or at the service's maxConns), and idle HTTP
+	// connections of it closed to make room for a new connection at a
+	// limit.
 	Sessions int64 `json:"sessions"`
 	// GlobalConns counts connections of this service refused at the
 	// ceiling on the connections of all services (see Engine.Limits).
