@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // RSSKiB returns the resident set size (VmRSS) of process pid in KiB,
@@ -15,7 +17,7 @@ import (
 // mode), or 0 when it cannot be read.
 func RSSKiB(pid int) int64 {
 	v := statusField(pid, "VmRSS")
-	for _, c := range children(pid) {
+	for _, c := range host.Children(pid) {
 		v += statusField(c, "VmRSS")
 	}
 	return v
@@ -28,7 +30,7 @@ func FDs(pid int) int {
 	if n < 0 {
 		return -1
 	}
-	for _, c := range children(pid) {
+	for _, c := range host.Children(pid) {
 		if m := countFDs(c); m > 0 {
 			n += m
 		}
@@ -62,20 +64,6 @@ func statusField(pid int, field string) int64 {
 		return v
 	}
 	return 0
-}
-
-func children(pid int) []int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if c, err := strconv.Atoi(f); err == nil {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // Latency summarises the latencies of a set of requests.

@@ -1,20 +1,13 @@
 package attack
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // Cert is the suite's self-signed ECDSA P-256 certificate.
@@ -27,35 +20,13 @@ type Cert struct {
 // WriteCert makes a certificate for reliability.test and 127.0.0.1 and
 // writes both.pem into dir.
 func WriteCert(dir string) (Cert, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cp, kp, err := host.SelfSigned("reliability.test")
 	if err != nil {
-		return Cert{}, fmt.Errorf("key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return Cert{}, fmt.Errorf("serial: %w", err)
-	}
-	tpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "reliability.test"},
-		DNSNames:     []string{"reliability.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(48 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		return Cert{}, fmt.Errorf("certificate: %w", err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return Cert{}, fmt.Errorf("key: %w", err)
+		return Cert{}, err
 	}
 	c := Cert{
-		CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		KeyPEM:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})),
+		CertPEM: string(cp),
+		KeyPEM:  string(kp),
 		Both:    filepath.Join(dir, "both.pem"),
 	}
 	if err := os.WriteFile(c.Both, []byte(c.CertPEM+c.KeyPEM), 0o600); err != nil {

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // options are the command's flags.
@@ -151,26 +153,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// repoRoot finds the directory of go.mod from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/fulcrum-lb/fulcrum\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the Fulcrum repository")
-		}
-		dir = parent
-	}
-}
-
 func run(ctx context.Context, o options, log *slog.Logger) (err error) {
-	root, err := repoRoot()
+	root, err := host.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -283,7 +267,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	} else {
 		res.FulcrumOnlyNote = "skipped (-skip-fulcrum-only)"
 	}
-	res.Machine.LoadAfter = loadAvg()
+	res.Machine.LoadAfter = host.LoadAvg()
 	res.Finished = time.Now().UTC().Format(time.RFC3339)
 	return writeResults(o.out, res)
 }
@@ -440,26 +424,12 @@ func goBuild(ctx context.Context, root, tmp, name, pkg, logPath string) error {
 	if pkg == "./cmd/fulcrum" {
 		// The report names the commit measured (with "+changes" for a tree
 		// that differs from it).
-		args = append(args, "-ldflags", "-X main.commit="+commitOf(root))
+		args = append(args, "-ldflags", "-X main.commit="+host.CommitOf(root))
 	}
 	if _, err := runTool(ctx, 5*time.Minute, -1, logPath, append([]string{"go"}, append(args, pkg)...)...); err != nil {
 		return fmt.Errorf("build %s: %w\n%s", pkg, err, tail(logPath, 3000))
 	}
 	return nil
-}
-
-// commitOf is the short commit of the tree at root, "+changes" added when
-// the tree differs from it; "unknown" outside a git checkout.
-func commitOf(root string) string {
-	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if exec.Command("git", "-C", root, "diff", "--quiet", "HEAD").Run() != nil {
-		c += "+changes"
-	}
-	return c
 }
 
 // checkPrograms says which programs are missing (bench/run.sh installs them).

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // procs is the set of long-running processes the driver started; stopAll
@@ -154,7 +156,7 @@ func cpuTicks(pid int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range children(pid) {
+	for _, c := range host.Children(pid) {
 		if ct, err := ownTicks(c); err == nil {
 			t += ct
 		}
@@ -188,20 +190,6 @@ func parseStatTicks(stat string) (int64, error) {
 	return u + s, nil
 }
 
-func children(pid int) []int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, f := range strings.Fields(string(b)) {
-		if c, err := strconv.Atoi(f); err == nil {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // memKiB returns a field of /proc/<pid>/status in KiB (VmRSS, VmHWM), summed
 // with the process's children.
 func memKiB(pid int, field string) (int64, error) {
@@ -209,7 +197,7 @@ func memKiB(pid int, field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, c := range children(pid) {
+	for _, c := range host.Children(pid) {
 		if cv, err := ownMem(c, field); err == nil {
 			v += cv
 		}
@@ -246,7 +234,7 @@ func parseStatus(status, field string) (int64, error) {
 // that the peak is that of one row. It reports whether that worked.
 func resetPeak(pid int) bool {
 	ok := true
-	for _, p := range append([]int{pid}, children(pid)...) {
+	for _, p := range append([]int{pid}, host.Children(pid)...) {
 		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p), []byte("5"), 0); err != nil {
 			ok = false
 		}

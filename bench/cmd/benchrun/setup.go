@@ -3,16 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +15,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // machine describes where the figures were taken.
@@ -34,7 +30,7 @@ type machine struct {
 }
 
 func machineInfo(ctx context.Context) machine {
-	m := machine{NProc: runtime.NumCPU(), LoadBefore: loadAvg()}
+	m := machine{NProc: runtime.NumCPU(), LoadBefore: host.LoadAvg()}
 	if out, err := exec.CommandContext(ctx, "uname", "-r").Output(); err == nil {
 		m.Kernel = strings.TrimSpace(string(out))
 	}
@@ -49,19 +45,6 @@ func machineInfo(ctx context.Context) machine {
 		_ = f.Close()
 	}
 	return m
-}
-
-// loadAvg is the first three fields of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // versions asks every program for its version (first line).
@@ -92,34 +75,10 @@ func versions(ctx context.Context, fulcrum string) map[string]string {
 // use (bench.example and 127.0.0.1) and writes cert.pem, key.pem and
 // both in one file (HAProxy's crt).
 func writeCert(dir string) (cert, key, both string, err error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, kp, err := host.SelfSigned("bench.example")
 	if err != nil {
-		return "", "", "", fmt.Errorf("key: %w", err)
+		return "", "", "", err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return "", "", "", fmt.Errorf("serial: %w", err)
-	}
-	tpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "bench.example"},
-		DNSNames:     []string{"bench.example"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(48 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		return "", "", "", fmt.Errorf("certificate: %w", err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return "", "", "", fmt.Errorf("key: %w", err)
-	}
-	c := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kp := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 	cert, key, both = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "both.pem")
 	for path, data := range map[string][]byte{cert: c, key: kp, both: append(append([]byte{}, c...), kp...)} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {

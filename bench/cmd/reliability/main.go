@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,24 +169,6 @@ func pinSelf(cpu int) bool {
 	err = syscall.Exec(ts, args, env)
 	fmt.Fprintln(os.Stderr, "reliability: not pinned:", err)
 	return false
-}
-
-// repoRoot finds the directory of go.mod from the working directory up.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/fulcrum-lb/fulcrum\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run from inside the Fulcrum repository")
-		}
-		dir = parent
-	}
 }
 
 // raiseNoFile raises the open-file limit (children inherit it) for the

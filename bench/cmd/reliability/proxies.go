@@ -8,13 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/bench/attack"
 	"github.com/fulcrum-lb/fulcrum/bench/internal/fulcrumproc"
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // proxy is one proxy under test.
@@ -67,7 +67,7 @@ func (e *env) layout(i int, reset, hang, echo, udpEcho int) attack.Layout {
 // `BIN apply`; taskset execs, so the pid is Fulcrum's).
 func fulcrumBinary(ctx context.Context, root, tmp string, cpu int) (string, error) {
 	bin := filepath.Join(tmp, "fulcrum")
-	out, err := exec.CommandContext(ctx, "go", "-C", root, "build", "-ldflags", "-X main.commit="+commitOf(root), "-o", bin, "./cmd/fulcrum").CombinedOutput()
+	out, err := exec.CommandContext(ctx, "go", "-C", root, "build", "-ldflags", "-X main.commit="+host.CommitOf(root), "-o", bin, "./cmd/fulcrum").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("build fulcrum: %w\n%s", err, out)
 	}
@@ -217,20 +217,6 @@ func startHAProxy(ctx context.Context, e *env, l attack.Layout) (*proxy, error) 
 		return nil, err
 	}
 	return x, nil
-}
-
-// commitOf is the short commit of the tree at root, "+changes" added when
-// the tree differs from it; "unknown" outside a git checkout.
-func commitOf(root string) string {
-	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if exec.Command("git", "-C", root, "diff", "--quiet", "HEAD").Run() != nil {
-		c += "+changes"
-	}
-	return c
 }
 
 // insertGlobal adds lines at the end of the global section.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/bench/attack"
+	"github.com/fulcrum-lb/fulcrum/bench/internal/host"
 )
 
 // runner carries what the cases need.
@@ -22,7 +23,7 @@ type runner struct {
 }
 
 func run(ctx context.Context, o options, log *slog.Logger) (err error) {
-	root, err := repoRoot()
+	root, err := host.RepoRoot()
 	if err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 			return err
 		}
 	}
-	res.Machine.LoadAfter = loadAvg()
+	res.Machine.LoadAfter = host.LoadAvg()
 	res.Finished = time.Now().UTC().Format(time.RFC3339)
 	return writeResults(o.out, res, true)
 }
@@ -200,7 +201,7 @@ type machine struct {
 func machineInfo(ctx context.Context, fulcrum string) machine {
 	// runtime.NumCPU counts the CPUs of the affinity mask: the driver is
 	// pinned to one.
-	m := machine{NProc: runtime.NumCPU(), LoadBefore: loadAvg(), Versions: map[string]string{}}
+	m := machine{NProc: runtime.NumCPU(), LoadBefore: host.LoadAvg(), Versions: map[string]string{}}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		m.NProc = strings.Count(string(b), "\nprocessor\t") + 1
 	}
@@ -226,16 +227,4 @@ func machineInfo(ctx context.Context, fulcrum string) machine {
 		m.Versions[name] = line
 	}
 	return m
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
