@@ -2,7 +2,6 @@ package l7
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -277,15 +276,7 @@ func TestH2BusyClientWithinBudgets(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	}), nil)
 	f := h2VS(t, "", a)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
-			return d.DialContext(ctx, network, f.addr)
-		}}
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	cl := h2Client(t, f, 30*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := 0; i < 64; i++ {

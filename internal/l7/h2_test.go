@@ -2,11 +2,9 @@ package l7
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -275,15 +273,7 @@ func TestH2ServerKilledMidStream(t *testing.T) {
 		}
 	}), nil)
 	f := h2VS(t, "", a)
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
-			return d.DialContext(ctx, network, f.addr)
-		}}
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://h2.example.com/")
+	resp, err := h2Client(t, f, 10*time.Second).Get("https://h2.example.com/")
 	if err != nil {
 		t.Fatal(err)
 	}
