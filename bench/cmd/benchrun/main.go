@@ -461,29 +461,14 @@ func checkPrograms(o options) error {
 	return nil
 }
 
-// raiseNoFile raises the open-file limit to its hard limit, for 10,000
-// idle connections; children inherit it.
+// raiseNoFile raises the open-file limit (host.RaiseNoFile) and warns
+// when it is too low for 10,000 idle connections.
 func raiseNoFile(log *slog.Logger) int {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 1024
+	n := host.RaiseNoFile()
+	if c := idleConns(n); c < 10000 {
+		log.Warn("open-file limit is low for 10,000 idle connections; idle-10k opens fewer", "limit", n, "conns", c)
 	}
-	want := l
-	want.Cur = l.Max
-	if want.Cur < 200000 && os.Geteuid() == 0 {
-		want.Cur, want.Max = 200000, max(l.Max, 200000)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		want.Cur, want.Max = l.Max, l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
-	}
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 1024
-	}
-	if n := idleConns(int(min(l.Cur, 1<<20))); n < 10000 {
-		log.Warn("open-file limit is low for 10,000 idle connections; idle-10k opens fewer", "limit", l.Cur, "conns", n)
-	}
-	return int(min(l.Cur, 1<<20))
+	return n
 }
 
 // idleConns is how many idle connections idle-10k opens: 10,000, or fewer

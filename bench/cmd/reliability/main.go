@@ -170,25 +170,3 @@ func pinSelf(cpu int) bool {
 	fmt.Fprintln(os.Stderr, "reliability: not pinned:", err)
 	return false
 }
-
-// raiseNoFile raises the open-file limit (children inherit it) for the
-// idle connections; it returns the limit in force.
-func raiseNoFile() int {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 1024
-	}
-	want := l
-	want.Cur = l.Max
-	if want.Cur < 200000 && os.Geteuid() == 0 {
-		want.Cur, want.Max = 200000, max(l.Max, 200000)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		want.Cur, want.Max = l.Max, l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
-	}
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 1024
-	}
-	return int(min(l.Cur, 1<<20))
-}

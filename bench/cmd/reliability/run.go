@@ -39,7 +39,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	if err != nil {
 		return fmt.Errorf("temp dir: %w", err)
 	}
-	e := &env{o: o, tmp: tmp, logs: logs, fdLimit: raiseNoFile()}
+	e := &env{o: o, tmp: tmp, logs: logs, fdLimit: host.RaiseNoFile()}
 	var px []*proxy
 	defer func() {
 		for _, x := range px {

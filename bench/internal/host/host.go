@@ -20,8 +20,33 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
+
+// RaiseNoFile raises this process's open-file limit (children inherit it)
+// to its hard limit, or to 200,000 when the hard limit is lower and the
+// process may raise it (root), and returns the limit in force (at most
+// 2^20).
+func RaiseNoFile() int {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 1024
+	}
+	want := l
+	want.Cur = l.Max
+	if want.Cur < 200000 && os.Geteuid() == 0 {
+		want.Cur, want.Max = 200000, max(l.Max, 200000)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		want.Cur, want.Max = l.Max, l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+	}
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 1024
+	}
+	return int(min(l.Cur, 1<<20))
+}
 
 // Children returns the direct children of process pid (/proc), or none
 // when they cannot be read.
