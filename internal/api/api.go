@@ -97,6 +97,22 @@ type route struct {
 	resp         any              // response body example type, nil for none
 	status       int              // success status, 0 means 200
 	h            http.HandlerFunc
+	dry          bool // a configuration change that ?dryRun=true only validates (see apply)
+}
+
+// handler is rt's handler; a write that cannot be dry-run refuses
+// ?dryRun instead of ignoring it (and committing).
+func (rt route) handler() http.HandlerFunc {
+	if rt.dry || rt.method == http.MethodGet {
+		return rt.h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("dryRun") {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %s cannot be dry-run: only configuration changes can (remove dryRun)", rt.method, rt.path), nil)
+			return
+		}
+		rt.h(w, r)
+	}
 }
 
 // New returns a Server.
@@ -134,10 +150,10 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes {
 		pattern := rt.method + " " + rt.path
 		if rt.perm == 0 {
-			outer.HandleFunc(pattern, rt.h)
+			outer.HandleFunc(pattern, rt.handler())
 			continue
 		}
-		inner.HandleFunc(pattern, s.require(rt.perm, rt.h))
+		inner.HandleFunc(pattern, s.require(rt.perm, rt.handler()))
 	}
 	inner.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API resource: "+r.Method+" "+r.URL.Path, nil)
@@ -152,7 +168,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) ConsoleHandler() http.Handler {
 	inner := http.NewServeMux()
 	for _, rt := range s.routes {
-		inner.HandleFunc(rt.method+" "+rt.path, rt.h)
+		inner.HandleFunc(rt.method+" "+rt.path, rt.handler())
 	}
 	inner.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API resource: "+r.Method+" "+r.URL.Path, nil)
@@ -404,16 +420,34 @@ type changeResult struct {
 
 // apply runs a change through the write path, audits it and returns the
 // result; on error it has already written the response.
+//
+// Every configuration change honours ?dryRun=true: a handler that answers
+// a dry run its own way sets ch.DryRun itself; for the others apply
+// validates the change, answers its diff (changeResult, 200) and reports
+// false, so that the handler, which would describe a committed object,
+// writes nothing more.
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, ch control.Change) (control.Result, bool) {
 	base, check, err := ifMatch(r)
 	if err != nil {
 		s.fail(w, err)
 		return control.Result{}, false
 	}
+	dry, err := queryBool(r, "dryRun")
+	if err != nil {
+		s.fail(w, err)
+		return control.Result{}, false
+	}
+	answerDry := dry && !ch.DryRun
+	ch.DryRun = ch.DryRun || dry
 	ch.Base, ch.CheckBase, ch.Actor = base, check, actor(r)
 	res, err := s.ctl.Apply(ch)
 	if err != nil {
 		s.fail(w, err)
+		return res, false
+	}
+	if answerDry {
+		setETag(w, res.Snapshot.Revision)
+		writeJSON(w, http.StatusOK, result(res))
 		return res, false
 	}
 	if res.Committed {

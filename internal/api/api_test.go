@@ -428,3 +428,45 @@ func TestConfigDryRunAndYAML(t *testing.T) {
 		t.Errorf("re-applying the export changed something: %+v", res)
 	}
 }
+
+// TestDryRunEverywhere: every configuration change honours ?dryRun=true
+// (answers its diff, commits nothing), and a write that cannot be dry-run
+// refuses the parameter instead of committing (issue 15: PATCH
+// …?dryRun=true committed).
+func TestDryRunEverywhere(t *testing.T) {
+	e := newEnv(t)
+	e.must(req{method: "POST", path: "/api/v1/virtual-services", body: `{"address":"127.0.0.2","port":80,"realServers":[{"address":"127.0.0.3","port":8080}]}`}, http.StatusCreated)
+	rev := e.ctl.Current().Revision
+	for _, c := range []req{
+		{method: "PATCH", path: "/api/v1/virtual-services/1?dryRun=true", body: `{"nickname":"x"}`},
+		{method: "POST", path: "/api/v1/virtual-services?dryRun=true", body: `{"address":"127.0.0.4","port":80}`},
+		{method: "DELETE", path: "/api/v1/virtual-services/1?dryRun=true"},
+		{method: "POST", path: "/api/v1/virtual-services/1/real-servers?dryRun=true", body: `{"address":"127.0.0.5","port":8080}`},
+		{method: "PATCH", path: "/api/v1/options?dryRun=true", body: `{"connTimeout":100}`},
+	} {
+		var res changeResult
+		e.must(c, http.StatusOK).json(t, &res)
+		if res.Committed || len(res.Diff) == 0 {
+			t.Errorf("%s %s: %+v, want a diff and nothing committed", c.method, c.path, res)
+		}
+		if e.ctl.Current().Revision != rev {
+			t.Fatalf("%s %s committed", c.method, c.path)
+		}
+	}
+	if e.ctl.Current().Config.VirtualServices[0].NickName != "" {
+		t.Fatal("a dry run changed the configuration")
+	}
+	r := e.must(req{method: "POST", path: "/api/v1/users?dryRun=true", body: `{"name":"eve","password":"a long passphrase 123","role":"admin"}`}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte("cannot be dry-run")) {
+		t.Errorf("answer %s", r.body)
+	}
+	users, err := e.auth.Users()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.Name == "eve" {
+			t.Fatal("a refused dry run created a user")
+		}
+	}
+}
