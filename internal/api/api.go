@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
@@ -329,7 +330,34 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, yamlOK bool) 
 	if err != nil {
 		return nil, err
 	}
+	if ct == "application/json" {
+		if err := strictJSON(b); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// strictJSON refuses a body sent as application/json that is not exactly
+// one JSON document (RFC 8259) in UTF-8: the configuration decoder reads
+// YAML, a superset, and would otherwise take single quotes, trailing
+// commas, comments, YAML, a second document or UTF-16 as well.
+func strictJSON(b []byte) error {
+	if len(b) >= 2 && (b[0] == 0xff && b[1] == 0xfe || b[0] == 0xfe && b[1] == 0xff || b[0] == 0 || b[1] == 0) {
+		return fmt.Errorf("%w: the body is UTF-16; JSON must be UTF-8", errBadRequest)
+	}
+	if !utf8.Valid(b) {
+		return fmt.Errorf("%w: the body is not valid UTF-8", errBadRequest)
+	}
+	var v json.RawMessage
+	if err := json.Unmarshal(b, &v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%w: malformed document: not one JSON document (send YAML as application/yaml): at byte %d: %v", errBadRequest, se.Offset, err)
+		}
+		return fmt.Errorf("%w: malformed document: not one JSON document (send YAML as application/yaml): %v", errBadRequest, err)
+	}
+	return nil
 }
 
 // decodeBody strictly decodes a JSON body into v (see config.DecodeInto).

@@ -470,3 +470,28 @@ func TestDryRunEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestStrictJSON: a body sent as application/json must be one JSON
+// document in UTF-8 (issue 15, item 8: single quotes, trailing commas,
+// YAML, a second document and UTF-16 were taken because the decoder reads
+// YAML); YAML is welcome as application/yaml where the API takes it.
+func TestStrictJSON(t *testing.T) {
+	e := newEnv(t)
+	utf16 := string([]byte{0xff, 0xfe, '{', 0, '}', 0})
+	for name, body := range map[string]string{
+		"single quotes":   `{'address':'127.0.0.2','port':80}`,
+		"trailing comma":  `{"address":"127.0.0.2","port":80,}`,
+		"yaml":            "address: 127.0.0.2\nport: 80\n",
+		"second document": `{"address":"127.0.0.2","port":80} {"address":"127.0.0.3","port":80}`,
+		"utf-16":          utf16,
+	} {
+		r := e.must(req{method: "POST", path: "/api/v1/virtual-services", body: body}, http.StatusBadRequest)
+		if !bytes.Contains(r.body, []byte("JSON")) && !bytes.Contains(r.body, []byte("UTF")) {
+			t.Errorf("%s: answer %s", name, r.body)
+		}
+	}
+	if e.ctl.Current().Revision != 0 {
+		t.Fatal("a refused body changed the configuration")
+	}
+	e.must(req{method: "PUT", path: "/api/v1/config", body: "virtualServices:\n- {address: 127.0.0.2, port: 80}\n", contentType: "application/yaml"}, http.StatusOK)
+}

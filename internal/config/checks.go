@@ -30,8 +30,8 @@ func validateChecks(e *errs, v *VirtualService, p string) {
 	}
 	for i, c := range v.Checks {
 		cp := index(join(p, "checks"), i)
-		if c.Name == "" || len(c.Name) > 128 || strings.ContainsFunc(c.Name, isControl) {
-			e.add(join(cp, "name"), "required: at most 128 printable characters")
+		if c.Name == "" || len(c.Name) > 128 || strings.ContainsFunc(c.Name, isControlOrFormat) {
+			e.add(join(cp, "name"), "required: at most 128 printable characters (no control, bidi-override or zero-width characters)")
 		}
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {

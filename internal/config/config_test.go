@@ -74,6 +74,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"not a mapping", `[1,2]`, []string{"document must be a mapping"}},
 		{"empty", "  \n", []string{"empty document"}},
 		{"yaml unknown nested", "options:\n  health:\n    intervall: 5\n", []string{"options.health.intervall: unknown field"}},
+		// Issue 15, item 8: what YAML reads differently from what was meant.
+		{"second yaml document", "options:\n  snat: true\n---\noptions:\n  snat: false\n", []string{"line 3: a second document"}},
+		{"yaml 1.1 octal port", "virtualServices:\n- address: 127.0.0.1\n  port: 0755\n", []string{"line 3: 0755: a number written with a leading zero"}},
+		{"hex port", "virtualServices:\n- address: 127.0.0.1\n  port: 0x50\n", []string{"line 3: 0x50"}},
+		{"underscores", "options:\n  connTimeout: 6_600\n", []string{"6_600"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +111,15 @@ func TestValidateErrors(t *testing.T) {
 		}, []string{"virtualServices[0].port: must be 1-65535, got 0", `virtualServices[0].schedule: must be one of rr,`,
 			"virtualServices[0].realServers[1].weight: must be 1-65535, got 70000"}},
 		{"bad address", func(c *Config) { c.VirtualServices[0].Address = "10.0.0.256" }, []string{`virtualServices[0].address: must be an IP address, got "10.0.0.256"`}},
+		{"broadcast vip", func(c *Config) { c.VirtualServices[0].Address = "255.255.255.255" }, []string{`virtualServices[0].address: must be a unicast address`}},
+		{"mapped broadcast vip", func(c *Config) { c.VirtualServices[0].Address = "::ffff:255.255.255.255" }, []string{`virtualServices[0].address: must be a unicast address`}},
+		{"unspecified vip", func(c *Config) { c.VirtualServices[0].Address = "0.0.0.0" }, []string{`virtualServices[0].address: must be a unicast address`}},
+		{"multicast rs", func(c *Config) { c.VirtualServices[0].RealServers[0].Address = "224.0.0.1" }, []string{`realServers[0].address: must be an IP address or DNS name`}},
+		{"bidi override in nickname", func(c *Config) { c.VirtualServices[0].NickName = "web\u202egnp.exe" }, []string{`virtualServices[0].nickname: must be at most 64 printable characters`}},
+		{"zero-width in nickname", func(c *Config) { c.VirtualServices[0].NickName = "we\u200bb" }, []string{`virtualServices[0].nickname`}},
+		{"crlf in an unused check url", func(c *Config) {
+			c.VirtualServices[0].HealthCheck = HealthCheck{Type: "tcp", URL: "/x\r\nHost: evil"}
+		}, []string{`virtualServices[0].healthCheck.url: must have at most 126 characters and no spaces or control characters`}},
 		{"rs bad name", func(c *Config) { c.VirtualServices[0].RealServers[0].Address = "10.0.0.256" },
 			[]string{`virtualServices[0].realServers[0].address: must be an IP address or DNS name`}},
 		{"rs bad dns", func(c *Config) { c.VirtualServices[0].RealServers[0].Address = "-bad-.example" },

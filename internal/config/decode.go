@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,6 +46,11 @@ func DecodeInto(doc []byte, v any) error {
 	if err != nil {
 		return Errors{{Message: "malformed document: " + cleanYAMLError(err)}}
 	}
+	if !json.Valid(doc) { // strict JSON has neither a second document nor other bases
+		if err := checkYAML(doc); err != nil {
+			return err
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var generic any
@@ -63,6 +69,45 @@ func DecodeInto(doc []byte, v any) error {
 		return Errors{{Message: "malformed document: " + err.Error()}}
 	}
 	return nil
+}
+
+// checkYAML refuses what YAML reads differently from what its writer most
+// likely meant, or silently drops: a second document in the same file
+// (only the first would be read), and integers written with a leading
+// zero, a 0x/0o/0b prefix or underscores, which YAML 1.1 (the converter's)
+// reads in another base — `port: 0755` is 493 there, 755 in YAML 1.2.
+func checkYAML(doc []byte) error {
+	dec := yaml3.NewDecoder(bytes.NewReader(doc))
+	var root yaml3.Node
+	if err := dec.Decode(&root); err != nil {
+		return nil // syntax errors were reported by the converter
+	}
+	var next yaml3.Node
+	if err := dec.Decode(&next); err == nil {
+		return Errors{{Message: fmt.Sprintf("line %d: a second document: a configuration file holds one document", next.Line)}}
+	}
+	var out Errors
+	var walk func(n *yaml3.Node)
+	walk = func(n *yaml3.Node) {
+		if n.Kind == yaml3.ScalarNode && n.Style == 0 && n.Tag == "!!int" && ambiguousInt(n.Value) {
+			out = append(out, FieldError{Message: fmt.Sprintf("line %d: %s: a number written with a leading zero, a base prefix or underscores "+
+				"is read in another base by YAML 1.1; write it in plain decimal, or quote it if it is a string", n.Line, n.Value)})
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&root)
+	if len(out) > 0 {
+		return out
+	}
+	return nil
+}
+
+// ambiguousInt reports an integer literal other than plain decimal.
+func ambiguousInt(v string) bool {
+	v = strings.TrimLeft(v, "+-")
+	return len(v) > 1 && v[0] == '0' || strings.ContainsAny(v, "_xXoObB")
 }
 
 func cleanYAMLError(err error) string {

@@ -97,28 +97,31 @@ type Adaptive struct {
 	// URL is the path Fulcrum requests on each real server; the answer is
 	// the server's load in percent. Default: "/load".
 	URL string `json:"url"`
-	// Port is the agent's port. 1-65535. Default: 80.
+	// Port is the agent's port. 1-65535; 0 means the default. Default: 80.
 	Port int `json:"port"`
-	// Interval is the time between two polls in seconds; 1-600. Default: 7.
+	// Interval is the time between two polls in seconds; 1-600; 0 means the
+	// default. Default: 7.
 	Interval int `json:"interval"`
 	// MinPercent is the load below which servers are treated as equally
-	// idle; 0-50. Default: 5.
+	// idle; 1-50, and 0 means the default (so no minimum cannot be set: use
+	// 1). Default: 5.
 	MinPercent int `json:"minPercent"`
 }
 
 // HealthTimers are health-check timing values in seconds.
 type HealthTimers struct {
 	// Interval is the time between two checks of one real server (LoadMaster
-	// `RetryInterval`); 9-901. Default: 9.
+	// `RetryInterval`); 9-901; 0 means the default. Default: 9.
 	Interval int `json:"interval"`
-	// Timeout is how long one check may take before it fails; 4-60.
-	// Default: 4.
+	// Timeout is how long one check may take before it fails; 4-60; 0 means
+	// the default. Default: 4.
 	Timeout int `json:"timeout"`
 	// RetryCount is the number of consecutive failures that mark a real
-	// server Down; 2-15. Default: 2.
+	// server Down; 2-15; 0 means the default. Default: 2.
 	RetryCount int `json:"retryCount"`
 	// RiseCount is the number of consecutive successes that bring a Down real
-	// server back Up (Fulcrum extension against flapping); 1-15. Default: 1.
+	// server back Up (Fulcrum extension against flapping); 1-15; 0 means the
+	// default. Default: 1.
 	RiseCount int `json:"riseCount"`
 	// PassiveFailures is the number of consecutive failed connections to a
 	// real server on live traffic (dials by the proxies) that mark it Down
@@ -130,18 +133,20 @@ type HealthTimers struct {
 // Lockout is the admin-plane brute-force policy.
 type Lockout struct {
 	// Attempts is the number of consecutive failed logins for one account
-	// from one source address that triggers the cool-down; 1-100. Default: 3.
+	// from one source address that triggers the cool-down; 1-100; 0 means
+	// the default. Default: 3.
 	Attempts int `json:"attempts"`
 	// CoolDown is the cool-down in seconds during which that account cannot
-	// log in from that source; 1-86400. Default: 600.
+	// log in from that source; 1-86400; 0 means the default. Default: 600.
 	CoolDown int `json:"coolDown"`
 	// SessionIdle is the idle timeout of browser sessions in seconds;
-	// 60-86400. Default: 900.
+	// 60-86400; 0 means the default. Default: 900.
 	SessionIdle int `json:"sessionIdle"`
 	// SessionMax is the absolute lifetime of browser sessions in seconds;
-	// 300-604800. Default: 43200.
+	// 300-604800; 0 means the default. Default: 43200.
 	SessionMax int `json:"sessionMax"`
-	// MinPassword is the minimum password length; 8-64. Default: 12.
+	// MinPassword is the minimum password length; 8-64; 0 means the default.
+	// Default: 12.
 	MinPassword int `json:"minPassword"`
 }
 
@@ -401,7 +406,9 @@ type RealServer struct {
 	// it differs from the service's port. Required.
 	Port int `json:"port"`
 	// Weight is the relative share for the weighted methods, 1-65535
-	// (LoadMaster `Weight`). Default: 1000.
+	// (LoadMaster `Weight`); 0 or absent means the default, 1000, in
+	// configuration documents, the native API and the LoadMaster API alike.
+	// Default: 1000.
 	Weight int `json:"weight"`
 	// Enabled is false for a real server taken out of service (LoadMaster
 	// `Enable`). Default: true.

@@ -266,7 +266,12 @@ func TestRealServers(t *testing.T) {
 		t.Errorf("after modrs: port %s enable %s status %s", got.val("Port"), got.val("Enable"), got.val("Status"))
 	}
 	mustErrXML(t, e.v1(auth{}, "modrs", "vs=1&rs=!999&weight=1", nil), 422, "Unknown Real Server")
-	mustErrXML(t, e.v1(auth{}, "modrs", "vs=1&rs=!"+idx+"&weight=0", nil), 422, "weight: must be 1-65535")
+	mustErrXML(t, e.v1(auth{}, "modrs", "vs=1&rs=!"+idx+"&weight=-1", nil), 422, "weight: must be 1-65535")
+	// Weight 0 means the default (1000), as in the native API.
+	e.ok1("modrs", "vs=1&rs=!"+idx+"&weight=0")
+	if w := e.ok1("showrs", "vs=1&rs=!"+idx).data().at("Rs").val("Weight"); w != "1000" {
+		t.Errorf("weight 0 gave %s, want the default 1000", w)
+	}
 
 	// disablers/enablers act on every service.
 	e.ok1("disablers", "rs=127.0.92.10")

@@ -81,8 +81,11 @@ func applyRSParams(rs *config.RealServer, p params, adding bool) *failure {
 	if n, ok, f := intParam(p, "weight", "weight"); f != nil {
 		return f
 	} else if ok {
-		if n < 1 { // 0 would silently become the default weight
-			return invalid("weight: must be 1-65535, got %d", n)
+		if n < 0 {
+			return invalid("weight: must be 1-65535 (0: the default, %d), got %d", config.DefaultWeight, n)
+		}
+		if n == 0 {
+			n = config.DefaultWeight // 0 means the default, as in the native API
 		}
 		rs.Weight = n
 	}
