@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -341,39 +340,6 @@ func unsafeMethod(m string) bool {
 		return false
 	}
 	return true
-}
-
-// sameOrigin reports whether a browser request comes from the admin
-// plane's own pages: its Origin header, if present, names the request's
-// Host, and Sec-Fetch-Site, if present, does not say cross-site.
-func sameOrigin(r *http.Request) bool {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return false
-	}
-	origins := r.Header.Values("Origin")
-	if len(origins) == 0 {
-		return true
-	}
-	if len(origins) > 1 {
-		return false
-	}
-	u, err := url.Parse(origins[0])
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return false // includes "null"
-	}
-	return normHost(u.Host, u.Scheme) == normHost(r.Host, u.Scheme)
-}
-
-// normHost lower-cases a host[:port] and drops the scheme's default port.
-func normHost(h, scheme string) string {
-	h = strings.ToLower(h)
-	switch {
-	case scheme == "https" && strings.HasSuffix(h, ":443"):
-		h = strings.TrimSuffix(h, ":443")
-	case scheme == "http" && strings.HasSuffix(h, ":80"):
-		h = strings.TrimSuffix(h, ":80")
-	}
-	return h
 }
 
 // Middleware authenticates every request and passes it to next with the

@@ -21,8 +21,8 @@ func (s *Service) SessionPrincipal(r *http.Request) (Principal, error) {
 // CheckCSRF checks a state-changing request authenticated by the session
 // of p: token (from a form field or the X-CSRF-Token header) must equal the
 // session's CSRF token, compared in constant time, and the request must be
-// same-origin by its Origin and Sec-Fetch-Site headers. It returns nil or
-// ErrCSRF.
+// same-origin by its Sec-Fetch-Site, Origin and Referer headers (see
+// ForeignOrigin; same-site is not enough). It returns nil or ErrCSRF.
 func CheckCSRF(r *http.Request, p Principal, token string) error {
 	if p.CSRFToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(p.CSRFToken)) != 1 || !sameOrigin(r) {
 		return ErrCSRF
