@@ -166,6 +166,7 @@ func (s *Server) listCerts(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Certificates = append(out.Certificates, info)
 	}
+	certs.Annotate(out.Certificates, snap.Config.Certificates, time.Now())
 	setETag(w, snap.Revision)
 	writeJSON(w, http.StatusOK, out)
 }
@@ -180,8 +181,10 @@ func (s *Server) getCert(w http.ResponseWriter, r *http.Request) {
 				s.fail(w, err)
 				return
 			}
+			one := []certs.Info{info}
+			certs.Annotate(one, snap.Config.Certificates, time.Now())
 			setETag(w, snap.Revision)
-			writeJSON(w, http.StatusOK, info)
+			writeJSON(w, http.StatusOK, one[0])
 			return
 		}
 	}
@@ -409,29 +412,6 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	s.auth.Audit(principal(r), remoteHost(r), "backup", "backup of revision "+fmt.Sprint(snap.Revision), true)
 }
 
-// restore reads a backup file from the body (any content type).
-func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
-	body := http.MaxBytesReader(w, r.Body, maxBackupBody)
-	snap, err := s.ctl.Restore(body, actor(r))
-	if err != nil {
-		s.auth.Audit(principal(r), remoteHost(r), "restore", err.Error(), false)
-		var tooBig *http.MaxBytesError
-		if errors.Is(err, store.ErrBadBackup) && !errors.As(err, &tooBig) {
-			if fields, ok := config.IsErrors(err); ok {
-				writeError(w, http.StatusBadRequest, err.Error(), fields)
-				return
-			}
-			writeError(w, http.StatusBadRequest, err.Error(), nil)
-			return
-		}
-		s.fail(w, err)
-		return
-	}
-	s.auth.Audit(principal(r), remoteHost(r), "restore", snap.Change.Summary, true)
-	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, changeResult{Revision: snap.Revision, Committed: true, Summary: snap.Change.Summary, Diff: []config.Difference{}})
-}
-
 // statusBody is the response of GET /status.
 type statusBody struct {
 	// Revision is the configuration revision the data plane runs.
@@ -443,10 +423,24 @@ type statusBody struct {
 	// Limits are the data plane's shares of the descriptor limit and their
 	// use (connection ceiling, per-service defaults, UDP sessions).
 	Limits any `json:"limits,omitempty"`
+	// CertificateWarnings are the stored certificates' problems (expired or
+	// expiring, weak keys, broken or incomplete chains), as
+	// "name: message".
+	CertificateWarnings []string `json:"certificateWarnings,omitempty"`
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	snap := s.ctl.Current()
 	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: s.status(), Limits: s.limits()})
+	writeJSON(w, http.StatusOK, statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: s.status(), Limits: s.limits(),
+		CertificateWarnings: certWarnings(snap.Config.Certificates)})
+}
+
+// certWarnings lists certs.Check's findings as "name: message".
+func certWarnings(list []config.Certificate) []string {
+	var out []string
+	for _, w := range certs.Check(list, time.Now()) {
+		out = append(out, w.String())
+	}
+	return out
 }

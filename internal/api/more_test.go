@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -207,4 +208,43 @@ func TestVerify(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 	e.must(req{method: "POST", path: "/api/v1/verify", body: `{"caPem":"nope"}`}, http.StatusBadRequest)
+}
+
+// TestCertificateWarnings: an RSA key under 2048 bits is refused at import;
+// a stored certificate that expired is listed with its warning, and the
+// status names it (issue 15, item 9: served without a word).
+func TestCertificateWarnings(t *testing.T) {
+	e := newEnv(t)
+	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "weak.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &weak.PublicKey, weak)
+	k8, _ := x509.MarshalPKCS8PrivateKey(weak)
+	bundle := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))
+	body, _ := json.Marshal(certUpload{Name: "weak", PEM: bundle})
+	r := e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte("RSA 1024-bit key")) {
+		t.Errorf("weak import answer %s", r.body)
+	}
+	// An expired certificate stored through the configuration.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl = &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "old.example"}, DNSNames: []string{"old.example"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}
+	der, _ = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	k8, _ = x509.MarshalPKCS8PrivateKey(key)
+	cfg := map[string]any{"certificates": []map[string]any{{"name": "old",
+		"certPem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		"keyPem":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))}}}
+	doc, _ := json.Marshal(cfg)
+	e.must(req{method: "PUT", path: "/api/v1/config", body: string(doc)}, http.StatusOK)
+	var list certList
+	e.must(req{method: "GET", path: "/api/v1/certificates"}, http.StatusOK).json(t, &list)
+	if len(list.Certificates) != 1 || !strings.Contains(strings.Join(list.Certificates[0].Warnings, ";"), "expired on") {
+		t.Errorf("list %+v", list)
+	}
+	var st statusBody
+	e.must(req{method: "GET", path: "/api/v1/status"}, http.StatusOK).json(t, &st)
+	if len(st.CertificateWarnings) == 0 || !strings.Contains(strings.Join(st.CertificateWarnings, ";"), "old: the certificate expired on") {
+		t.Errorf("status certificate warnings %q", st.CertificateWarnings)
+	}
 }

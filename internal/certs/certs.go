@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
 // MaxImportSize is the largest certificate file accepted.
@@ -175,7 +177,30 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
+// MinRSABits is the smallest RSA key a new certificate may have: shorter
+// keys are refused at import (browsers and Mozilla's guidelines refuse
+// them too). Ones stored before are still served, with a warning.
+const MinRSABits = 2048
+
+// weakKey says why a public key is too weak to serve, or "".
+func weakKey(k crypto.PublicKey) string {
+	switch k := k.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < MinRSABits {
+			return fmt.Sprintf("RSA %d-bit key: at least %d bits are needed", n, MinRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if n := k.Curve.Params().BitSize; n < 256 {
+			return fmt.Sprintf("ECDSA %d-bit key: P-256 or larger is needed", n)
+		}
+	}
+	return ""
+}
+
 func encode(chain []*x509.Certificate, key crypto.Signer) (Imported, error) {
+	if why := weakKey(chain[0].PublicKey); why != "" {
+		return Imported{}, fmt.Errorf("refused: %s", why)
+	}
 	var cb bytes.Buffer
 	for _, c := range chain {
 		_ = pem.Encode(&cb, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
@@ -213,6 +238,21 @@ type Info struct {
 	KeyType string `json:"keyType"`
 	// ChainLength is the number of certificates stored, leaf included.
 	ChainLength int `json:"chainLength"`
+	// Warnings are Check's findings for the certificate (expired or
+	// expiring, weak key, broken or incomplete chain); set by Annotate.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Annotate sets the Warnings of infos, which describe certificates of
+// list, from Check(list, now).
+func Annotate(infos []Info, list []config.Certificate, now time.Time) {
+	by := map[string][]string{}
+	for _, w := range Check(list, now) {
+		by[w.Certificate] = append(by[w.Certificate], w.Message)
+	}
+	for i := range infos {
+		infos[i].Warnings = by[infos[i].Name]
+	}
 }
 
 // Describe reads the first certificate of a PEM chain.

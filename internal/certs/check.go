@@ -26,7 +26,8 @@ func (w Warning) String() string { return w.Certificate + ": " + w.Message }
 
 // Check looks at every certificate of a configuration at time now and
 // returns the warnings: expired, expiring within ExpirySoon, not yet
-// valid, a chain whose certificates do not sign each other, or one that
+// valid, a weak key (RSA shorter than MinRSABits, ECDSA below P-256), a
+// chain whose certificates do not sign each other, or one that
 // cannot be completed up to a root from the intermediates (nor verified
 // against the system's roots). Certificates it cannot parse are reported
 // too; Validate refuses those.
@@ -60,6 +61,9 @@ func Check(list []config.Certificate, now time.Time) []Warning {
 			case now.Before(x.NotBefore):
 				out = append(out, Warning{c.Name, fmt.Sprintf("%s is not valid before %s", what, x.NotBefore.UTC().Format(time.DateOnly))})
 			}
+		}
+		if why := weakKey(chain[0].PublicKey); why != "" && !c.Intermediate {
+			out = append(out, Warning{c.Name, "weak key: " + why})
 		}
 		for i := 0; i+1 < len(chain); i++ {
 			if chain[i].CheckSignatureFrom(chain[i+1]) != nil {

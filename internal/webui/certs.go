@@ -56,6 +56,14 @@ func (s *Server) renderCerts(w http.ResponseWriter, r *http.Request, p admin.Pri
 		row.Expired = !info.NotAfter.IsZero() && info.NotAfter.Before(now)
 		d.Certs = append(d.Certs, row)
 	}
+	infos := make([]certs.Info, len(d.Certs))
+	for i := range d.Certs {
+		infos[i] = d.Certs[i].Info
+	}
+	certs.Annotate(infos, snap.Config.Certificates, now)
+	for i := range d.Certs {
+		d.Certs[i].Info.Warnings = infos[i].Warnings
+	}
 	s.render(w, r, p, status, "certs", view{Title: "Certificates", Nav: "certs", Revision: snap.Revision, Data: d})
 }
 
