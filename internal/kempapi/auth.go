@@ -36,6 +36,24 @@ func crossSite(r *http.Request) bool {
 	return !strings.EqualFold(stripPort(u.Host, u.Scheme), stripPort(r.Host, u.Scheme))
 }
 
+// forgery refuses a request that a browser made on behalf of a page of
+// another origin (admin.ForeignOrigin): v1 changes configuration with GET
+// requests and both versions take HTTP Basic credentials, which a browser
+// sends by itself once it holds them, so a page elsewhere — even one on
+// another port of the same host, which Sec-Fetch-Site calls same-site —
+// could otherwise make an administrator's browser run commands from an
+// <img> or a form. LoadMaster-compatible tools send none of the headers
+// this looks at. It returns nil for a request that is not foreign, and
+// otherwise LoadMaster's refusal of an unauthorised command, 403
+// "Permission Denied", with the reason.
+func forgery(r *http.Request) *failure {
+	why, foreign := admin.ForeignOrigin(r)
+	if !foreign {
+		return nil
+	}
+	return fail(http.StatusForbidden, "Permission Denied: Cross-site request refused: a browser page of another origin may not run this command (%s)", why)
+}
+
 func stripPort(h, scheme string) string {
 	switch {
 	case scheme == "https" && strings.HasSuffix(h, ":443"):

@@ -10,15 +10,15 @@ func init() {
 	read, op, write, users := admin.PermRead, admin.PermOperate, admin.PermWrite, admin.PermUsers
 	commands = map[string]command{
 		// Virtual services.
-		"listvs": {perm: read, run: (*call).listvs},
-		"showvs": {perm: read, run: (*call).showvs},
+		"listvs": {readOnly: true, perm: read, run: (*call).listvs},
+		"showvs": {readOnly: true, perm: read, run: (*call).showvs},
 		"addvs":  {perm: write, run: (*call).addvs},
 		"modvs":  {perm: write, run: (*call).modvs},
 		"delvs":  {perm: write, run: (*call).delvs},
 		"dupvs":  {perm: write, run: (*call).dupvs},
 
 		// Real servers.
-		"showrs":    {perm: read, run: (*call).showrs},
+		"showrs":    {readOnly: true, perm: read, run: (*call).showrs},
 		"addrs":     {perm: write, run: (*call).addrs},
 		"modrs":     {permFn: rsPerm, run: (*call).modrs},
 		"delrs":     {perm: write, run: (*call).delrs},
@@ -26,42 +26,42 @@ func init() {
 		"disablers": {perm: op, run: func(c *call) result { return c.setRSEverywhere(false) }},
 
 		// Certificates.
-		"listcert":         {perm: read, run: func(c *call) result { return c.listCerts(false) }},
-		"listintermediate": {perm: read, run: func(c *call) result { return c.listCerts(true) }},
-		"readcert":         {perm: read, run: func(c *call) result { return c.readCert(false) }},
-		"readintermediate": {perm: read, run: func(c *call) result { return c.readCert(true) }},
+		"listcert":         {readOnly: true, perm: read, run: func(c *call) result { return c.listCerts(false) }},
+		"listintermediate": {readOnly: true, perm: read, run: func(c *call) result { return c.listCerts(true) }},
+		"readcert":         {readOnly: true, perm: read, run: func(c *call) result { return c.readCert(false) }},
+		"readintermediate": {readOnly: true, perm: read, run: func(c *call) result { return c.readCert(true) }},
 		"addcert":          {perm: write, run: (*call).addCert, binary: true},
 		"addintermediate":  {perm: write, run: (*call).addIntermediate, binary: true},
 		"delcert":          {perm: write, run: func(c *call) result { return c.delCert(false) }},
 		"delintermediate":  {perm: write, run: func(c *call) result { return c.delCert(true) }},
 
 		// Health checks and global parameters.
-		"showhealth": {perm: read, run: (*call).showhealth},
+		"showhealth": {readOnly: true, perm: read, run: (*call).showhealth},
 		"modhealth":  {perm: write, run: (*call).modhealth},
-		"get":        {perm: read, run: (*call).get},
-		"getall":     {perm: read, run: (*call).getall},
+		"get":        {readOnly: true, perm: read, run: (*call).get},
+		"getall":     {readOnly: true, perm: read, run: (*call).getall},
 		"set":        {perm: write, run: (*call).set},
 
 		// Statistics.
-		"stats":    {perm: read, run: (*call).stats},
-		"vstotals": {perm: read, run: (*call).vstotals},
+		"stats":    {readOnly: true, perm: read, run: (*call).stats},
+		"vstotals": {readOnly: true, perm: read, run: (*call).vstotals},
 
 		// Users and API keys.
-		"userlist":           {perm: users, run: (*call).userlist},
-		"usershow":           {perm: read, run: (*call).usershow},
+		"userlist":           {readOnly: true, perm: users, run: (*call).userlist},
+		"usershow":           {readOnly: true, perm: read, run: (*call).usershow},
 		"useraddlocal":       {perm: users, run: (*call).useraddlocal},
 		"userdellocal":       {perm: users, run: (*call).userdellocal},
 		"userchangelocpass":  {perm: read, run: (*call).userchangelocpass},
 		"usersetsyspassword": {perm: read, run: (*call).usersetsyspassword},
 		"usersetperms":       {perm: users, run: (*call).usersetperms},
 		"addapikey":          {perm: read, run: (*call).addapikey},
-		"listapikeys":        {perm: read, run: (*call).listapikeys},
+		"listapikeys":        {readOnly: true, perm: read, run: (*call).listapikeys},
 		"delapikey":          {perm: read, run: (*call).delapikey},
 
 		// System.
-		"backup":      {perm: admin.PermReadSecrets, run: (*call).backup},
+		"backup":      {readOnly: true, perm: admin.PermReadSecrets, run: (*call).backup},
 		"restore":     {perm: write, run: (*call).restore, binary: true, bodyLimit: maxBackup},
-		"listapi":     {perm: read, run: (*call).listapi},
-		"licenseinfo": {perm: read, run: (*call).licenseinfo},
+		"listapi":     {readOnly: true, perm: read, run: (*call).listapi},
+		"licenseinfo": {readOnly: true, perm: read, run: (*call).licenseinfo},
 	}
 }

@@ -160,8 +160,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(w, result{status: http.StatusNotFound, message: "Not found: the API interface is not enabled"})
 		return
 	}
-	if crossSite(r) {
-		write(w, fail(http.StatusForbidden, "Cross-site request refused").result())
+	// A browser page of another origin may not run commands that change
+	// anything (see forgery). Every v2 command is a POST that a form can
+	// send (a text/plain form body can hold a JSON object), and cross-site
+	// requests were always refused whatever the command: those are refused
+	// before the body is read; v1 reads from the same site stay open.
+	foreign := forgery(r)
+	if foreign != nil && (v2 || crossSite(r)) {
+		write(w, foreign.result())
 		return
 	}
 	if !v2 && r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodHead {
@@ -179,6 +185,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if f != nil {
 		write(w, f.result())
+		return
+	}
+	if foreign != nil && !commands[req.cmd].readOnly {
+		write(w, foreign.result())
 		return
 	}
 	who, f := s.authenticate(r, &req)
@@ -217,6 +227,10 @@ type command struct {
 	// from the parameters instead.
 	perm   admin.Permission
 	permFn func(p params) admin.Permission
+	// readOnly commands change nothing; every other command (and every
+	// unknown one) is refused when a browser page of another origin makes
+	// the request (see forgery).
+	readOnly bool
 	run    func(c *call) result
 	// binary commands take a file: the raw POST body in v1, base64 "data"
 	// in v2.
