@@ -116,7 +116,9 @@ func issuerOf(c *x509.Certificate, pool []*x509.Certificate) *x509.Certificate {
 }
 
 func selfSigned(c *x509.Certificate) bool {
-	return string(c.RawSubject) == string(c.RawIssuer) && c.CheckSignatureFrom(c) == nil
+	// CheckSignature, not CheckSignatureFrom: a self-signed leaf is no CA,
+	// and CheckSignatureFrom refuses parents that are not.
+	return string(c.RawSubject) == string(c.RawIssuer) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 // The TLS 1.2 cipher suites of the profiles (TLS 1.3 suites are not
