@@ -412,6 +412,29 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	s.auth.Audit(principal(r), remoteHost(r), "backup", "backup of revision "+fmt.Sprint(snap.Revision), true)
 }
 
+// restore reads a backup file from the body (any content type).
+func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, maxBackupBody)
+	snap, err := s.ctl.Restore(body, actor(r))
+	if err != nil {
+		s.auth.Audit(principal(r), remoteHost(r), "restore", err.Error(), false)
+		var tooBig *http.MaxBytesError
+		if errors.Is(err, store.ErrBadBackup) && !errors.As(err, &tooBig) {
+			if fields, ok := config.IsErrors(err); ok {
+				writeError(w, http.StatusBadRequest, err.Error(), fields)
+				return
+			}
+			writeError(w, http.StatusBadRequest, err.Error(), nil)
+			return
+		}
+		s.fail(w, err)
+		return
+	}
+	s.auth.Audit(principal(r), remoteHost(r), "restore", snap.Change.Summary, true)
+	setETag(w, snap.Revision)
+	writeJSON(w, http.StatusOK, changeResult{Revision: snap.Revision, Committed: true, Summary: snap.Change.Summary, Diff: []config.Difference{}})
+}
+
 // statusBody is the response of GET /status.
 type statusBody struct {
 	// Revision is the configuration revision the data plane runs.
