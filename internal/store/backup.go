@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
@@ -25,17 +26,18 @@ import (
 // A backup is one JSON object, gzip-compressed when written by Backup:
 //
 //	{
-//	  "format":   "fulcrum-backup",
-//	  "version":  1,
-//	  "created":  "2026-11-30T10:00:00Z",  // when the backup was made
-//	  "revision": 12,                      // the revision backed up
-//	  "config":   {...},                   // its configuration
-//	  "users":    [...],                   // config.User, with password hashes
-//	  "apiKeys":  [...],                   // config.APIKey, with key hashes
-//	  "checksum": "<64 hex digits>"
+//	  "format":    "fulcrum-backup",
+//	  "version":   2,
+//	  "created":   "2026-11-30T10:00:00Z",  // when the backup was made
+//	  "revision":  12,                      // the revision backed up
+//	  "config":    {...},                   // its configuration
+//	  "users":     [...],                   // config.User, with password hashes
+//	  "apiKeys":   [...],                   // config.APIKey, with key hashes
+//	  "checksum":  "<64 hex digits>",
+//	  "signature": {"key": "<16 hex digits>", "hmac": "<64 hex digits>"}
 //	}
 //
-// The checksum is the hex-encoded SHA-256 of the byte string
+// The checksum is the hex-encoded SHA-256 of the byte string (the payload)
 //
 //	{"format":F,"version":V,"created":C,"revision":R,"config":G,"users":U,"apiKeys":K}
 //
@@ -44,12 +46,18 @@ import (
 // removed (what encoding/json.Compact does, which changes nothing else) and
 // an absent field counts as null. The checksum thus covers every byte of
 // the payload as written, independently of how it is decoded, and does not
-// depend on indentation. It guards against corruption, not tampering.
+// depend on indentation. It guards against corruption, not tampering: the
+// signature, an HMAC of the same payload under a key of the installation
+// that no backup holds, guards against tampering (see backup_key.go).
+//
+// Version 1, written by older Fulcrums, is version 2 without the
+// signature; it is read, as an unsigned backup.
 const (
 	// BackupFormat is the value of the "format" field of a backup.
 	BackupFormat = "fulcrum-backup"
-	// BackupVersion is the version of the backup format written and read.
-	BackupVersion = 1
+	// BackupVersion is the version of the backup format written; versions
+	// 1 (unsigned) and 2 are read.
+	BackupVersion = 2
 	// MaxBackupSize is the largest backup Restore reads, compressed or not.
 	MaxBackupSize = 64 << 20
 )
@@ -70,10 +78,23 @@ type backupDoc struct {
 	Users    json.RawMessage `json:"users"`
 	APIKeys  json.RawMessage `json:"apiKeys"`
 	Checksum json.RawMessage `json:"checksum"`
+	// Signature is absent from version 1 and from unsigned backups.
+	Signature json.RawMessage `json:"signature,omitempty"`
 }
 
 // checksum returns the hex SHA-256 of the payload of d, as defined above.
 func (d *backupDoc) checksum() (string, error) {
+	p, err := d.payload()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(p)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// payload returns the byte string that the checksum and the signature of
+// d cover, as defined above.
+func (d *backupDoc) payload() ([]byte, error) {
 	var b bytes.Buffer
 	fields := []struct {
 		name string
@@ -91,26 +112,31 @@ func (d *backupDoc) checksum() (string, error) {
 		if len(f.val) == 0 {
 			b.WriteString("null")
 		} else if err := json.Compact(&b, f.val); err != nil {
-			return "", fmt.Errorf("field %s: %w", f.name, err)
+			return nil, fmt.Errorf("field %s: %w", f.name, err)
 		}
 	}
 	b.WriteByte('}')
-	sum := sha256.Sum256(b.Bytes())
-	return hex.EncodeToString(sum[:]), nil
+	return b.Bytes(), nil
 }
 
 // Backup writes the current revision's configuration, the users and the API
 // keys, read in one transaction, to w as a gzip-compressed backup document
-// (see BackupFormat). The backup holds password and key hashes: keep it as
-// safe as the appliance. Installation secrets are not included.
+// (see BackupFormat), signed with the installation's backup signing key.
+// The backup holds password and key hashes: keep it as safe as the
+// appliance. Installation secrets, the signing key among them, are not
+// included.
 func (s *Store) Backup(w io.Writer) error {
+	key, err := s.signingKey()
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
 	var (
 		n     uint64
 		doc   []byte
 		users []config.User
 		keys  []config.APIKey
 	)
-	err := s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		n = currentNumber(tx)
 		if n == 0 {
 			var err error
@@ -153,11 +179,13 @@ func (s *Store) Backup(w io.Writer) error {
 			return fmt.Errorf("backup: %w", err)
 		}
 	}
-	sum, err := d.checksum()
+	payload, err := d.payload()
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	d.Checksum, _ = json.Marshal(sum) // a hex string always encodes
+	sum := sha256.Sum256(payload)
+	d.Checksum, _ = json.Marshal(hex.EncodeToString(sum[:])) // a hex string always encodes
+	d.Signature, _ = json.Marshal(sign(key, payload))        // two strings always encode
 	zw := gzip.NewWriter(w)
 	enc := json.NewEncoder(zw)
 	enc.SetEscapeHTML(false) // keep raw fields byte for byte
@@ -174,8 +202,9 @@ func (s *Store) Backup(w io.Writer) error {
 // refusal is an error refusing a backup; it wraps ErrBadBackup and the
 // cause, if any.
 type refusal struct {
-	msg string
-	err error
+	msg       string
+	err       error
+	untrusted bool // also wraps ErrUntrustedBackup
 }
 
 func (e *refusal) Error() string {
@@ -186,10 +215,14 @@ func (e *refusal) Error() string {
 }
 
 func (e *refusal) Unwrap() []error {
-	if e.err == nil {
-		return []error{ErrBadBackup}
+	out := []error{ErrBadBackup}
+	if e.untrusted {
+		out = append(out, ErrUntrustedBackup)
 	}
-	return []error{ErrBadBackup, e.err}
+	if e.err != nil {
+		out = append(out, e.err)
+	}
+	return out
 }
 
 func refuse(err error, format string, args ...any) error {
@@ -198,45 +231,135 @@ func refuse(err error, format string, args ...any) error {
 
 // restoreSet is the decoded, checked content of a backup.
 type restoreSet struct {
-	revision uint64
-	created  time.Time
-	cfg      *config.Config // the configuration, validated
-	doc      []byte         // cfg packed by packConfig
-	users    []config.User
-	keys     []config.APIKey
+	info  BackupInfo
+	cfg   *config.Config // the configuration, validated
+	doc   []byte         // cfg packed by packConfig
+	users []config.User
+	keys  []config.APIKey
 }
 
-// Restore reads a backup made by Backup (gzip-compressed or plain JSON, at
-// most MaxBackupSize bytes) and, in one transaction, makes its
-// configuration a new revision with the change ch and replaces all users
-// and API keys by those of the backup. The history is kept. If ch.Summary
-// is empty it says which backup was restored.
-//
-// Restore refuses, changing nothing, a file that is not a backup, of
-// another version, corrupted (checksum mismatch), with an invalid
-// configuration (the error then also wraps the config.Errors), without a
-// user of role admin, or with an invalid user or API key. Such errors wrap
-// ErrBadBackup.
+// Bounds of a backup's metadata.
+const (
+	// maxBackupRevision is the largest revision a backup may name: the
+	// largest integer a JSON number holds exactly everywhere (2^53-1).
+	maxBackupRevision = 1<<53 - 1
+	// maxClockSkew is how far in the future a backup may have been made,
+	// for clocks that differ between installations.
+	maxClockSkew = 10 * time.Minute
+)
+
+// backupEpoch is a date before which no Fulcrum made a backup.
+var backupEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Restore is RestoreWith with the default options: the backup must be
+// signed by this installation or a trusted key, and only its configuration
+// is restored (users and API keys are kept).
 func (s *Store) Restore(r io.Reader, ch Change) (Revision, error) {
+	rev, _, err := s.RestoreWith(r, ch, RestoreOptions{})
+	return rev, err
+}
+
+// RestoreWith reads a backup made by Backup (gzip-compressed or plain JSON,
+// at most MaxBackupSize bytes) and, in one transaction, makes its
+// configuration a new revision with the change ch and, with o.Accounts,
+// replaces all users and API keys by those of the backup. The history is
+// kept. If ch.Summary is empty it says which backup was restored and what
+// changed (RestorePlan.Summary). It returns the new revision and what the
+// restore changed; with o.DryRun it changes nothing and returns the
+// current revision (without its Config) and what the restore would change.
+//
+// RestoreWith refuses, changing nothing, a file that is not a backup, of
+// an unknown version, corrupted (checksum mismatch), not signed by this
+// installation or a trusted key (unless o.AllowUnsigned; the error then
+// also wraps ErrUntrustedBackup), with nonsense metadata (a revision
+// beyond 2^53-1, made in the future or before 2020), with an invalid
+// configuration (the error then also wraps the config.Errors), or with an
+// invalid user or API key; with o.Accounts also one without a user of role
+// admin, or that would give a user a password hash of bcrypt cost below
+// o.MinBcryptCost (a hash the user already has is kept). Such errors wrap
+// ErrBadBackup.
+func (s *Store) RestoreWith(r io.Reader, ch Change, o RestoreOptions) (Revision, *RestorePlan, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxBackupSize+1))
 	if err != nil {
-		return Revision{}, fmt.Errorf("restore: read backup: %w", err)
+		return Revision{}, nil, fmt.Errorf("restore: read backup: %w", err)
 	}
-	set, err := parseBackup(data)
+	keys, err := s.loadBackupKeys()
 	if err != nil {
-		return Revision{}, err
+		return Revision{}, nil, fmt.Errorf("restore: %w", err)
 	}
-	if ch.Summary == "" {
-		ch.Summary = fmt.Sprintf("restore from backup of revision %d made %s",
-			set.revision, set.created.UTC().Format(time.RFC3339))
+	set, err := parseBackup(data, keys, time.Now())
+	if err != nil {
+		return Revision{}, nil, err
+	}
+	if !o.AllowUnsigned {
+		if err := checkTrusted(set.info); err != nil {
+			return Revision{}, nil, err
+		}
+	}
+	minCost := o.MinBcryptCost
+	if minCost <= 0 {
+		minCost = MinBcryptCost
+	}
+	plan := &RestorePlan{Backup: set.info, AccountsRestored: o.Accounts}
+	var refused error // a refusal found by compare
+	// compare fills the plan from the store's current state and, when
+	// accounts are restored, checks them against it; it returns the
+	// current revision.
+	compare := func(tx *bolt.Tx) (Revision, error) {
+		cur, err := currentRevision(tx)
+		if err != nil {
+			return Revision{}, err
+		}
+		if plan.Diff = config.Diff(cur.Config, set.cfg); plan.Diff == nil {
+			plan.Diff = []config.Difference{}
+		}
+		users, err := readUsers(tx)
+		if err != nil {
+			return Revision{}, err
+		}
+		keys, err := readAPIKeys(tx)
+		if err != nil {
+			return Revision{}, err
+		}
+		plan.Users, plan.APIKeys = diffUsers(users, set.users), diffKeys(keys, set.keys)
+		if o.Accounts {
+			if refused = checkAccounts(set.users, users, minCost); refused != nil {
+				return Revision{}, refused
+			}
+		}
+		return cur, nil
+	}
+	if o.DryRun {
+		var cur Revision
+		err := s.view(func(tx *bolt.Tx) error {
+			var err error
+			cur, err = compare(tx)
+			return err
+		})
+		if refused != nil {
+			return Revision{}, nil, refused
+		}
+		if err != nil {
+			return Revision{}, nil, fmt.Errorf("restore: %w", err)
+		}
+		return Revision{Change: cur.Change}, plan, nil
 	}
 	var out Revision
 	err = s.update(func(tx *bolt.Tx) error {
+		if _, err := compare(tx); err != nil {
+			return err
+		}
+		if ch.Summary == "" {
+			ch.Summary = plan.Summary()
+		}
 		var err error
 		if out, err = s.putRevision(tx, ch, set.cfg, set.doc); err != nil {
 			return err
 		}
 		out.Config = set.cfg
+		if !o.Accounts {
+			return nil
+		}
 		if err := replaceBucket(tx, bucketUsers, len(set.users), func(i int) ([]byte, any) {
 			return []byte(set.users[i].Name), set.users[i]
 		}); err != nil {
@@ -249,10 +372,57 @@ func (s *Store) Restore(r io.Reader, ch Change) (Revision, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return Revision{}, fmt.Errorf("restore: %w", err)
+	if refused != nil {
+		return Revision{}, nil, refused
 	}
-	return out, nil
+	if err != nil {
+		return Revision{}, nil, fmt.Errorf("restore: %w", err)
+	}
+	return out, plan, nil
+}
+
+// checkTrusted refuses a backup not signed by this installation or a
+// trusted key.
+func checkTrusted(b BackupInfo) error {
+	var why string
+	switch b.Signature {
+	case SignatureOwn, SignatureTrusted:
+		return nil
+	case SignatureUnsigned:
+		why = "the backup is not signed (made by an older Fulcrum, or its signature was removed)"
+	case SignatureUnknownKey:
+		why = fmt.Sprintf("the backup is signed by key %s, which this installation does not know (another installation's: import its backup key to trust it)", b.SignedBy)
+	default:
+		why = "the backup's signature does not match its content: it was changed after it was signed"
+	}
+	return &refusal{untrusted: true, msg: why + "; restore it only if you know where it comes from, explicitly allowing an unverified backup, after a dry run shows what it changes"}
+}
+
+// checkAccounts refuses users that must not be installed: none of role
+// admin (everyone would be locked out), or a password hash cheaper than
+// minCost that the user does not already have (cur are the current
+// users).
+func checkAccounts(users, cur []config.User, minCost int) error {
+	had := map[string]string{}
+	for _, u := range cur {
+		had[u.Name] = u.PasswordHash
+	}
+	admin := false
+	for _, u := range users {
+		admin = admin || u.Role == config.RoleAdmin
+		if u.PasswordHash == "" || had[u.Name] == u.PasswordHash {
+			continue
+		}
+		// A hash bcrypt cannot parse matches no password; one it parses is
+		// used as it says.
+		if cost, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && cost < minCost {
+			return refuse(nil, "backup holds user %q with a password hash of bcrypt cost %d, below the minimum %d (a cheap hash is easy to crack): set that user's password again where the backup was made", u.Name, cost, minCost)
+		}
+	}
+	if !admin {
+		return refuse(nil, "backup holds no user with role %s: restoring its users would lock everyone out", config.RoleAdmin)
+	}
+	return nil
 }
 
 // replaceBucket empties the bucket name and fills it with n entries.
@@ -277,8 +447,9 @@ func replaceBucket(tx *bolt.Tx, name []byte, n int, entry func(i int) ([]byte, a
 	return nil
 }
 
-// parseBackup decodes and checks a backup file completely.
-func parseBackup(data []byte) (*restoreSet, error) {
+// parseBackup decodes and checks a backup file completely, checking its
+// signature against keys and its creation time against now.
+func parseBackup(data []byte, keys *backupKeys, now time.Time) (*restoreSet, error) {
 	if len(data) > MaxBackupSize {
 		return nil, refuse(nil, "backup larger than %d MiB", MaxBackupSize>>20)
 	}
@@ -319,8 +490,11 @@ func parseBackup(data []byte) (*restoreSet, error) {
 		return nil, refuse(nil, "foreign file: format is %s, not %q", shorten(d.Format), BackupFormat)
 	}
 	var version int
-	if json.Unmarshal(d.Version, &version) != nil || version != BackupVersion {
-		return nil, refuse(nil, "unknown backup version %s (this Fulcrum reads version %d)", shorten(d.Version), BackupVersion)
+	if json.Unmarshal(d.Version, &version) != nil || version < 1 || version > BackupVersion {
+		return nil, refuse(nil, "unknown backup version %s (this Fulcrum reads versions 1 to %d)", shorten(d.Version), BackupVersion)
+	}
+	if version >= 2 {
+		d.Signature = take("signature")
 	}
 	if len(fields) > 0 {
 		names := slices.Sorted(maps.Keys(fields))
@@ -330,23 +504,34 @@ func parseBackup(data []byte) (*restoreSet, error) {
 	if json.Unmarshal(d.Checksum, &stated) != nil || stated == "" {
 		return nil, refuse(nil, "corrupted: no checksum")
 	}
-	sum, err := d.checksum()
+	payload, err := d.payload()
 	if err != nil {
 		return nil, refuse(err, "corrupted")
 	}
-	if !strings.EqualFold(stated, sum) {
+	sum := sha256.Sum256(payload)
+	if !strings.EqualFold(stated, hex.EncodeToString(sum[:])) {
 		return nil, refuse(nil, "corrupted: checksum mismatch")
 	}
 
-	set := &restoreSet{}
-	if err := json.Unmarshal(d.Created, &set.created); err != nil {
+	set := &restoreSet{info: BackupInfo{Version: version}}
+	set.info.Signature, set.info.SignedBy = keys.verify(d.Signature, payload)
+	if err := json.Unmarshal(d.Created, &set.info.Created); err != nil {
 		return nil, refuse(err, "bad field created")
 	}
-	if set.created.IsZero() {
+	switch created := set.info.Created; {
+	case created.IsZero():
 		return nil, refuse(nil, "bad field created: missing")
+	case created.After(now.Add(maxClockSkew)):
+		return nil, refuse(nil, "bad field created: %s is in the future (this machine's clock says %s)",
+			created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case created.Before(backupEpoch):
+		return nil, refuse(nil, "bad field created: %s is before any Fulcrum existed", created.UTC().Format(time.RFC3339))
 	}
-	if err := json.Unmarshal(d.Revision, &set.revision); err != nil {
+	if err := json.Unmarshal(d.Revision, &set.info.Revision); err != nil {
 		return nil, refuse(errors.New(describeJSONError(err)), "bad field revision")
+	}
+	if set.info.Revision > maxBackupRevision {
+		return nil, refuse(nil, "bad field revision: %d is out of range (at most %d)", set.info.Revision, uint64(maxBackupRevision))
 	}
 	cfg := &config.Config{}
 	if len(d.Config) == 0 || string(d.Config) == "null" {
@@ -391,7 +576,6 @@ func decodeUsers(raw json.RawMessage) ([]config.User, error) {
 		return nil, refuse(err, "bad field users")
 	}
 	seen := map[string]bool{}
-	admin := false
 	for i, u := range users {
 		if err := config.ValidateUser(u); err != nil {
 			return nil, refuse(prefixErrors(fmt.Sprintf("users[%d]", i), err), "backup holds an invalid user")
@@ -400,10 +584,6 @@ func decodeUsers(raw json.RawMessage) ([]config.User, error) {
 			return nil, refuse(nil, "backup holds user %q twice", u.Name)
 		}
 		seen[u.Name] = true
-		admin = admin || u.Role == config.RoleAdmin
-	}
-	if !admin {
-		return nil, refuse(nil, "backup holds no user with role %s: restoring it would lock everyone out", config.RoleAdmin)
 	}
 	return users, nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
@@ -125,17 +127,25 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatal("backup is not gzip-compressed")
 	}
 	var head struct {
-		Format   string `json:"format"`
-		Version  int    `json:"version"`
-		Revision uint64 `json:"revision"`
-		Created  time.Time
-		Checksum string `json:"checksum"`
+		Format    string `json:"format"`
+		Version   int    `json:"version"`
+		Revision  uint64 `json:"revision"`
+		Created   time.Time
+		Checksum  string `json:"checksum"`
+		Signature struct {
+			Key  string `json:"key"`
+			HMAC string `json:"hmac"`
+		} `json:"signature"`
 	}
 	if err := json.Unmarshal(gunzip(t, backup), &head); err != nil {
 		t.Fatal(err)
 	}
-	if head.Format != "fulcrum-backup" || head.Version != 1 || head.Revision != 13 || len(head.Checksum) != 64 ||
-		time.Since(head.Created) > time.Minute {
+	_, srcKeyID, err := src.BackupKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Format != "fulcrum-backup" || head.Version != 2 || head.Revision != 13 || len(head.Checksum) != 64 ||
+		time.Since(head.Created) > time.Minute || head.Signature.Key != srcKeyID || len(head.Signature.HMAC) != 64 {
 		t.Errorf("backup head = %+v", head)
 	}
 
@@ -145,13 +155,19 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}{{"gzip", backup}, {"plain JSON", gunzip(t, backup)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := openT(t, t.TempDir(), Options{})
-			r, err := dst.Restore(bytes.NewReader(tc.data), Change{User: "bal", Source: "wui"})
+			trust(t, dst, src) // moving a backup between installations on purpose
+			r, plan, err := dst.RestoreWith(bytes.NewReader(tc.data), Change{User: "bal", Source: "wui"}, RestoreOptions{Accounts: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantSummary := fmt.Sprintf("restore from backup of revision 13 made %s", head.Created.UTC().Format(time.RFC3339))
-			if r.Revision != 1 || r.Summary != wantSummary || r.User != "bal" || r.Source != "wui" {
-				t.Errorf("Restore = %+v", r.Change)
+			wantSummary := fmt.Sprintf("restore from backup of revision 13 made %s signed by trusted key %s: ",
+				head.Created.UTC().Format(time.RFC3339), srcKeyID)
+			if r.Revision != 1 || !strings.HasPrefix(r.Summary, wantSummary) || r.User != "bal" || r.Source != "wui" {
+				t.Errorf("Restore = %+v, want summary %q...", r.Change, wantSummary)
+			}
+			if plan.Backup.Signature != SignatureTrusted || plan.Backup.SignedBy != srcKeyID || !plan.AccountsRestored ||
+				len(plan.Diff) == 0 || len(plan.Users) != 3 || len(plan.APIKeys) != 2 {
+				t.Errorf("plan = %+v", plan)
 			}
 			got := snap(t, dst)
 			if !config.Equal(got.cur.Config, want.cur.Config) || got.cur.Config.VirtualServices[0].NickName != cfg.VirtualServices[0].NickName {
@@ -163,7 +179,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got.keys, want.keys) {
 				t.Errorf("keys = %+v, want %+v", got.keys, want.keys)
 			}
-			// A backup of the restored store restores again.
+			// A backup of the restored store restores again, where its
+			// key is trusted.
+			trust(t, src, dst)
 			if _, err := src.Restore(bytes.NewReader(backupBytes(t, dst)), Change{Summary: "back"}); err != nil {
 				t.Fatal(err)
 			}
@@ -173,6 +191,19 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	h, err := src.History(0, 0)
 	if err != nil || len(h) != 15 || h[0].Summary != "back" || h[0].Revision != 15 {
 		t.Errorf("history after restores: %d entries, %v", len(h), err)
+	}
+}
+
+// trust makes dst trust the backups of src.
+func trust(t testing.TB, dst, src *Store) {
+	t.Helper()
+	text, id, err := src.BackupKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := dst.ImportBackupKey(text)
+	if err != nil || info.ID != id || info.Own {
+		t.Fatalf("ImportBackupKey = %+v, %v", info, err)
 	}
 }
 
@@ -189,7 +220,7 @@ func TestRestoreReplacesAccounts(t *testing.T) {
 	if err := dst.PutAPIKey(config.APIKey{ID: "old", User: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := dst.Restore(bytes.NewReader(backup), Change{Summary: "mine"})
+	r, _, err := dst.RestoreWith(bytes.NewReader(backup), Change{Summary: "mine"}, RestoreOptions{AllowUnsigned: true, Accounts: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,17 +241,21 @@ func TestRestoreReplacesAccounts(t *testing.T) {
 
 func TestBackupOfFreshStore(t *testing.T) {
 	s := openT(t, t.TempDir(), Options{})
-	// No users: the backup is written but cannot be restored.
+	// No users: the configuration restores, the users cannot.
 	b := backupBytes(t, s)
-	_, err := s.Restore(bytes.NewReader(b), Change{})
+	_, _, err := s.RestoreWith(bytes.NewReader(b), Change{}, RestoreOptions{Accounts: true})
 	if !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), "no user with role admin") {
 		t.Fatalf("Restore = %v", err)
+	}
+	r, err := s.Restore(bytes.NewReader(b), Change{})
+	if err != nil || r.Revision != 1 || !config.Equal(r.Config, config.Default()) {
+		t.Fatalf("Restore = %+v, %v", r, err)
 	}
 	if err := s.PutUser(config.User{Name: "bal", Role: config.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Restore(bytes.NewReader(backupBytes(t, s)), Change{})
-	if err != nil || r.Revision != 1 || !config.Equal(r.Config, config.Default()) {
+	r, _, err = s.RestoreWith(bytes.NewReader(backupBytes(t, s)), Change{}, RestoreOptions{Accounts: true})
+	if err != nil || r.Revision != 2 || !config.Equal(r.Config, config.Default()) {
 		t.Fatalf("Restore = %+v, %v", r, err)
 	}
 }
@@ -301,8 +336,10 @@ func TestRestoreRefusals(t *testing.T) {
 		{"gzip of garbage", bytes.NewReader(gzipBytes(t, []byte("hello"))), []string{"not a Fulcrum backup"}, false},
 		{"foreign JSON", strings.NewReader(`{"hello": "world"}`), []string{"foreign file", "format is missing"}, false},
 		{"other format", bytes.NewReader(bytes.Replace(plain, []byte(`"fulcrum-backup"`), []byte(`"kemp-backup"`), 1)), []string{"foreign file", `"kemp-backup"`}, false},
-		{"version 2", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 1`), []byte(`"version": 2`), 1)), []string{"unknown backup version 2"}, false},
-		{"version string", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 1`), []byte(`"version": "1"`), 1)), []string{"unknown backup version"}, false},
+		{"version 3", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 2`), []byte(`"version": 3`), 1)), []string{"unknown backup version 3"}, false},
+		{"version 0", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 2`), []byte(`"version": 0`), 1)), []string{"unknown backup version 0"}, false},
+		{"version string", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 2`), []byte(`"version": "2"`), 1)), []string{"unknown backup version"}, false},
+		{"signature in version 1", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Version = json.RawMessage(`1`) })), []string{`corrupted: unknown field "signature"`}, false},
 		{"flipped byte in config", bytes.NewReader(flip(plain, "rev 3 service")), []string{"corrupted", "checksum mismatch"}, false},
 		{"flipped byte in users", bytes.NewReader(flip(plain, "$2a$10$ops")), []string{"corrupted"}, false},
 		{"flipped byte gzip", bytes.NewReader(gzipBytes(t, flip(plain, "operator"))), []string{"corrupted"}, false},
@@ -314,7 +351,7 @@ func TestRestoreRefusals(t *testing.T) {
 			out, _ := json.Marshal(m)
 			return out
 		}()), []string{"corrupted: no checksum"}, false},
-		{"unknown field", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 1`), []byte(`"version": 1, "extra": true`), 1)), []string{`corrupted: unknown field "extra"`}, false},
+		{"unknown field", bytes.NewReader(bytes.Replace(plain, []byte(`"version": 2`), []byte(`"version": 2, "extra": true`), 1)), []string{`corrupted: unknown field "extra"`}, false},
 		{"field name in other case", bytes.NewReader(bytes.Replace(plain, []byte(`"config":`), []byte(`"Config":`), 1)), []string{`unknown field "Config"`}, false},
 		{"invalid config", bytes.NewReader(reseal(t, plain, func(d *backupDoc) {
 			d.Config = editJSON(t, d.Config, func(v any) any {
@@ -359,6 +396,22 @@ func TestRestoreRefusals(t *testing.T) {
 		{"bad created", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Created = json.RawMessage(`"yesterday"`) })), []string{"bad field created"}, false},
 		{"no created", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Created = nil })), []string{"bad field created"}, false},
 		{"bad revision", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Revision = json.RawMessage(`-1`) })), []string{"bad field revision: expected a non-negative whole number, got number -1"}, false},
+		{"revision 2^64-1", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Revision = json.RawMessage(`18446744073709551615`) })),
+			[]string{"bad field revision: 18446744073709551615 is out of range (at most 9007199254740991)"}, false},
+		{"revision 2^53", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Revision = json.RawMessage(`9007199254740992`) })), []string{"bad field revision", "out of range"}, false},
+		{"revision 2^64", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Revision = json.RawMessage(`18446744073709551616`) })), []string{"bad field revision"}, false},
+		{"created in 2999", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Created = json.RawMessage(`"2999-01-01T00:00:00Z"`) })),
+			[]string{"bad field created: 2999-01-01T00:00:00Z is in the future"}, false},
+		{"created in an hour", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Created = mustQuote(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)) })),
+			[]string{"bad field created", "in the future"}, false},
+		{"created in 1970", bytes.NewReader(reseal(t, plain, func(d *backupDoc) { d.Created = json.RawMessage(`"1970-01-01T00:00:01Z"`) })),
+			[]string{"bad field created: 1970-01-01T00:00:01Z is before any Fulcrum existed"}, false},
+		{"cheap bcrypt hash", bytes.NewReader(reseal(t, plain, func(d *backupDoc) {
+			d.Users = editJSON(t, d.Users, func(v any) any {
+				v.([]any)[1].(map[string]any)["passwordHash"] = cheapHash(t)
+				return v
+			})
+		})), []string{`user "ops"`, "bcrypt cost 4, below the minimum 10"}, false},
 		{"too large", io.LimitReader(zeros{}, MaxBackupSize+10), []string{"larger than 64 MiB"}, false},
 		{"gzip bomb", bytes.NewReader(bomb), []string{"larger than 64 MiB uncompressed"}, false},
 	}
@@ -369,9 +422,12 @@ func TestRestoreRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snap(t, dst)
+	// The content checks hold whatever the signature, and when users are
+	// restored too.
+	all := RestoreOptions{AllowUnsigned: true, Accounts: true}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := dst.Restore(tc.data, Change{User: "bal"})
+			_, _, err := dst.RestoreWith(tc.data, Change{User: "bal"}, all)
 			if err == nil {
 				t.Fatal("Restore succeeded")
 			}
@@ -393,7 +449,7 @@ func TestRestoreRefusals(t *testing.T) {
 	}
 	// The unmodified backup, resealed, is accepted: the edits above are
 	// what made the others fail.
-	if _, err := dst.Restore(bytes.NewReader(reseal(t, plain, func(*backupDoc) {})), Change{}); err != nil {
+	if _, _, err := dst.RestoreWith(bytes.NewReader(reseal(t, plain, func(*backupDoc) {})), Change{}, all); err != nil {
 		t.Fatalf("resealed backup refused: %v", err)
 	}
 }
@@ -436,4 +492,14 @@ func TestChecksumIgnoresWhitespace(t *testing.T) {
 			t.Errorf("Restore: %v", err)
 		}
 	}
+}
+
+// cheapHash is a real bcrypt hash of cost 4, as a forger would make it.
+func cheapHash(t testing.TB) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte("forged password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
 }
