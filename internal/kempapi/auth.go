@@ -70,11 +70,14 @@ func stripPort(h, scheme string) string {
 // key). Session cookies are not accepted here: a cookie-authenticated GET
 // would be a cross-site request forgery waiting to happen.
 func (s *Server) authenticate(r *http.Request, req *request) (admin.Principal, *failure) {
-	key := req.p.take("apikey")
-	user, pass := "", ""
-	if req.v2 {
-		user, pass = req.p.take("apiuser"), req.p.take("apipass")
+	req.creds = map[string]string{}
+	for _, name := range credentialParams {
+		if v, ok := req.p.get(name); ok && (req.v2 || name == "apikey") {
+			req.creds[name] = v
+			delete(req.p, name)
+		}
 	}
+	key, user, pass := req.creds["apikey"], req.creds["apiuser"], req.creds["apipass"]
 	var p admin.Principal
 	var err error
 	switch {

@@ -175,7 +175,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A v1 file body is read after authentication (see request.fileBody);
-	// v2 carries its credentials in the body, which is bounded.
+	// of a form or v2 body, which may carry the credentials, at most
+	// maxPreAuthBody bytes are read before (readPreAuth), the rest after
+	// (readRest).
 	var req request
 	var f *failure
 	if v2 {
@@ -183,15 +185,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		req, f = parseV1(w, r)
 	}
+	if f == nil && foreign != nil && !commands[req.cmd].readOnly {
+		f = foreign
+	}
+	if f == nil {
+		f = readPreAuth(r, &req)
+	}
 	if f != nil {
+		retryAfterHeader(w, f)
 		write(w, f.result())
 		return
 	}
-	if foreign != nil && !commands[req.cmd].readOnly {
-		write(w, foreign.result())
-		return
-	}
 	who, f := s.authenticate(r, &req)
+	if f == nil {
+		f = readRest(&req)
+	}
 	if f != nil {
 		retryAfterHeader(w, f)
 		write(w, f.result())
@@ -231,7 +239,7 @@ type command struct {
 	// unknown one) is refused when a browser page of another origin makes
 	// the request (see forgery).
 	readOnly bool
-	run    func(c *call) result
+	run      func(c *call) result
 	// binary commands take a file: the raw POST body in v1, base64 "data"
 	// in v2.
 	binary bool

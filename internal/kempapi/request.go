@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +24,13 @@ const (
 	maxFormBody   = 1 << 20  // a POSTed form of a v1 request
 	maxJSONBody   = 16 << 20
 	maxCmdLen     = 64
+	// maxPreAuthBody is how much of a form or v2 body is read before the
+	// caller is authenticated. A body that fits is read whole, as before;
+	// of a longer one only this much is read, to find the credentials it
+	// carries (v1 apikey, v2 apikey or apiuser and apipass), and the rest
+	// only once they are good: so unauthenticated clients cannot make the
+	// server hold more than this per request.
+	maxPreAuthBody = 8 << 10
 )
 
 // params are the parameters of one command by lower-cased name: LoadMaster
@@ -37,13 +46,6 @@ func (p params) get(name string) (string, bool) { v, ok := p[name]; return v, ok
 
 // str returns a parameter's value or "".
 func (p params) str(name string) string { return p[name] }
-
-// take removes a parameter and returns its value.
-func (p params) take(name string) string {
-	v := p[name]
-	delete(p, name)
-	return v
-}
 
 // add sets a parameter unless it is already set (the first occurrence wins).
 func (p params) add(name, value string) *failure {
@@ -73,12 +75,30 @@ type request struct {
 	// fileBody is the unread body of a v1 binary command: it is read only
 	// once the caller is authenticated and allowed to run the command.
 	fileBody io.Reader
+	// form is the unread body of a v1 form POST or of a v2 request; see
+	// readPreAuth.
+	form io.Reader
+	// prefix is the first maxPreAuthBody+1 bytes of a body longer than
+	// maxPreAuthBody, whose rest is still unread in form: only the
+	// credentials found in prefix are in p until readRest has read the
+	// whole body after authentication.
+	prefix []byte
+	// creds are the credentials taken from the parameters by
+	// authenticate, to check that the whole body carries the same ones.
+	creds map[string]string
 }
+
+// credentialParams are the parameters that carry credentials.
+var credentialParams = []string{"apikey", "apiuser", "apipass"}
+
+// pending reports whether part of the body is still unread.
+func (r *request) pending() bool { return r.prefix != nil }
 
 // parseV1 reads /access/<cmd>?params. POST bodies of binary commands are
 // kept raw (clients send certificate and backup files with any content
-// type, often application/x-www-form-urlencoded); other POSTs may carry
-// their parameters as a form.
+// type, often application/x-www-form-urlencoded) and read after
+// authentication; other POSTs may carry their parameters as a form, left
+// for readPreAuth.
 func parseV1(w http.ResponseWriter, r *http.Request) (request, *failure) {
 	cmd := strings.TrimPrefix(r.URL.Path, "/access")
 	cmd = strings.Trim(cmd, "/")
@@ -97,14 +117,176 @@ func parseV1(w http.ResponseWriter, r *http.Request) (request, *failure) {
 		return req, nil
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "application/x-www-form-urlencoded" {
-		return req, nil
+	if ct == "application/x-www-form-urlencoded" {
+		req.form = http.MaxBytesReader(w, r.Body, maxFormBody)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	return req, nil
+}
+
+// parseV2 checks a POST /accessv2 request; its JSON body,
+// {"cmd": ..., params...}, is left for readPreAuth.
+func parseV2(w http.ResponseWriter, r *http.Request) (request, *failure) {
+	req := request{p: params{}, v2: true}
+	if r.Method != http.MethodPost {
+		return req, fail(http.StatusMethodNotAllowed, "accessv2 requires a POST of a JSON object")
+	}
+	if r.Body == nil {
+		return req, fail(http.StatusBadRequest, "Invalid JSON: the request must be a JSON object")
+	}
+	req.form = http.MaxBytesReader(w, r.Body, maxJSONBody)
+	return req, nil
+}
+
+// readPreAuth reads a request's form or v2 body before authentication: a
+// body of at most maxPreAuthBody bytes whole, into the parameters; of a
+// longer one only the first maxPreAuthBody+1 bytes, keeping from them only
+// the credentials (a v1 apikey pair, the v2 apikey, apiuser and apipass
+// members), which must lie whole within the first maxPreAuthBody bytes.
+// The rest is read by readRest once the caller is authenticated.
+func readPreAuth(r *http.Request, req *request) *failure {
+	if req.form == nil {
+		return nil
+	}
+	buf := make([]byte, maxPreAuthBody+1)
+	n, err := io.ReadFull(req.form, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		body := buf[:n]
+		req.form = nil
+		if req.v2 {
+			return decodeV2(body, req)
+		}
+		return addQuery(req.p, string(body))
+	case err != nil:
+		return bodyError(err)
+	}
+	req.prefix = buf
+	var creds map[string]string
+	if req.v2 {
+		creds = scanV2Credentials(buf[:maxPreAuthBody])
+	} else {
+		creds = scanFormCredentials(buf[:maxPreAuthBody])
+	}
+	for _, name := range credentialParams {
+		if v, ok := creds[name]; ok {
+			if f := req.p.add(name, v); f != nil {
+				return f
+			}
+		}
+	}
+	if !req.p.has("apikey") && !req.p.has("apiuser") && !req.p.has("apipass") && r.Header.Get("Authorization") == "" {
+		return &failure{status: http.StatusUnauthorized, challenge: true, msg: fmt.Sprintf(
+			"Authorization required: a request body over %d bytes must carry its credentials (apikey, or apiuser and apipass) "+
+				"within its first %d bytes, or in an Authorization header", maxPreAuthBody, maxPreAuthBody)}
+	}
+	return nil
+}
+
+// readRest reads the rest of a body of which readPreAuth read only the
+// beginning, now that the caller is authenticated, and parses it whole
+// (up to maxFormBody or maxJSONBody). A v2 body must carry the credentials
+// the caller was authenticated with and no others.
+func readRest(req *request) *failure {
+	if !req.pending() {
+		return nil
+	}
+	b, err := io.ReadAll(io.MultiReader(bytes.NewReader(req.prefix), req.form))
+	req.prefix, req.form = nil, nil
 	if err != nil {
-		return req, bodyError(err)
+		return bodyError(err)
 	}
-	return req, addQuery(req.p, string(b))
+	full := request{p: params{}, v2: req.v2, cmd: req.cmd}
+	if req.v2 {
+		if f := decodeV2(b, &full); f != nil {
+			return f
+		}
+	} else {
+		// The query's parameters come first, as before: the first
+		// occurrence of a name wins.
+		for k, v := range req.p {
+			full.p[k] = v
+		}
+		if f := addQuery(full.p, string(b)); f != nil {
+			return f
+		}
+	}
+	for _, name := range credentialParams {
+		v, ok := full.p[name]
+		delete(full.p, name)
+		if !req.v2 {
+			// v1: the query's apikey, or else the form's first one, is
+			// the one readPreAuth found and the caller used.
+			continue
+		}
+		used, was := req.creds[name]
+		switch {
+		case ok && !was:
+			return fail(http.StatusBadRequest, "%s: in a request body over %d bytes the credentials must come within the first %d bytes",
+				name, maxPreAuthBody, maxPreAuthBody)
+		case ok && v != used:
+			return fail(http.StatusBadRequest, "Duplicate parameter: %s", name)
+		}
+	}
+	full.creds = req.creds
+	*req = full
+	return nil
+}
+
+// scanV2Credentials returns the apikey, apiuser and apipass members (by
+// lower-cased name) of the JSON object that prefix begins, as far as
+// prefix holds them and the members before them whole.
+func scanV2Credentials(prefix []byte) map[string]string {
+	out := map[string]string{}
+	dec := json.NewDecoder(bytes.NewReader(prefix))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return out
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return out
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return out
+		}
+		lk := strings.ToLower(key)
+		if slices.Contains(credentialParams, lk) {
+			if _, dup := out[lk]; !dup {
+				if v, f := jsonValue(key, raw); f == nil {
+					out[lk] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scanFormCredentials returns the first apikey pair of the form whose
+// beginning prefix is, if that pair ends within prefix.
+func scanFormCredentials(prefix []byte) map[string]string {
+	out := map[string]string{}
+	whole := string(prefix)
+	if i := strings.LastIndexByte(whole, '&'); i >= 0 {
+		whole = whole[:i] // the last pair may be cut
+	} else {
+		return out
+	}
+	for _, pair := range strings.Split(whole, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		key, err1 := url.QueryUnescape(k)
+		val, err2 := url.QueryUnescape(v)
+		if err1 == nil && err2 == nil && strings.EqualFold(key, "apikey") {
+			out["apikey"] = val
+			break
+		}
+	}
+	return out
 }
 
 func bodyError(err error) *failure {
@@ -143,24 +325,6 @@ func addQuery(p params, raw string) *failure {
 		}
 	}
 	return nil
-}
-
-// parseV2 reads a POST /accessv2 JSON body: {"cmd": ..., params...}.
-// Numbers and booleans become their text (true is "1"); binary data comes
-// base64-encoded in "data".
-func parseV2(w http.ResponseWriter, r *http.Request) (request, *failure) {
-	req := request{p: params{}, v2: true}
-	if r.Method != http.MethodPost {
-		return req, fail(http.StatusMethodNotAllowed, "accessv2 requires a POST of a JSON object")
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	if err != nil {
-		return req, bodyError(err)
-	}
-	if f := decodeV2(b, &req); f != nil {
-		return req, f
-	}
-	return req, nil
 }
 
 // decodeV2 fills req from a JSON body.
