@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -410,29 +409,6 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.auth.Audit(principal(r), remoteHost(r), "backup", "backup of revision "+fmt.Sprint(snap.Revision), true)
-}
-
-// restore reads a backup file from the body (any content type).
-func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
-	body := http.MaxBytesReader(w, r.Body, maxBackupBody)
-	snap, err := s.ctl.Restore(body, actor(r))
-	if err != nil {
-		s.auth.Audit(principal(r), remoteHost(r), "restore", err.Error(), false)
-		var tooBig *http.MaxBytesError
-		if errors.Is(err, store.ErrBadBackup) && !errors.As(err, &tooBig) {
-			if fields, ok := config.IsErrors(err); ok {
-				writeError(w, http.StatusBadRequest, err.Error(), fields)
-				return
-			}
-			writeError(w, http.StatusBadRequest, err.Error(), nil)
-			return
-		}
-		s.fail(w, err)
-		return
-	}
-	s.auth.Audit(principal(r), remoteHost(r), "restore", snap.Change.Summary, true)
-	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, changeResult{Revision: snap.Revision, Committed: true, Summary: snap.Change.Summary, Diff: []config.Difference{}})
 }
 
 // statusBody is the response of GET /status.

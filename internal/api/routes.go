@@ -6,6 +6,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
@@ -75,7 +76,17 @@ func (s *Server) table() []route {
 		{method: "POST", path: v1 + "/revisions/{rev}/rollback", summary: "Make a revision's configuration current again (?dryRun=true)", perm: write, resp: changeResult{}, h: s.rollback, dry: true},
 
 		{method: "GET", path: v1 + "/backup", summary: "Download a backup file (configuration, users, API keys)", perm: secrets, h: s.backup},
-		{method: "POST", path: v1 + "/restore", summary: "Restore a backup file (body: the file)", perm: write, resp: changeResult{}, h: s.restore},
+		{method: "POST", path: v1 + "/restore", summary: "Restore a backup file (body: the file). Configuration only unless ?users=true (users and API keys too); " +
+			"a backup not signed by this installation or a trusted key is refused (403) unless ?allowUnsigned=true; ?dryRun=true only answers what would change",
+			perm: write, resp: restoreResult{}, dry: true, h: s.restore},
+		{method: "GET", path: v1 + "/backup/key", summary: "Export this installation's backup signing key (to trust its backups elsewhere; keep it like a password)",
+			perm: secrets, resp: backupKeyExport{}, h: s.exportBackupKey},
+		{method: "GET", path: v1 + "/backup/keys", summary: "List the backup keys: this installation's (own) and the imported ones whose backups are trusted",
+			perm: users, resp: backupKeyList{}, h: s.listBackupKeys},
+		{method: "POST", path: v1 + "/backup/keys", summary: "Import another installation's backup key: restore then trusts the backups it signed",
+			perm: users, body: backupKeyExport{}, resp: store.BackupKeyInfo{}, status: http.StatusCreated, h: s.importBackupKey},
+		{method: "DELETE", path: v1 + "/backup/keys/{name}", summary: "Stop trusting an imported backup key (name: its ID)",
+			perm: users, status: http.StatusNoContent, h: s.removeBackupKey},
 
 		{method: "GET", path: v1 + "/status", summary: "Runtime status and counters of services and real servers", perm: read, resp: statusBody{}, h: s.getStatus},
 		{method: "GET", path: v1 + "/events", summary: "Health-check events, newest first (query: vs = service ID, limit = at most this many, default 100, 0 = all kept)",
