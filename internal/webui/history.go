@@ -221,7 +221,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, p admin.Princip
 		return
 	}
 	s.auth.Audit(p, remoteHost(r), "restore", snap.Change.Summary, true)
-	s.redirect(w, r, p, "/history", fmt.Sprintf("Backup restored as revision %d. Users and API keys were restored too: sign in again if yours changed.", snap.Revision))
+	s.redirect(w, r, p, "/history", fmt.Sprintf("Backup restored as revision %d: its configuration only; users and API keys were kept (the API restores them with users=true).", snap.Revision))
 }
 
 // confirmedUpload is confirmed for the restore form: a file upload cannot
