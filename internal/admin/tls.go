@@ -1,45 +1,117 @@
 package admin
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Files of the admin plane's TLS certificate, in the directory given to
-// LoadOrCreateCertificate.
+// OpenCertificate.
 const (
 	// CertFile holds the PEM certificate, optionally followed by its chain.
 	CertFile = "admin-cert.pem"
 	// KeyFile holds the PEM private key.
 	KeyFile = "admin-key.pem"
+	// GeneratedFile records the SHA-256 fingerprints (hex, one a line) of
+	// the self-signed certificates Fulcrum made in CertFile: only those
+	// are ever renewed, never a certificate an administrator put there.
+	GeneratedFile = "admin-cert.generated"
 )
 
-// certValidity is the lifetime of a generated self-signed certificate.
-const certValidity = 10 * 365 * 24 * time.Hour
+// Lifetime of the self-signed certificate Fulcrum makes.
+const (
+	// CertValidity is how long a generated certificate is valid.
+	CertValidity = 365 * 24 * time.Hour
+	// CertRenewBefore is how long before it expires a generated
+	// certificate is replaced by a new one (with the same key).
+	CertRenewBefore = 30 * 24 * time.Hour
+	// certRetryEvery is how soon a renewal that failed is tried again.
+	certRetryEvery = time.Hour
+	// legacyValidity is the lifetime of the certificates earlier Fulcrum
+	// versions made (ten years, plus the hour of NotBefore's back-dating),
+	// which recognises them as generated although no GeneratedFile lists
+	// them.
+	legacyValidity = 10*365*24*time.Hour + time.Hour
+)
+
+// CertOptions configure OpenCertificate. The zero value is usable.
+type CertOptions struct {
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives renewals and their failures; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// CertSource holds the admin plane's certificate. A self-signed
+// certificate that Fulcrum made is renewed, with the same key, once it is
+// within CertRenewBefore of expiring: when the source is opened and, while
+// the server runs, at the first TLS handshake after that (see
+// GetCertificate). A certificate an administrator supplied is served as it
+// is and never replaced. A CertSource is safe for concurrent use.
+type CertSource struct {
+	dir   string
+	hosts []string
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	cert      *tls.Certificate
+	generated bool      // Fulcrum made cert: renew it
+	renewAt   time.Time // when cert is due for renewal
+	retryAt   time.Time // after a failed renewal, when to try again
+}
 
 // LoadOrCreateCertificate returns the admin plane's certificate from
-// dir/admin-cert.pem and dir/admin-key.pem. If neither file exists it
-// creates a self-signed ECDSA P-256 certificate valid for ten years whose
-// subject alternative names are hosts (IP addresses and DNS names) plus
-// 127.0.0.1, ::1 and localhost, and writes both files with mode 0600. If
-// they exist they are loaded as they are: an administrator may have
-// replaced them with an imported certificate. Errors name the file.
+// dir/admin-cert.pem and dir/admin-key.pem, making or renewing a
+// self-signed one as OpenCertificate does. Errors name the file.
 func LoadOrCreateCertificate(dir string, hosts []string) (tls.Certificate, error) {
+	cs, err := OpenCertificate(dir, hosts, CertOptions{})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return cs.Certificate(), nil
+}
+
+// OpenCertificate loads the admin plane's certificate from
+// dir/admin-cert.pem and dir/admin-key.pem. If neither file exists it
+// creates a self-signed ECDSA P-256 certificate valid for CertValidity
+// (one year) whose subject alternative names are hosts (IP addresses and
+// DNS names) plus 127.0.0.1, ::1 and localhost, writes both files with
+// mode 0600 and records it in dir/admin-cert.generated. If they exist they
+// are loaded as they are — an administrator may have replaced them with an
+// imported certificate — except that a certificate Fulcrum generated is
+// renewed when it is due (and one made by an older Fulcrum, valid for ten
+// years, is replaced by a one-year one). Errors name the file.
+func OpenCertificate(dir string, hosts []string, o CertOptions) (*CertSource, error) {
+	c := &CertSource{dir: dir, hosts: append([]string(nil), hosts...), now: o.Now, log: o.Logger}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
 	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	certPEM, certErr := os.ReadFile(certPath)
 	keyPEM, keyErr := os.ReadFile(keyPath)
@@ -48,20 +120,220 @@ func LoadOrCreateCertificate(dir string, hosts []string) (tls.Certificate, error
 	case certErr == nil && keyErr == nil:
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("admin certificate %s with key %s: %w", certPath, keyPath, err)
+			return nil, fmt.Errorf("admin certificate %s with key %s: %w", certPath, keyPath, err)
 		}
-		return cert, nil
+		c.set(&cert, c.isGenerated(cert.Leaf))
+		now := c.now()
+		if c.generated && !now.Before(c.renewAt) {
+			if err := c.renew(now); err != nil {
+				if !now.Before(cert.Leaf.NotAfter) {
+					return nil, err
+				}
+				// Still valid: serve it and try again while running.
+				c.log.Error("admin certificate: renewal failed; will retry", "err", err, "notAfter", cert.Leaf.NotAfter)
+				c.retryAt = now.Add(certRetryEvery)
+			}
+		}
+		return c, nil
 	case certMissing && keyMissing:
-		return createCertificate(dir, certPath, keyPath, hosts)
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("admin certificate: generate key: %w", err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("admin certificate: encode key: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("admin certificate: %w", err)
+		}
+		// The key goes first so that a crash in between leaves a key
+		// without a certificate, which OpenCertificate reports, never the
+		// other way round.
+		if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+			return nil, err
+		}
+		cert, err := c.issue(key, c.now())
+		if err != nil {
+			return nil, err
+		}
+		c.set(cert, true)
+		return c, nil
 	case certErr != nil && !certMissing:
-		return tls.Certificate{}, fmt.Errorf("admin certificate: %w", certErr)
+		return nil, fmt.Errorf("admin certificate: %w", certErr)
 	case keyErr != nil && !keyMissing:
-		return tls.Certificate{}, fmt.Errorf("admin certificate key: %w", keyErr)
+		return nil, fmt.Errorf("admin certificate key: %w", keyErr)
 	case certMissing:
-		return tls.Certificate{}, fmt.Errorf("admin certificate %s is missing but its key %s exists; restore it or remove both to generate new ones", certPath, keyPath)
+		return nil, fmt.Errorf("admin certificate %s is missing but its key %s exists; restore it or remove both to generate new ones", certPath, keyPath)
 	default:
-		return tls.Certificate{}, fmt.Errorf("admin certificate key %s is missing but %s exists; restore it or remove both to generate new ones", keyPath, certPath)
+		return nil, fmt.Errorf("admin certificate key %s is missing but %s exists; restore it or remove both to generate new ones", keyPath, certPath)
 	}
+}
+
+// Certificate returns the certificate being served.
+func (c *CertSource) Certificate() tls.Certificate {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.cert
+}
+
+// Generated reports whether the certificate being served is a
+// self-signed one Fulcrum made (and renews).
+func (c *CertSource) Generated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.generated
+}
+
+// GetCertificate returns the certificate to serve; it is meant for
+// tls.Config.GetCertificate. When a generated certificate is due for
+// renewal it renews it first; should that fail, it logs why, serves the
+// current certificate and tries again an hour later.
+func (c *CertSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.generated && !now.Before(c.renewAt) && !now.Before(c.retryAt) {
+		if err := c.renew(now); err != nil {
+			c.log.Error("admin certificate: renewal failed; will retry", "err", err, "notAfter", c.cert.Leaf.NotAfter,
+				"retryAt", now.Add(certRetryEvery))
+			c.retryAt = now.Add(certRetryEvery)
+		}
+	}
+	return c.cert, nil
+}
+
+// TLSConfig returns the admin plane's server TLS configuration (see the
+// package function TLSConfig) serving this source's certificate, renewed
+// while the server runs.
+func (c *CertSource) TLSConfig() *tls.Config {
+	cfg := TLSConfig(tls.Certificate{})
+	cfg.Certificates = nil
+	cfg.GetCertificate = c.GetCertificate
+	return cfg
+}
+
+// set makes cert the one served. Called with c.mu held or before c is
+// shared.
+func (c *CertSource) set(cert *tls.Certificate, generated bool) {
+	c.cert, c.generated = cert, generated
+	c.renewAt = cert.Leaf.NotAfter.Add(-CertRenewBefore)
+	if cert.Leaf.NotAfter.Sub(cert.Leaf.NotBefore) > CertValidity+time.Hour {
+		c.renewAt = time.Time{} // an older Fulcrum's ten-year certificate: replace it now
+	}
+	c.retryAt = time.Time{}
+}
+
+// isGenerated reports whether leaf is a certificate Fulcrum made: listed
+// in GeneratedFile, or one of the ten-year certificates older versions
+// made (self-signed by Fulcrum, ECDSA P-256, with exactly their lifetime).
+func (c *CertSource) isGenerated(leaf *x509.Certificate) bool {
+	fp := fingerprint(leaf.Raw)
+	if b, err := os.ReadFile(filepath.Join(c.dir, GeneratedFile)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == fp {
+				return true
+			}
+		}
+	}
+	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
+	return ok && pub.Curve == elliptic.P256() &&
+		leaf.NotAfter.Sub(leaf.NotBefore) == legacyValidity &&
+		len(leaf.Subject.Organization) == 1 && leaf.Subject.Organization[0] == "Fulcrum" &&
+		bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
+}
+
+// renew replaces the generated certificate by a new one with the same
+// key, unless the file on disk is no longer the one Fulcrum made (an
+// administrator put their own there, for the next start): then it only
+// stops renewing. Called with c.mu held or before c is shared.
+func (c *CertSource) renew(now time.Time) error {
+	certPath := filepath.Join(c.dir, CertFile)
+	onDisk, err := os.ReadFile(certPath)
+	if err != nil {
+		return fmt.Errorf("admin certificate: renew: %w", err)
+	}
+	if blk, _ := pem.Decode(onDisk); blk == nil || !bytes.Equal(blk.Bytes, c.cert.Leaf.Raw) {
+		c.log.Warn("admin certificate: not renewed: the file was replaced; the new one is used at the next start", "file", certPath)
+		c.generated = false
+		return nil
+	}
+	key, ok := c.cert.PrivateKey.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("admin certificate: renew: the key in %s cannot sign", filepath.Join(c.dir, KeyFile))
+	}
+	old := c.cert.Leaf
+	cert, err := c.issue(key, now)
+	if err != nil {
+		return err
+	}
+	c.set(cert, true)
+	c.log.Info("admin certificate renewed", "file", certPath, "oldNotAfter", old.NotAfter, "notAfter", cert.Leaf.NotAfter,
+		"sha256", fingerprint(cert.Leaf.Raw))
+	return nil
+}
+
+// issue makes a self-signed certificate for key valid from now for
+// CertValidity and writes it to CertFile, recording it in GeneratedFile.
+// The record names both the old and the new certificate while the
+// certificate file is replaced, so that a crash at any moment leaves a
+// certificate Fulcrum recognises as its own.
+func (c *CertSource) issue(key crypto.Signer, now time.Time) (*tls.Certificate, error) {
+	ips, names, err := certNames(c.hosts)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("admin certificate: serial number: %w", err)
+	}
+	cn := "fulcrum"
+	for _, n := range names {
+		if n != "localhost" {
+			cn = n
+			break
+		}
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Fulcrum"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(CertValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              names,
+		IPAddresses:           ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("admin certificate: create: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("admin certificate: create: %w", err)
+	}
+	certPath, markPath := filepath.Join(c.dir, CertFile), filepath.Join(c.dir, GeneratedFile)
+	record := fingerprint(der) + "\n"
+	if c.cert != nil {
+		if err := writeFileAtomic(markPath, []byte(record+fingerprint(c.cert.Leaf.Raw)+"\n")); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(markPath, []byte(record)); err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// fingerprint is the hex SHA-256 of a certificate's DER.
+func fingerprint(der []byte) string {
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
 }
 
 // certNames sorts hosts into the IP addresses and DNS names of a
@@ -114,67 +386,6 @@ func validCertName(h string) bool {
 		}
 	}
 	return true
-}
-
-func createCertificate(dir, certPath, keyPath string, hosts []string) (tls.Certificate, error) {
-	ips, names, err := certNames(hosts)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate: generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate: serial number: %w", err)
-	}
-	cn := "fulcrum"
-	for _, n := range names {
-		if n != "localhost" {
-			cn = n
-			break
-		}
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Fulcrum"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              names,
-		IPAddresses:           ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate: create: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate: encode key: %w", err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate: %w", err)
-	}
-	// The key goes first so that a crash in between leaves a key without a
-	// certificate, which LoadOrCreateCertificate reports, never the other
-	// way round.
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := writeFileAtomic(certPath, certPEM); err != nil {
-		return tls.Certificate{}, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("admin certificate %s: %w", certPath, err)
-	}
-	return cert, nil
 }
 
 // writeFileAtomic writes data to path with mode 0600 through a temporary
