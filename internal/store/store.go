@@ -21,13 +21,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
@@ -76,8 +74,8 @@ var (
 
 // Errors of a damaged store file.
 var (
-	errNoTxBucket   = errors.New("store file lacks a bucket")
-	errCorruptValue = errors.New("store file holds a malformed record")
+	errNoTxBucket   = fmt.Errorf("%w: it lacks a bucket", ErrDamaged)
+	errCorruptValue = fmt.Errorf("%w: it holds a malformed record", ErrDamaged)
 )
 
 // Change describes one committed revision.
@@ -131,6 +129,15 @@ type Options struct {
 	// MaxAudit is the number of newest audit entries kept; 0 (or less) means
 	// DefaultMaxAudit.
 	MaxAudit int
+	// CheckTime bounds the check of an existing file by Open; 0 (or less)
+	// means DefaultCheckTime. A check cut short says so in Store.Report.
+	CheckTime time.Duration
+	// Reinitialise makes Open start a new store when the file is missing,
+	// empty or damaged, moving a damaged file aside instead of refusing
+	// it. A healthy file is opened as usual.
+	Reinitialise bool
+
+	noSync bool // tests: no fsync
 }
 
 func (o Options) withDefaults() Options {
@@ -143,70 +150,68 @@ func (o Options) withDefaults() Options {
 	if o.MaxAudit <= 0 {
 		o.MaxAudit = DefaultMaxAudit
 	}
+	if o.CheckTime <= 0 {
+		o.CheckTime = DefaultCheckTime
+	}
 	return o
 }
 
 // Store is Fulcrum's persistent state in one bbolt database file.
 type Store struct {
-	db   *bolt.DB
-	path string
-	opts Options
+	db     *bolt.DB
+	path   string
+	opts   Options
+	report *Report
+	// bgWait waits for a start-up check still running.
+	bgWait func()
+	// broken holds the damage met while serving, after which writes are
+	// refused: bbolt would build new pages on the damaged ones.
+	broken atomic.Pointer[error]
 }
 
-// Open opens the store in dir, creating dir (mode 0700) and the database
-// file dir/fulcrum.db (mode 0600) if they do not exist. If another process
-// holds the file, Open waits up to opts.LockTimeout and then returns an
-// error wrapping ErrLocked.
-func Open(dir string, opts Options) (*Store, error) {
-	opts = opts.withDefaults()
-	if dir == "" {
-		return nil, errors.New("open store: no directory given")
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: %w (waited %v)", path, ErrLocked, opts.LockTimeout)
-		}
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	s := &Store{db: db, path: path, opts: opts}
-	if err := s.init(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	return s, nil
-}
-
-// init creates the buckets of a new file and checks the layout version of
-// an existing one.
-func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("create bucket %s: %w", name, err)
+// init creates the buckets of a new file, checks the layout version of an
+// existing one, and records the install's ID if the store has none:
+// markerID (the install marker's) if not empty, else a new one. It returns
+// the store's install ID.
+func (s *Store) init(markerID string) (id string, err error) {
+	err = catch(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
 			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keyLayout)
-		if v == nil {
-			return meta.Put(keyLayout, u64(layoutVersion))
-		}
-		if len(v) == 8 && binary.BigEndian.Uint64(v) == 1 {
-			return meta.Put(keyLayout, u64(layoutVersion)) // layout-1 revisions stay readable
-		}
-		if len(v) != 8 || binary.BigEndian.Uint64(v) != layoutVersion {
-			return fmt.Errorf("unsupported store layout %x (this version reads layouts 1 and %d)", v, layoutVersion)
-		}
-		return nil
+			meta := tx.Bucket(bucketMeta)
+			if v := meta.Get(keyInstallID); v != nil {
+				id = string(v)
+			} else {
+				id = markerID
+				if id == "" {
+					id = newInstallID()
+				}
+				if err := meta.Put(keyInstallID, []byte(id)); err != nil {
+					return err
+				}
+			}
+			v := meta.Get(keyLayout)
+			if v == nil {
+				return meta.Put(keyLayout, u64(layoutVersion))
+			}
+			if len(v) == 8 && binary.BigEndian.Uint64(v) == 1 {
+				return meta.Put(keyLayout, u64(layoutVersion)) // layout-1 revisions stay readable
+			}
+			if len(v) != 8 || binary.BigEndian.Uint64(v) != layoutVersion {
+				return fmt.Errorf("unsupported store layout %x (this version reads layouts 1 and %d)", v, layoutVersion)
+			}
+			return nil
+		})
 	})
+	return id, classifyWriteError(err)
 }
 
 // Close closes the database file. Calls made after Close fail.
 func (s *Store) Close() error {
+	s.bgWait() // a start-up check still running in the background
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -379,24 +384,48 @@ func (s *Store) History(before uint64, limit int) ([]Change, error) {
 	return out, nil
 }
 
-// view runs fn in a read transaction after checking the buckets exist.
+// view runs fn in a read transaction after checking the buckets exist. A
+// panic of bbolt on a damaged page (or a fault on its memory map) becomes
+// an error wrapping ErrDamaged, and later writes are refused.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		if err := checkBuckets(tx); err != nil {
-			return err
-		}
-		return fn(tx)
+	err := catch(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			if err := checkBuckets(tx); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
 	})
+	s.noteDamage(err)
+	return err
 }
 
 // update runs fn in a write transaction after checking the buckets exist.
+// Like view it turns a panic into an error wrapping ErrDamaged; it refuses
+// to write once damage was met, and a write that failed for want of disk
+// space returns an error wrapping ErrNoSpace (without the file's path).
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := checkBuckets(tx); err != nil {
-			return err
-		}
-		return fn(tx)
+	if p := s.broken.Load(); p != nil {
+		return fmt.Errorf("writes are refused since a damaged page was met (%w); stop Fulcrum and run `fulcrum store check`", *p)
+	}
+	err := catch(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			if err := checkBuckets(tx); err != nil {
+				return err
+			}
+			return fn(tx)
+		})
 	})
+	s.noteDamage(err)
+	return classifyWriteError(err)
+}
+
+// noteDamage remembers a panic turned into err, so that writes stop.
+func (s *Store) noteDamage(err error) {
+	var pe *panicError
+	if errors.As(err, &pe) {
+		s.broken.CompareAndSwap(nil, &err)
+	}
 }
 
 func checkBuckets(tx *bolt.Tx) error {
@@ -483,7 +512,7 @@ const maxConfigSize = 1 << 30
 // (layout 2) or plain (revisions written under layout 1). The result does
 // not alias stored, which may belong to bbolt's memory map.
 func unpackConfig(stored []byte) ([]byte, error) {
-	if len(stored) < 2 || stored[0] != 0x1f || stored[1] != 0x8b {
+	if !compressed(stored) {
 		return bytes.Clone(stored), nil // layout 1: JSON as is
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(stored))
@@ -498,6 +527,12 @@ func unpackConfig(stored []byte) ([]byte, error) {
 		return nil, fmt.Errorf("configuration: %w: %v", errCorruptValue, err)
 	}
 	return js, nil
+}
+
+// compressed reports whether a stored configuration is gzip-compressed
+// (layout 2) rather than plain JSON (layout 1).
+func compressed(stored []byte) bool {
+	return len(stored) >= 2 && stored[0] == 0x1f && stored[1] == 0x8b
 }
 
 // decodeConfig decodes a stored configuration (see unpackConfig).

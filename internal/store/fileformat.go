@@ -1,0 +1,604 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/bits"
+	"time"
+	"unicode/utf8"
+)
+
+// This file reads a store file the way bbolt lays it out (file format
+// version 2 of go.etcd.io/bbolt), with plain reads instead of bbolt's
+// memory map, so that a damaged file is examined without the risk of a
+// panic or a fault: bbolt trusts its file and panics ("assertion failed",
+// "invalid freelist page") or faults on pages that are not what it
+// expects. Open uses it to refuse a damaged file before bbolt reads it,
+// Check to report what is wrong, and Salvage to copy what is readable.
+//
+// The layout, as bbolt writes it (integers in the machine's byte order):
+//
+//	page:      id u64, flags u16, count u16, overflow u32, then the body;
+//	           a page and its overflow pages are overflow+1 pages in a row
+//	meta:      (pages 0 and 1, body) magic u32, version u32, pageSize u32,
+//	           flags u32, root bucket {root page u64, sequence u64},
+//	           freelist page u64, high water page u64, txid u64,
+//	           checksum u64 (FNV-64a of the fields before it)
+//	branch:    count elements {pos u32, ksize u32, child page u64}
+//	leaf:      count elements {flags u32, pos u32, ksize u32, vsize u32};
+//	           key and value lie pos bytes after the element's own start
+//	bucket:    a leaf value with flag 1: {root page u64, sequence u64},
+//	           and when root is 0 an inline leaf page follows
+//	freelist:  count page ids u64 (count 0xFFFF: the first u64 is the count)
+const (
+	boltMagic      = 0xED0CDAED
+	boltVersion    = 2
+	pageHeaderSize = 16
+	elementSize    = 16
+	metaFieldsSize = 64 // up to and including the checksum
+	metaSumSize    = 56 // the fields the checksum covers
+
+	flagBranch   = 0x01
+	flagLeaf     = 0x02
+	flagMeta     = 0x04
+	flagFreelist = 0x10
+
+	bucketEntryFlag = 0x01
+	noFreelist      = ^uint64(0)
+
+	minPageSize = 512
+	maxPageSize = 64 << 10
+	// maxRunBytes bounds one page with its overflow pages, read at once.
+	maxRunBytes = 1 << 30
+	// maxDepth bounds the depth of a page tree and of nested buckets.
+	maxDepth = 64
+	// maxProblems bounds the problems listed; the rest are counted.
+	maxProblems = 40
+)
+
+var ne = binary.NativeEndian
+
+// pageHeader is the header of a page.
+type pageHeader struct {
+	id       uint64
+	flags    uint16
+	count    uint16
+	overflow uint32
+}
+
+func parsePageHeader(b []byte) pageHeader {
+	return pageHeader{id: ne.Uint64(b), flags: ne.Uint16(b[8:]), count: ne.Uint16(b[10:]), overflow: ne.Uint32(b[12:])}
+}
+
+// metaPage is a decoded meta page.
+type metaPage struct {
+	page     uint64 // 0 or 1
+	pageSize uint32
+	root     uint64 // root bucket's root page
+	freelist uint64
+	hwm      uint64 // pages in use: ids below it
+	txid     uint64
+	// problem says why the page is not a valid meta page, "" if it is.
+	problem string
+}
+
+// parseMeta decodes the meta page at the start of b (header included).
+func parseMeta(b []byte, page uint64) metaPage {
+	m := metaPage{page: page}
+	if len(b) < pageHeaderSize+metaFieldsSize {
+		m.problem = "cut short"
+		return m
+	}
+	h := parsePageHeader(b)
+	f := b[pageHeaderSize:]
+	magic, version := ne.Uint32(f), ne.Uint32(f[4:])
+	m.pageSize = ne.Uint32(f[8:])
+	m.root = ne.Uint64(f[16:])
+	m.freelist = ne.Uint64(f[32:])
+	m.hwm = ne.Uint64(f[40:])
+	m.txid = ne.Uint64(f[48:])
+	sum := fnv.New64a()
+	_, _ = sum.Write(f[:metaSumSize])
+	switch {
+	case magic != boltMagic:
+		m.problem = "not a meta page (no bbolt magic number)"
+	case version != boltVersion:
+		m.problem = fmt.Sprintf("file format version %d, not %d", version, boltVersion)
+	case sum.Sum64() != ne.Uint64(f[metaSumSize:]):
+		m.problem = "checksum mismatch"
+	case h.flags != flagMeta || h.id != page || m.txid%2 != page:
+		m.problem = fmt.Sprintf("page header says page %d, flags %#x, transaction %d", h.id, h.flags, m.txid)
+	case m.pageSize < minPageSize || m.pageSize > maxPageSize || bits.OnesCount32(m.pageSize) != 1:
+		m.problem = fmt.Sprintf("page size %d", m.pageSize)
+	}
+	return m
+}
+
+// fileLayout is what the meta pages of a store file say.
+type fileLayout struct {
+	size     int64
+	pageSize int
+	metas    [2]metaPage
+	// cur is the meta page bbolt would use (the valid one with the
+	// higher transaction), nil if neither is valid.
+	cur *metaPage
+}
+
+// readLayout reads the meta pages of the file. It fails only when the
+// file cannot be read; what is wrong with the file is in the problems.
+func readLayout(r io.ReaderAt, size int64) (fileLayout, []string, error) {
+	l := fileLayout{size: size}
+	head := make([]byte, min(size, 2*maxPageSize))
+	if _, err := r.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+		return l, nil, fmt.Errorf("read: %w", err)
+	}
+	if size == 0 {
+		return l, []string{"the file is empty"}, nil
+	}
+	l.metas[0] = parseMeta(head, 0)
+	if l.metas[0].problem == "" {
+		l.pageSize = int(l.metas[0].pageSize)
+		l.metas[1] = parseMeta(at(head, l.pageSize), 1)
+	} else {
+		// Meta page 0 is damaged: find page 1 at each possible page size.
+		l.metas[1] = metaPage{page: 1, problem: "not found"}
+		for ps := 4096; ps <= maxPageSize; ps *= 2 {
+			if m := parseMeta(at(head, ps), 1); m.problem == "" && int(m.pageSize) == ps {
+				l.pageSize, l.metas[1] = ps, m
+				break
+			}
+		}
+		for ps := 2048; ps >= minPageSize && l.pageSize == 0; ps /= 2 {
+			if m := parseMeta(at(head, ps), 1); m.problem == "" && int(m.pageSize) == ps {
+				l.pageSize, l.metas[1] = ps, m
+			}
+		}
+	}
+	for i := range l.metas {
+		if l.metas[i].problem == "" && (l.cur == nil || l.metas[i].txid > l.cur.txid) {
+			l.cur = &l.metas[i]
+		}
+	}
+	if l.cur == nil {
+		return l, []string{"not a store file: " + describeContent(head)}, nil
+	}
+	var problems []string
+	ps := int64(l.pageSize)
+	if size%ps != 0 {
+		problems = append(problems, fmt.Sprintf("its size, %d bytes, is not a whole number of %d-byte pages: the file was cut short or added to", size, ps))
+	}
+	if size < 4*ps {
+		problems = append(problems, fmt.Sprintf("it is %d bytes long, shorter than the 4 pages of an empty store", size))
+	}
+	for _, m := range l.metas {
+		if m.problem != "" {
+			problems = append(problems, fmt.Sprintf("meta page %d is damaged (%s); meta page %d (transaction %d) is intact", m.page, m.problem, 1-m.page, l.cur.txid))
+		}
+	}
+	m := l.cur
+	pages := uint64(size / ps)
+	switch {
+	case m.hwm < 4 || m.hwm > pages:
+		problems = append(problems, fmt.Sprintf("the store uses %d pages but the file holds %d: the file was cut short", m.hwm, pages))
+	case m.root < 2 || m.root >= m.hwm:
+		problems = append(problems, fmt.Sprintf("the root page %d is outside the %d pages in use", m.root, m.hwm))
+	case m.freelist == noFreelist:
+		problems = append(problems, "the file has no freelist (Fulcrum always writes one)")
+	case m.freelist < 2 || m.freelist >= m.hwm:
+		problems = append(problems, fmt.Sprintf("the freelist page %d is outside the %d pages in use", m.freelist, m.hwm))
+	}
+	return l, problems, nil
+}
+
+// at returns b from off, or nil if b is shorter.
+func at(b []byte, off int) []byte {
+	if off > len(b) {
+		return nil
+	}
+	return b[off:]
+}
+
+// describeContent says what a file that is not a store file seems to hold.
+func describeContent(head []byte) string {
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		return "it holds gzip-compressed data (a Fulcrum backup? restore a backup through the API, POST /api/v1/restore)"
+	case bytes.Count(head, []byte{0}) == len(head):
+		return "it holds only zero bytes"
+	case isText(head):
+		return "it holds text"
+	default:
+		return "it holds no valid bbolt meta page"
+	}
+}
+
+// isText reports whether b is UTF-8 text without NUL bytes (a rune may be
+// cut at the end).
+func isText(b []byte) bool {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return false
+	}
+	for cut := 0; cut < utf8.UTFMax && cut <= len(b); cut++ {
+		if utf8.Valid(b[:len(b)-cut]) {
+			return true
+		}
+	}
+	return false
+}
+
+// pageSet is a set of page ids below a high water mark.
+type pageSet []uint64
+
+func newPageSet(n uint64) pageSet    { return make(pageSet, (n+63)/64) }
+func (s pageSet) has(id uint64) bool { return s[id/64]&(1<<(id%64)) != 0 }
+func (s pageSet) add(id uint64)      { s[id/64] |= 1 << (id % 64) }
+
+// walker visits the page trees of a store file from a root bucket with
+// plain reads, checking every page it reaches before it reads what the
+// page points to. It never panics on a damaged file: what is wrong goes
+// into problems, and the subtree of a bad page is skipped.
+type walker struct {
+	r        io.ReaderAt
+	pageSize int
+	hwm      uint64
+	deadline time.Time // zero: no limit
+
+	seen, free pageSet
+	pagesRead  uint64
+	// stopped is set when the deadline passed; the walk is incomplete.
+	stopped bool
+
+	problems []string
+	more     int // problems not kept
+
+	// value, if set, is called with each key and value of a bucket
+	// (path holds the bucket names from the top); the slices are only
+	// valid during the call.
+	value func(path [][]byte, k, v []byte)
+	// bucket, if set, is called with each bucket and its sequence.
+	bucket func(path [][]byte, seq uint64)
+	// lost, if set, is called for each part of a bucket the walk could not
+	// read: the keys from lo up to (not including) hi, either nil when
+	// unknown.
+	lost func(path [][]byte, lo, hi []byte, why string)
+}
+
+func newWalker(r io.ReaderAt, l fileLayout, m *metaPage, deadline time.Time) *walker {
+	hwm := m.hwm
+	if pages := uint64(l.size / int64(l.pageSize)); hwm > pages {
+		hwm = pages // a truncated file: pages beyond its end are unreadable
+	}
+	w := &walker{r: r, pageSize: l.pageSize, hwm: hwm, deadline: deadline,
+		seen: newPageSet(hwm), free: newPageSet(hwm)}
+	w.seen.add(0)
+	w.seen.add(1)
+	return w
+}
+
+func (w *walker) problem(format string, args ...any) {
+	if len(w.problems) >= maxProblems {
+		w.more++
+		return
+	}
+	w.problems = append(w.problems, fmt.Sprintf(format, args...))
+}
+
+// timeUp reports whether the deadline has passed, checking the clock every
+// 64 pages.
+func (w *walker) timeUp() bool {
+	if w.stopped {
+		return true
+	}
+	if !w.deadline.IsZero() && w.pagesRead%64 == 0 && time.Now().After(w.deadline) {
+		w.stopped = true
+	}
+	return w.stopped
+}
+
+// readRun reads page id with its overflow pages after checking that they
+// lie in the pages in use. want is the page type expected.
+func (w *walker) readRun(id uint64, want uint16, what string) ([]byte, pageHeader, error) {
+	if id < 2 || id >= w.hwm {
+		return nil, pageHeader{}, fmt.Errorf("%s page %d is outside the %d pages in use", what, id, w.hwm)
+	}
+	var hb [pageHeaderSize]byte
+	if _, err := w.r.ReadAt(hb[:], int64(id)*int64(w.pageSize)); err != nil {
+		return nil, pageHeader{}, fmt.Errorf("%s page %d: %w", what, id, err)
+	}
+	h := parsePageHeader(hb[:])
+	if h.id != id {
+		return nil, h, fmt.Errorf("%s page %d: its header says page %d", what, id, h.id)
+	}
+	if h.flags != want && !(want == flagBranch|flagLeaf && (h.flags == flagBranch || h.flags == flagLeaf)) {
+		return nil, h, fmt.Errorf("%s page %d: page type %#x, want %s", what, id, h.flags, pageType(want))
+	}
+	last := id + uint64(h.overflow)
+	if last < id || last >= w.hwm {
+		return nil, h, fmt.Errorf("%s page %d: its %d overflow pages run past the %d pages in use", what, id, h.overflow, w.hwm)
+	}
+	n := (uint64(h.overflow) + 1) * uint64(w.pageSize)
+	if n > maxRunBytes {
+		return nil, h, fmt.Errorf("%s page %d: %d overflow pages, too many", what, id, h.overflow)
+	}
+	for p := id; p <= last; p++ {
+		switch {
+		case w.seen.has(p):
+			return nil, h, fmt.Errorf("%s page %d: page %d is used twice", what, id, p)
+		case w.free.has(p):
+			return nil, h, fmt.Errorf("%s page %d: page %d is in use and listed as free", what, id, p)
+		}
+	}
+	for p := id; p <= last; p++ {
+		w.seen.add(p)
+	}
+	buf := make([]byte, n)
+	if _, err := w.r.ReadAt(buf, int64(id)*int64(w.pageSize)); err != nil {
+		return nil, h, fmt.Errorf("%s page %d: %w", what, id, err)
+	}
+	w.pagesRead += uint64(h.overflow) + 1
+	return buf, h, nil
+}
+
+func pageType(flags uint16) string {
+	switch flags {
+	case flagBranch:
+		return "branch"
+	case flagLeaf:
+		return "leaf"
+	case flagBranch | flagLeaf:
+		return "branch or leaf"
+	case flagMeta:
+		return "meta"
+	case flagFreelist:
+		return "freelist"
+	}
+	return fmt.Sprintf("%#x", flags)
+}
+
+// readFreelist reads the freelist at page id into w.free.
+func (w *walker) readFreelist(id uint64) {
+	buf, h, err := w.readRun(id, flagFreelist, "freelist")
+	if err != nil {
+		w.problem("%v", err)
+		return
+	}
+	body := buf[pageHeaderSize:]
+	count, first := uint64(h.count), uint64(0)
+	if h.count == 0xFFFF {
+		if len(body) < 8 {
+			w.problem("freelist page %d: no room for its count", id)
+			return
+		}
+		count, first = ne.Uint64(body), 1
+	}
+	if room := uint64(len(body)/8) - first; count > room {
+		w.problem("freelist page %d: lists %d pages but has room for %d", id, count, room)
+		return
+	}
+	bad, twice := 0, 0
+	for i := range count {
+		p := ne.Uint64(body[(first+i)*8:])
+		switch {
+		case p < 2 || p >= w.hwm || w.seen.has(p):
+			bad++
+		case w.free.has(p):
+			twice++
+		default:
+			w.free.add(p)
+		}
+	}
+	if bad > 0 {
+		w.problem("freelist page %d: %d of its %d pages are outside the pages in use or in use by the freelist", id, bad, count)
+	}
+	if twice > 0 {
+		w.problem("freelist page %d: %d pages are listed twice", id, twice)
+	}
+}
+
+// walkBucket walks the bucket whose header is hdr (its value in the parent).
+func (w *walker) walkBucket(path [][]byte, hdr []byte, depth int) {
+	if len(hdr) < 16 {
+		w.lostAll(path, "bucket header cut short")
+		return
+	}
+	root, seq := ne.Uint64(hdr), ne.Uint64(hdr[8:])
+	if w.bucket != nil {
+		w.bucket(path, seq)
+	}
+	if root != 0 {
+		w.walkPage(path, root, nil, nil, 0, depth)
+		return
+	}
+	inline := hdr[16:]
+	if len(inline) < pageHeaderSize {
+		w.lostAll(path, "inline bucket cut short")
+		return
+	}
+	h := parsePageHeader(inline)
+	if h.flags != flagLeaf {
+		w.lostAll(path, fmt.Sprintf("inline bucket page type %#x, want leaf", h.flags))
+		return
+	}
+	w.leaf(path, inline, h, nil, nil, "inline", depth)
+}
+
+func (w *walker) lostAll(path [][]byte, why string) {
+	w.problem("bucket %s: %s", pathString(path), why)
+	if w.lost != nil {
+		w.lost(path, nil, nil, why)
+	}
+}
+
+// walkPage walks the page tree at id, whose keys should lie from lo up to
+// hi (either nil when unbounded).
+func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth int) {
+	if w.timeUp() {
+		return
+	}
+	if level > maxDepth {
+		w.problem("bucket %s: page %d: the page tree is more than %d levels deep", pathString(path), id, maxDepth)
+		return
+	}
+	buf, h, err := w.readRun(id, flagBranch|flagLeaf, "bucket "+pathString(path)+":")
+	if err != nil {
+		w.problem("%v%s", err, keyRange(path, lo, hi))
+		if w.lost != nil {
+			w.lost(path, lo, hi, err.Error())
+		}
+		return
+	}
+	if h.flags == flagLeaf {
+		w.leaf(path, buf, h, lo, hi, fmt.Sprintf("page %d", id), depth)
+		return
+	}
+	where := fmt.Sprintf("bucket %s: branch page %d", pathString(path), id)
+	if h.count == 0 || pageHeaderSize+int(h.count)*elementSize > len(buf) {
+		w.problem("%s: %d elements do not fit%s", where, h.count, keyRange(path, lo, hi))
+		if w.lost != nil {
+			w.lost(path, lo, hi, where+": bad element count")
+		}
+		return
+	}
+	keys := make([][]byte, h.count)
+	for i := range int(h.count) {
+		e := pageHeaderSize + i*elementSize
+		k, ok := slice(buf, e, ne.Uint32(buf[e:]), ne.Uint32(buf[e+4:]), 0)
+		if !ok {
+			w.problem("%s: element %d points outside the page", where, i)
+			if w.lost != nil {
+				w.lost(path, lo, hi, where+": element outside the page")
+			}
+			return
+		}
+		keys[i] = k
+	}
+	for i := range keys {
+		child := ne.Uint64(buf[pageHeaderSize+i*elementSize+8:])
+		childLo, childHi := keys[i], hi
+		if i == 0 {
+			childLo = lo
+		}
+		if i+1 < len(keys) {
+			childHi = keys[i+1]
+			if bytes.Compare(keys[i], keys[i+1]) >= 0 {
+				w.problem("%s: keys out of order at element %d", where, i+1)
+			}
+		}
+		w.walkPage(path, child, childLo, childHi, level+1, depth)
+	}
+}
+
+// leaf visits the elements of a leaf page (or inline bucket) b.
+func (w *walker) leaf(path [][]byte, b []byte, h pageHeader, lo, hi []byte, name string, depth int) {
+	where := fmt.Sprintf("bucket %s: leaf %s", pathString(path), name)
+	if pageHeaderSize+int(h.count)*elementSize > len(b) {
+		w.problem("%s: %d elements do not fit%s", where, h.count, keyRange(path, lo, hi))
+		if w.lost != nil {
+			w.lost(path, lo, hi, where+": bad element count")
+		}
+		return
+	}
+	var prev []byte
+	for i := range int(h.count) {
+		e := pageHeaderSize + i*elementSize
+		flags, pos := ne.Uint32(b[e:]), ne.Uint32(b[e+4:])
+		ksize, vsize := ne.Uint32(b[e+8:]), ne.Uint32(b[e+12:])
+		kv, ok := slice(b, e, pos, ksize, vsize)
+		if !ok {
+			w.problem("%s: element %d points outside the page", where, i)
+			if w.lost != nil {
+				w.lost(path, prev, hi, where+": element outside the page")
+			}
+			return
+		}
+		k, v := kv[:ksize], kv[ksize:]
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			w.problem("%s: keys out of order at element %d", where, i)
+		}
+		prev = k
+		if flags&bucketEntryFlag == 0 {
+			if w.value != nil {
+				w.value(path, k, v)
+			}
+			continue
+		}
+		if depth >= maxDepth {
+			w.problem("%s: buckets nested more than %d deep", where, maxDepth)
+			continue
+		}
+		w.walkBucket(append(path[:len(path):len(path)], k), v, depth+1)
+	}
+}
+
+// slice returns the ksize+vsize bytes that lie pos bytes after offset e of
+// b, or false if they are not all inside b.
+func slice(b []byte, e int, pos, ksize, vsize uint32) ([]byte, bool) {
+	start := uint64(e) + uint64(pos)
+	end := start + uint64(ksize) + uint64(vsize)
+	if end > uint64(len(b)) {
+		return nil, false
+	}
+	return b[start:end], true
+}
+
+// unusedPages counts the pages below the high water mark that are neither
+// reached nor free, and returns the first of them.
+func (w *walker) unusedPages() (n int, first uint64) {
+	for id := uint64(2); id < w.hwm; id++ {
+		if !w.seen.has(id) && !w.free.has(id) {
+			if n == 0 {
+				first = id
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
+// pathString names a bucket path for messages.
+func pathString(path [][]byte) string {
+	if len(path) == 0 {
+		return "(the root bucket)"
+	}
+	var sb bytes.Buffer
+	for i, p := range path {
+		if i > 0 {
+			sb.WriteByte('/')
+		}
+		fmt.Fprintf(&sb, "%q", p)
+	}
+	return sb.String()
+}
+
+// keyRange describes the keys from lo up to hi of the bucket at path: as
+// numbers in the buckets keyed by number (revisions, audit entries).
+func keyRange(path [][]byte, lo, hi []byte) string {
+	if lo == nil && hi == nil {
+		return ""
+	}
+	name := "keys"
+	numeric := len(path) == 1 && (bytes.Equal(path[0], bucketChanges) || bytes.Equal(path[0], bucketConfigs) || bytes.Equal(path[0], bucketAudit))
+	if numeric {
+		name = "revisions"
+		if bytes.Equal(path[0], bucketAudit) {
+			name = "audit entries"
+		}
+	}
+	show := func(k []byte) string {
+		if numeric && len(k) == 8 {
+			return fmt.Sprint(binary.BigEndian.Uint64(k))
+		}
+		return fmt.Sprintf("%q", k)
+	}
+	switch {
+	case hi == nil:
+		return fmt.Sprintf(" (%s from %s on)", name, show(lo))
+	case lo == nil:
+		return fmt.Sprintf(" (%s before %s)", name, show(hi))
+	}
+	return fmt.Sprintf(" (%s from %s up to %s)", name, show(lo), show(hi))
+}
