@@ -143,7 +143,9 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin address %q: %w", o.AdminAddr, err)
 	}
-	cert, err := admin.LoadOrCreateCertificate(o.DataDir, []string{host})
+	// The self-signed certificate Fulcrum made is renewed while the
+	// server runs, at the first handshake once it is due.
+	certs, err := admin.OpenCertificate(o.DataDir, []string{host}, admin.CertOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +153,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	a.adminLn = tls.NewListener(ln, admin.TLSConfig(cert))
+	a.adminLn = tls.NewListener(ln, certs.TLSConfig())
 	a.serve(a.adminLn, a.adminHandler())
 
 	sock := filepath.Join(o.DataDir, SocketName)
