@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 
@@ -143,14 +144,16 @@ func exportCmd() *cobra.Command {
 
 func passwdCmd() *cobra.Command {
 	var dataDir, user string
-	var generate bool
+	var generate, revokeKeys bool
 	cmd := &cobra.Command{
 		Use:   "passwd",
 		Short: "Set a user's password from the console (default user bal)",
 		Long: `Set a user's password from the console, without the old one: the
 console's access to the data directory is the authority. The new password is
 read from standard input (twice on a terminal), or generated with --generate.
-The user's sessions are ended.`,
+The user's sessions are ended and the account's lockouts lifted. The user's
+API keys keep working unless --revoke-keys is given: revoke them when the
+password may have leaked, since a key made with it outlives it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pw := ""
@@ -176,13 +179,45 @@ The user's sessions are ended.`,
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "Password of %s changed.\n", user)
 			}
-			return nil
+			return userKeys(cmd, c, user, revokeKeys)
 		},
 	}
 	dataDirFlag(cmd, &dataDir)
 	cmd.Flags().StringVar(&user, "user", "bal", "user whose password to set")
 	cmd.Flags().BoolVar(&generate, "generate", false, "generate a random password and print it")
+	cmd.Flags().BoolVar(&revokeKeys, "revoke-keys", false, "also revoke every API key of the user")
 	return cmd
+}
+
+// userKeys revokes the API keys of user through the console when revoke
+// is set, and otherwise says how many keep working.
+func userKeys(cmd *cobra.Command, c *console.Client, user string, revoke bool) error {
+	body, _, err := c.Do("GET", "/api/v1/api-keys?user="+url.QueryEscape(user), nil, "", nil)
+	if err != nil {
+		return fmt.Errorf("list the API keys of %s: %w", user, err)
+	}
+	var list struct {
+		Keys []struct {
+			ID string `json:"id"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("list the API keys of %s: %w", user, err)
+	}
+	out := cmd.OutOrStdout()
+	if !revoke {
+		if n := len(list.Keys); n > 0 {
+			fmt.Fprintf(out, "%s has %d API key(s), which keep working; revoke them with: fulcrum passwd --revoke-keys --user %s\n", user, n, user)
+		}
+		return nil
+	}
+	for _, k := range list.Keys {
+		if _, _, err := c.Do("DELETE", "/api/v1/api-keys/"+url.PathEscape(k.ID), nil, "", nil); err != nil {
+			return fmt.Errorf("revoke API key %s of %s: %w", k.ID, user, err)
+		}
+	}
+	fmt.Fprintf(out, "Revoked %d API key(s) of %s.\n", len(list.Keys), user)
+	return nil
 }
 
 func readPassword(cmd *cobra.Command) (string, error) {
