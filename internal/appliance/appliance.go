@@ -100,6 +100,9 @@ func Start(o Options) (_ *Appliance, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if err := checkPermissions(o.DataDir, log); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o.DataDir, store.Options{})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
