@@ -44,15 +44,33 @@ type Client struct {
 const socketName = "fulcrum.sock"
 
 // Connect reaches the server running on dataDir, or opens its store.
+//
+// Nothing is sent to a console socket that another user could have put
+// there: the data directory must not be writable by others than its owner
+// and must belong to root or the caller; the socket must be a socket of
+// root or the caller that others cannot write to, and (on Linux) the
+// process listening on it must run as root or the caller. Otherwise
+// Connect refuses with an error wrapping ErrUntrusted, rather than fall
+// back to the store.
 func Connect(dataDir string) (*Client, error) {
+	if err := checkDataDir(dataDir); err != nil {
+		return nil, err
+	}
 	sock := filepath.Join(dataDir, socketName)
-	if _, err := os.Stat(sock); err == nil {
-		conn, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if fi, err := os.Lstat(sock); err == nil {
+		if err := checkSocket(sock, fi); err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := dialConsole(ctx, sock)
+		cancel()
+		if errors.Is(err, ErrUntrusted) {
+			return nil, err
+		}
 		if err == nil {
 			_ = conn.Close()
 			tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
+				return dialConsole(ctx, sock)
 			}}
 			return &Client{hc: &http.Client{Transport: tr, Timeout: 2 * time.Minute}, closer: func() error {
 				tr.CloseIdleConnections()
