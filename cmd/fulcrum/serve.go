@@ -28,7 +28,12 @@ func serveCmd() *cobra.Command {
 
 On the first start the administrator "bal" is created. Its password is taken
 from $FULCRUM_ADMIN_PASSWORD or --admin-password-file; otherwise a random one is
-generated and printed once.`,
+generated and printed once.
+
+A store file that is damaged, or missing or empty in a data directory that
+holds an install, is refused: see "fulcrum store check" and "fulcrum store
+salvage", or start afresh with --reinitialise (the old file is kept aside)
+and restore a backup.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -62,6 +67,7 @@ generated and printed once.`,
 	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", appliance.DefaultAdminAddr, "admin plane listen address (HTTPS)")
 	cmd.Flags().StringVar(&pwFile, "admin-password-file", "", "file holding the first administrator's password (first start only)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&o.Reinitialise, "reinitialise", false, "start with a new, empty store if the store file is missing, empty or damaged (a damaged file is kept aside, renamed fulcrum.db.damaged-<time>); a healthy store is opened as usual")
 	cmd.Flags().StringVar(&pprofAddr, "pprof-listen", "", "serve net/http/pprof on this loopback address (off by default; for profiling)")
 	return cmd
 }

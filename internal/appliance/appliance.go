@@ -60,6 +60,11 @@ type Options struct {
 	BcryptCost int
 	// Version is reported by the LoadMaster-compatible API.
 	Version string
+	// Reinitialise starts a new store when the store file is missing,
+	// empty or damaged, keeping a damaged file aside (see
+	// store.Options.Reinitialise); without it Start refuses such a store
+	// in a data directory that holds an install.
+	Reinitialise bool
 }
 
 // Appliance is a running Fulcrum.
@@ -103,11 +108,8 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err := checkPermissions(o.DataDir, log); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(o.DataDir, store.Options{})
+	st, err := openStore(o, log)
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("data directory %s is in use by another fulcrum process: %w", o.DataDir, err)
-		}
 		return nil, err
 	}
 	a := &Appliance{Store: st, log: log}
@@ -181,6 +183,34 @@ func Start(o Options) (_ *Appliance, err error) {
 		fmt.Fprintf(o.Out, "WARNING: the data plane could not start the stored configuration: %s\n", e)
 	}
 	return a, nil
+}
+
+// openStore opens the store in the data directory and reports what its
+// start-up check found. A missing, empty or damaged store file is refused
+// with the store's error, which names the file and the ways out.
+func openStore(o Options, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(o.DataDir, store.Options{Reinitialise: o.Reinitialise})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("data directory %s is in use by another fulcrum process: %w", o.DataDir, err)
+		}
+		return nil, err
+	}
+	r := st.Report()
+	log.Debug("store checked", "file", r.Path, "bytes", r.Size, "pages", r.PagesChecked, "revisions", r.Revisions,
+		"complete", r.Complete, "elapsed", r.Elapsed)
+	for _, note := range r.Notes {
+		log.Warn("store: "+note, "file", r.Path)
+	}
+	switch {
+	case r.SetAside != "":
+		fmt.Fprintf(o.Out, "Started afresh with a new store (--reinitialise); the previous store file was kept as %s\n", r.SetAside)
+	case r.Reinitialised:
+		fmt.Fprintln(o.Out, "Started afresh with a new store (--reinitialise); there was no store file")
+	case o.Reinitialise:
+		fmt.Fprintln(o.Out, "--reinitialise ignored: the store file is healthy and was opened as it is")
+	}
+	return st, nil
 }
 
 // adminHandler serves the native API under /api/ and the web UI at "/".

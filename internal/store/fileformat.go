@@ -427,7 +427,7 @@ func (w *walker) walkBucket(path [][]byte, hdr []byte, depth int) {
 }
 
 func (w *walker) lostAll(path [][]byte, why string) {
-	w.problem("bucket %s: %s", pathString(path), why)
+	w.problem("%s: %s", pathString(path), why)
 	if w.lost != nil {
 		w.lost(path, nil, nil, why)
 	}
@@ -440,10 +440,10 @@ func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth 
 		return
 	}
 	if level > maxDepth {
-		w.problem("bucket %s: page %d: the page tree is more than %d levels deep", pathString(path), id, maxDepth)
+		w.problem("%s: page %d: the page tree is more than %d levels deep", pathString(path), id, maxDepth)
 		return
 	}
-	buf, h, err := w.readRun(id, flagBranch|flagLeaf, "bucket "+pathString(path)+":")
+	buf, h, err := w.readRun(id, flagBranch|flagLeaf, pathString(path)+":")
 	if err != nil {
 		w.problem("%v%s", err, keyRange(path, lo, hi))
 		if w.lost != nil {
@@ -455,7 +455,7 @@ func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth 
 		w.leaf(path, buf, h, lo, hi, fmt.Sprintf("page %d", id), depth)
 		return
 	}
-	where := fmt.Sprintf("bucket %s: branch page %d", pathString(path), id)
+	where := fmt.Sprintf("%s: branch page %d", pathString(path), id)
 	if h.count == 0 || pageHeaderSize+int(h.count)*elementSize > len(buf) {
 		w.problem("%s: %d elements do not fit%s", where, h.count, keyRange(path, lo, hi))
 		if w.lost != nil {
@@ -476,6 +476,7 @@ func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth 
 		}
 		keys[i] = k
 	}
+	ordered := true
 	for i := range keys {
 		child := ne.Uint64(buf[pageHeaderSize+i*elementSize+8:])
 		childLo, childHi := keys[i], hi
@@ -484,8 +485,9 @@ func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth 
 		}
 		if i+1 < len(keys) {
 			childHi = keys[i+1]
-			if bytes.Compare(keys[i], keys[i+1]) >= 0 {
+			if ordered && bytes.Compare(keys[i], keys[i+1]) >= 0 {
 				w.problem("%s: keys out of order at element %d", where, i+1)
+				ordered = false
 			}
 		}
 		w.walkPage(path, child, childLo, childHi, level+1, depth)
@@ -494,7 +496,7 @@ func (w *walker) walkPage(path [][]byte, id uint64, lo, hi []byte, level, depth 
 
 // leaf visits the elements of a leaf page (or inline bucket) b.
 func (w *walker) leaf(path [][]byte, b []byte, h pageHeader, lo, hi []byte, name string, depth int) {
-	where := fmt.Sprintf("bucket %s: leaf %s", pathString(path), name)
+	where := fmt.Sprintf("%s: leaf %s", pathString(path), name)
 	if pageHeaderSize+int(h.count)*elementSize > len(b) {
 		w.problem("%s: %d elements do not fit%s", where, h.count, keyRange(path, lo, hi))
 		if w.lost != nil {
@@ -502,7 +504,15 @@ func (w *walker) leaf(path [][]byte, b []byte, h pageHeader, lo, hi []byte, name
 		}
 		return
 	}
+	// Check every element before following any, so that the page's own
+	// damage is reported first.
+	type element struct {
+		k, v   []byte
+		bucket bool
+	}
+	elems := make([]element, 0, h.count)
 	var prev []byte
+	ordered := true
 	for i := range int(h.count) {
 		e := pageHeaderSize + i*elementSize
 		flags, pos := ne.Uint32(b[e:]), ne.Uint32(b[e+4:])
@@ -513,24 +523,27 @@ func (w *walker) leaf(path [][]byte, b []byte, h pageHeader, lo, hi []byte, name
 			if w.lost != nil {
 				w.lost(path, prev, hi, where+": element outside the page")
 			}
-			return
+			break
 		}
-		k, v := kv[:ksize], kv[ksize:]
-		if prev != nil && bytes.Compare(prev, k) >= 0 {
+		k := kv[:ksize]
+		if ordered && prev != nil && bytes.Compare(prev, k) >= 0 {
 			w.problem("%s: keys out of order at element %d", where, i)
+			ordered = false
 		}
 		prev = k
-		if flags&bucketEntryFlag == 0 {
+		elems = append(elems, element{k: k, v: kv[ksize:], bucket: flags&bucketEntryFlag != 0})
+	}
+	for _, e := range elems {
+		switch {
+		case !e.bucket:
 			if w.value != nil {
-				w.value(path, k, v)
+				w.value(path, e.k, e.v)
 			}
-			continue
-		}
-		if depth >= maxDepth {
+		case depth >= maxDepth:
 			w.problem("%s: buckets nested more than %d deep", where, maxDepth)
-			continue
+		default:
+			w.walkBucket(append(path[:len(path):len(path)], e.k), e.v, depth+1)
 		}
-		w.walkBucket(append(path[:len(path):len(path)], k), v, depth+1)
 	}
 }
 
@@ -559,12 +572,14 @@ func (w *walker) unusedPages() (n int, first uint64) {
 	return n, first
 }
 
-// pathString names a bucket path for messages.
+// pathString names a bucket for messages: `bucket "configs"`, or "the
+// root bucket" (the one that lists the others).
 func pathString(path [][]byte) string {
 	if len(path) == 0 {
-		return "(the root bucket)"
+		return "the root bucket"
 	}
 	var sb bytes.Buffer
+	sb.WriteString("bucket ")
 	for i, p := range path {
 		if i > 0 {
 			sb.WriteByte('/')
