@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), demoCmd(), applyCmd(), exportCmd(), passwdCmd(), templateCmd(), verifyCmd(), versionCmd())
+	root.AddCommand(serveCmd(), demoCmd(), applyCmd(), exportCmd(), passwdCmd(), templateCmd(), verifyCmd(), versionCmd(), storeCmd())
 	return root
 }
 

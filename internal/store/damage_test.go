@@ -50,6 +50,9 @@ func fillStore(t testing.TB, s *Store, revisions int) {
 	if err := s.PutAPIKey(config.APIKey{ID: "ci", User: "ops", Hash: strings.Repeat("ab", 32), Created: created}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Secret("persist-cookie", 32); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 40 {
 		if _, err := s.AppendAudit(AuditEntry{User: "bal", Action: "login", Detail: fmt.Sprint(i), Success: true}); err != nil {
 			t.Fatal(err)
