@@ -156,6 +156,9 @@ func serve(t *testing.T, args ...string) (out *bytes.Buffer, stop func() int) {
 		t.Fatalf("fulcrum serve not serving after 30 s:\n%s\n%s", out, stderr.String())
 	}
 	return out, func() int {
+		// serve prints its "serving" line just before it installs its
+		// signal handler: give it a moment, or SIGTERM kills it outright.
+		time.Sleep(300 * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		<-done
 		err := cmd.Wait()
