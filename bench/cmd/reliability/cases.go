@@ -26,7 +26,9 @@ type caseDef struct {
 	// restartAfter restarts the proxy after the case (it leaves state
 	// behind that would spoil the next one).
 	restartAfter bool
-	run          func(ctx context.Context, r *runner, x *proxy) (*cell, error)
+	// issue is the issue whose acceptance the case checks (0: 14).
+	issue int
+	run   func(ctx context.Context, r *runner, x *proxy) (*cell, error)
 }
 
 // cases is the suite, in the order it runs.
@@ -75,6 +77,22 @@ func cases() []caseDef {
 			acceptance: "none in the issue; the configuration read back is always exactly the old or the new one.",
 			notFor:     fulcrumOnly("HAProxy has no configuration API that writes its configuration"),
 			run:        caseCrash},
+		{name: "admin-guessing", issue: 15, what: "A Fulcrum of its own: bal's password guessed with HTTP Basic on GET /api/v1/status, 3 guesses from each source address (127.3.x.y) then the next, 4 at once as fast as answered, for -duration and on until 40 s after the first guess refused early (at most 60 s); the real administrator, who logged in from 127.2.0.1 before, logs in every second during and once after. A 401 is a guess evaluated (password compared); 429, 423 or 403 a guess refused early. Extrapolated to 10 minutes at the pace the server sets at the end (its last Retry-After), an upper bound.",
+			acceptance: fmt.Sprintf("at most %d guesses evaluated per 10 minutes (the issue measured ~3,800), and the real administrator never refused.", attack.MaxGuessesPerTenMinutes),
+			notFor:     fulcrumOnly("no admin plane of this kind"),
+			run:        caseAdminGuessing},
+		{name: "audit-flood", issue: 15, what: "A Fulcrum of its own: the administrator logs in (POST /api/v1/login from 127.2.0.2) and adds a disabled service; then bad API keys (Authorization: Bearer, random) on GET /api/v1/status, 3 from each source address (127.5.x.y) then the next, 32 at once, for -duration; the audit log is read back (GET /api/v1/audit, newest first, before=/limit=).",
+			acceptance: fmt.Sprintf("at most %d audit entries appended per second of flood, whatever its rate (the issue measured 50), and the login and change entries still in the log.", attack.MaxAuditPerSecond),
+			notFor:     fulcrumOnly("no admin plane of this kind"),
+			run:        caseAuditFlood},
+		{name: "unauth-bodies", issue: 15, what: "The LoadMaster-compatible API enabled (PATCH /api/v1/options, put back after); after a warm-up of 25 small bodies, 25 concurrent 16 MiB POSTs without credentials to /accessv2 (a JSON object with a long member), then 25 to /access/addvs (a form with a long field), each from its own source address (127.6.x.y); RSS sampled every 100 ms, then each 0.5 s up to the idle timeout until back within 1.2×.",
+			acceptance: fmt.Sprintf("RSS growth at the peak at most %d MiB (the issue measured +1.6 GB) and RSS back within 1.2× of before.", attack.MaxBodyGrowthKiB>>10),
+			notFor:     fulcrumOnly("no admin plane of this kind"),
+			run:        caseUnauthBodies},
+		{name: "forged-restore", issue: 15, what: "A Fulcrum of its own: GET /api/v1/backup, add an administrator mallory (bcrypt cost 4) and an API key for her, recompute the checksum, and POST /api/v1/restore with the signature kept and removed; then as a preview (allowUnsigned=true&dryRun=true, and with users=true), and restored with allowUnsigned=true&users=true and allowUnsigned=true; then GET /api/v1/users, mallory's password and her key (from 127.4.0.1).",
+			acceptance: "the forged backup refused without allowUnsigned (signature kept or removed), and mallory never listed nor authenticated.",
+			notFor:     fulcrumOnly("no admin plane of this kind"),
+			run:        caseForgedRestore},
 	}
 }
 

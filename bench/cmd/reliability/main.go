@@ -4,8 +4,11 @@
 // CONTINUATION floods, a spoofed UDP flood, stalled uploads, real servers
 // killed, resetting or hanging, configuration changes under load,
 // slowloris, slow POST, the smuggling corpora, 10k idle connections,
-// oversized heads and kill -9 of Fulcrum during API writes — and writes
-// results.json and report.md into bench/results/reliability-<UTC time>/.
+// oversized heads and kill -9 of Fulcrum during API writes — and, against
+// Fulcrum's admin plane (issue 15), password guessing across source
+// addresses, a flood of bad API keys on the audit log, unauthenticated
+// large bodies and a forged restore; it writes results.json and report.md
+// into bench/results/reliability-<UTC time>/.
 // See bench/README.md.
 //
 //	go run ./bench/cmd/reliability [-only rapid-reset,floods] [-proxies fulcrum,haproxy] [-duration 10s]

@@ -20,10 +20,12 @@ type results struct {
 
 // caseResult is one case: a cell per proxy.
 type caseResult struct {
-	Name       string  `json:"name"`
-	What       string  `json:"what"`
-	Acceptance string  `json:"acceptance,omitempty"`
-	Cells      []*cell `json:"cells"`
+	Name       string `json:"name"`
+	What       string `json:"what"`
+	Acceptance string `json:"acceptance,omitempty"`
+	// Issue is the issue whose acceptance the case checks.
+	Issue int     `json:"issue,omitempty"`
+	Cells []*cell `json:"cells"`
 }
 
 // cell is one proxy in one case.
@@ -90,6 +92,8 @@ func fmtValue(v any) string {
 			return fmt.Sprintf("%d", int64(x))
 		}
 		return fmt.Sprintf("%.2f", x)
+	case string:
+		return strings.Join(strings.Fields(x), " ")
 	case map[string]int, map[int]int, map[string]int64:
 		b, _ := json.Marshal(x)
 		return strings.ReplaceAll(string(b), "\"", "")
@@ -128,7 +132,7 @@ func report(res *results) string {
 	for _, c := range res.Cases {
 		fmt.Fprintf(&b, "\n## %s\n\n%s\n", c.Name, c.What)
 		if c.Acceptance != "" {
-			fmt.Fprintf(&b, "\nAcceptance (issue 14): %s\n", c.Acceptance)
+			fmt.Fprintf(&b, "\nAcceptance (issue %d): %s\n", c.Issue, c.Acceptance)
 		}
 		// one table: figures as rows, proxies as columns
 		var names []string

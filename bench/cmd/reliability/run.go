@@ -123,7 +123,10 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		if len(o.only) > 0 && !slices.Contains(o.only, c.name) {
 			continue
 		}
-		cr := caseResult{Name: c.name, What: c.what, Acceptance: c.acceptance}
+		cr := caseResult{Name: c.name, What: c.what, Acceptance: c.acceptance, Issue: 14}
+		if c.issue != 0 {
+			cr.Issue = c.issue
+		}
 		for _, x := range px {
 			if ctx.Err() != nil {
 				return ctx.Err()
