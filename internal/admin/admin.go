@@ -3,9 +3,11 @@
 // sessions with CSRF protection, API keys, the audit trail of every
 // security-relevant event, and the admin plane's TLS certificate.
 //
-// A Service keeps lockout counters and sessions in memory only; users, API
-// keys and audit entries live in a Backend (the store). The Service starts
-// no goroutines: expired entries are dropped lazily. It is safe for use by
+// A Service keeps lockout counters, login budgets and sessions in memory
+// only; users, API keys and audit entries live in a Backend (the store).
+// The Service starts no goroutines of its own: expired entries are dropped
+// lazily, and a timer writes the aggregated audit entry of repeated
+// failures when its minute ends (see auditFailure). It is safe for use by
 // many goroutines at once.
 package admin
 
@@ -96,6 +98,9 @@ type Service struct {
 	dummy     []byte // bcrypt hash compared against when a user is unknown
 
 	locks    limiter
+	budgets  accountBudgets
+	keys     keyBudget
+	agg      auditAggregator
 	sessions sessionTable
 }
 
@@ -124,6 +129,8 @@ func New(b Backend, o Options) *Service {
 		}
 	}
 	s.locks.entries = map[lockKey]*lockEntry{}
+	s.budgets.m = map[string]*accountBudget{}
+	s.agg.windows = map[auditKind]*auditWindow{}
 	s.sessions.m = map[[32]byte]*session{}
 	return s
 }
@@ -183,14 +190,26 @@ var (
 )
 
 // LockedError is returned while an account (or, for API keys, a source
-// address) is in its cool-down after too many failed attempts.
+// address) is in its cool-down after too many failed attempts, while an
+// account is slowed or locked after too many failures from many sources,
+// and while API keys are refused after too many failures from all sources.
 type LockedError struct {
-	// Until is when the cool-down ends.
+	// Until is when the cool-down or delay ends; for a lock that only the
+	// console lifts (Console), a time to try again (an hour on).
 	Until time.Time
+	// Console is set when the account is locked for password logins from
+	// this source until an administrator lifts the lock at the console
+	// (fulcrum passwd) or with UnlockAccount.
+	Console bool
 }
 
 // Error implements error.
 func (e *LockedError) Error() string {
+	if e.Console {
+		return fmt.Sprintf("too many failed logins for this account from many addresses: it is locked for logins from new addresses "+
+			"until an administrator lifts the lock at the console (fulcrum passwd); at least %d failures in %v",
+			AccountLockAfter, AccountLockWindow)
+	}
 	return fmt.Sprintf("too many failed attempts: locked until %s", e.Until.UTC().Format(time.RFC3339))
 }
 

@@ -1239,15 +1239,25 @@ func TestLockedRefusalsDoNotFloodAudit(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	}
-	if n := count(); n != 1 {
-		t.Fatalf("%d refusal entries for 100 refusals within a minute, want 1", n)
+	if n := count(); n != AuditImmediate {
+		t.Fatalf("%d refusal entries for 100 refusals within a minute, want %d", n, AuditImmediate)
 	}
+	// The rest of the minute's refusals make one entry when it ends.
 	e.clk.Advance(time.Minute)
 	e.s.Login(config.FirstAdmin, adminPW, src)
-	if n := count(); n != 2 {
-		t.Fatalf("%d refusal entries, want 2", n)
+	if n := count(); n != AuditImmediate+1 {
+		t.Fatalf("%d refusal entries, want %d", n, AuditImmediate+1)
 	}
-	wantAudit(t, e.b.auditLog(), "login", false, "99 more refused")
+	a := wantAudit(t, e.b.auditLog(), "login", false, fmt.Sprintf("login refused: locked (method password): %d more between", 100-AuditImmediate))
+	if a.RemoteAddr != "10.8.0.1" || a.User != config.FirstAdmin || !strings.Contains(a.Detail, "from 1 source: 10.8.0.1") {
+		t.Errorf("aggregated entry %+v", a)
+	}
+	// Refusals that keep coming are gathered from the first.
+	e.s.FlushAudit()
+	if n := count(); n != AuditImmediate+2 {
+		t.Fatalf("%d refusal entries after a flush, want %d", n, AuditImmediate+2)
+	}
+	wantAudit(t, e.b.auditLog(), "login", false, "locked (method password): 1 more between")
 }
 
 func TestAuditBoundsAttackerText(t *testing.T) {

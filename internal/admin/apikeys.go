@@ -213,21 +213,33 @@ func (s *Service) AuthenticateAPIKey(secret, remote string) (Principal, error) {
 }
 
 // apiKeyAuth authenticates an API-key secret from remote. Failures count
-// toward a lockout of the source address.
+// toward a lockout of the source address and toward the budget of failed
+// API-key attempts of all sources together (APIKeyFailureRate), from which
+// the sources of recent successful logins are exempt.
 func (s *Service) apiKeyAuth(secret, remote string) (Principal, error) {
 	p := s.policy()
-	lk := apiKeyLockKey(sourceOf(remote))
-	if r, locked := s.locks.begin(lk, s.now(), p); locked {
-		if r.audit {
-			s.Audit(Principal{Method: MethodAPIKey}, remote, "login", "login refused: locked (method apikey)"+suppressedNote(r.suppressed), false)
-		}
+	now := s.now()
+	src := sourceOf(remote)
+	lk := apiKeyLockKey(src)
+	anon := Principal{Method: MethodAPIKey}
+	if r, locked := s.locks.begin(lk, now, p); locked {
+		why := "login refused: locked (method apikey)"
+		s.auditFailure(anon, remote, "login", anySubject, "", why, why, false)
 		return Principal{}, &LockedError{Until: r.until}
+	}
+	charged, until, ok := s.keys.begin(src, now)
+	if !ok {
+		s.locks.cancel(lk)
+		why := "login refused: too many invalid API keys from all sources (method apikey)"
+		s.auditFailure(anon, remote, "login", anySubject, "", why, why, false)
+		return Principal{}, &LockedError{Until: until}
 	}
 	var found *config.APIKey
 	if id, ok := keyIDOf(secret); ok {
 		all, err := s.b.APIKeys()
 		if err != nil {
 			s.locks.cancel(lk)
+			s.keys.giveBack(charged)
 			return Principal{}, fmt.Errorf("list API keys: %w", err)
 		}
 		for i := range all {
@@ -248,24 +260,28 @@ func (s *Service) apiKeyAuth(secret, remote string) (Principal, error) {
 		switch {
 		case err == nil:
 			s.locks.succeed(lk)
+			s.keys.giveBack(charged)
+			s.keys.remember(src, s.now())
 			s.noteKeyUse(*found)
 			return Principal{User: u.Name, Role: u.Role, Method: MethodAPIKey, KeyID: found.ID}, nil
 		case s.isNotFound(err):
 			reason = "API key of a deleted user"
 		default:
 			s.locks.cancel(lk)
+			s.keys.giveBack(charged)
 			return Principal{}, fmt.Errorf("look up user %q: %w", found.User, err)
 		}
 	}
-	who := Principal{Method: MethodAPIKey}
+	who, subject := anon, anySubject
 	if found != nil {
-		who.User = found.User
+		who.User, subject = found.User, found.ID
 		reason += " " + found.ID
 	}
-	s.Audit(who, remote, "login", reason+" (method apikey)", false)
+	s.auditFailure(who, remote, "login", subject, "", reason+" (method apikey)", reason+" (method apikey)", false)
 	if until, lockedNow := s.locks.fail(lk, s.now(), p); lockedNow {
-		s.Audit(who, remote, "lockout", fmt.Sprintf("%d invalid API keys from %s: locked until %s",
-			p.Attempts, sourceOf(remote), until.UTC().Format(time.RFC3339)), true)
+		s.auditFailure(anon, remote, "lockout", anySubject, "",
+			fmt.Sprintf("%d invalid API keys from one source: locked for %d s", p.Attempts, p.CoolDown),
+			fmt.Sprintf("%d invalid API keys from %s: locked until %s", p.Attempts, src, until.UTC().Format(time.RFC3339)), true)
 	}
 	return Principal{}, ErrBadCredentials
 }

@@ -8,9 +8,16 @@ import (
 )
 
 // Audit appends an entry for an action of p from remote to the audit
-// trail. It does not fail: a write error is logged.
+// trail. It does not fail: a write error is logged. Entries with success
+// false are kept in the audit log's failure share (see
+// store.AppendAuditEntry), where they cannot push out the others.
 func (s *Service) Audit(p Principal, remote, action, detail string, success bool) {
-	e := store.AuditEntry{
+	s.writeAudit(s.entry(p, remote, action, detail, success), !success)
+}
+
+// entry makes an audit entry, bounding the text an attacker may supply.
+func (s *Service) entry(p Principal, remote, action, detail string, success bool) store.AuditEntry {
+	return store.AuditEntry{
 		Time:       s.now(),
 		User:       truncate(p.User, 64),
 		Source:     source(p.Method),
@@ -19,7 +26,24 @@ func (s *Service) Audit(p Principal, remote, action, detail string, success bool
 		Detail:     truncate(detail, 1024),
 		Success:    success,
 	}
-	if _, err := s.b.AppendAudit(e); err != nil {
+}
+
+// auditShares is implemented by backends that keep failure entries in a
+// share of the audit log of their own; *store.Store does.
+type auditShares interface {
+	AppendAuditEntry(e store.AuditEntry, failure bool) (store.AuditEntry, error)
+}
+
+// writeAudit appends e, in the failure share if failure is set and the
+// backend keeps shares. A write error is logged.
+func (s *Service) writeAudit(e store.AuditEntry, failure bool) {
+	var err error
+	if sh, ok := s.b.(auditShares); ok {
+		_, err = sh.AppendAuditEntry(e, failure)
+	} else {
+		_, err = s.b.AppendAudit(e)
+	}
+	if err != nil {
 		s.log.Error("admin: cannot write audit entry", "err", err,
 			"user", e.User, "action", e.Action, "detail", e.Detail, "success", e.Success)
 	}

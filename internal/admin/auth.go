@@ -170,28 +170,46 @@ func (s *Service) hashPassword(pw string) (string, error) {
 
 // passwordAuth checks a user name and password from remote, with lockout
 // and audit. method is "session" for Login and "basic" for Basic auth.
+//
+// Three budgets bound guessing: the account from one source (the policy's
+// Attempts, then CoolDown), one source for any account (ten times that),
+// and the account from all sources that are not known for it (slowed
+// after AccountSlowAfter failures in AccountSlowWindow, locked after
+// AccountLockAfter in AccountLockWindow until the console lifts it; see
+// accountBudgets). Every attempt is counted when it starts, so that
+// parallel guesses cannot exceed a budget while their hashes are compared.
 func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, error) {
 	now := s.now()
 	p := s.policy()
-	k := userLockKey(name, sourceOf(remote))
+	src := sourceOf(remote)
+	k := userLockKey(name, src)
 	who := Principal{User: name, Method: method}
 	how := "method " + method
 	if method == MethodSession {
 		how = "method password"
 	}
-	sk, sp := sourceLockKey(sourceOf(remote)), sourcePolicy(p)
+	sk, sp := sourceLockKey(src), sourcePolicy(p)
 	if r, locked := s.locks.begin(sk, now, sp); locked {
-		if r.audit {
-			s.Audit(who, remote, "login", "login refused: source locked ("+how+")"+suppressedNote(r.suppressed), false)
-		}
+		why := "login refused: source locked (" + how + ")"
+		s.auditFailure(who, remote, "login", anySubject, "", why, why, false)
 		return config.User{}, &LockedError{Until: r.until}
 	}
 	if r, locked := s.locks.begin(k, now, p); locked {
 		s.locks.cancel(sk)
-		if r.audit {
-			s.Audit(who, remote, "login", "login refused: locked ("+how+")"+suppressedNote(r.suppressed), false)
-		}
+		why := "login refused: locked (" + how + ")"
+		s.auditFailure(who, remote, "login", name, "", why, why, false)
 		return config.User{}, &LockedError{Until: r.until}
+	}
+	d := s.budgets.begin(name, src, now)
+	if d.refused {
+		s.locks.cancel(sk)
+		s.locks.cancel(k)
+		why := "login refused: account slowed after failures from many sources (" + how + ")"
+		if d.locked {
+			why = "login refused: account locked for new sources until lifted at the console (" + how + ")"
+		}
+		s.auditFailure(who, remote, "login", name, "", why, why, false)
+		return config.User{}, &LockedError{Until: d.until, Console: d.locked}
 	}
 	var found *config.User
 	if name != "" {
@@ -199,9 +217,11 @@ func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, er
 		switch {
 		case err == nil:
 			found = &u
+			s.budgets.markExists(name)
 		case !s.isNotFound(err):
 			s.locks.cancel(k)
 			s.locks.cancel(sk)
+			s.budgets.cancel(name, d)
 			return config.User{}, fmt.Errorf("look up user %q: %w", name, err)
 		}
 	}
@@ -210,30 +230,41 @@ func (s *Service) passwordAuth(name, pw, remote, method string) (config.User, er
 		// attacker's own must not reset the budget for guessing others.
 		s.locks.cancel(sk)
 		s.locks.succeed(k)
+		s.budgets.succeed(name, src, d, s.now())
+		s.keys.remember(src, s.now())
 		return *found, nil
 	}
-	reason := "wrong password"
 	if found == nil {
-		reason = "unknown user"
+		why := "unknown user (" + how + ")"
+		s.auditFailure(who, remote, "login", anySubject, name, why, why, false)
+	} else {
+		why := "wrong password (" + how + ")"
+		s.auditFailure(who, remote, "login", name, "", why, why, false)
 	}
-	s.Audit(who, remote, "login", reason+" ("+how+")", false)
 	if until, lockedNow := s.locks.fail(k, s.now(), p); lockedNow {
-		s.Audit(who, remote, "lockout", fmt.Sprintf("%d failed attempts from %s: locked until %s",
-			p.Attempts, sourceOf(remote), until.UTC().Format(time.RFC3339)), true)
+		s.auditFailure(who, remote, "lockout", name, "",
+			fmt.Sprintf("%d failed attempts from one source: locked for %d s", p.Attempts, p.CoolDown),
+			fmt.Sprintf("%d failed attempts from %s: locked until %s", p.Attempts, src, until.UTC().Format(time.RFC3339)), true)
 	}
 	if until, lockedNow := s.locks.fail(sk, s.now(), sp); lockedNow {
-		s.Audit(Principal{Method: method}, remote, "lockout", fmt.Sprintf("%d failed attempts for any account from %s: source locked until %s",
-			sp.Attempts, sourceOf(remote), until.UTC().Format(time.RFC3339)), true)
+		s.auditFailure(Principal{Method: method}, remote, "lockout", anySubject, "",
+			fmt.Sprintf("%d failed attempts for any account from one source: source locked for %d s", sp.Attempts, sp.CoolDown),
+			fmt.Sprintf("%d failed attempts for any account from %s: source locked until %s",
+				sp.Attempts, src, until.UTC().Format(time.RFC3339)), true)
+	}
+	switch lockedNow, slowedNow := s.budgets.fail(name, d, s.now()); {
+	case lockedNow:
+		msg := fmt.Sprintf("%d failed logins in %v from sources not known for the account: locked for logins from new sources "+
+			"until lifted at the console (fulcrum passwd)", AccountLockAfter, AccountLockWindow)
+		s.auditFailure(who, remote, "lockout", name, "", msg, msg, true)
+		s.log.Warn("admin: account locked for logins from new sources", "user", truncate(name, 64), "failures", AccountLockAfter,
+			"window", AccountLockWindow, "lift", "fulcrum passwd --user "+truncate(name, 64))
+	case slowedNow:
+		msg := fmt.Sprintf("%d failed logins in %v from sources not known for the account: each further attempt from a new source waits",
+			AccountSlowAfter, AccountSlowWindow)
+		s.auditFailure(who, remote, "lockout", name, "", msg, msg, true)
 	}
 	return config.User{}, ErrBadCredentials
-}
-
-// suppressedNote tells how many refusals went unaudited.
-func suppressedNote(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("; %d more refused since the last entry", n)
 }
 
 // Login checks a user name and password given to the web login form from

@@ -37,21 +37,13 @@ type lockEntry struct {
 	fails int       // consecutive failures, counting attempts in flight
 	last  time.Time // last failure (or attempt start)
 	until time.Time // end of the cool-down; zero when not locked
-
-	refusedAt time.Time // when a refusal was last audited
-	refused   int       // refusals since then that were not audited
 }
 
-// refusalAuditEvery is how often refusals of one locked key are audited:
-// an attacker hammering a locked account must not flood the audit trail
-// (which the store prunes, oldest first).
-const refusalAuditEvery = time.Minute
-
-// refusal describes an attempt refused by begin.
+// refusal describes an attempt refused by begin. (Refusals are audited
+// through Service.auditFailure, which keeps an attacker hammering a locked
+// account from flooding the audit trail.)
 type refusal struct {
-	until      time.Time // end of the cool-down
-	audit      bool      // this refusal should be audited
-	suppressed int       // refusals not audited since the last audited one
+	until time.Time // end of the cool-down
 }
 
 // limiter counts consecutive failures per key. An attempt is counted when
@@ -85,8 +77,7 @@ func apiKeyLockKey(source string) lockKey {
 }
 
 // begin starts an attempt for k. It returns locked=true, with the end of
-// the cool-down and whether to audit the refusal, if the attempt must be
-// refused.
+// the cool-down, if the attempt must be refused.
 func (l *limiter) begin(k lockKey, now time.Time, p config.Lockout) (r refusal, locked bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -100,12 +91,6 @@ func (l *limiter) begin(k lockKey, now time.Time, p config.Lockout) (r refusal, 
 			r.until = e.until
 		}
 		if !r.until.IsZero() {
-			if e.refusedAt.IsZero() || now.Sub(e.refusedAt) >= refusalAuditEvery {
-				r.audit, r.suppressed = true, e.refused
-				e.refusedAt, e.refused = now, 0
-			} else {
-				e.refused++
-			}
 			return r, true
 		}
 	} else {
@@ -130,7 +115,6 @@ func (l *limiter) refresh(e *lockEntry, now time.Time, p config.Lockout) {
 		}
 		e.until = time.Time{}
 		e.fails = 0
-		e.refusedAt, e.refused = time.Time{}, 0
 		return
 	}
 	if now.Sub(e.last) >= cool {

@@ -109,7 +109,9 @@ func (s *Service) Bootstrap(password string) (generated string, err error) {
 
 // ResetPassword sets a user's password from the local console (fulcrum
 // passwd): to password, or, if it is "", to a generated one that is
-// returned. It ends the user's sessions and lockouts.
+// returned. It ends the user's sessions and lifts the account's lockouts,
+// the lock of the account against new sources (see AccountLockAfter)
+// included. The user's API keys are not touched.
 func (s *Service) ResetPassword(user, password string) (generated string, err error) {
 	defer func() { s.auditResult(consolePrincipal, "", "user.password", "console reset of "+q(user), err) }()
 	pw := password
@@ -122,8 +124,37 @@ func (s *Service) ResetPassword(user, password string) (generated string, err er
 	if err := s.storePassword(user, pw); err != nil {
 		return "", fmt.Errorf("reset password: %w", err)
 	}
-	s.locks.clearAccount(user)
+	s.liftLocks(user)
 	return generated, nil
+}
+
+// UnlockAccount lifts every lockout of an account — from single sources,
+// and the slowing or lock against new sources after failures from many
+// (AccountSlowAfter, AccountLockAfter) — without changing its password.
+// by needs PermUsers. It reports whether the account was slowed or locked
+// against new sources.
+func (s *Service) UnlockAccount(by Principal, remote, user string) (wasLocked bool, err error) {
+	defer func() {
+		detail := "lift the lockouts of " + q(user)
+		if wasLocked {
+			detail += " (it was locked or slowed for new sources)"
+		}
+		s.auditResult(by, remote, "user.unlock", detail, err)
+	}()
+	if !by.Can(PermUsers) {
+		return false, ErrForbidden
+	}
+	if _, err := s.getUser(user); err != nil {
+		return false, err
+	}
+	return s.liftLocks(user), nil
+}
+
+// liftLocks clears every lockout counter and the budget of an account; it
+// reports whether the account was slowed or locked for new sources.
+func (s *Service) liftLocks(user string) bool {
+	s.locks.clearAccount(user)
+	return s.budgets.lift(user, s.now())
 }
 
 // storePassword hashes pw, stores it as name's password and ends name's

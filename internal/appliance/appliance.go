@@ -272,6 +272,9 @@ func (a *Appliance) Close() error {
 		}
 	}
 	if a.Store != nil {
+		if a.Auth != nil {
+			a.Auth.FlushAudit() // the last minute's aggregated failures
+		}
 		if a.consoleLn != nil {
 			_ = os.Remove(filepath.Join(filepath.Dir(a.Store.Path()), SocketName))
 		}

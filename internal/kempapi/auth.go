@@ -99,8 +99,12 @@ func (s *Server) authenticate(r *http.Request, req *request) (admin.Principal, *
 	var locked *admin.LockedError
 	switch {
 	case errors.As(err, &locked):
-		return p, &failure{status: http.StatusTooManyRequests, msg: "Too many failed login attempts: try again later",
-			retryAfter: locked.RetryAfter(s.now())}
+		msg := "Too many failed login attempts: try again later"
+		if locked.Console {
+			msg = "Too many failed login attempts for this account from many addresses: it is locked for logins from new addresses " +
+				"until an administrator lifts the lock at the console (fulcrum passwd)"
+		}
+		return p, &failure{status: http.StatusTooManyRequests, msg: msg, retryAfter: locked.RetryAfter(s.now())}
 	case errors.Is(err, admin.ErrNoCredentials), errors.Is(err, admin.ErrBadCredentials):
 		return p, &failure{status: http.StatusUnauthorized, msg: "Authorization required", challenge: true}
 	case errors.Is(err, admin.ErrCSRF):

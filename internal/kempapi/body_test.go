@@ -54,6 +54,8 @@ func TestUnauthenticatedV2BodiesBounded(t *testing.T) {
 	}{
 		{"no credentials", `{"cmd":"listvs",`, http.StatusUnauthorized},
 		{"wrong api key", `{"apikey":"fk_0123456789abcdef_wrongwrongwrongwrongwrongwrongwrongwrongwro","cmd":"listvs",`, http.StatusUnauthorized},
+		// 25 wrong passwords at once exceed the account's budget across
+		// sources (admin.AccountSlowAfter): some are answered 429.
 		{"wrong password", `{"apiuser":"bal","apipass":"wrong","cmd":"listvs",`, http.StatusUnauthorized},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -99,7 +101,7 @@ func TestUnauthenticatedV2BodiesBounded(t *testing.T) {
 			t.Logf("%d concurrent 16 MiB POSTs (%s): %.2f MiB allocated, peak heap growth %.2f MiB",
 				clients, c.name, float64(allocated)/(1<<20), float64(growth)/(1<<20))
 			for i, code := range codes {
-				if code != c.status {
+				if code != c.status && code != http.StatusTooManyRequests {
 					t.Fatalf("client %d: status %d, want %d", i, code, c.status)
 				}
 			}
