@@ -144,7 +144,7 @@ func exportCmd() *cobra.Command {
 
 func passwdCmd() *cobra.Command {
 	var dataDir, user string
-	var generate, revokeKeys bool
+	var generate, revokeKeys, unlock bool
 	cmd := &cobra.Command{
 		Use:   "passwd",
 		Short: "Set a user's password from the console (default user bal)",
@@ -153,9 +153,14 @@ console's access to the data directory is the authority. The new password is
 read from standard input (twice on a terminal), or generated with --generate.
 The user's sessions are ended and the account's lockouts lifted. The user's
 API keys keep working unless --revoke-keys is given: revoke them when the
-password may have leaked, since a key made with it outlives it.`,
+password may have leaked, since a key made with it outlives it. With
+--unlock the password is kept and only the lockouts are lifted (an account
+guessed at from many addresses is locked for new addresses until then).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if unlock {
+				return unlockUser(cmd, dataDir, user)
+			}
 			pw := ""
 			if generate {
 				pw = admin.GeneratePassword()
@@ -186,7 +191,35 @@ password may have leaked, since a key made with it outlives it.`,
 	cmd.Flags().StringVar(&user, "user", "bal", "user whose password to set")
 	cmd.Flags().BoolVar(&generate, "generate", false, "generate a random password and print it")
 	cmd.Flags().BoolVar(&revokeKeys, "revoke-keys", false, "also revoke every API key of the user")
+	cmd.Flags().BoolVar(&unlock, "unlock", false, "keep the password and only lift the account's lockouts")
+	cmd.MarkFlagsMutuallyExclusive("unlock", "generate")
+	cmd.MarkFlagsMutuallyExclusive("unlock", "revoke-keys")
 	return cmd
+}
+
+// unlockUser lifts the lockouts of user through the console.
+func unlockUser(cmd *cobra.Command, dataDir, user string) error {
+	c, err := console.Connect(dataDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	body, _, err := c.Do("POST", "/api/v1/users/"+url.PathEscape(user)+"/unlock", nil, "", nil)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		WasLocked bool `json:"wasLocked"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return fmt.Errorf("unlock %s: %w", user, err)
+	}
+	if res.WasLocked {
+		fmt.Fprintf(cmd.OutOrStdout(), "Lockouts of %s lifted: new addresses may sign in again.\n", user)
+	} else {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s was not locked for new addresses; its per-address lockouts are lifted.\n", user)
+	}
+	return nil
 }
 
 // userKeys revokes the API keys of user through the console when revoke

@@ -495,3 +495,17 @@ func TestStrictJSON(t *testing.T) {
 	}
 	e.must(req{method: "PUT", path: "/api/v1/config", body: "virtualServices:\n- {address: 127.0.0.2, port: 80}\n", contentType: "application/yaml"}, http.StatusOK)
 }
+
+// TestUnlockUser: POST /users/{name}/unlock lifts an account's lockouts
+// (the console's fulcrum passwd --unlock); it needs the users permission.
+func TestUnlockUser(t *testing.T) {
+	e := newEnv(t)
+	var res unlockResult
+	e.must(req{method: "POST", path: "/api/v1/users/bal/unlock"}, http.StatusOK).json(t, &res)
+	if res.User != "bal" || res.WasLocked {
+		t.Errorf("unlock of an account that was not locked: %+v", res)
+	}
+	e.must(req{method: "POST", path: "/api/v1/users/nobody/unlock"}, http.StatusNotFound)
+	e.must(req{method: "POST", path: "/api/v1/users", body: `{"name":"viewer","password":"viewer password 12"}`}, http.StatusCreated)
+	e.must(req{method: "POST", path: "/api/v1/users/bal/unlock", user: "viewer", pass: "viewer password 12"}, http.StatusForbidden)
+}

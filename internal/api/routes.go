@@ -98,6 +98,8 @@ func (s *Server) table() []route {
 		{method: "GET", path: v1 + "/users/{name}", summary: "Show a user", perm: read, resp: admin.UserInfo{}, h: s.getUser},
 		{method: "PATCH", path: v1 + "/users/{name}", summary: "Change a user's role", perm: users, body: userPatch{}, resp: admin.UserInfo{}, h: s.patchUser},
 		{method: "DELETE", path: v1 + "/users/{name}", summary: "Delete a user, their sessions and API keys", perm: users, status: http.StatusNoContent, h: s.deleteUser},
+		{method: "POST", path: v1 + "/users/{name}/unlock", summary: "Lift the lockouts and the guessing budget of an account (fulcrum passwd --unlock)", perm: users,
+			resp: unlockResult{}, h: s.unlockUser},
 		{method: "PUT", path: v1 + "/users/{name}/password", summary: "Set a password (own: give the old one); revokes the user's sessions", perm: read,
 			body: passwordChange{}, status: http.StatusNoContent, h: s.setPassword},
 

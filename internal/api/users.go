@@ -162,6 +162,25 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// unlockResult is the answer of POST /users/{name}/unlock.
+type unlockResult struct {
+	// User is the account.
+	User string `json:"user"`
+	// WasLocked is true when the account was slowed or locked for new
+	// source addresses (its per-address lockouts are lifted either way).
+	WasLocked bool `json:"wasLocked"`
+}
+
+func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	was, err := s.auth.UnlockAccount(principal(r), remoteHost(r), name)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, unlockResult{User: name, WasLocked: was})
+}
+
 // passwordChange is the body of PUT /users/{name}/password.
 type passwordChange struct {
 	// OldPassword is the current password; required when users change

@@ -116,13 +116,17 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 // lockedMessage tells a locked-out user how long to wait.
 func lockedMessage(e *admin.LockedError, now time.Time) string {
+	if e.Console {
+		return "Too many failed sign-in attempts from many addresses: this account is locked for sign-ins from new addresses " +
+			"until an administrator lifts the lock at the appliance's console (fulcrum passwd --unlock)."
+	}
 	secs := e.RetryAfter(now)
 	wait := fmt.Sprintf("%d seconds", secs)
 	if secs >= 90 {
 		wait = fmt.Sprintf("%d minutes", (secs+59)/60)
 	}
 	return fmt.Sprintf("Too many failed sign-in attempts: this account is locked for sign-ins from your address for another %s (until %s). "+
-		"An administrator can lift the lock at the appliance's console (fulcrum passwd).", wait, e.Until.UTC().Format("15:04 UTC"))
+		"An administrator can lift the lock at the appliance's console (fulcrum passwd --unlock).", wait, e.Until.UTC().Format("15:04 UTC"))
 }
 
 // logout ends the session (a form post with the CSRF token).
