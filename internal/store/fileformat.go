@@ -273,7 +273,7 @@ func newWalker(r io.ReaderAt, l fileLayout, m *metaPage, deadline time.Time) *wa
 		hwm = pages // a truncated file: pages beyond its end are unreadable
 	}
 	w := &walker{r: r, pageSize: l.pageSize, hwm: hwm, deadline: deadline,
-		seen: newPageSet(hwm), free: newPageSet(hwm)}
+		seen: newPageSet(max(hwm, 2)), free: newPageSet(max(hwm, 2))}
 	w.seen.add(0)
 	w.seen.add(1)
 	return w

@@ -329,6 +329,9 @@ func readSource(r io.ReaderAt, l fileLayout, m metaPage, label string) *salvageS
 type salvageSet struct {
 	buckets map[string]map[string][]byte
 	seqs    map[string]uint64
+	// idsUpTo is the newest revision of the tree the meta bucket came
+	// from: its highest IDs cover the revisions up to it.
+	idsUpTo uint64
 }
 
 // immutableBuckets hold records that never change once written.
@@ -392,6 +395,11 @@ func mergeSources(sources []*salvageSource, scanned *salvageSource) (*salvageSet
 				}
 			}
 			merged, seq = from.buckets[name], from.seqs[name]
+			if name == string(bucketMeta) && len(from.damaged[name]) == 0 {
+				for k := range from.buckets[string(bucketChanges)] {
+					set.idsUpTo = max(set.idsUpTo, readU64([]byte(k)))
+				}
+			}
 			if len(from.damaged[name]) > 0 {
 				r.Lost = append(r.Lost, fmt.Sprintf("bucket %q is damaged: %s", name, describe(from.damaged[name])))
 			}
@@ -445,7 +453,7 @@ func addScanned(set *salvageSet, r *SalvageReport, scanned *salvageSource) {
 			json.Unmarshal(chDoc, &ch) != nil || ch.Revision != n {
 			continue
 		}
-		if _, err := decodeConfig(cfgDoc); err != nil {
+		if checkConfig(cfgDoc, true) != nil {
 			continue
 		}
 		changes[k], configs[k] = chDoc, cfgDoc
@@ -483,7 +491,6 @@ func checkSalvaged(set *salvageSet, r *SalvageReport, primary *salvageSource) {
 		k := string(u64(n))
 		var ch Change
 		chDoc, cfgDoc := changes[k], configs[k]
-		var cfg *config.Config
 		var err error
 		switch {
 		case chDoc == nil:
@@ -493,8 +500,22 @@ func checkSalvaged(set *salvageSet, r *SalvageReport, primary *salvageSource) {
 		case json.Unmarshal(chDoc, &ch) != nil || ch.Revision != n:
 			err = errors.New("its change record is damaged")
 		default:
+			if err = checkConfig(cfgDoc, true); err != nil {
+				err = fmt.Errorf("its configuration is damaged: %w", err)
+			}
+		}
+		if err == nil && n > set.idsUpTo {
+			// Newer than the highest IDs recorded: raise them to its own.
+			var cfg *config.Config
 			if cfg, err = decodeConfig(cfgDoc); err != nil {
 				err = fmt.Errorf("its configuration is damaged: %w", err)
+			} else {
+				cfg.Walk(func(v, _ *config.VirtualService) {
+					vs = max(vs, v.ID)
+					for _, s := range v.RealServers {
+						rs = max(rs, s.ID)
+					}
+				})
 			}
 		}
 		if err != nil {
@@ -505,12 +526,6 @@ func checkSalvaged(set *salvageSet, r *SalvageReport, primary *salvageSource) {
 			continue
 		}
 		kept = append(kept, n)
-		cfg.Walk(func(v, _ *config.VirtualService) {
-			vs = max(vs, v.ID)
-			for _, s := range v.RealServers {
-				rs = max(rs, s.ID)
-			}
-		})
 	}
 	// Drop records whose key is not a revision number.
 	for _, b := range []map[string][]byte{changes, configs} {
@@ -695,12 +710,12 @@ func writeSalvaged(set *salvageSet, r *SalvageReport, out string) error {
 	if err != nil {
 		return err
 	}
-	check, err := Check(tmp, CheckOptions{})
+	rep, err := check(tmp, CheckOptions{}, false) // the records were checked already
 	if err != nil {
 		return fmt.Errorf("check the new file: %w", err)
 	}
-	if check.Damaged() {
-		return fmt.Errorf("the new file does not pass its check: %s", strings.Join(check.Problems, "; "))
+	if rep.Damaged() {
+		return fmt.Errorf("the new file does not pass its check: %s", strings.Join(rep.Problems, "; "))
 	}
 	if err := os.Link(tmp, out); err != nil { // fails if out appeared meanwhile
 		return err

@@ -93,6 +93,18 @@ func TestSalvage(t *testing.T) {
 					t.Errorf("salvaged revision %d: %v", c.Revision, err)
 				}
 			}
+			if cur, err := s.Current(); err == nil && cur.Revision > 0 {
+				maxVS, maxRS := 0, 0
+				cur.Config.Walk(func(v, _ *config.VirtualService) {
+					maxVS = max(maxVS, v.ID)
+					for _, rs := range v.RealServers {
+						maxRS = max(maxRS, rs.ID)
+					}
+				})
+				if vs, rs, err := s.IDHighWater(); err != nil || vs < maxVS || rs < maxRS {
+					t.Errorf("highest IDs %d, %d (%v) below those of revision %d: %d, %d", vs, rs, err, cur.Revision, maxVS, maxRS)
+				}
+			}
 			a, err := s.Audit(0, 1)
 			if err != nil || len(a) != 1 || a[0].Action != "salvage" || !strings.Contains(a[0].Detail, path) {
 				t.Errorf("no audit entry of the salvage: %+v %v", a, err)
