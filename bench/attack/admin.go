@@ -394,12 +394,12 @@ type GuessConfig struct {
 	// PerSource is the number of guesses from one address before moving
 	// to the next (default 3).
 	PerSource int
-	// Window is how long the attack lasts at least. It goes on until
-	// Observe after the first guess the server refuses early (so that the
-	// pace the server sets once a budget is used up is seen, however long
-	// the server took to use it up), and MaxWindow at most (default:
-	// Window + Observe), which is also how long it lasts when the server
-	// refuses nothing.
+	// Window is how long the attack lasts at least. When the server
+	// refuses a guess early within MaxWindow (default: Window), the attack
+	// goes on until Observe after that first refusal, so that the pace the
+	// server sets once a budget is used up is seen however long it took to
+	// use it up; otherwise it ends at MaxWindow. So it lasts at most
+	// MaxWindow + Observe.
 	Window, Observe, MaxWindow time.Duration
 	// Sources are the attackers' addresses.
 	Sources *Sources
@@ -573,9 +573,7 @@ func RunGuessing(ctx context.Context, c GuessConfig) (GuessResult, error) {
 	if c.AdminEvery <= 0 {
 		c.AdminEvery = time.Second
 	}
-	if c.MaxWindow <= 0 {
-		c.MaxWindow = c.Window + c.Observe
-	}
+	c.MaxWindow = max(c.MaxWindow, c.Window)
 	res := GuessResult{Statuses: map[int]int{}, ErrorKinds: map[string]int{}, AdminDuring: map[int]int{},
 		AdminErrors: map[string]int{}, RetryAfterMin: -1, RetryAfterMax: -1, LastRetryAfter: -1, FirstRefusedS: -1,
 		LastRefusedS: -1, CPUSeconds: -1}
@@ -638,8 +636,8 @@ func RunGuessing(ctx context.Context, c GuessConfig) (GuessResult, error) {
 			}
 			mu.Lock()
 			end := c.MaxWindow
-			if res.FirstRefusedS >= 0 {
-				end = min(max(c.Window, time.Duration(res.FirstRefusedS*float64(time.Second))+c.Observe), c.MaxWindow)
+			if first := res.FirstRefusedS; first >= 0 && first <= c.MaxWindow.Seconds() {
+				end = max(c.Window, time.Duration(first*float64(time.Second))+c.Observe)
 			}
 			mu.Unlock()
 			if time.Since(start) >= end {
@@ -745,6 +743,12 @@ type AuditFloodConfig struct {
 	// MarkerPort is the port of the disabled service created as the
 	// configuration change (and deleted afterwards).
 	MarkerPort int
+	// Settle, if not nil, is called after the flood, before the log is
+	// read back: restarting the server there makes it write the entries
+	// it defers (aggregated failures are written when their minute ends,
+	// or when the server stops). Without it the log is read a second
+	// after the flood.
+	Settle func(ctx context.Context) error
 }
 
 // AuditFloodResult is what an audit flood measured.
@@ -758,15 +762,18 @@ type AuditFloodResult struct {
 	Unanswered int            `json:"unanswered"`
 	Errors     int            `json:"errors"`
 	ErrorKinds map[string]int `json:"error_kinds,omitempty"`
-	// SeqAdded is how far the audit log's sequence numbers moved during
-	// the flood (entries appended); InLog how many entries newer than the
-	// flood's start the log holds afterwards (InLogComplete: all were
-	// counted), of which Failures are failures.
+	// SeqAdded is how far the audit log's sequence numbers moved from the
+	// flood's start to the reading (entries appended, whatever they are);
+	// InLog how many entries newer than the flood's start the log holds
+	// then (InLogComplete: all were counted), of which FloodEntries are
+	// the flood's: failures and lockouts.
 	SeqAdded      uint64         `json:"seq_added"`
 	InLog         int            `json:"in_log"`
 	InLogComplete bool           `json:"in_log_complete"`
-	Failures      int            `json:"failures"`
+	FloodEntries  int            `json:"flood_entries"`
 	ByAction      map[string]int `json:"by_action"`
+	// Settled is true when Settle ran (the server was restarted).
+	Settled bool `json:"settled"`
 	// Sample is the newest entry the flood added, if any.
 	Sample *AuditEntry `json:"sample,omitempty"`
 	// LoginSeq and ChangeSeq are the administrator's login and the
@@ -778,9 +785,9 @@ type AuditFloodResult struct {
 	ChangeKept bool   `json:"change_kept"`
 }
 
-// EntriesPerSecond is the audit entries appended per second of flood.
+// EntriesPerSecond is the flood's audit entries per second of flood.
 func (r AuditFloodResult) EntriesPerSecond() float64 {
-	return float64(r.SeqAdded) / max(r.WindowS, 0.001)
+	return float64(r.FloodEntries) / max(r.WindowS, 0.001)
 }
 
 // AttemptsPerSecond is the bad keys answered per second.
@@ -795,7 +802,7 @@ func (r AuditFloodResult) Acceptable() (bool, string) {
 	var why []string
 	if r.EntriesPerSecond() > MaxAuditPerSecond {
 		why = append(why, fmt.Sprintf("%.1f audit entries per second (%d for %d bad keys in %.1f s), above %d",
-			r.EntriesPerSecond(), r.SeqAdded, r.Answered, r.WindowS, MaxAuditPerSecond))
+			r.EntriesPerSecond(), r.FloodEntries, r.Answered, r.WindowS, MaxAuditPerSecond))
 	}
 	if !r.LoginKept || !r.ChangeKept {
 		why = append(why, fmt.Sprintf("pushed out of the log: login entry %d kept %v, change entry %d kept %v",
@@ -817,9 +824,9 @@ const maxAuditRead = 200000
 // RunAuditFlood logs the administrator in (a session, from AdminSource)
 // and makes a configuration change (a disabled service), then sends bad
 // API keys (Authorization: Bearer) from a new address every PerSource
-// keys for the window, and reads the audit log back: how many entries the
-// flood added and whether the login and change entries are still there.
-// The service is deleted afterwards.
+// keys for the window, calls Settle, and reads the audit log back: how
+// many entries the flood added and whether the login and change entries
+// are still there. The service is deleted afterwards.
 func RunAuditFlood(ctx context.Context, c AuditFloodConfig) (AuditFloodResult, error) {
 	if c.Workers <= 0 {
 		c.Workers = 32
@@ -909,9 +916,15 @@ func RunAuditFlood(ctx context.Context, c AuditFloodConfig) (AuditFloodResult, e
 	res.WindowS = time.Since(start).Seconds()
 	res.Sent = int(sent.Load())
 	res.Sources = c.Sources.Used()
-	// An entry a server writes when a burst of failures ends is counted
-	// too.
-	time.Sleep(time.Second)
+	if c.Settle != nil {
+		if err := c.Settle(ctx); err != nil {
+			return res, fmt.Errorf("after the flood: %w", err)
+		}
+		c.API.Close() // its connections were to the server stopped
+		res.Settled = true
+	} else {
+		time.Sleep(time.Second)
+	}
 	seq1, err := c.API.NewestAuditSeq(ctx)
 	if err != nil {
 		return res, fmt.Errorf("after the flood: %w", err)
@@ -923,8 +936,8 @@ func RunAuditFlood(ctx context.Context, c AuditFloodConfig) (AuditFloodResult, e
 	}
 	res.InLog, res.InLogComplete = len(added), complete
 	for i, e := range added {
-		if !e.Success {
-			res.Failures++
+		if !e.Success || e.Action == "lockout" {
+			res.FloodEntries++
 		}
 		res.ByAction[e.Action]++
 		if i == 0 {
