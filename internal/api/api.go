@@ -300,6 +300,13 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 	case errors.Is(err, errUnsupportedType):
 		writeError(w, http.StatusUnsupportedMediaType, err.Error(), nil)
+	case errors.Is(err, store.ErrNoSpace):
+		// The store's message names the condition, not the file.
+		s.log.Error("API request failed: the store's disk is full", "err", err)
+		writeError(w, http.StatusInsufficientStorage, err.Error(), nil)
+	case errors.Is(err, store.ErrDamaged):
+		s.log.Error("API request failed: the store file is damaged (fulcrum store check)", "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error(), nil)
 	default:
 		s.log.Error("API request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)

@@ -37,7 +37,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
+	return newEnvIn(t, t.TempDir())
+}
+
+// newEnvIn is newEnv with the store in dir.
+func newEnvIn(t *testing.T, dir string) *env {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,7 +257,7 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 				c.log.Error("data plane could not return to the current configuration", "err", rerr)
 			}
 		}
-		return res, fmt.Errorf("commit: %w", err)
+		return res, fmt.Errorf("saving the change: %w", err)
 	}
 	c.setRuntimeError(nil)
 	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}

@@ -331,6 +331,12 @@ func (s *Server) failure(err error) *failure {
 		return invalid("Command Failed: %s", err.Error())
 	case errors.Is(err, control.ErrNotFound):
 		return invalid("%s", err.Error())
+	case errors.Is(err, store.ErrNoSpace):
+		s.log.Error("kemp api: command failed: the store's disk is full", "err", err)
+		return fail(http.StatusInsufficientStorage, "Command Failed: %s", err.Error())
+	case errors.Is(err, store.ErrDamaged):
+		s.log.Error("kemp api: command failed: the store file is damaged (fulcrum store check)", "err", err)
+		return fail(http.StatusInternalServerError, "Command Failed: %s", err.Error())
 	}
 	s.log.Error("kemp api: command failed", "err", err)
 	return fail(http.StatusInternalServerError, "Internal error")

@@ -120,6 +120,9 @@ func explain(f *form, err error, prefix string) int {
 	case errors.Is(err, control.ErrNotFound):
 		f.addGeneral(err.Error())
 		return http.StatusNotFound
+	case errors.Is(err, store.ErrNoSpace):
+		f.addGeneral("The disk that holds the configuration is full: " + err.Error() + ". Free space on it and save again.")
+		return http.StatusInsufficientStorage
 	}
 	return 0
 }
