@@ -118,7 +118,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 // serve starts `fulcrum serve` and waits until it serves; stop sends
 // SIGTERM and returns its exit status.
-func serve(t *testing.T, args ...string) (out *bytes.Buffer, stop func() int) {
+func serve(t *testing.T, args ...string) (out *lockedBuffer, stop func() int) {
 	t.Helper()
 	cmd := exec.Command(fulcrumBinary(t), append([]string{"serve", "--admin-addr", "127.0.0.1:0"}, args...)...)
 	var stderr bytes.Buffer
@@ -130,7 +130,7 @@ func serve(t *testing.T, args ...string) (out *bytes.Buffer, stop func() int) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out = &bytes.Buffer{}
+	out = &lockedBuffer{}
 	ready := make(chan bool, 1)
 	done := make(chan struct{})
 	go func() {
@@ -274,4 +274,24 @@ func TestStoreCheckAndSalvage(t *testing.T) {
 	if _, stderr, code = run(t, "store", "check", "--data-dir", t.TempDir()); code != 2 {
 		t.Errorf("check without a store: exit %d %s", code, stderr)
 	}
+}
+
+// lockedBuffer is a buffer that one goroutine writes while another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// WriteString appends s.
+func (l *lockedBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+// String returns what was written so far.
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
