@@ -1,4 +1,4 @@
-// Package runtime turns a configuration into a running data plane.
+// Package dataplane turns a configuration into a running data plane.
 //
 // Engine.Apply compiles a *config.Config into an immutable Snapshot (per
 // served virtual service: its sockets, real servers, picker, idle timeout,
@@ -65,7 +65,7 @@
 // into per-second rates, retries sockets that could not be opened, and
 // gives memory back to the system when a burst of allocation has ended
 // (internal/memtrim). Nothing on the data path takes a lock per packet.
-package runtime
+package dataplane
 
 import (
 	"context"
