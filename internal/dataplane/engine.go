@@ -65,6 +65,16 @@
 // into per-second rates, retries sockets that could not be opened, and
 // gives memory back to the system when a burst of allocation has ended
 // (internal/memtrim). Nothing on the data path takes a lock per packet.
+//
+// # Shape
+//
+// The Engine is an orchestrator: compile.go builds what every service
+// shares (sockets, real servers, picker, limits), and one driver per kind
+// of service (driver.go: l4Driver, udpDriver, l7Driver) builds the rest,
+// reuses an unchanged service of the generation in force, and commits or
+// rolls back its part of a candidate. The drainer (drain.go), the health
+// sync (healthsync.go) and the accounting loop (accounting.go) are small
+// types the Engine owns.
 package dataplane
 
 import (
@@ -76,7 +86,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,13 +95,11 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
-	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
-	"github.com/fulcrum-lb/fulcrum/internal/memtrim"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
@@ -139,33 +146,16 @@ type Engine struct {
 	snap       atomic.Pointer[Snapshot]
 	tables     *persist.Registry // persistence tables by VS ID; survive reloads
 	secret     []byte
-	healthOpts health.Options
-	mon        atomic.Pointer[health.Monitor] // replaced when passiveFailures changes
+	drivers    []driver // one per kind of service, asked in order (see driverFor)
+
+	health  *healthSync // the health monitor, synced in the background
+	drainer *drainer    // drain timers of services and real servers
+	account *accountant // the per-second loop
 
 	mu     sync.Mutex // serialises Apply and Close; guards the fields below
 	closed bool
 	gen    uint64
 	vss    map[int]*vsState // by VS ID; survives reloads
-
-	// The background sync of the health monitor (see syncHealth).
-	healthMu   sync.Mutex
-	healthIdle *sync.Cond     // signalled when healthBusy turns false
-	healthNext *config.Config // the configuration to sync next, or nil
-	healthBusy bool           // a healthWorker runs
-	passive    int            // PassiveFailures of mon; used by the healthWorker only
-	// The layer-7 state that outlives a generation: Services and session
-	// ticket keys by VS ID, request counters by SubVS ID.
-	l7svcs   map[int]*l7.Service
-	tickets  map[int]*certs.TicketKeys
-	subStats map[int]*backend.Counters
-
-	drainMu  sync.Mutex
-	vsDrain  map[int]*time.Timer
-	rsDrain  map[*backend.Server]*time.Timer
-	draining bool // false once Close stopped the timers
-
-	stop chan struct{}
-	done chan struct{}
 }
 
 // vsState is the state of a virtual service that outlives a generation.
@@ -181,6 +171,7 @@ type vsState struct {
 type Snapshot struct {
 	generation uint64
 	services   []*service
+	cfg        *config.Config // the configuration compiled; nil for an empty snapshot
 	options    config.Options
 	cancel     context.CancelFunc // ends the pickers' background work; nil for an empty snapshot
 	dl         bool               // some served service schedules by dl (fed by health-check latency)
@@ -191,7 +182,8 @@ type Snapshot struct {
 // Engine.
 func (s *Snapshot) Generation() uint64 { return s.generation }
 
-// service is one top-level virtual service of a Snapshot.
+// service is one top-level virtual service of a Snapshot: the parts every
+// kind of service has, and the handles of the one its driver compiled.
 type service struct {
 	vs       *config.VirtualService
 	label    string
@@ -199,13 +191,18 @@ type service struct {
 	reason   string
 	stats    *backend.Counters
 	servers  []realServer
+	kind     driver // nil unless served
 	network  string // "tcp" or "udp" when served
 	listen   []netip.AddrPort
+	idle     time.Duration // the idle timeout, defaults resolved (see driver.idleTimeout)
+	source   netip.Addr    // the source address of server-side connections (see sourceAddr)
 	picker   balance.Picker
 	table    *persist.Table // nil unless the service persists
-	handler  *l4.Service    // nil unless served over TCP at layer 4
-	uhandler *udp.Service   // nil unless served over UDP
-	l7       *l7.Service    // nil unless served at layer 7 (http, http2)
+	tcp      listener.Handler
+	pkt      listener.PacketHandler
+	handler  *l4.Service  // nil unless served over TCP at layer 4
+	uhandler *udp.Service // nil unless served over UDP
+	l7       *l7.Service  // nil unless served at layer 7 (http, http2)
 	requests *backend.Counters
 	subs     []*subVS // the SubVSs of a layer-7 service
 	reused   bool     // compiled parts taken over from the generation in force (see reuse)
@@ -247,7 +244,6 @@ func New(o Options) *Engine {
 	e := &Engine{
 		tables:     persist.NewRegistry(),
 		secret:     secret,
-		healthOpts: ho,
 		log:        log,
 		listeners:  listener.New(log),
 		backends:   backend.NewRegistry(),
@@ -255,23 +251,20 @@ func New(o Options) *Engine {
 		gate:       gate,
 		proxy:      l4.New(l4.Options{Logger: log, Gate: gate}),
 		l7:         l7.New(l7.Options{Logger: log, Gate: gate}),
-		l7svcs:     map[int]*l7.Service{},
-		tickets:    map[int]*certs.TicketKeys{},
-		subStats:   map[int]*backend.Counters{},
 		udp:        udp.New(udp.Options{Logger: log, MaxSessions: budget.UDPSessions}),
 		throughput: l4.NewShaper(0, backend.LimitThroughput),
 		vss:        map[int]*vsState{},
-		vsDrain:    map[int]*time.Timer{},
-		rsDrain:    map[*backend.Server]*time.Timer{},
-		draining:   true,
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
 	}
-	e.healthIdle = sync.NewCond(&e.healthMu)
 	e.snap.Store(&Snapshot{})
-	e.mon.Store(health.New(ho)) // passive checks off until a configuration turns them on
+	e.health = newHealthSync(ho, e.backends)
+	e.drainer = newDrainer(log, e.proxy, e.udp)
+	e.drivers = []driver{
+		newL7Driver(e.l7, log),
+		&udpDriver{proxy: e.udp},
+		&l4Driver{proxy: e.proxy, health: e.health},
+	}
 	e.backends.SetHealthHook(e.onHealth)
-	go e.loop()
+	e.account = startAccountant(e)
 	return e
 }
 
@@ -316,10 +309,7 @@ func (e *Engine) Apply(cfg *config.Config) error {
 		return fmt.Errorf("runtime: %w", err)
 	}
 	e.tables.Retain(c.tables...)
-	for _, f := range c.commit {
-		f()
-	}
-	e.commitL7(&c.l7)
+	c.commitAll()
 	if bps := float64(cfg.Options.ThroughputLimit) * 125000; e.throughput.Rate() != bps { // Mbit/s → bytes/s
 		e.throughput.SetRate(bps)
 	}
@@ -327,14 +317,15 @@ func (e *Engine) Apply(cfg *config.Config) error {
 	e.vss = c.states
 	e.gen++
 	old := e.snap.Load()
-	snap := &Snapshot{generation: e.gen, services: c.services, options: cfg.Options, cancel: c.cancel, dl: c.dl}
+	snap := &Snapshot{generation: e.gen, services: c.services, cfg: cfg, options: cfg.Options, cancel: c.cancel, dl: c.dl}
 	e.snap.Store(snap)
 	for k, err := range failed {
 		o := c.owners[k]
 		e.log.Warn("virtual service cannot listen; retrying every 5 s", "service", o.label, "socket", k, "err", errors.Unwrap(err))
 	}
-	e.afterSwap(old, snap)
-	e.syncHealth(cfg)
+	e.drainer.afterSwap(old, snap)
+	retirePickers(old, snap)
+	e.health.sync(cfg)
 	e.log.Info("data plane configuration applied", "generation", snap.generation,
 		"services", len(c.services), "served", c.served, "sockets", len(c.set.TCP)+len(c.set.UDP), "notListening", len(failed))
 	return nil
@@ -350,22 +341,10 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	close(e.stop)
-	<-e.done
-	e.flushHealth()
-	e.drainMu.Lock()
-	e.draining = false
-	for _, t := range e.vsDrain {
-		t.Stop()
-	}
-	for _, t := range e.rsDrain {
-		t.Stop()
-	}
-	e.drainMu.Unlock()
-	var herr error
-	if m := e.mon.Load(); m != nil {
-		herr = m.Close()
-	}
+	e.account.close()
+	e.health.flush()
+	e.drainer.stop()
+	herr := e.health.close()
 	err := errors.Join(herr, e.listeners.Close(), e.proxy.Close(), e.l7.Close(), e.udp.Close())
 	old := e.snap.Load()
 	for _, s := range old.services {
@@ -390,7 +369,7 @@ func (e *Engine) SetHealth(k backend.Key, h backend.Health) (changed bool, err e
 	// The monitor is synced in the background after Apply, and a sync
 	// writes the health of the servers it takes on: wait for it, so that
 	// it cannot overwrite what is set here.
-	e.flushHealth()
+	e.health.flush()
 	s := e.backends.Get(k)
 	if s == nil {
 		return false, fmt.Errorf("no real server %s", k)
@@ -398,108 +377,33 @@ func (e *Engine) SetHealth(k backend.Key, h backend.Health) (changed bool, err e
 	return s.SetHealth(h), nil
 }
 
-// owner says which service a socket belongs to, for messages.
-type owner struct {
-	label string
-	addr  netip.AddrPort
+// onHealth is the backend registry's health hook: it applies the drop
+// policy of the options in force.
+func (e *Engine) onHealth(s *backend.Server, from, to backend.Health) {
+	e.drainer.healthChanged(s, from, to, e.snap.Load().options)
 }
 
-// compiled is the result of compile: a candidate generation not yet in
-// force.
-type compiled struct {
-	services []*service
-	served   int
-	set      listener.Set
-	owners   map[string]owner         // socket key → service
-	servers  []*backend.Server        // every real server of a served service
-	seen     map[*backend.Server]bool // the same, as a set
-	states   map[int]*vsState
-	tables   []int // IDs of the persistence tables in use
-	ctx      context.Context
-	cancel   context.CancelFunc // ends the background work of the candidate's pickers
-	dl       bool
-	l7       l7Candidate
-	restore  []func() // undoes settings changed on servers already in force
-	commit   []func() // changes to state in force, made when the candidate is
+// Health returns the status of the health checks of every service and
+// SubVS of the configuration in force.
+func (e *Engine) Health() []health.VSStatus {
+	e.health.flush()
+	return e.health.monitor().Status()
 }
 
-// rollback undoes what compile changed outside the candidate and stops
-// the pickers it built.
-func (c *compiled) rollback() {
-	for _, f := range c.restore {
-		f()
+// Events returns at most limit of the newest health-check events (all
+// kept when limit <= 0), newest first, of service vsID (of all when 0).
+// It never returns nil.
+func (e *Engine) Events(limit, vsID int) []health.Event {
+	e.health.flush()
+	ev := e.health.monitor().Events(limit, vsID)
+	if ev == nil {
+		ev = []health.Event{}
 	}
-	for _, s := range c.services {
-		if !s.reused { // a reused picker still serves the generation in force
-			s.closePickers()
-		}
-	}
-	for _, svc := range c.l7.created {
-		_ = svc.Close()
-	}
-	c.cancel()
+	return ev
 }
 
-// compile builds a candidate generation from cfg. It opens no socket and
-// changes nothing in force except the settings of kept real servers, which
-// rollback restores.
-func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
-	// Maps sized for the configuration: with 1,000 services and 10,000
-	// real servers, growing them step by step shows in the profile.
-	nvs, nrs := len(cfg.VirtualServices), 0
-	for i := range cfg.VirtualServices {
-		nrs += len(cfg.VirtualServices[i].RealServers)
-	}
-	c := &compiled{
-		set:      listener.Set{TCP: make(map[netip.AddrPort]listener.Handler, nvs), UDP: map[netip.AddrPort]listener.PacketHandler{}},
-		owners:   make(map[string]owner, nvs),
-		states:   make(map[int]*vsState, nvs),
-		seen:     make(map[*backend.Server]bool, nrs),
-		servers:  make([]*backend.Server, 0, nrs),
-		services: make([]*service, 0, nvs),
-		l7: l7Candidate{
-			tickets:  map[int]*certs.TicketKeys{},
-			services: map[int]*l7.Service{},
-			subStats: map[int]*backend.Counters{},
-		},
-	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	prev := e.reusable(cfg)
-	for i := range cfg.VirtualServices {
-		vs := &cfg.VirtualServices[i]
-		s := &service{vs: vs, label: label(vs, i)}
-		c.services = append(c.services, s)
-		st := &vsState{stats: new(backend.Counters)}
-		if vs.ID > 0 {
-			if _, dup := c.states[vs.ID]; dup {
-				return c, fmt.Errorf("%s: duplicate id", s.label)
-			}
-			if old := e.vss[vs.ID]; old != nil {
-				*st = *old
-			}
-			c.states[vs.ID] = st
-		}
-		s.stats = st.stats
-		s.servers = make([]realServer, len(vs.RealServers))
-		for j := range vs.RealServers {
-			s.servers[j].rs = &vs.RealServers[j]
-		}
-		s.state, s.reason = classify(vs)
-		if s.state == "" {
-			var err error
-			if old := prev[vs.ID]; old != nil && config.SameService(old.vs, vs) {
-				err = c.reuse(old, s)
-			} else {
-				err = e.compileServed(cfg, c, s, st)
-			}
-			if err != nil {
-				return c, err
-			}
-			c.served++
-		}
-	}
-	return c, nil
-}
+// PersistStats returns the size and counters of every persistence table.
+func (e *Engine) PersistStats() []persist.Stats { return e.tables.Stats() }
 
 // The states of a virtual service in Status.
 const (
@@ -526,224 +430,6 @@ const (
 	// RSDown is an enabled real server that its health check found Down.
 	RSDown = "Down"
 )
-
-// classify returns StateDisabled or StateNotServed with a reason for a
-// service that will not be served, or "" for one that will.
-func classify(vs *config.VirtualService) (state, reason string) {
-	switch {
-	case !isEnabled(vs.Enabled):
-		return StateDisabled, ""
-	case vs.Protocol != "tcp" && vs.Protocol != "udp":
-		return StateNotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
-	case vs.Protocol == "udp" && vs.Type != "gen":
-		return StateNotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
-	case !slices.Contains([]string{"gen", "http", "http2", "tls"}, vs.Type):
-		return StateNotServed, fmt.Sprintf("service type %q is not served", vs.Type)
-	case len(vs.SubVSs) > 0 && !isL7(vs):
-		return StateNotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
-	}
-	return "", ""
-}
-
-// compileServed fills in a service that will be served, and its state st.
-func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *vsState) error {
-	vs := s.vs
-	if vs.ID <= 0 {
-		return fmt.Errorf("%s: id must be assigned before the service is served", s.label)
-	}
-	addr, err := netip.ParseAddr(vs.Address)
-	if err != nil || addr.Zone() != "" {
-		return fmt.Errorf("%s: address %q is not an IP address", s.label, vs.Address)
-	}
-	addr = addr.Unmap()
-	if vs.Port < 1 || vs.Port > 65535 {
-		return fmt.Errorf("%s: port %d is not 1-65535", s.label, vs.Port)
-	}
-	extra, err := config.ParsePorts(vs.ExtraPorts)
-	if err != nil {
-		return fmt.Errorf("%s: extraPorts: %w", s.label, err)
-	}
-	for _, p := range append([]int{vs.Port}, extra...) {
-		s.listen = append(s.listen, netip.AddrPortFrom(addr, uint16(p)))
-	}
-
-	var enabled, all []*backend.Server
-	for j := range s.servers {
-		rs := s.servers[j].rs
-		srv, err := e.lookupServer(c, s.label, vs.ID, rs)
-		if err != nil {
-			return err
-		}
-		s.servers[j].srv = srv
-		all = append(all, srv)
-		if isEnabled(rs.Enabled) {
-			enabled = append(enabled, srv)
-		}
-	}
-	if err := e.compilePicker(cfg, c, s, all); err != nil {
-		return err
-	}
-
-	e.compileLimits(c, vs, st)
-	var throughput *l4.Shaper
-	if cfg.Options.ThroughputLimit > 0 {
-		throughput = e.throughput
-	}
-	source := sourceAddr(cfg, vs, addr)
-	s.network = vs.Protocol
-	subEnabled := 0
-	var tcp listener.Handler
-	if isL7(vs) {
-		if subEnabled, err = e.compileL7(cfg, c, s, st); err != nil {
-			return err
-		}
-		tcp = s.l7
-	} else if s.network == "udp" {
-		var hashKey func([]byte) string
-		if vs.Persistence.Mode == persist.ModeUDPSIP {
-			hashKey = sipHashKey
-		}
-		s.uhandler = e.udp.Service(udp.ServiceConfig{
-			ID:          vs.ID,
-			Name:        s.label,
-			Picker:      s.picker,
-			HashKey:     hashKey,
-			IdleTimeout: time.Duration(vs.Idletime) * time.Second, // 0: udp.DefaultIdleTimeout
-			Stats:       s.stats,
-			Source:      source,
-			MaxConns:    e.maxConns(vs),
-			ConnRate:    st.connRate,
-			Bandwidth:   st.bandwidth,
-			Throughput:  throughput,
-		})
-	} else {
-		idle := vs.Idletime
-		if idle == 0 {
-			idle = cfg.Options.ConnTimeout
-		}
-		if idle == 0 {
-			idle = config.DefaultConnTimeout
-		}
-		s.handler = e.proxy.Service(l4.ServiceConfig{
-			ID:          vs.ID,
-			Name:        s.label,
-			Picker:      s.picker,
-			IdleTimeout: time.Duration(idle) * time.Second,
-			Stats:       s.stats,
-			Source:      source,
-			MaxConns:    e.maxConns(vs),
-			ConnRate:    st.connRate,
-			Bandwidth:   st.bandwidth,
-			Throughput:  throughput,
-			OnDial:      e.passiveHook(cfg),
-		})
-		tcp = s.handler
-	}
-	if err := c.claim(s, tcp); err != nil {
-		return err
-	}
-
-	s.state = StateUp
-	if len(enabled)+subEnabled == 0 {
-		s.state = StateDown
-	}
-	reasons := notes(cfg, vs, len(enabled)+subEnabled)
-	if isL7(vs) {
-		reasons = append(reasons, l7Notes(cfg, vs, source.IsValid())...)
-	}
-	s.reason = strings.Join(reasons, "; ")
-	return nil
-}
-
-// claim adds the sockets of s, served by tcp or s.uhandler, to the
-// candidate, refusing a socket another service has.
-func (c *compiled) claim(s *service, tcp listener.Handler) error {
-	for _, ap := range s.listen {
-		k := listener.Key(s.network, ap)
-		if o, dup := c.owners[k]; dup {
-			return fmt.Errorf("%s %s: also the address of %s", s.label, ap, o.label)
-		}
-		c.owners[k] = owner{label: s.label, addr: ap}
-		if s.network == "udp" {
-			c.set.UDP[ap] = s.uhandler
-		} else {
-			c.set.TCP[ap] = tcp
-		}
-	}
-	return nil
-}
-
-// reusable returns, by ID, the services of the generation in force that
-// compile may keep as they are when the candidate configures them the
-// same: served layer-4 TCP services whose picker has no background work
-// bound to their generation (all but adaptive). None when the global
-// options changed, since every service's compilation reads them.
-//
-// Keeping them is what makes one change to a configuration of 1,000
-// services cheap: only the services it touches are compiled, and the
-// others keep their picker (and so their round-robin position and slow
-// start), their handler and their real servers, exactly as a reload that
-// recompiled them would have rebuilt them from the same configuration.
-func (e *Engine) reusable(cfg *config.Config) map[int]*service {
-	cur := e.snap.Load()
-	if cur.generation == 0 || !config.SameOptions(&cur.options, &cfg.Options) {
-		return nil
-	}
-	out := make(map[int]*service, len(cur.services))
-	for _, s := range cur.services {
-		if s.served() && s.network == "tcp" && s.handler != nil && s.l7 == nil && len(s.subs) == 0 &&
-			s.vs.Schedule != "adaptive" {
-			out[s.vs.ID] = s
-		}
-	}
-	return out
-}
-
-// reuse makes s, a service of the candidate configured as old of the
-// generation in force (see reusable), serve with old's compiled parts.
-func (c *compiled) reuse(old, s *service) error {
-	if len(old.servers) != len(s.servers) {
-		return fmt.Errorf("%s: internal error: real servers of an unchanged service differ", s.label)
-	}
-	for j := range s.servers {
-		srv := old.servers[j].srv
-		if c.seen[srv] {
-			return fmt.Errorf("%s: duplicate real server %s port %d", s.label, s.servers[j].rs.Address, s.servers[j].rs.Port)
-		}
-		s.servers[j].srv = srv
-		c.servers = append(c.servers, srv)
-		c.seen[srv] = true
-	}
-	s.network, s.listen = old.network, old.listen
-	s.picker, s.table, s.handler = old.picker, old.table, old.handler
-	s.state, s.reason = old.state, old.reason
-	s.reused = true
-	if s.table != nil {
-		id := s.vs.ID
-		if s.vs.FollowVSID > 0 {
-			id = s.vs.FollowVSID
-		}
-		c.tables = append(c.tables, id)
-	}
-	if s.vs.Schedule == "dl" {
-		c.dl = true
-	}
-	return c.claim(s, s.handler)
-}
-
-// maxConns is the maximum of concurrent connections (UDP: sessions) of vs:
-// its limits.maxConns, or by default half of what the descriptor budget
-// gives all services of its protocol (admission.DefaultServiceConns), so
-// that one service under a flood leaves room to the others.
-func (e *Engine) maxConns(vs *config.VirtualService) int {
-	if vs.Limits.MaxConns > 0 {
-		return vs.Limits.MaxConns
-	}
-	if vs.Protocol == "udp" {
-		return admission.DefaultServiceConns(e.budget.UDPSessions)
-	}
-	return admission.DefaultServiceConns(e.budget.TCPConns)
-}
 
 // Limits are the data plane's shares of the descriptor limit and how much
 // of the connection ceiling is in use.
@@ -776,154 +462,6 @@ func (e *Engine) Limits() Limits {
 	}
 }
 
-// compileLimits sets the limiters of st for vs. Limiters of the state in
-// force are reused (their rate changes when the candidate is committed),
-// so connections shaped by the previous generation follow a new rate.
-func (e *Engine) compileLimits(c *compiled, vs *config.VirtualService, st *vsState) {
-	if n := vs.Limits.ConnsPerSec; n > 0 {
-		if st.connRate == nil || st.connRate.Limit() != rate.Limit(n) {
-			st.connRate = rate.NewLimiter(rate.Limit(n), n) // a burst of one second
-		}
-	} else {
-		st.connRate = nil
-	}
-	if kbit := vs.Limits.Bandwidth; kbit > 0 {
-		bps := float64(kbit) * 125 // kbit/s → bytes/s
-		if st.bandwidth == nil {
-			st.bandwidth = l4.NewShaper(bps, backend.LimitBandwidth)
-		} else if st.bandwidth.Rate() != bps {
-			b := st.bandwidth
-			c.commit = append(c.commit, func() { b.SetRate(bps) })
-		}
-	} else if st.bandwidth != nil {
-		b := st.bandwidth
-		c.commit = append(c.commit, func() { b.SetRate(0) }) // connections shaped so far are released
-		st.bandwidth = nil
-	}
-}
-
-// sourceAddr returns the source address of the server-side connections of
-// vs, whose VIP is vip: the VIP, or the zero Addr (the kernel's choice:
-// Fulcrum's own address on the route to the real server) with subnet
-// originating requests on, globally or for the service. A wildcard VIP
-// has no address to give, so the kernel chooses then too.
-func sourceAddr(cfg *config.Config, vs *config.VirtualService, vip netip.Addr) netip.Addr {
-	if subnetOriginating(cfg, vs) || vip.IsUnspecified() {
-		return netip.Addr{}
-	}
-	return vip
-}
-
-// subnetOriginating reads the global and per-service switches; the
-// per-service default is true for tcp and false for udp, as on a
-// LoadMaster.
-func subnetOriginating(cfg *config.Config, vs *config.VirtualService) bool {
-	if cfg.Options.SubnetOriginating {
-		return true
-	}
-	if vs.SubnetOriginating != nil {
-		return *vs.SubnetOriginating
-	}
-	return vs.Protocol != "udp"
-}
-
-// notes are the parts of a served service's Status reason: what it does
-// not do yet, or why it is down.
-func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string {
-	var out []string
-	if enabled == 0 {
-		out = append(out, "no enabled real server")
-	}
-	if vs.Type == "tls" {
-		out = append(out, "type tls (STARTTLS) is served as a layer-4 TCP proxy")
-	}
-	if vs.TLS.Offload && !isL7(vs) {
-		out = append(out, fmt.Sprintf("TLS offload is performed for services of type http and http2, not %s: TLS passes through to the real servers", vs.Type))
-	}
-	if !balance.Implemented(vs.Schedule) {
-		out = append(out, fmt.Sprintf("scheduling method %s not yet implemented; using %s", vs.Schedule, balance.FallbackMethod))
-	}
-	if !isL7(vs) {
-		out = append(out, persistNotes(vs)...)
-	}
-	if config.IsTrue(vs.Transparent) {
-		src := "the virtual service's address"
-		if subnetOriginating(cfg, vs) {
-			src = "Fulcrum's own address on their subnet"
-		}
-		out = append(out, "transparency is not implemented yet: real servers see "+src)
-	}
-	if vs.Limits.RequestsPerSec > 0 && vs.Type != "http" && vs.Type != "http2" {
-		out = append(out, "requestsPerSec applies to HTTP requests and is not enforced by the layer-4 proxy")
-	}
-	return out
-}
-
-// afterSwap applies the drain and drop policy to what the new snapshot
-// took out of service, cancels drains of what it brought back, and closes
-// the pickers it replaced.
-func (e *Engine) afterSwap(old, cur *Snapshot) {
-	opts := cur.options
-	served := make(map[int]bool, len(cur.services))
-	enabled := make(map[*backend.Server]bool, len(cur.services)*4)
-	pickers := make(map[balance.Picker]bool, len(cur.services))
-	for _, s := range cur.services {
-		if !s.served() {
-			continue
-		}
-		served[s.vs.ID] = true
-		pickers[s.picker] = true
-		for _, sub := range s.subs {
-			pickers[sub.picker] = true
-		}
-		for _, r := range s.allServers() {
-			if isEnabled(r.rs.Enabled) {
-				enabled[r.srv] = true
-			}
-		}
-	}
-	if old.cancel != nil {
-		defer old.cancel()
-	}
-	for _, s := range old.services {
-		if !s.served() {
-			continue
-		}
-		if !pickers[s.picker] {
-			closePicker(s.picker)
-		}
-		for _, sub := range s.subs {
-			if !pickers[sub.picker] {
-				closePicker(sub.picker)
-			}
-		}
-		if !served[s.vs.ID] {
-			e.drainService(s.vs.ID, opts)
-			continue
-		}
-		for _, r := range s.allServers() {
-			if isEnabled(r.rs.Enabled) && !enabled[r.srv] {
-				e.serverOut(r.srv, "disabled or removed", opts.DropOnFail, opts.DrainTime, true)
-			}
-		}
-	}
-	e.drainMu.Lock()
-	for id, t := range e.vsDrain {
-		if served[id] {
-			t.Stop()
-			delete(e.vsDrain, id)
-		}
-	}
-	for srv, t := range e.rsDrain {
-		if enabled[srv] && srv.Health() != backend.HealthDown {
-			t.Stop()
-			delete(e.rsDrain, srv)
-			srv.SetDraining(false)
-		}
-	}
-	e.drainMu.Unlock()
-}
-
 // allServers returns the real servers of the service and of its SubVSs.
 func (s *service) allServers() []realServer {
 	if len(s.subs) == 0 {
@@ -936,15 +474,18 @@ func (s *service) allServers() []realServer {
 	return all
 }
 
-// closePickers stops the background work of the service's pickers.
-func (s *service) closePickers() {
+// pickers calls fn with every picker of the service and of its SubVSs.
+func (s *service) pickers(fn func(balance.Picker)) {
 	if s.picker != nil {
-		closePicker(s.picker)
+		fn(s.picker)
 	}
 	for _, sub := range s.subs {
-		closePicker(sub.picker)
+		fn(sub.picker)
 	}
 }
+
+// closePickers stops the background work of the service's pickers.
+func (s *service) closePickers() { s.pickers(closePicker) }
 
 // closePicker stops a picker's background work, if it has any.
 func closePicker(p balance.Picker) {
@@ -953,130 +494,26 @@ func closePicker(p balance.Picker) {
 	}
 }
 
-// drainService ends the connections of a service taken out of service
-// when the drain time ends.
-func (e *Engine) drainService(id int, opts config.Options) {
-	if opts.DrainTime <= 0 {
-		return
-	}
-	e.drainMu.Lock()
-	defer e.drainMu.Unlock()
-	if !e.draining || e.vsDrain[id] != nil {
-		return
-	}
-	e.vsDrain[id] = time.AfterFunc(time.Duration(opts.DrainTime)*time.Second, func() {
-		e.drainMu.Lock()
-		t := e.vsDrain[id]
-		delete(e.vsDrain, id)
-		e.drainMu.Unlock()
-		if t == nil {
-			return // cancelled meanwhile
+// retirePickers closes the pickers of old, the generation cur replaced,
+// that cur does not use, and ends old's pickers' background work.
+func retirePickers(old, cur *Snapshot) {
+	kept := make(map[balance.Picker]bool, len(cur.services))
+	for _, s := range cur.services {
+		if s.served() {
+			s.pickers(func(p balance.Picker) { kept[p] = true })
 		}
-		n := e.proxy.CloseService(id) + e.udp.CloseService(id)
-		e.log.Info("drain time of a removed virtual service ended", "id", id, "closed", n)
-	})
-}
-
-// serverOut applies the policy to a real server taken out of service:
-// drop its connections now, or when the drain time ends, or never. With
-// mark, a server given a drain time is marked draining meanwhile, so its
-// persisted clients keep coming to it.
-func (e *Engine) serverOut(srv *backend.Server, why string, dropNow bool, drainTime int, mark bool) {
-	if dropNow {
-		n := srv.CloseConns()
-		e.log.Info("real server connections dropped", "server", srv.Key().String(), "why", why, "closed", n)
-		return
 	}
-	if drainTime <= 0 || srv.OpenConns() == 0 {
-		return
-	}
-	e.drainMu.Lock()
-	defer e.drainMu.Unlock()
-	if !e.draining || e.rsDrain[srv] != nil {
-		return
-	}
-	if mark {
-		srv.SetDraining(true)
-	}
-	e.rsDrain[srv] = time.AfterFunc(time.Duration(drainTime)*time.Second, func() {
-		e.drainMu.Lock()
-		t := e.rsDrain[srv]
-		delete(e.rsDrain, srv)
-		e.drainMu.Unlock()
-		if t == nil {
-			return
-		}
-		srv.SetDraining(false)
-		n := srv.CloseConns()
-		e.log.Info("drain time of a real server ended", "server", srv.Key().String(), "why", why, "closed", n)
-	})
-}
-
-// onHealth is the backend registry's health hook.
-func (e *Engine) onHealth(s *backend.Server, from, to backend.Health) {
-	opts := e.snap.Load().options
-	switch {
-	case to == backend.HealthDown:
-		drain := 0
-		if opts.DropAtDrainEnd {
-			drain = opts.DrainTime
-		}
-		s.Metrics().MarkUnavailable() // its return starts a new slow start
-		e.serverOut(s, "health check Down", opts.DropOnFail, drain, false)
-	case from == backend.HealthDown && s.Settings().Enabled:
-		e.drainMu.Lock()
-		if t := e.rsDrain[s]; t != nil {
-			t.Stop()
-			delete(e.rsDrain, s)
-			s.SetDraining(false)
-		}
-		e.drainMu.Unlock()
-	}
-}
-
-// loop is the Engine's one background goroutine: live byte accounting,
-// rates and socket retries, once a second.
-func (e *Engine) loop() {
-	defer close(e.done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	lastRetry := time.Now()
-	seen := map[backend.Key]time.Time{}
-	trim := memtrim.New()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case now := <-t.C:
-			e.proxy.Account()
-			for _, s := range e.snap.Load().services {
-				s.stats.Sample(now)
-				if s.requests != nil {
-					s.requests.Sample(now)
+	for _, s := range old.services {
+		if s.served() {
+			s.pickers(func(p balance.Picker) {
+				if !kept[p] {
+					closePicker(p)
 				}
-				for _, sub := range s.subs {
-					sub.requests.Sample(now)
-					for _, r := range sub.servers {
-						r.srv.Sample(now)
-					}
-				}
-				for _, r := range s.servers {
-					if r.srv != nil {
-						r.srv.Sample(now)
-					}
-				}
-			}
-			e.feedLatency(seen)
-			if trim.Tick(now, int(e.gate.Held())+e.udp.Active()) {
-				e.log.Info("memory given back to the system after a burst of allocation ended")
-			}
-			if now.Sub(lastRetry) >= retryEvery {
-				lastRetry = now
-				for _, k := range e.listeners.Retry() {
-					e.log.Info("virtual service socket opened on retry", "socket", k)
-				}
-			}
+			})
 		}
+	}
+	if old.cancel != nil {
+		old.cancel()
 	}
 }
 

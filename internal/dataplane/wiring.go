@@ -9,7 +9,6 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 )
 
@@ -19,8 +18,8 @@ import (
 // global slow start and adaptive settings, and wraps it in a Persister
 // when the service persists. The picker's background work ends with the
 // candidate's context.
-func (e *Engine) compilePicker(cfg *config.Config, c *compiled, s *service, all []*backend.Server) error {
-	picker, p, table, err := e.newPicker(cfg, c, s.vs, s.label, all)
+func (c *compiled) compilePicker(s *service, all []*backend.Server) error {
+	picker, p, table, err := c.newPicker(s.vs, s.label, all)
 	if err != nil {
 		return err
 	}
@@ -34,8 +33,8 @@ func (e *Engine) compilePicker(cfg *config.Config, c *compiled, s *service, all 
 // newPicker builds the picker of a service or SubVS vs over all (see
 // compilePicker). When vs persists, the picker is the returned Persister
 // and table its persistence table.
-func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualService, label string, all []*backend.Server) (balance.Picker, *persist.Persister, *persist.Table, error) {
-	o := cfg.Options
+func (c *compiled) newPicker(vs *config.VirtualService, label string, all []*backend.Server) (balance.Picker, *persist.Persister, *persist.Table, error) {
+	o := c.cfg.Options
 	inner, err := balance.NewWithOptions(vs.Schedule, all, balance.Options{
 		SlowStart: time.Duration(o.SlowStart) * time.Second,
 		Adaptive: balance.Adaptive{
@@ -45,7 +44,7 @@ func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualSe
 			MinPercent: o.Adaptive.MinPercent,
 		},
 		Context: c.ctx,
-		Logger:  e.log,
+		Logger:  c.log,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: schedule: %w", label, err)
@@ -62,11 +61,8 @@ func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualSe
 		closePicker(inner)
 		return nil, nil, nil, fmt.Errorf("options.alwaysPersist: %w", err)
 	}
-	tableID := vs.ID
-	if vs.FollowVSID > 0 {
-		tableID = vs.FollowVSID
-	}
-	table := e.tables.Table(tableID, 0)
+	id := tableID(vs)
+	table := c.registry.Table(id, 0)
 	p, err := persist.New(inner, all, table, persist.Settings{
 		Mode:     mode,
 		Timeout:  time.Duration(vs.Persistence.Timeout) * time.Second,
@@ -76,14 +72,23 @@ func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualSe
 		Mask:     vs.Persistence.Mask,
 		Mask6:    vs.Persistence.Mask6,
 		Always:   always,
-		Secret:   e.secret,
+		Secret:   c.secret,
 	})
 	if err != nil {
 		closePicker(inner)
 		return nil, nil, nil, fmt.Errorf("%s: persistence: %w", label, err)
 	}
-	c.tables = append(c.tables, tableID)
+	c.tables = append(c.tables, id)
 	return p, p, table, nil
+}
+
+// tableID is the ID of the persistence table of vs: its own, or the
+// followed service's with port following.
+func tableID(vs *config.VirtualService) int {
+	if vs.FollowVSID > 0 {
+		return vs.FollowVSID
+	}
+	return vs.ID
 }
 
 // sipPicker is the Persister of a udpsip service: the UDP proxy hands it
@@ -146,153 +151,4 @@ func scheduleName(vs *config.VirtualService) string {
 		return balance.FallbackMethod
 	}
 	return vs.Schedule
-}
-
-// passiveHook returns the l4 dial hook of passive health checks, or nil
-// when cfg turns them off. It reads the monitor in force at each call.
-func (e *Engine) passiveHook(cfg *config.Config) func(*backend.Server, error) {
-	if cfg.Options.Health.PassiveFailures <= 0 {
-		return nil
-	}
-	return func(srv *backend.Server, err error) {
-		m := e.mon.Load()
-		if err != nil {
-			m.ReportFailure(srv.Key(), "dial: "+err.Error())
-			return
-		}
-		m.ReportSuccess(srv.Key())
-	}
-}
-
-// syncHealth gives the configuration just applied to the health monitor,
-// in the background: planning the checks of 10,000 real servers takes
-// longer than compiling them, and the data plane already serves cfg, so
-// Apply does not wait for it. One goroutine at a time syncs the newest
-// configuration handed over (older ones not yet synced are skipped), and
-// every reader of the monitor's state (Health, Status, Events) and Close
-// first wait for it to finish (flushHealth), so they see the monitor
-// synced with the configuration in force, as if Apply had synced it.
-// Called with e.mu held.
-func (e *Engine) syncHealth(cfg *config.Config) {
-	e.healthMu.Lock()
-	defer e.healthMu.Unlock()
-	e.healthNext = cfg
-	if !e.healthBusy {
-		e.healthBusy = true
-		go e.healthWorker()
-	}
-}
-
-// healthWorker syncs the monitor with the newest configuration handed to
-// syncHealth until there is none left.
-func (e *Engine) healthWorker() {
-	for {
-		e.healthMu.Lock()
-		cfg := e.healthNext
-		e.healthNext = nil
-		if cfg == nil {
-			e.healthBusy = false
-			e.healthIdle.Broadcast()
-			e.healthMu.Unlock()
-			return
-		}
-		e.healthMu.Unlock()
-		e.syncHealthNow(cfg)
-	}
-}
-
-// flushHealth waits until the monitor is synced with the last
-// configuration handed to syncHealth.
-func (e *Engine) flushHealth() {
-	e.healthMu.Lock()
-	for e.healthBusy {
-		e.healthIdle.Wait()
-	}
-	e.healthMu.Unlock()
-}
-
-// syncHealthNow syncs the monitor with cfg. The monitor's passive failure
-// count is fixed when it is created, so a change of
-// options.health.passiveFailures replaces it: its checks start afresh.
-// Called by the one running healthWorker.
-func (e *Engine) syncHealthNow(cfg *config.Config) {
-	n := cfg.Options.Health.PassiveFailures
-	m := e.mon.Load()
-	if n != e.passive {
-		o := e.healthOpts
-		o.PassiveFailures = n
-		nm := health.New(o)
-		_ = m.Close()
-		e.log.Info("health checks restarted: passive failure count changed", "passiveFailures", n)
-		e.mon.Store(nm)
-		e.passive = n
-		m = nm
-	}
-	if err := m.Sync(cfg, e.Server); err != nil {
-		e.log.Error("health checks not updated", "err", err)
-	}
-}
-
-// Health returns the status of the health checks of every service and
-// SubVS of the configuration in force.
-func (e *Engine) Health() []health.VSStatus {
-	e.flushHealth()
-	return e.mon.Load().Status()
-}
-
-// Events returns at most limit of the newest health-check events (all
-// kept when limit <= 0), newest first, of service vsID (of all when 0).
-// It never returns nil.
-func (e *Engine) Events(limit, vsID int) []health.Event {
-	e.flushHealth()
-	ev := e.mon.Load().Events(limit, vsID)
-	if ev == nil {
-		ev = []health.Event{}
-	}
-	return ev
-}
-
-// PersistStats returns the size and counters of every persistence table.
-func (e *Engine) PersistStats() []persist.Stats { return e.tables.Stats() }
-
-// feedLatency gives the latency of each new passed health check of the
-// real servers of dl services to their metrics (the response time dl
-// schedules by). seen holds the time of the last check fed per server.
-// Called by the loop once a second.
-func (e *Engine) feedLatency(seen map[backend.Key]time.Time) {
-	snap := e.snap.Load()
-	m := e.mon.Load()
-	if !snap.dl {
-		clear(seen)
-		return
-	}
-	dl := map[int]*service{}
-	for _, s := range snap.services {
-		if s.served() && s.vs.Schedule == "dl" {
-			dl[s.vs.ID] = s
-		}
-	}
-	live := make(map[backend.Key]bool, len(seen))
-	for _, vs := range m.Status() {
-		s := dl[vs.ID]
-		if s == nil {
-			continue
-		}
-		for _, rs := range vs.RealServers {
-			k := backend.Key{VS: vs.ID, Address: rs.Address, Port: rs.Port}
-			live[k] = true
-			if !rs.LastUp || rs.LastCheck.IsZero() || !rs.LastCheck.After(seen[k]) {
-				continue
-			}
-			seen[k] = rs.LastCheck
-			if srv := e.backends.Get(k); srv != nil {
-				srv.Metrics().ObserveLatency(rs.Latency)
-			}
-		}
-	}
-	for k := range seen {
-		if !live[k] {
-			delete(seen, k)
-		}
-	}
 }
