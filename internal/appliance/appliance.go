@@ -23,8 +23,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
@@ -76,7 +76,7 @@ type Appliance struct {
 	// Control is the single write path.
 	Control *control.Controller
 	// Engine is the data plane.
-	Engine *runtime.Engine
+	Engine *dataplane.Engine
 	// API is the native REST API.
 	API *api.Server
 
@@ -122,7 +122,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("persistence cookie secret: %w", err)
 	}
-	a.Engine = runtime.New(runtime.Options{Logger: log, PersistSecret: secret})
+	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
 	a.Control, err = control.New(st, a.Engine, log)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -64,7 +64,7 @@ func BenchmarkApplyOneChange(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = st.Close() }()
-	eng := runtime.New(runtime.Options{Logger: quiet})
+	eng := dataplane.New(dataplane.Options{Logger: quiet})
 	defer func() { _ = eng.Close() }()
 	c, err := New(st, eng, quiet)
 	if err != nil {

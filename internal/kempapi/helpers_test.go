@@ -30,7 +30,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -50,7 +50,7 @@ type env struct {
 	st   *store.Store
 	ctl  *control.Controller
 	auth *admin.Service
-	eng  *runtime.Engine
+	eng  *dataplane.Engine
 	kemp *Server
 }
 
@@ -70,7 +70,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e := &env{t: t, st: st}
 	var rt control.Runtime
 	if o.dataPlane {
-		e.eng = runtime.New(runtime.Options{Logger: quiet})
+		e.eng = dataplane.New(dataplane.Options{Logger: quiet})
 		rt = e.eng
 	}
 	e.ctl, err = control.New(st, rt, quiet)

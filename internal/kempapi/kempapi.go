@@ -33,7 +33,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -43,9 +43,9 @@ type Backuper interface {
 }
 
 // StatusSource reports the data plane's per-service state and counters;
-// *runtime.Engine implements it.
+// *dataplane.Engine implements it.
 type StatusSource interface {
-	Status() []runtime.VSStatus
+	Status() []dataplane.VSStatus
 }
 
 // Options configure a Server.
@@ -356,7 +356,7 @@ type rateSampler struct {
 
 // sample records counters at now and returns connections and bytes per
 // second per service ID.
-func (r *rateSampler) sample(now time.Time, st []runtime.VSStatus) (conns, bytes map[int]int64) {
+func (r *rateSampler) sample(now time.Time, st []dataplane.VSStatus) (conns, bytes map[int]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at.IsZero() || now.Sub(r.at) >= time.Second {

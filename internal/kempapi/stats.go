@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 )
 
 func boolInt(b bool) int {
@@ -21,13 +21,13 @@ func boolInt(b bool) int {
 // and packet counts are not reported.
 func (c *call) stats() result {
 	snap := c.s.ctl.Current()
-	var list []runtime.VSStatus
+	var list []dataplane.VSStatus
 	if c.s.rt != nil {
 		list = c.s.rt.Status()
 	}
 	now := c.s.now()
 	connRate, byteRate := c.s.rates.sample(now, list)
-	byID := map[int]runtime.VSStatus{}
+	byID := map[int]dataplane.VSStatus{}
 	var tConns, tBytes, tConnRate, tByteRate int64
 	for _, st := range list {
 		byID[st.ID] = st
@@ -67,7 +67,7 @@ func (c *call) stats() result {
 		}})
 		for j := range v.RealServers {
 			rs := &v.RealServers[j]
-			var rst runtime.RSStatus
+			var rst dataplane.RSStatus
 			for _, x := range st.RealServers {
 				if x.ID == rs.ID {
 					rst = x

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 )
 
 // findVS finds the service the vs (and port and prot) parameters address:
@@ -99,8 +99,8 @@ func protocol(p params) (string, *failure) {
 }
 
 // status returns the data plane's state of every top-level service by ID.
-func (s *Server) status() map[int]runtime.VSStatus {
-	out := map[int]runtime.VSStatus{}
+func (s *Server) status() map[int]dataplane.VSStatus {
+	out := map[int]dataplane.VSStatus{}
 	if s.rt == nil {
 		return out
 	}
@@ -111,15 +111,15 @@ func (s *Server) status() map[int]runtime.VSStatus {
 }
 
 // vsStatus is LoadMaster's Status of a service.
-func vsStatus(v, parent *config.VirtualService, st map[int]runtime.VSStatus) string {
+func vsStatus(v, parent *config.VirtualService, st map[int]dataplane.VSStatus) string {
 	if !enabled(v.Enabled) || (parent != nil && !enabled(parent.Enabled)) {
 		return "Disabled"
 	}
 	if s, ok := st[v.ID]; ok {
 		switch s.State {
-		case runtime.StateUp:
+		case dataplane.StateUp:
 			return "Up"
-		case runtime.StateDisabled:
+		case dataplane.StateDisabled:
 			return "Disabled"
 		}
 	}
@@ -128,7 +128,7 @@ func vsStatus(v, parent *config.VirtualService, st map[int]runtime.VSStatus) str
 
 // rsStatus is LoadMaster's Status of a real server. Without health checks
 // the data plane reports enabled real servers as in service ("Up").
-func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]runtime.VSStatus) string {
+func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]dataplane.VSStatus) string {
 	if !enabled(rs.Enabled) {
 		return "Disabled"
 	}
@@ -138,9 +138,9 @@ func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]runtim
 				continue
 			}
 			switch r.State {
-			case runtime.RSEnabled, "Up":
+			case dataplane.RSEnabled, "Up":
 				return "Up"
-			case runtime.RSDisabled:
+			case dataplane.RSDisabled:
 				return "Disabled"
 			}
 			return "Down"
@@ -177,7 +177,7 @@ var checkMethods = []string{"HEAD", "GET", "POST", "OPTIONS"}
 // Fulcrum does not (WAF, ESP, caching, ...) are shown with the value that
 // says "off", which is what they are. String settings that are empty are
 // left out, as LoadMaster does.
-func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]runtime.VSStatus) []node {
+func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]dataplane.VSStatus) []node {
 	hc := v.HealthCheck
 	ns := make([]node, 0, 112+len(v.RealServers)+len(v.SubVSs))
 	ns = append(ns,
@@ -360,7 +360,7 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]ru
 }
 
 // rsNode is one real server as an <Rs> element.
-func rsNode(v *config.VirtualService, rs *config.RealServer, st map[int]runtime.VSStatus) node {
+func rsNode(v *config.VirtualService, rs *config.RealServer, st map[int]dataplane.VSStatus) node {
 	addr, dns := rs.Address, ""
 	if _, err := netip.ParseAddr(rs.Address); err != nil {
 		dns = rs.Address

@@ -13,7 +13,7 @@ import (
 )
 
 // Build holds what BuildService needs besides the service: the rest of the
-// configuration and the runtime's view of real servers.
+// configuration and the data plane's view of real servers.
 type Build struct {
 	// Config is the whole (validated) configuration.
 	Config *config.Config
@@ -26,19 +26,30 @@ type Build struct {
 	// Tickets encrypts the service's session tickets; keep one per service
 	// across generations so resumption survives reloads. nil: Go's own.
 	Tickets *certs.TicketKeys
-	// Servers returns the picker over the available real servers of the
-	// service or of one of its SubVSs, and its sorry server (nil for
-	// none). Required.
-	Servers func(vs *config.VirtualService) (balance.Picker, *backend.Server, error)
-	// Persist returns the persistence decorator of a service or SubVS, or
-	// nil; may be nil.
-	Persist func(vs *config.VirtualService) Persistence
-	// Stats returns the counters of a service or SubVS; may be nil.
-	Stats func(vs *config.VirtualService) *backend.Counters
+	// Pools are the real servers of the service (when it has no SubVSs)
+	// and of each of its SubVSs, as the data plane compiled them, by the
+	// service or SubVS they serve (pointers into Config). Required.
+	Pools map[*config.VirtualService]Servers
+}
+
+// Servers are the real-server side of one pool (a service or a SubVS),
+// compiled by the data plane.
+type Servers struct {
+	// Picker chooses among the real servers of the pool. Required.
+	Picker balance.Picker
+	// Persist decorates Picker; nil for none.
+	Persist Persistence
+	// Sorry receives the requests when Picker has no server; nil for none.
+	Sorry *backend.Server
+	// Stats counts the pool's requests; may be nil.
+	Stats *backend.Counters
 }
 
 // BuildService compiles an http or http2 virtual service into a
-// ServiceConfig. Errors name the service's field.
+// ServiceConfig. Errors name the service's field. The service-wide
+// counters (Stats), limits and IdleTimeout are the caller's to set: the
+// data plane resolves them (ServiceConfig's zero values take the
+// package defaults).
 func (b *Build) BuildService(name string, vs *config.VirtualService) (ServiceConfig, error) {
 	if b.Rules == nil {
 		set, err := rules.Compile(b.Config.ContentRules)
@@ -68,14 +79,6 @@ func (b *Build) BuildService(name string, vs *config.VirtualService) (ServiceCon
 	}
 	if h.Retries != nil {
 		sc.Retries = *h.Retries
-	}
-	idle := vs.Idletime
-	if idle == 0 {
-		idle = b.Config.Options.ConnTimeout
-	}
-	sc.IdleTimeout = time.Duration(idle) * time.Second
-	if b.Stats != nil {
-		sc.Stats = b.Stats(vs)
 	}
 	for i, c := range h.TrustedProxies {
 		p, err := netip.ParsePrefix(c)
@@ -139,17 +142,13 @@ func (b *Build) BuildService(name string, vs *config.VirtualService) (ServiceCon
 // pool compiles a service or SubVS (vs) whose parent is parent (vs itself
 // for a service with real servers).
 func (b *Build) pool(name string, vs, parent *config.VirtualService) (*Pool, error) {
-	picker, sorry, err := b.Servers(vs)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	srv, ok := b.Pools[vs]
+	if !ok || srv.Picker == nil {
+		return nil, fmt.Errorf("%s: no real servers compiled for it", name)
 	}
-	pl := &Pool{Name: name, Picker: picker, Sorry: sorry, HashURL: vs.Schedule == "uhash"}
-	if b.Persist != nil {
-		pl.Persist = b.Persist(vs)
-	}
-	if b.Stats != nil {
-		pl.Stats = b.Stats(vs)
-	}
+	pl := &Pool{Name: name, Picker: srv.Picker, Persist: srv.Persist, Sorry: srv.Sorry, Stats: srv.Stats,
+		HashURL: vs.Schedule == "uhash"}
+	var err error
 	t := vs.TLS
 	if vs != parent && !t.Reencrypt && parent.TLS.Reencrypt {
 		t = parent.TLS // a SubVS without TLS settings of its own re-encrypts as its parent does

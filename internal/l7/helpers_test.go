@@ -264,7 +264,7 @@ func startVS(t testing.TB, doc string) *fixture {
 	return f
 }
 
-// build compiles vs as runtime would.
+// build compiles vs as the data plane would.
 func (f *fixture) build(vs *config.VirtualService) ServiceConfig {
 	t := f.t
 	store, err := certs.NewStore(f.cfg.Certificates)
@@ -272,41 +272,30 @@ func (f *fixture) build(vs *config.VirtualService) ServiceConfig {
 		t.Fatal(err)
 	}
 	var all []*backend.Server
-	type built struct {
-		picker  balance.Picker
-		servers []*backend.Server
-	}
-	pickers := map[*config.VirtualService]built{}
+	pools := map[*config.VirtualService]Servers{}
 	preg := persist.NewRegistry()
-	b := &Build{
-		Config:  f.cfg,
-		Certs:   store,
-		Tickets: certs.NewTicketKeys(0),
-		Servers: func(v *config.VirtualService) (balance.Picker, *backend.Server, error) {
-			var list []*backend.Server
-			for _, rs := range v.RealServers {
-				s := f.reg.Lookup(backend.Key{VS: v.ID, Address: rs.Address, Port: rs.Port},
-					backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: config.IsTrue(rs.Enabled)})
-				all = append(all, s)
-				if config.IsTrue(rs.Enabled) {
-					list = append(list, s)
-				}
+	add := func(v *config.VirtualService) {
+		var list []*backend.Server
+		for _, rs := range v.RealServers {
+			s := f.reg.Lookup(backend.Key{VS: v.ID, Address: rs.Address, Port: rs.Port},
+				backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: config.IsTrue(rs.Enabled)})
+			all = append(all, s)
+			if config.IsTrue(rs.Enabled) {
+				list = append(list, s)
 			}
-			var sorry *backend.Server
-			if v.SorryServer != nil {
-				sorry = backend.NewServer(backend.Key{VS: v.ID, Address: v.SorryServer.Address, Port: v.SorryServer.Port},
-					backend.Settings{Weight: 1, Enabled: true})
-			}
-			p, err := balance.New(v.Schedule, list)
-			pickers[v] = built{p, list}
-			return p, sorry, err
-		},
-		Persist: func(v *config.VirtualService) Persistence {
-			if v.Persistence.Mode == "none" {
-				return nil
-			}
-			bt := pickers[v]
-			p, err := persist.New(bt.picker, bt.servers, preg.Table(v.ID, 0), persist.Settings{
+		}
+		var sorry *backend.Server
+		if v.SorryServer != nil {
+			sorry = backend.NewServer(backend.Key{VS: v.ID, Address: v.SorryServer.Address, Port: v.SorryServer.Port},
+				backend.Settings{Weight: 1, Enabled: true})
+		}
+		p, err := balance.New(v.Schedule, list)
+		if err != nil {
+			t.Fatalf("schedule: %v", err)
+		}
+		srv := Servers{Picker: p, Sorry: sorry}
+		if v.Persistence.Mode != "none" {
+			pp, err := persist.New(p, list, preg.Table(v.ID, 0), persist.Settings{
 				Mode: v.Persistence.Mode, Timeout: time.Duration(v.Persistence.Timeout) * time.Second,
 				Name: v.Persistence.Cookie, QueryTag: v.Persistence.QueryTag,
 				Secret: []byte("0123456789abcdef0123456789abcdef"),
@@ -314,14 +303,33 @@ func (f *fixture) build(vs *config.VirtualService) ServiceConfig {
 			if err != nil {
 				t.Fatalf("persistence: %v", err)
 			}
-			t.Cleanup(func() { _ = p.Close() })
-			return Persisted(p)
-		},
+			t.Cleanup(func() { _ = pp.Close() })
+			srv.Persist = Persisted(pp)
+		}
+		pools[v] = srv
+	}
+	if len(vs.SubVSs) == 0 {
+		add(vs)
+	}
+	for i := range vs.SubVSs {
+		add(&vs.SubVSs[i])
+	}
+	b := &Build{
+		Config:  f.cfg,
+		Certs:   store,
+		Tickets: certs.NewTicketKeys(0),
+		Pools:   pools,
 	}
 	sc, err := b.BuildService(fmt.Sprintf("virtualServices[id=%d]", vs.ID), vs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The idle timeout as the data plane resolves it.
+	idle := vs.Idletime
+	if idle == 0 {
+		idle = f.cfg.Options.ConnTimeout
+	}
+	sc.IdleTimeout = time.Duration(idle) * time.Second
 	f.reg.Commit(all)
 	return sc
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/appliance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
-	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
@@ -270,7 +270,7 @@ func rsStates(a *appliance.Appliance, vsID int) map[string]int {
 	return out
 }
 
-// rsView is the part of runtime.RSStatus the tests compare, read through
+// rsView is the part of dataplane.RSStatus the tests compare, read through
 // its JSON form.
 type rsView struct {
 	ID     int    `json:"id"`
@@ -292,13 +292,13 @@ func rsStatuses(a *appliance.Appliance, vsID int) []rsView {
 	return out
 }
 
-func vsStatus(a *appliance.Appliance, id int) runtime.VSStatus {
+func vsStatus(a *appliance.Appliance, id int) dataplane.VSStatus {
 	for _, v := range a.Engine.Status() {
 		if v.ID == id {
 			return v
 		}
 	}
-	return runtime.VSStatus{}
+	return dataplane.VSStatus{}
 }
 
 // TestWalkthrough does the Lync 2013 walk-through in a real browser:
@@ -533,7 +533,7 @@ func TestWalkthrough(t *testing.T) {
 	b.open(vsPath, "#rs-table")
 	b.submit(fmt.Sprintf("#rs-disable-%d", rs.ID), "#flash")
 	b.waitText(fmt.Sprintf("#rs-state-%d", rs.ID), "Disabled", 15*time.Second)
-	if got := rsStates(a, vsID)[runtime.RSDisabled]; got != 1 {
+	if got := rsStates(a, vsID)[dataplane.RSDisabled]; got != 1 {
 		t.Errorf("data plane reports %d disabled real servers, want 1", got)
 	}
 	b.open("/", "#dashboard")

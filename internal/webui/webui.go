@@ -63,7 +63,7 @@ type Options struct {
 	History History
 	// Status returns the data plane's runtime status: a JSON-encodable list
 	// of virtual services with their state, counters and real servers (the
-	// shape of runtime.VSStatus). Nil means no status.
+	// shape of dataplane.VSStatus). Nil means no status.
 	Status func() any
 	// Templates is the application template library; nil means the
 	// built-in templates only.

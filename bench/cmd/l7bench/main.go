@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
@@ -61,20 +62,25 @@ func run(path, profile string) error {
 	defer proxy.Close()
 	reg := backend.NewRegistry()
 	var all []*backend.Server
-	b := &l7.Build{Config: cfg, Certs: store, Tickets: certs.NewTicketKeys(0),
-		Servers: func(vs *config.VirtualService) (balance.Picker, *backend.Server, error) {
-			var list []*backend.Server
-			for _, rs := range vs.RealServers {
-				s := reg.Lookup(backend.Key{VS: vs.ID, Address: rs.Address, Port: rs.Port},
-					backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: config.IsTrue(rs.Enabled)})
-				all = append(all, s)
-				if config.IsTrue(rs.Enabled) {
-					list = append(list, s)
-				}
+	pools := map[*config.VirtualService]l7.Servers{}
+	addPool := func(vs *config.VirtualService) error {
+		var list []*backend.Server
+		for _, rs := range vs.RealServers {
+			s := reg.Lookup(backend.Key{VS: vs.ID, Address: rs.Address, Port: rs.Port},
+				backend.Settings{ID: rs.ID, Weight: rs.Weight, Limit: rs.Limit, Enabled: config.IsTrue(rs.Enabled)})
+			all = append(all, s)
+			if config.IsTrue(rs.Enabled) {
+				list = append(list, s)
 			}
-			p, err := balance.New(vs.Schedule, list)
-			return p, nil, err
-		}}
+		}
+		p, err := balance.New(vs.Schedule, list)
+		if err != nil {
+			return fmt.Errorf("virtualServices[id=%d]: %w", vs.ID, err)
+		}
+		pools[vs] = l7.Servers{Picker: p}
+		return nil
+	}
+	b := &l7.Build{Config: cfg, Certs: store, Tickets: certs.NewTicketKeys(0), Pools: pools}
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -86,10 +92,25 @@ func run(path, profile string) error {
 		if vs.Type != "http" && vs.Type != "http2" || !config.IsTrue(vs.Enabled) {
 			continue
 		}
+		if len(vs.SubVSs) == 0 {
+			if err := addPool(vs); err != nil {
+				return err
+			}
+		}
+		for j := range vs.SubVSs {
+			if err := addPool(&vs.SubVSs[j]); err != nil {
+				return err
+			}
+		}
 		sc, err := b.BuildService(fmt.Sprintf("virtualServices[id=%d]", vs.ID), vs)
 		if err != nil {
 			return err
 		}
+		idle := vs.Idletime // resolved as the data plane does
+		if idle == 0 {
+			idle = cfg.Options.ConnTimeout
+		}
+		sc.IdleTimeout = time.Duration(idle) * time.Second
 		svc, err := proxy.Service(sc)
 		if err != nil {
 			return err

@@ -1,6 +1,8 @@
-package runtime
+package dataplane
 
 import (
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -86,5 +88,61 @@ func TestReuseKeepsChecks(t *testing.T) {
 	defer c.c.Close()
 	if got, err := c.ask("ping"); err != nil || got != "a" {
 		t.Errorf("after the refusal: %q, %v", got, err)
+	}
+}
+
+// TestReuseUDPService checks that an unchanged UDP service keeps its
+// compiled parts and its session across an Apply that adds another
+// service, and that a change to it recompiles it.
+func TestReuseUDPService(t *testing.T) {
+	a := startUAS(t, "127.0.0.37", "uas-a")
+	e := newEngine(t)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 38)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	tag := startTag(t, "l4")
+	p2 := freePort(t, "127.0.0.38")
+	build := func(other bool, weight int) *config.Config {
+		vs := config.VirtualService{ID: 1, Address: "127.0.0.38", Port: port, Protocol: "udp", HealthCheck: config.HealthCheck{Type: "none"},
+			RealServers: []config.RealServer{{ID: 11, Address: "127.0.0.37", Port: a.port, Weight: weight}}}
+		vss := []config.VirtualService{vs}
+		if other {
+			vss = append(vss, vsOf(2, "127.0.0.38", p2, rsOf(21, tag, 1)))
+		}
+		return conf(t, vss...)
+	}
+	mustApply(t, e, build(false, 1))
+	before := compiledService(t, e, 1)
+	vip := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.38"), uint16(port))
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if resp, _ := sipExchange(t, phone, vip, "OPTIONS", "c1", 1); sipHeader(resp, "Server") != "uas-a" {
+		t.Fatalf("answer %q", resp)
+	}
+
+	mustApply(t, e, build(true, 1))
+	after := compiledService(t, e, 1)
+	if !after.reused || after.uhandler != before.uhandler || after.picker != before.picker {
+		t.Error("the unchanged UDP service was recompiled")
+	}
+	if n := e.Status()[0].ActiveConns; n != 1 {
+		t.Errorf("%d sessions after the Apply, want the one kept", n)
+	}
+	if resp, _ := sipExchange(t, phone, vip, "OPTIONS", "c1", 2); sipHeader(resp, "Server") != "uas-a" {
+		t.Fatalf("answer after the Apply %q", resp)
+	}
+	if n := e.Status()[0].TotalConns; n != 1 {
+		t.Errorf("%d sessions started, want 1", n)
+	}
+
+	mustApply(t, e, build(true, 5))
+	if changed := compiledService(t, e, 1); changed.reused || changed.uhandler == before.uhandler {
+		t.Error("the changed UDP service was reused")
 	}
 }

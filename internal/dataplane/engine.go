@@ -1,0 +1,530 @@
+// Package dataplane turns a configuration into a running data plane.
+//
+// Engine.Apply compiles a *config.Config into an immutable Snapshot (per
+// served virtual service: its sockets, real servers, picker, idle timeout,
+// source address and limits), reconciles the listening sockets and swaps
+// the Snapshot in atomically. Connections in flight keep the generation
+// that accepted them; sockets of unchanged services are kept, so a reload
+// loses no connection.
+//
+// # Sockets that cannot be opened
+//
+// A virtual service whose address cannot be bound (an address that is not
+// local, a port taken by another program) does not stop the others: Apply
+// applies the whole configuration, the service's Status is Down with the
+// bind error as Reason, the error is logged, and the socket is tried again
+// every 5 s, so the service starts by itself when its address appears (an
+// HA takeover, an interface brought up) or its port is freed. This is what
+// a LoadMaster does with a VS it cannot serve, and it is the behaviour an
+// HAProxy user gets only with ip_nonlocal_bind; refusing the whole
+// configuration instead would, at start-up, leave every service down for
+// one bad address. Apply still fails, changing nothing, on a configuration
+// it cannot compile (a service without an ID, two services on one socket,
+// an unknown scheduling method).
+//
+// # Draining and dropping
+//
+// With Options.DrainTime (LoadMaster's "L7 connection drain time") d:
+//
+//   - a removed or disabled virtual service stops accepting at once; its
+//     connections and UDP sessions are closed d seconds later, or, with
+//     d = 0, live until they end or reach their idle timeout;
+//   - a real server that is disabled or removed from a service that stays
+//     gets no new connections; with DropOnFail its connections are closed
+//     at once; otherwise they are closed d seconds later, or, with d = 0,
+//     live until they end (as on a LoadMaster, where a drain time of 0
+//     turns draining off);
+//   - a real server that goes Down (backend.Server.SetHealth, from the
+//     health checks) gets no new connections; with DropOnFail its
+//     connections are closed at once, with DropAtDrainEnd they are closed
+//     d seconds later, otherwise they live until their own timeout.
+//
+// A real server or service that comes back before its drain time ends
+// keeps its connections. The health reaction is a hook on the
+// backend.Registry (backend.Registry.SetHealthHook), so it applies whoever
+// calls SetHealth; Engine.SetHealth is a convenience that finds the server
+// by key.
+//
+// # Pickers, persistence and health checks
+//
+// Each served service's picker covers all of its real servers (disabled
+// ones included, so a draining server keeps its persisted clients) and is
+// wrapped in a persist.Persister when the service persists; persistence
+// tables live in the Engine (by VS ID, or the followed service's ID) and
+// survive reloads. The Engine owns a health.Monitor, synced after every
+// successful Apply, in the background (Apply returns once the data plane
+// serves the configuration; Health, Status, Events and Close wait for the
+// sync to finish, so they never see a monitor behind it); its results reach the real servers through SetHealth
+// and so the drop policy above. Status merges the monitor's statuses,
+// Events returns its transitions. See docs/architecture.md.
+//
+// # Counters
+//
+// One goroutine per Engine wakes every second: it adds the bytes that long
+// TCP connections have moved (l4.Proxy.Account), samples every counter
+// into per-second rates, retries sockets that could not be opened, and
+// gives memory back to the system when a burst of allocation has ended
+// (internal/memtrim). Nothing on the data path takes a lock per packet.
+//
+// # Shape
+//
+// The Engine is an orchestrator: compile.go builds what every service
+// shares (sockets, real servers, picker, limits), and one driver per kind
+// of service (driver.go: l4Driver, udpDriver, l7Driver) builds the rest,
+// reuses an unchanged service of the generation in force, and commits or
+// rolls back its part of a candidate. The drainer (drain.go), the health
+// sync (healthsync.go) and the accounting loop (accounting.go) are small
+// types the Engine owns.
+package dataplane
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admission"
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/l7"
+	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/udp"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Logger receives the data plane's logs; slog.Default when nil.
+	Logger *slog.Logger
+	// MaxUDPSessions bounds the UDP session table of all services; 0
+	// takes Budget's.
+	MaxUDPSessions int
+	// Budget shares the descriptor limit between TCP connections and UDP
+	// sessions (internal/admission); the zero Budget takes
+	// admission.Current().
+	Budget admission.Budget
+	// PersistSecret is the per-install secret that signs active
+	// persistence cookies (at least persist.MinSecretLen bytes); when
+	// empty, a random one is drawn, so cookies do not outlive the process.
+	PersistSecret []byte
+	// Health configures the Engine's health-check monitor. Its
+	// PassiveFailures is ignored: the configuration's
+	// options.health.passiveFailures is used. Logger defaults to the
+	// Engine's.
+	Health health.Options
+}
+
+// retryEvery is how often sockets that could not be opened are tried
+// again.
+const retryEvery = 5 * time.Second
+
+// Engine is the data plane: it serves the configuration last applied.
+// Its methods are safe for concurrent use; Apply and Close are serialised.
+// Close must be called to stop its goroutines.
+type Engine struct {
+	log        *slog.Logger
+	listeners  *listener.Registry
+	backends   *backend.Registry
+	proxy      *l4.Proxy
+	l7         *l7.Proxy
+	udp        *udp.Proxy
+	budget     admission.Budget
+	gate       *admission.Gate // the ceiling on client connections of all TCP services
+	throughput *l4.Shaper      // the global throughput limit; rate 0 when off
+	snap       atomic.Pointer[Snapshot]
+	tables     *persist.Registry // persistence tables by VS ID; survive reloads
+	secret     []byte
+	drivers    []driver // one per kind of service, asked in order (see driverFor)
+
+	health  *healthSync // the health monitor, synced in the background
+	drainer *drainer    // drain timers of services and real servers
+	account *accountant // the per-second loop
+
+	mu     sync.Mutex // serialises Apply and Close; guards the fields below
+	closed bool
+	gen    uint64
+	vss    map[int]*vsState // by VS ID; survives reloads
+}
+
+// vsState is the state of a virtual service that outlives a generation.
+type vsState struct {
+	stats     *backend.Counters
+	connRate  *rate.Limiter     // nil when unlimited
+	bandwidth *l4.Shaper        // nil when unlimited
+	reqRate   *rate.Limiter     // layer 7: nil when unlimited
+	requests  *backend.Counters // layer 7: the requests of the service's own pool
+}
+
+// Snapshot is one compiled, immutable generation of the configuration.
+type Snapshot struct {
+	generation uint64
+	services   []*service
+	cfg        *config.Config // the configuration compiled; nil for an empty snapshot
+	options    config.Options
+	cancel     context.CancelFunc // ends the pickers' background work; nil for an empty snapshot
+	dl         bool               // some served service schedules by dl (fed by health-check latency)
+}
+
+// Generation returns the snapshot's number: 1 for the first Apply, one more
+// for each successful Apply after it; 0 for the empty snapshot of a new
+// Engine.
+func (s *Snapshot) Generation() uint64 { return s.generation }
+
+// service is one top-level virtual service of a Snapshot: the parts every
+// kind of service has, and the handles of the one its driver compiled.
+type service struct {
+	vs       *config.VirtualService
+	label    string
+	state    string
+	reason   string
+	stats    *backend.Counters
+	servers  []realServer
+	kind     driver // nil unless served
+	network  string // "tcp" or "udp" when served
+	listen   []netip.AddrPort
+	idle     time.Duration // the idle timeout, defaults resolved (see driver.idleTimeout)
+	source   netip.Addr    // the source address of server-side connections (see sourceAddr)
+	picker   balance.Picker
+	table    *persist.Table // nil unless the service persists
+	tcp      listener.Handler
+	pkt      listener.PacketHandler
+	handler  *l4.Service  // nil unless served over TCP at layer 4
+	uhandler *udp.Service // nil unless served over UDP
+	l7       *l7.Service  // nil unless served at layer 7 (http, http2)
+	requests *backend.Counters
+	subs     []*subVS // the SubVSs of a layer-7 service
+	reused   bool     // compiled parts taken over from the generation in force (see reuse)
+}
+
+// served reports whether the service has sockets.
+func (s *service) served() bool { return s.network != "" }
+
+// realServer is one real server of a service; srv is nil unless the
+// service is served.
+type realServer struct {
+	rs  *config.RealServer
+	srv *backend.Server
+}
+
+// New returns an Engine serving nothing.
+func New(o Options) *Engine {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	secret := o.PersistSecret
+	if len(secret) < persist.MinSecretLen {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret) // never fails (crypto/rand)
+	}
+	ho := o.Health
+	if ho.Logger == nil {
+		ho.Logger = log
+	}
+	budget := o.Budget
+	if budget.TCPConns <= 0 {
+		budget = admission.Current()
+	}
+	if o.MaxUDPSessions > 0 {
+		budget.UDPSessions = o.MaxUDPSessions
+	}
+	gate := admission.NewGate(budget.TCPConns)
+	e := &Engine{
+		tables:     persist.NewRegistry(),
+		secret:     secret,
+		log:        log,
+		listeners:  listener.New(log),
+		backends:   backend.NewRegistry(),
+		budget:     budget,
+		gate:       gate,
+		proxy:      l4.New(l4.Options{Logger: log, Gate: gate}),
+		l7:         l7.New(l7.Options{Logger: log, Gate: gate}),
+		udp:        udp.New(udp.Options{Logger: log, MaxSessions: budget.UDPSessions}),
+		throughput: l4.NewShaper(0, backend.LimitThroughput),
+		vss:        map[int]*vsState{},
+	}
+	e.snap.Store(&Snapshot{})
+	e.health = newHealthSync(ho, e.backends)
+	e.drainer = newDrainer(log, e.proxy, e.udp)
+	e.drivers = []driver{
+		newL7Driver(e.l7, log),
+		&udpDriver{proxy: e.udp},
+		&l4Driver{proxy: e.proxy, health: e.health},
+	}
+	e.backends.SetHealthHook(e.onHealth)
+	e.account = startAccountant(e)
+	return e
+}
+
+// Snapshot returns the generation in force.
+func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
+
+// ErrClosed is returned by Apply after Close.
+var ErrClosed = errors.New("runtime: engine closed")
+
+// Apply makes cfg, a validated configuration with IDs assigned, the one
+// served. cfg must not be modified afterwards.
+//
+// Every enabled top-level virtual service is served on its address and
+// port and on its extra ports: tcp ones of type http and http2 (with
+// their SubVSs) by the layer-7 proxy, other tcp ones (gen, tls) by the
+// layer-4 TCP proxy, udp ones by the UDP proxy. One l7.Service per
+// virtual service lives across reloads and has its routing swapped by
+// the commit, so keep-alive connections carry on.
+//
+// A socket that cannot be opened does not fail Apply: see the package
+// documentation. If the configuration cannot be compiled, Apply returns an
+// error naming the service, e.g. "virtualServices[id=3] 127.0.0.2:80: also
+// the address of virtualServices[id=1]", and the previous configuration
+// stays in force, untouched.
+func (e *Engine) Apply(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("runtime: nil configuration")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	c, err := e.compile(cfg)
+	if err != nil {
+		c.rollback()
+		return err
+	}
+	failed, err := e.listeners.Reconcile(c.set)
+	if err != nil {
+		c.rollback()
+		return fmt.Errorf("runtime: %w", err)
+	}
+	e.tables.Retain(c.tables...)
+	c.commitAll()
+	if bps := float64(cfg.Options.ThroughputLimit) * 125000; e.throughput.Rate() != bps { // Mbit/s → bytes/s
+		e.throughput.SetRate(bps)
+	}
+	e.backends.Commit(c.servers)
+	e.vss = c.states
+	e.gen++
+	old := e.snap.Load()
+	snap := &Snapshot{generation: e.gen, services: c.services, cfg: cfg, options: cfg.Options, cancel: c.cancel, dl: c.dl}
+	e.snap.Store(snap)
+	for k, err := range failed {
+		o := c.owners[k]
+		e.log.Warn("virtual service cannot listen; retrying every 5 s", "service", o.label, "socket", k, "err", errors.Unwrap(err))
+	}
+	e.drainer.afterSwap(old, snap)
+	retirePickers(old, snap)
+	e.health.sync(cfg)
+	e.log.Info("data plane configuration applied", "generation", snap.generation,
+		"services", len(c.services), "served", c.served, "sockets", len(c.set.TCP)+len(c.set.UDP), "notListening", len(failed))
+	return nil
+}
+
+// Close stops serving: it closes every socket, closes every proxied
+// connection and UDP session and waits for all of the data plane's
+// goroutines to return. Apply fails after Close.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	e.account.close()
+	e.health.flush()
+	e.drainer.stop()
+	herr := e.health.close()
+	err := errors.Join(herr, e.listeners.Close(), e.proxy.Close(), e.l7.Close(), e.udp.Close())
+	old := e.snap.Load()
+	for _, s := range old.services {
+		s.closePickers()
+	}
+	if old.cancel != nil {
+		old.cancel()
+	}
+	e.snap.Store(&Snapshot{generation: e.gen})
+	return err
+}
+
+// Server returns the runtime state of the real server with key k in the
+// configuration in force, or nil. Health checks report results on it with
+// SetHealth.
+func (e *Engine) Server(k backend.Key) *backend.Server { return e.backends.Get(k) }
+
+// SetHealth records the health of the real server with key k and applies
+// the drop policy (see the package documentation). It reports whether the
+// state changed, and an error when there is no such real server.
+func (e *Engine) SetHealth(k backend.Key, h backend.Health) (changed bool, err error) {
+	// The monitor is synced in the background after Apply, and a sync
+	// writes the health of the servers it takes on: wait for it, so that
+	// it cannot overwrite what is set here.
+	e.health.flush()
+	s := e.backends.Get(k)
+	if s == nil {
+		return false, fmt.Errorf("no real server %s", k)
+	}
+	return s.SetHealth(h), nil
+}
+
+// onHealth is the backend registry's health hook: it applies the drop
+// policy of the options in force.
+func (e *Engine) onHealth(s *backend.Server, from, to backend.Health) {
+	e.drainer.healthChanged(s, from, to, e.snap.Load().options)
+}
+
+// Health returns the status of the health checks of every service and
+// SubVS of the configuration in force.
+func (e *Engine) Health() []health.VSStatus {
+	e.health.flush()
+	return e.health.monitor().Status()
+}
+
+// Events returns at most limit of the newest health-check events (all
+// kept when limit <= 0), newest first, of service vsID (of all when 0).
+// It never returns nil.
+func (e *Engine) Events(limit, vsID int) []health.Event {
+	e.health.flush()
+	ev := e.health.monitor().Events(limit, vsID)
+	if ev == nil {
+		ev = []health.Event{}
+	}
+	return ev
+}
+
+// PersistStats returns the size and counters of every persistence table.
+func (e *Engine) PersistStats() []persist.Stats { return e.tables.Stats() }
+
+// The states of a virtual service in Status.
+const (
+	// StateUp is an enabled, served service with at least one real server
+	// that can take connections.
+	StateUp = "Up"
+	// StateDown is an enabled service that cannot take connections: no
+	// real server is enabled and Up, or none of its sockets could be
+	// opened. Reason says which.
+	StateDown = "Down"
+	// StateDisabled is a service that is not enabled.
+	StateDisabled = "Disabled"
+	// StateNotServed is an enabled service of a kind the data plane does
+	// not serve yet; Reason says why.
+	StateNotServed = "NotServed"
+)
+
+// The states of a real server in Status.
+const (
+	// RSEnabled is a real server that receives connections.
+	RSEnabled = "Enabled"
+	// RSDisabled is a real server taken out of service by configuration.
+	RSDisabled = "Disabled"
+	// RSDown is an enabled real server that its health check found Down.
+	RSDown = "Down"
+)
+
+// Limits are the data plane's shares of the descriptor limit and how much
+// of the connection ceiling is in use.
+type Limits struct {
+	// Budget is how the descriptor limit is shared out.
+	Budget admission.Budget `json:"budget"`
+	// DefaultServiceConns is the maximum of concurrent connections of a
+	// TCP service whose limits.maxConns is 0.
+	DefaultServiceConns int `json:"defaultServiceConns"`
+	// DefaultServiceSessions is the same for UDP sessions.
+	DefaultServiceSessions int `json:"defaultServiceSessions"`
+	// Conns is the number of client TCP connections of all services now.
+	Conns int64 `json:"conns"`
+	// ConnsRefused counts connections refused at the ceiling
+	// (Budget.TCPConns).
+	ConnsRefused int64 `json:"connsRefused"`
+	// UDPSessions is the number of UDP sessions now.
+	UDPSessions int `json:"udpSessions"`
+}
+
+// Limits returns the data plane's limits and their use.
+func (e *Engine) Limits() Limits {
+	return Limits{
+		Budget:                 e.budget,
+		DefaultServiceConns:    admission.DefaultServiceConns(e.budget.TCPConns),
+		DefaultServiceSessions: admission.DefaultServiceConns(e.budget.UDPSessions),
+		Conns:                  e.gate.Held(),
+		ConnsRefused:           e.gate.Refused(),
+		UDPSessions:            e.udp.Active(),
+	}
+}
+
+// allServers returns the real servers of the service and of its SubVSs.
+func (s *service) allServers() []realServer {
+	if len(s.subs) == 0 {
+		return s.servers
+	}
+	all := slices.Clone(s.servers)
+	for _, sub := range s.subs {
+		all = append(all, sub.servers...)
+	}
+	return all
+}
+
+// pickers calls fn with every picker of the service and of its SubVSs.
+func (s *service) pickers(fn func(balance.Picker)) {
+	if s.picker != nil {
+		fn(s.picker)
+	}
+	for _, sub := range s.subs {
+		fn(sub.picker)
+	}
+}
+
+// closePickers stops the background work of the service's pickers.
+func (s *service) closePickers() { s.pickers(closePicker) }
+
+// closePicker stops a picker's background work, if it has any.
+func closePicker(p balance.Picker) {
+	if c, ok := p.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
+// retirePickers closes the pickers of old, the generation cur replaced,
+// that cur does not use, and ends old's pickers' background work.
+func retirePickers(old, cur *Snapshot) {
+	kept := make(map[balance.Picker]bool, len(cur.services))
+	for _, s := range cur.services {
+		if s.served() {
+			s.pickers(func(p balance.Picker) { kept[p] = true })
+		}
+	}
+	for _, s := range old.services {
+		if s.served() {
+			s.pickers(func(p balance.Picker) {
+				if !kept[p] {
+					closePicker(p)
+				}
+			})
+		}
+	}
+	if old.cancel != nil {
+		old.cancel()
+	}
+}
+
+// label names a service in errors and logs: "virtualServices[id=3]", or
+// by position when it has no ID yet.
+func label(vs *config.VirtualService, i int) string {
+	if vs.ID > 0 {
+		return fmt.Sprintf("virtualServices[id=%d]", vs.ID)
+	}
+	return fmt.Sprintf("virtualServices[%d]", i)
+}
+
+// isEnabled reads an optional enabled flag, whose default is true.
+func isEnabled(b *bool) bool { return b == nil || *b }

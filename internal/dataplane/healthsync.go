@@ -1,0 +1,136 @@
+package dataplane
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
+)
+
+// healthSync owns the Engine's health.Monitor and keeps it synced with
+// the configuration in force, in the background: planning the checks of
+// 10,000 real servers takes longer than compiling them, and the data
+// plane already serves the configuration, so Apply does not wait for it.
+// One goroutine at a time syncs the newest configuration handed over
+// (older ones not yet synced are skipped), and every reader of the
+// monitor's state (Engine.Health, Status, Events, SetHealth) and Close
+// first wait for it to finish (flush), so they see the monitor synced
+// with the configuration in force, as if Apply had synced it.
+type healthSync struct {
+	opts     health.Options
+	log      *slog.Logger
+	backends *backend.Registry
+	mon      atomic.Pointer[health.Monitor] // replaced when passiveFailures changes
+
+	mu      sync.Mutex
+	idle    *sync.Cond     // signalled when busy turns false
+	next    *config.Config // the configuration to sync next, or nil
+	busy    bool           // a worker runs
+	passive int            // PassiveFailures of mon; used by the worker only
+}
+
+// newHealthSync returns a healthSync whose monitor checks the real
+// servers of backends, with passive checks off until a configuration
+// turns them on.
+func newHealthSync(o health.Options, backends *backend.Registry) *healthSync {
+	h := &healthSync{opts: o, log: o.Logger, backends: backends}
+	h.idle = sync.NewCond(&h.mu)
+	h.mon.Store(health.New(o))
+	return h
+}
+
+// monitor returns the monitor in force.
+func (h *healthSync) monitor() *health.Monitor { return h.mon.Load() }
+
+// sync hands cfg, the configuration just applied, to the monitor in the
+// background. Called with Engine.mu held.
+func (h *healthSync) sync(cfg *config.Config) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.next = cfg
+	if !h.busy {
+		h.busy = true
+		go h.worker()
+	}
+}
+
+// worker syncs the monitor with the newest configuration handed to sync
+// until there is none left.
+func (h *healthSync) worker() {
+	for {
+		h.mu.Lock()
+		cfg := h.next
+		h.next = nil
+		if cfg == nil {
+			h.busy = false
+			h.idle.Broadcast()
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+		h.syncNow(cfg)
+	}
+}
+
+// flush waits until the monitor is synced with the last configuration
+// handed to sync.
+func (h *healthSync) flush() {
+	h.mu.Lock()
+	for h.busy {
+		h.idle.Wait()
+	}
+	h.mu.Unlock()
+}
+
+// syncNow syncs the monitor with cfg. The monitor's passive failure count
+// is fixed when it is created, so a change of
+// options.health.passiveFailures replaces it: its checks start afresh.
+// Called by the one running worker.
+func (h *healthSync) syncNow(cfg *config.Config) {
+	n := cfg.Options.Health.PassiveFailures
+	m := h.mon.Load()
+	if n != h.passive {
+		o := h.opts
+		o.PassiveFailures = n
+		nm := health.New(o)
+		_ = m.Close()
+		h.log.Info("health checks restarted: passive failure count changed", "passiveFailures", n)
+		h.mon.Store(nm)
+		h.passive = n
+		m = nm
+	}
+	if err := m.Sync(cfg, h.backends.Get); err != nil {
+		h.log.Error("health checks not updated", "err", err)
+	}
+}
+
+// close stops the monitor; call flush first.
+func (h *healthSync) close() error {
+	if m := h.mon.Load(); m != nil {
+		return m.Close()
+	}
+	return nil
+}
+
+// dialHook returns the l4 dial hook of passive health checks, or nil
+// when cfg turns them off. It reports to the monitor in force at each
+// call.
+func (h *healthSync) dialHook(cfg *config.Config) func(*backend.Server, error) {
+	if cfg.Options.Health.PassiveFailures <= 0 {
+		return nil
+	}
+	return h.reportDial
+}
+
+// reportDial reports the outcome of a dial to srv to the monitor.
+func (h *healthSync) reportDial(srv *backend.Server, err error) {
+	m := h.mon.Load()
+	if err != nil {
+		m.ReportFailure(srv.Key(), "dial: "+err.Error())
+		return
+	}
+	m.ReportSuccess(srv.Key())
+}
