@@ -139,9 +139,23 @@ func hasReferences(t reflect.Type) bool {
 // SameService reports whether a and b configure a virtual service (with
 // its real servers and SubVSs) identically: the same data in every field.
 // It may report false for equal services in cases it does not decide
-// (see sameValue), never true for different ones.
+// (see sameValue), never true for different ones. It is the one test of
+// "unchanged" for a service: the data plane reuses a compiled service and
+// the health monitor a service's plan when it reports true.
 func SameService(a, b *VirtualService) bool {
 	return sameValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+}
+
+// CloneService returns a deep copy of v (with its real servers and
+// SubVSs), sharing nothing with it, for a holder that compares it with
+// later configurations by SameService.
+func CloneService(v *VirtualService) *VirtualService {
+	if v == nil {
+		return nil
+	}
+	out := &VirtualService{}
+	deepCopy(reflect.ValueOf(out).Elem(), reflect.ValueOf(v).Elem())
+	return out
 }
 
 // SameOptions is SameService for the global options.
