@@ -15,13 +15,20 @@ func (s *Service) Audit(p Principal, remote, action, detail string, success bool
 	s.writeAudit(s.entry(p, remote, action, detail, success), !success)
 }
 
+// AuditAs is Audit for a caller known only by user name and by how they
+// authenticated (method, a Method constant): the write path
+// (control.Controller) audits the changes it commits through it.
+func (s *Service) AuditAs(user, method, remote, action, detail string, success bool) {
+	s.Audit(Principal{User: user, Method: method}, remote, action, detail, success)
+}
+
 // entry makes an audit entry, bounding the text an attacker may supply.
 func (s *Service) entry(p Principal, remote, action, detail string, success bool) store.AuditEntry {
 	return store.AuditEntry{
 		Time:       s.now(),
 		User:       truncate(p.User, 64),
 		Source:     source(p.Method),
-		RemoteAddr: remoteHost(remote),
+		RemoteAddr: RemoteHost(remote),
 		Action:     truncate(action, 64),
 		Detail:     truncate(detail, 1024),
 		Success:    success,

@@ -1,10 +1,8 @@
 package admin
 
 import (
-	"net"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -221,7 +219,7 @@ func (l *limiter) len() int {
 // bare IP): the IP address, or for IPv6 its /64 prefix, since one host
 // usually owns a whole /64.
 func sourceOf(remote string) string {
-	host := remoteHost(remote)
+	host := RemoteHost(remote)
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		return host
@@ -233,17 +231,4 @@ func sourceOf(remote string) string {
 		}
 	}
 	return a.String()
-}
-
-// remoteHost returns the host part of a remote address, bounded in length.
-func remoteHost(remote string) string {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if len(host) > 64 {
-		host = host[:64]
-	}
-	return host
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
@@ -216,7 +216,7 @@ func principal(r *http.Request) admin.Principal {
 	return p
 }
 
-// actor describes the caller for revisions and audit.
+// actor describes the caller for revisions and the audit of changes.
 func actor(r *http.Request) control.Actor {
 	p := principal(r)
 	src := control.SourceAPI
@@ -226,14 +226,7 @@ func actor(r *http.Request) control.Actor {
 	case admin.MethodConsole:
 		src = control.SourceCLI
 	}
-	return control.Actor{User: p.User, Source: src, RemoteAddr: remoteHost(r)}
-}
-
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return control.Actor{User: p.User, Source: src, RemoteAddr: admin.RemoteHost(r.RemoteAddr), Method: p.Method}
 }
 
 // errorBody is the JSON form of every error response.
@@ -271,6 +264,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	var rtErr *control.RuntimeError
 	var tooBig *http.MaxBytesError
 	var locked *admin.LockedError
+	var exists *edit.ExistsError
 	if fields, ok := config.IsErrors(err); ok {
 		writeError(w, http.StatusBadRequest, "invalid input", fields)
 		return
@@ -284,6 +278,8 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, err.Error(), nil)
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: at most %d bytes", tooBig.Limit), nil)
+	case errors.As(err, &exists):
+		writeError(w, http.StatusConflict, exists.Error()+": set replace to overwrite it", nil)
 	case errors.As(err, &locked):
 		w.Header().Set("Retry-After", strconv.Itoa(locked.RetryAfter(timeNow())))
 		writeError(w, http.StatusTooManyRequests, err.Error(), nil)
@@ -292,7 +288,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error(), nil)
 	case errors.Is(err, admin.ErrForbidden), errors.Is(err, admin.ErrWrongPassword):
 		writeError(w, http.StatusForbidden, err.Error(), nil)
-	case errors.Is(err, admin.ErrUserExists), errors.Is(err, admin.ErrLastAdmin), errors.Is(err, errExists):
+	case errors.Is(err, admin.ErrUserExists), errors.Is(err, admin.ErrLastAdmin):
 		writeError(w, http.StatusConflict, err.Error(), nil)
 	case errors.Is(err, admin.ErrBadCredentials), errors.Is(err, admin.ErrNoCredentials):
 		writeError(w, http.StatusUnauthorized, err.Error(), nil)
@@ -316,7 +312,6 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 var (
 	errBadRequest      = errors.New("bad request")
 	errUnsupportedType = errors.New("unsupported content type")
-	errExists          = errors.New("already exists")
 )
 
 // readBody reads a request body of at most limit bytes. JSON bodies must be
@@ -453,8 +448,8 @@ type changeResult struct {
 	Diff []config.Difference `json:"diff"`
 }
 
-// apply runs a change through the write path, audits it and returns the
-// result; on error it has already written the response.
+// apply runs a change through the write path (which audits it) and
+// returns the result; on error it has already written the response.
 //
 // Every configuration change honours ?dryRun=true: a handler that answers
 // a dry run its own way sets ch.DryRun itself; for the others apply
@@ -484,9 +479,6 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, ch control.Change
 		setETag(w, res.Snapshot.Revision)
 		writeJSON(w, http.StatusOK, result(res))
 		return res, false
-	}
-	if res.Committed {
-		s.auth.Audit(principal(r), remoteHost(r), "config", fmt.Sprintf("revision %d: %s", res.Snapshot.Revision, res.Snapshot.Change.Summary), true)
 	}
 	setETag(w, res.Snapshot.Revision)
 	return res, true

@@ -52,6 +52,7 @@ func newEnvIn(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	auth := admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost})
+	ctl.SetAuditor(auth)
 	if _, err := auth.Bootstrap(pw); err != nil {
 		t.Fatal(err)
 	}

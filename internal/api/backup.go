@@ -65,7 +65,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 	snap, plan, err := s.ctl.RestoreWith(body, actor(r), o)
 	if err != nil {
 		if !o.DryRun {
-			s.auth.Audit(p, remoteHost(r), "restore", err.Error(), false)
+			s.auth.Audit(p, r.RemoteAddr, "restore", err.Error(), false)
 		}
 		var tooBig *http.MaxBytesError
 		switch {
@@ -85,7 +85,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request) {
 		res.Summary = plan.Summary()
 	} else {
 		res.Summary = snap.Change.Summary
-		s.auth.Audit(p, remoteHost(r), "restore", fmt.Sprintf("revision %d: %s", snap.Revision, plan.Detail()), true)
+		s.auth.Audit(p, r.RemoteAddr, "restore", fmt.Sprintf("revision %d: %s", snap.Revision, plan.Detail()), true)
 	}
 	setETag(w, snap.Revision)
 	writeJSON(w, http.StatusOK, res)
@@ -138,7 +138,7 @@ func (s *Server) exportBackupKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "backup-key-export", "exported backup signing key "+id, true)
+	s.auth.Audit(principal(r), admin.RemoteHost(r.RemoteAddr), "backup-key-export", "exported backup signing key "+id, true)
 	writeJSON(w, http.StatusOK, backupKeyExport{Key: text, ID: id})
 }
 
@@ -170,7 +170,7 @@ func (s *Server) importBackupKey(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := ks.ImportBackupKey(req.Key)
 	if err != nil {
-		s.auth.Audit(principal(r), remoteHost(r), "backup-key-import", err.Error(), false)
+		s.auth.Audit(principal(r), admin.RemoteHost(r.RemoteAddr), "backup-key-import", err.Error(), false)
 		s.failKey(w, err)
 		return
 	}
@@ -178,7 +178,7 @@ func (s *Server) importBackupKey(w http.ResponseWriter, r *http.Request) {
 	if info.Own {
 		detail = "imported this installation's own key " + info.ID + " (nothing changed)"
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "backup-key-import", detail, true)
+	s.auth.Audit(principal(r), admin.RemoteHost(r.RemoteAddr), "backup-key-import", detail, true)
 	writeJSON(w, http.StatusCreated, info)
 }
 
@@ -193,7 +193,7 @@ func (s *Server) removeBackupKey(w http.ResponseWriter, r *http.Request) {
 		s.failKey(w, err)
 		return
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "backup-key-remove", "no longer trusting backups signed with key "+id, true)
+	s.auth.Audit(principal(r), admin.RemoteHost(r.RemoteAddr), "backup-key-remove", "no longer trusting backups signed with key "+id, true)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -205,19 +206,7 @@ func (s *Server) uploadCert(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, ok := s.apply(w, r, control.Change{Summary: "import certificate " + up.Name, Mutate: func(c *config.Config) error {
-		for i := range c.Certificates {
-			if c.Certificates[i].Name == up.Name {
-				if !up.Replace {
-					return fmt.Errorf("certificate %q %w: set replace to overwrite it", up.Name, errExists)
-				}
-				c.Certificates[i] = ct
-				return nil
-			}
-		}
-		c.Certificates = append(c.Certificates, ct)
-		return nil
-	}})
+	res, ok := s.apply(w, r, control.Change{Edit: edit.ImportCertificate{Cert: ct, Replace: up.Replace}})
 	if !ok {
 		return
 	}
@@ -270,15 +259,7 @@ func importCert(up certUpload) (config.Certificate, error) {
 
 func (s *Server) deleteCert(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	res, ok := s.apply(w, r, control.Change{Summary: "delete certificate " + name, Mutate: func(c *config.Config) error {
-		for i := range c.Certificates {
-			if c.Certificates[i].Name == name {
-				c.Certificates = append(c.Certificates[:i], c.Certificates[i+1:]...)
-				return nil
-			}
-		}
-		return fmt.Errorf("certificate %q: %w", name, control.ErrNotFound)
-	}})
+	res, ok := s.apply(w, r, control.Change{Edit: edit.DeleteCertificate{Name: name}})
 	if ok {
 		writeJSON(w, http.StatusOK, result(res))
 	}
@@ -408,7 +389,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("backup failed", "err", err)
 		return
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "backup", "backup of revision "+fmt.Sprint(snap.Revision), true)
+	s.auth.Audit(principal(r), admin.RemoteHost(r.RemoteAddr), "backup", "backup of revision "+fmt.Sprint(snap.Revision), true)
 }
 
 // statusBody is the response of GET /status.

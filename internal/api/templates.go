@@ -89,7 +89,7 @@ func (s *Server) importTemplate(w http.ResponseWriter, r *http.Request) {
 		s.templateErr(w, err)
 		return
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "template.import", "import template "+strconv.Quote(t.Name), true)
+	s.auth.Audit(principal(r), r.RemoteAddr, "template.import", "import template "+strconv.Quote(t.Name), true)
 	w.Header().Set("Location", "/api/v1/templates/"+t.Name)
 	writeJSON(w, http.StatusCreated, templates.Summary{Name: t.Name, Title: t.Title, Services: len(t.VirtualServices)})
 }
@@ -100,7 +100,7 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 		s.templateErr(w, err)
 		return
 	}
-	s.auth.Audit(principal(r), remoteHost(r), "template.delete", "delete template "+strconv.Quote(name), true)
+	s.auth.Audit(principal(r), r.RemoteAddr, "template.delete", "delete template "+strconv.Quote(name), true)
 	w.WriteHeader(http.StatusNoContent)
 }
 

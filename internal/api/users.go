@@ -50,7 +50,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
 	if p.SessionID != "" {
 		s.auth.Logout(p.SessionID)
-		s.auth.Audit(p, remoteHost(r), "logout", "session ended", true)
+		s.auth.Audit(p, r.RemoteAddr, "logout", "session ended", true)
 	}
 	http.SetCookie(w, admin.ClearCookie())
 	w.WriteHeader(http.StatusNoContent)
@@ -126,7 +126,7 @@ func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if err := s.auth.AddUser(principal(r), remoteHost(r), req.Name, req.Role, req.Password); err != nil {
+	if err := s.auth.AddUser(principal(r), admin.RemoteHost(r.RemoteAddr), req.Name, req.Role, req.Password); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -147,7 +147,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if err := s.auth.SetRole(principal(r), remoteHost(r), name, req.Role); err != nil {
+	if err := s.auth.SetRole(principal(r), admin.RemoteHost(r.RemoteAddr), name, req.Role); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -155,7 +155,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.DeleteUser(principal(r), remoteHost(r), r.PathValue("name")); err != nil {
+	if err := s.auth.DeleteUser(principal(r), admin.RemoteHost(r.RemoteAddr), r.PathValue("name")); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -173,7 +173,7 @@ type unlockResult struct {
 
 func (s *Server) unlockUser(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	was, err := s.auth.UnlockAccount(principal(r), remoteHost(r), name)
+	was, err := s.auth.UnlockAccount(principal(r), admin.RemoteHost(r.RemoteAddr), name)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -211,7 +211,7 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if err := s.auth.SetPassword(p, remoteHost(r), r.PathValue("name"), req.OldPassword, req.NewPassword); err != nil {
+	if err := s.auth.SetPassword(p, admin.RemoteHost(r.RemoteAddr), r.PathValue("name"), req.OldPassword, req.NewPassword); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -270,7 +270,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	key, secret, err := s.auth.CreateAPIKey(principal(r), remoteHost(r), req.User, req.Description)
+	key, secret, err := s.auth.CreateAPIKey(principal(r), admin.RemoteHost(r.RemoteAddr), req.User, req.Description)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -281,7 +281,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.RevokeAPIKey(principal(r), remoteHost(r), r.PathValue("id")); err != nil {
+	if err := s.auth.RevokeAPIKey(principal(r), admin.RemoteHost(r.RemoteAddr), r.PathValue("id")); err != nil {
 		s.fail(w, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 )
 
 // vsList is the response of GET /virtual-services.
@@ -64,18 +65,11 @@ func (s *Server) createVS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		if parent == 0 {
-			c.VirtualServices = append(c.VirtualServices, v)
-			return nil
-		}
-		p := c.VirtualServiceByID(int(parent))
-		if p == nil {
-			return fmt.Errorf("parent virtual service %d: %w", parent, control.ErrNotFound)
-		}
-		p.SubVSs = append(p.SubVSs, v)
-		return nil
-	}})
+	var add control.Edit = edit.AddVirtualService{VS: v}
+	if parent != 0 {
+		add = edit.AddSubVS{Parent: int(parent), VS: v}
+	}
+	res, ok := s.apply(w, r, control.Change{Edit: add})
 	if !ok {
 		return
 	}
@@ -118,11 +112,7 @@ func (s *Server) updateVS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	merge := r.Method == http.MethodPatch
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		v := c.VirtualServiceByID(id)
-		if v == nil {
-			return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
-		}
+	res, ok := s.apply(w, r, control.Change{Edit: edit.ModifyVirtualService{ID: id, Update: func(_ *config.Config, v, _ *config.VirtualService) error {
 		next := config.VirtualService{}
 		if merge {
 			next = *v
@@ -139,7 +129,7 @@ func (s *Server) updateVS(w http.ResponseWriter, r *http.Request) {
 		}
 		*v = next
 		return nil
-	}})
+	}}})
 	if !ok {
 		return
 	}
@@ -152,12 +142,7 @@ func (s *Server) deleteVS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		if !c.DeleteVirtualService(id) {
-			return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
-		}
-		return nil
-	}})
+	res, ok := s.apply(w, r, control.Change{Edit: edit.DeleteVirtualService{ID: id}})
 	if ok {
 		writeJSON(w, http.StatusOK, result(res))
 	}
@@ -237,14 +222,7 @@ func (s *Server) createRS(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, config.Errors{{Path: "id", Message: "is assigned by Fulcrum; leave it out"}})
 		return
 	}
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		v := c.VirtualServiceByID(vsID)
-		if v == nil {
-			return fmt.Errorf("virtual service %d: %w", vsID, control.ErrNotFound)
-		}
-		v.RealServers = append(v.RealServers, rs)
-		return nil
-	}})
+	res, ok := s.apply(w, r, control.Change{Edit: edit.AddRealServer{VS: vsID, RS: rs}})
 	if !ok {
 		return
 	}
@@ -274,11 +252,7 @@ func (s *Server) updateRS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	merge := r.Method == http.MethodPatch
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		_, rs, err := lookupRS(c, vsID, rsID)
-		if err != nil {
-			return err
-		}
+	res, ok := s.apply(w, r, control.Change{Edit: edit.ModifyRealServer{VS: vsID, RS: rsID, Update: func(rs *config.RealServer) error {
 		next := config.RealServer{}
 		if merge {
 			next = *rs
@@ -292,7 +266,7 @@ func (s *Server) updateRS(w http.ResponseWriter, r *http.Request) {
 		next.ID = rsID
 		*rs = next
 		return nil
-	}})
+	}}})
 	if !ok {
 		return
 	}
@@ -323,14 +297,7 @@ func (s *Server) deleteRS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
-		v, _, err := lookupRS(c, vsID, rsID)
-		if err != nil {
-			return err
-		}
-		v.DeleteRealServer(rsID)
-		return nil
-	}})
+	res, ok := s.apply(w, r, control.Change{Edit: edit.DeleteRealServer{VS: vsID, RS: rsID}})
 	if ok {
 		writeJSON(w, http.StatusOK, result(res))
 	}

@@ -129,6 +129,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	policy := func() config.Lockout { return a.Control.Current().Config.Options.AdminLockout }
 	a.Auth = admin.New(st, admin.Options{Policy: policy, Logger: log, BcryptCost: o.BcryptCost})
+	a.Control.SetAuditor(a.Auth)
 	generated, err := a.Auth.Bootstrap(o.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("create the first administrator: %w", err)

@@ -136,17 +136,16 @@ func hasReferences(t reflect.Type) bool {
 	return false
 }
 
-// SameService reports whether a and b configure a virtual service (with
-// its real servers and SubVSs) identically: the same data in every field.
-// It may report false for equal services in cases it does not decide
-// (see sameValue), never true for different ones.
-func SameService(a, b *VirtualService) bool {
-	return sameValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
-}
-
-// SameOptions is SameService for the global options.
-func SameOptions(a, b *Options) bool {
-	return sameValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem())
+// CloneService returns a deep copy of v (with its real servers and
+// SubVSs), sharing nothing with it, for a holder that compares it with
+// later configurations by SameService.
+func CloneService(v *VirtualService) *VirtualService {
+	if v == nil {
+		return nil
+	}
+	out := &VirtualService{}
+	deepCopy(reflect.ValueOf(out).Elem(), reflect.ValueOf(v).Elem())
+	return out
 }
 
 // sameValue reports whether a and b, of one type, hold equal data: a

@@ -97,6 +97,7 @@ func Connect(dataDir string) (*Client, error) {
 	auth := admin.New(st, admin.Options{Logger: log, Policy: func() config.Lockout {
 		return ctl.Current().Config.Options.AdminLockout
 	}})
+	ctl.SetAuditor(auth)
 	lib, err := templates.NewLibrary(st)
 	if err != nil {
 		_ = st.Close()

@@ -2,7 +2,9 @@
 // web UI, native API, LoadMaster-compatible API, CLI, templates — builds a
 // Change and calls Apply, which validates the candidate, has the data plane
 // compile it, commits it to the store as a new revision and swaps the
-// current snapshot atomically. Nothing else writes configuration.
+// current snapshot atomically. Nothing else writes configuration. Edits
+// of one object are typed values of package control/edit; a restore of a
+// backup (RestoreWith) takes the same path. See docs/architecture.md.
 package control
 
 import (
@@ -34,7 +36,13 @@ type Store interface {
 	Current() (store.Revision, error)
 	Commit(base uint64, ch store.Change, cfg *config.Config) (store.Revision, error)
 	Revision(n uint64) (store.Revision, error)
-	Restore(r io.Reader, ch store.Change) (store.Revision, error)
+	// PrepareRestore reads and checks a backup and says what restoring it
+	// would change, writing nothing.
+	PrepareRestore(r io.Reader, o store.RestoreOptions) (*store.PreparedRestore, *store.RestorePlan, error)
+	// CommitRestore stores a prepared backup as a new revision (and its
+	// users and API keys, if asked), in one transaction, if the current
+	// revision is still base.
+	CommitRestore(base uint64, ch store.Change, p *store.PreparedRestore) (store.Revision, *store.RestorePlan, error)
 	IDHighWater() (vs, rs int, err error)
 }
 
@@ -76,6 +84,19 @@ type Actor struct {
 	Source string
 	// RemoteAddr is the client's address, if any.
 	RemoteAddr string
+	// Method is how User authenticated (an admin.Method* value: basic,
+	// apikey, session or console), which names the interface in the audit
+	// log as it does for the user's sign-ins. A change with a Method is
+	// audited when it commits (see SetAuditor); one without (made by
+	// Fulcrum itself) is not.
+	Method string
+}
+
+// Auditor writes audit log entries; *admin.Service is one.
+type Auditor interface {
+	// AuditAs records that user, authenticated by method, from remote,
+	// did action (detail says what), successfully or not.
+	AuditAs(user, method, remote, action, detail string, success bool)
 }
 
 // Change is one request to change the configuration.
@@ -93,8 +114,22 @@ type Change struct {
 	Summary string
 	// Mutate edits a private copy of the current configuration.
 	Mutate func(cfg *config.Config) error
+	// Edit is a typed edit (package control/edit), applied to the same
+	// copy after Mutate; when Summary is empty its summary is the
+	// change's.
+	Edit Edit
 	// DryRun validates and diffs without compiling or committing.
 	DryRun bool
+}
+
+// Edit is one typed edit of the configuration, such as adding a real
+// server; package control/edit has one for each edit the front ends offer.
+type Edit interface {
+	// Apply makes the edit on cfg, a private copy of the current
+	// configuration, and returns its summary for the history and the
+	// audit log ("" for one made from the diff). A missing object is an
+	// error wrapping ErrNotFound.
+	Apply(cfg *config.Config) (summary string, err error)
 }
 
 // Result is the outcome of Apply.
@@ -124,6 +159,23 @@ type Controller struct {
 	subs  []func(*Snapshot)
 
 	rtErr atomic.Pointer[string]
+
+	auditor atomic.Pointer[Auditor]
+}
+
+// SetAuditor has the controller write, through a, the audit entry
+// ("config": the revision and its summary) of every change a user commits
+// (an Actor with a Method). The front ends do not audit configuration
+// changes themselves.
+func (c *Controller) SetAuditor(a Auditor) { c.auditor.Store(&a) }
+
+// audit writes the audit entry of revision rev committed by actor.
+func (c *Controller) audit(actor Actor, rev uint64, summary string) {
+	p := c.auditor.Load()
+	if p == nil || *p == nil || actor.Method == "" {
+		return
+	}
+	(*p).AuditAs(actor.User, actor.Method, actor.RemoteAddr, "config", fmt.Sprintf("revision %d: %s", rev, summary), true)
 }
 
 // New loads the current revision from st and hands it to rt. A data-plane
@@ -181,11 +233,12 @@ func (c *Controller) Subscribe(fn func(*Snapshot)) {
 	c.subs = append(c.subs, fn)
 }
 
-// Apply runs the write path: copy → Mutate → defaults and IDs → Validate →
-// data-plane compile → commit → swap → notify. Validation errors come back
-// as config.Errors; a stale Base as *store.ConflictError; a data-plane
-// refusal (for example a port already in use) as a *RuntimeError. On any
-// error nothing is stored and the data plane keeps the current snapshot.
+// Apply runs the write path: copy → Mutate and Edit → defaults and IDs →
+// Validate → data-plane compile → commit → swap → audit (see SetAuditor) →
+// notify. Validation errors come back as config.Errors; a stale Base as
+// *store.ConflictError; a data-plane refusal (for example a port already
+// in use) as a *RuntimeError. On any error nothing is stored and the data
+// plane keeps the current snapshot.
 func (c *Controller) Apply(ch Change) (Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -197,6 +250,16 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	if ch.Mutate != nil {
 		if err := ch.Mutate(cand); err != nil {
 			return Result{Snapshot: cur}, err
+		}
+	}
+	summary := ch.Summary
+	if ch.Edit != nil {
+		s, err := ch.Edit.Apply(cand)
+		if err != nil {
+			return Result{Snapshot: cur}, err
+		}
+		if summary == "" {
+			summary = s
 		}
 	}
 	cand.SetDefaults()
@@ -236,7 +299,6 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 			return res, &RuntimeError{Err: err}
 		}
 	}
-	summary := ch.Summary
 	if summary == "" {
 		summary = Summarize(diff)
 	}
@@ -252,42 +314,17 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 		rev, err = c.store.Commit(cur.Revision, change, cand)
 	}
 	if err != nil {
-		if c.runtime != nil {
-			if rerr := c.runtime.Apply(cur.Config); rerr != nil {
-				c.log.Error("data plane could not return to the current configuration", "err", rerr)
-			}
-		}
+		c.rollback(cur)
 		return res, fmt.Errorf("saving the change: %w", err)
 	}
 	c.setRuntimeError(nil)
 	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}
 	c.current.Store(next)
 	c.log.Info("configuration applied", "revision", next.Revision, "user", ch.Actor.User, "source", ch.Actor.Source, "summary", summary)
+	c.audit(ch.Actor, next.Revision, next.Change.Summary)
 	c.notify(next)
 	res.Snapshot, res.Committed = next, true
 	return res, nil
-}
-
-// Restore replaces the configuration, users and API keys with those of a
-// backup file (see store.Restore) and hands the result to the data plane.
-func (c *Controller) Restore(r io.Reader, actor Actor) (*Snapshot, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rev, err := c.store.Restore(r, store.Change{User: actor.User, Source: actor.Source, RemoteAddr: actor.RemoteAddr})
-	if err != nil {
-		return nil, err
-	}
-	rev.Config.SetDefaults()
-	if c.runtime != nil {
-		if err := c.runtime.Apply(rev.Config); err != nil {
-			c.setRuntimeError(err)
-			c.log.Error("data plane could not run the restored configuration", "revision", rev.Revision, "err", err)
-		}
-	}
-	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: rev.Config}
-	c.current.Store(next)
-	c.notify(next)
-	return next, nil
 }
 
 func (c *Controller) notify(s *Snapshot) {

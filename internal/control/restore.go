@@ -1,46 +1,68 @@
 package control
 
 import (
-	"errors"
 	"io"
 
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
-// optionRestorer is a Store that restores with options and reports what
-// changed; *store.Store is one.
-type optionRestorer interface {
-	RestoreWith(r io.Reader, ch store.Change, o store.RestoreOptions) (store.Revision, *store.RestorePlan, error)
+// Restore replaces the configuration with that of a backup file, keeping
+// the users and API keys: RestoreWith with the default options.
+func (c *Controller) Restore(r io.Reader, actor Actor) (*Snapshot, error) {
+	snap, _, err := c.RestoreWith(r, actor, store.RestoreOptions{})
+	return snap, err
 }
 
-// RestoreWith is Restore with options (see store.RestoreWith): it can
-// accept an unverified backup, restore users and API keys too, or, with
-// o.DryRun, only answer what the restore would change. It returns the new
-// snapshot (the current one for a dry run) and what changed.
+// RestoreWith restores a backup file through the write path, as Apply
+// makes a change: the store reads and checks the backup (see
+// store.RestoreWith for the options: accept an unverified backup, restore
+// users and API keys too, or with o.DryRun only answer what the restore
+// would change), the data plane compiles its configuration and swaps it in,
+// and only then the store commits the configuration (and the users and
+// API keys) as one transaction. A data-plane refusal comes back as a
+// *RuntimeError with nothing stored; a commit that fails puts the data
+// plane back on the current configuration. So the current snapshot always
+// names the configuration that runs.
+//
+// It returns the new snapshot (the current one for a dry run) and what
+// changed.
 func (c *Controller) RestoreWith(r io.Reader, actor Actor, o store.RestoreOptions) (*Snapshot, *store.RestorePlan, error) {
-	rs, ok := c.store.(optionRestorer)
-	if !ok {
-		return nil, nil, errors.New("restore: this store cannot restore with options")
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rev, plan, err := rs.RestoreWith(r, store.Change{User: actor.User, Source: actor.Source, RemoteAddr: actor.RemoteAddr}, o)
+	p, plan, err := c.store.PrepareRestore(r, o)
 	if err != nil {
 		return nil, nil, err
 	}
+	cur := c.current.Load()
 	if o.DryRun {
-		return c.current.Load(), plan, nil
+		return cur, plan, nil
 	}
-	rev.Config.SetDefaults()
+	cand := p.Config()
 	if c.runtime != nil {
-		if err := c.runtime.Apply(rev.Config); err != nil {
-			c.setRuntimeError(err)
-			c.log.Error("data plane could not run the restored configuration", "revision", rev.Revision, "err", err)
+		if err := c.runtime.Apply(cand); err != nil {
+			return nil, nil, &RuntimeError{Err: err}
 		}
 	}
-	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: rev.Config}
+	rev, plan, err := c.store.CommitRestore(cur.Revision, store.Change{User: actor.User, Source: actor.Source, RemoteAddr: actor.RemoteAddr}, p)
+	if err != nil {
+		c.rollback(cur)
+		return nil, nil, err
+	}
+	c.setRuntimeError(nil)
+	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}
 	c.current.Store(next)
 	c.log.Info("backup restored", "revision", next.Revision, "user", actor.User, "source", actor.Source, "summary", rev.Summary)
 	c.notify(next)
 	return next, plan, nil
+}
+
+// rollback puts the data plane back on cur after it took a configuration
+// that could not be stored.
+func (c *Controller) rollback(cur *Snapshot) {
+	if c.runtime == nil {
+		return
+	}
+	if err := c.runtime.Apply(cur.Config); err != nil {
+		c.log.Error("data plane could not return to the current configuration", "err", err)
+	}
 }

@@ -246,7 +246,7 @@ type wanted struct {
 }
 
 // plan builds the states and checks of cfg, with the data plane's servers.
-// A top-level service whose signature is unchanged since the last Sync
+// A top-level service unchanged since the last Sync (config.SameService)
 // (and global timers unchanged) keeps its plan; only the data-plane
 // servers of its real servers are looked up again. m.syncMu is held.
 func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Server) (*planned, error) {
@@ -282,7 +282,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
 		if reuse {
-			if old := m.byID[vs.ID]; old != nil && old.sig.same(vs) {
+			if old := m.byID[vs.ID]; old != nil && config.SameService(old.vs, vs) {
 				p.forest = append(p.forest, old)
 				for _, v := range old.services {
 					for _, s := range v.servers {
@@ -308,7 +308,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 	case unique:
 		p.byID = make(map[int]*tree, len(p.forest))
 		for _, t := range p.forest {
-			p.byID[t.sig.id] = t
+			p.byID[t.vs.ID] = t
 		}
 	}
 	return p, nil
@@ -319,7 +319,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 // services; otherwise duplicates are looked for within vs.
 func (m *Monitor) buildTree(cfg *config.Config, top *config.VirtualService, path string,
 	servers func(backend.Key) *backend.Server, keys map[backend.Key]*rsState, checkers map[string]Checker, errs *[]error) *tree {
-	tr := &tree{sig: newVSSig(top)}
+	tr := &tree{vs: config.CloneService(top)}
 	if keys == nil {
 		keys = map[backend.Key]*rsState{}
 	}

@@ -11,10 +11,14 @@ import (
 )
 
 // TestSameCheckCoversEveryField changes each field of config.HealthCheck
-// in turn: sameCheck must see every one, or a changed check would keep
+// in turn: the comparison that decides whether a service's plan is kept
+// (config.SameService) must see every one, or a changed check would keep
 // its old plan.
 func TestSameCheckCoversEveryField(t *testing.T) {
 	var a config.HealthCheck
+	sameCheck := func(a, b *config.HealthCheck) bool {
+		return config.SameService(&config.VirtualService{HealthCheck: *a}, &config.VirtualService{HealthCheck: *b})
+	}
 	if !sameCheck(&a, &a) {
 		t.Fatal("a check differs from itself")
 	}
@@ -41,8 +45,8 @@ func TestSameCheckCoversEveryField(t *testing.T) {
 			if sameCheck(&a, &b) {
 				t.Errorf("a change of %s is not seen", f.Name)
 			}
-			sig := newVSSig(&config.VirtualService{HealthCheck: b})
-			if !sig.same(&config.VirtualService{HealthCheck: b}) {
+			kept := config.CloneService(&config.VirtualService{HealthCheck: b})
+			if !config.SameService(kept, &config.VirtualService{HealthCheck: b}) {
 				t.Errorf("a check with %s set differs from itself", f.Name)
 			}
 		})

@@ -2,7 +2,6 @@ package kempapi
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -117,14 +116,6 @@ func (s *Server) authenticate(r *http.Request, req *request) (admin.Principal, *
 // errPermission is LoadMaster's refusal of a command the caller's
 // permissions do not cover.
 var errPermission = &failure{status: http.StatusForbidden, msg: "Permission Denied"}
-
-// remoteHost is the client's address without port.
-func remoteHost(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
-}
 
 // retryAfterHeader sets Retry-After for a failure that carries one.
 func retryAfterHeader(w http.ResponseWriter, f *failure) {

@@ -8,12 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 )
 
 // certName reads the cert parameter.
@@ -162,28 +162,12 @@ func (c *call) addIntermediate() result {
 }
 
 func (c *call) storeCert(ct config.Certificate, replace bool) result {
-	kind := "certificate"
-	if ct.Intermediate {
-		kind = "intermediate certificate"
-	}
-	_, f := c.apply(fmt.Sprintf("import %s %s", kind, ct.Name), func(cfg *config.Config) error {
-		for i := range cfg.Certificates {
-			if cfg.Certificates[i].Name != ct.Name {
-				continue
-			}
-			if cfg.Certificates[i].Intermediate != ct.Intermediate {
-				return invalid("Command Failed: the name %q is taken by an %s", ct.Name, otherKind(ct.Intermediate))
-			}
-			if !replace {
-				return invalid("Command Failed: certificate %q already exists (set replace=1 to replace it)", ct.Name)
-			}
-			cfg.Certificates[i] = ct
-			return nil
+	for _, old := range c.s.ctl.Current().Config.Certificates {
+		if old.Name == ct.Name && old.Intermediate != ct.Intermediate {
+			return invalid("Command Failed: the name %q is taken by an %s", ct.Name, otherKind(ct.Intermediate)).result()
 		}
-		cfg.Certificates = append(cfg.Certificates, ct)
-		return nil
-	})
-	if f != nil {
+	}
+	if _, f := c.edit(edit.ImportCertificate{Cert: ct, Replace: replace}); f != nil {
 		return f.result()
 	}
 	return completed()
@@ -196,34 +180,39 @@ func otherKind(intermediate bool) string {
 	return "intermediate certificate"
 }
 
+// certDeletable refuses to delete a certificate (an intermediate when
+// intermediate is set) that cfg does not have or that a service uses.
+func certDeletable(cfg *config.Config, name string, intermediate bool) *failure {
+	for _, ct := range cfg.Certificates {
+		if ct.Name != name || ct.Intermediate != intermediate {
+			continue
+		}
+		var user *config.VirtualService
+		cfg.Walk(func(v, _ *config.VirtualService) {
+			for _, n := range v.TLS.Certificates {
+				if n == name && user == nil {
+					user = v
+				}
+			}
+		})
+		if user != nil {
+			return invalid("Command Failed: certificate %q is assigned to Virtual Service %d", name, user.ID)
+		}
+		return nil
+	}
+	return invalid("Certificate %q not found", short(name))
+}
+
 // delCert deletes a certificate that no service uses.
 func (c *call) delCert(intermediate bool) result {
 	name, f := certName(c.p)
 	if f != nil {
 		return f.result()
 	}
-	_, f = c.apply("delete certificate "+name, func(cfg *config.Config) error {
-		for i := range cfg.Certificates {
-			if cfg.Certificates[i].Name != name || cfg.Certificates[i].Intermediate != intermediate {
-				continue
-			}
-			var user *config.VirtualService
-			cfg.Walk(func(v, _ *config.VirtualService) {
-				for _, n := range v.TLS.Certificates {
-					if n == name && user == nil {
-						user = v
-					}
-				}
-			})
-			if user != nil {
-				return invalid("Command Failed: certificate %q is assigned to Virtual Service %d", name, user.ID)
-			}
-			cfg.Certificates = append(cfg.Certificates[:i], cfg.Certificates[i+1:]...)
-			return nil
-		}
-		return invalid("Certificate %q not found", short(name))
-	})
-	if f != nil {
+	if f := certDeletable(c.s.ctl.Current().Config, name, intermediate); f != nil {
+		return f.result()
+	}
+	if _, f = c.edit(edit.DeleteCertificate{Name: name}); f != nil {
 		return f.result()
 	}
 	return completed()

@@ -78,6 +78,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	e.auth = admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost, Logger: quiet})
+	e.ctl.SetAuditor(e.auth)
 	if _, err := e.auth.Bootstrap(balPW); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ package kempapi
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,6 +32,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
@@ -152,7 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 
-	if !s.limits.allow(remoteHost(r), s.now()) {
+	if !s.limits.allow(admin.RemoteHost(r.RemoteAddr), s.now()) {
 		s.drop(w, write)
 		return
 	}
@@ -268,7 +268,7 @@ func (s *Server) run(r *http.Request, req request, who admin.Principal) result {
 		perm = cmd.permFn(req.p)
 	}
 	if !who.Can(perm) {
-		s.auth.Audit(who, remoteHost(r), "kemp-api", "refused "+req.cmd+": role "+who.Role+" lacks "+perm.String(), false)
+		s.auth.Audit(who, r.RemoteAddr, "kemp-api", "refused "+req.cmd+": role "+who.Role+" lacks "+perm.String(), false)
 		return errPermission.result()
 	}
 	if req.fileBody != nil {
@@ -284,20 +284,28 @@ func (s *Server) run(r *http.Request, req request, who admin.Principal) result {
 	return cmd.run(&call{s: s, r: r, req: req, p: req.p, who: who})
 }
 
-// actor describes the caller for revisions.
+// actor describes the caller for revisions and the audit of changes.
 func (c *call) actor() control.Actor {
-	return control.Actor{User: c.who.User, Source: control.SourceKempAPI, RemoteAddr: remoteHost(c.r)}
+	return control.Actor{User: c.who.User, Source: control.SourceKempAPI, RemoteAddr: admin.RemoteHost(c.r.RemoteAddr), Method: c.who.Method}
 }
 
-// apply runs a change through the write path and audits it. It returns
+// apply runs a change through the write path, which audits it. It returns
 // the snapshot after the change (the current one when nothing changed).
 func (c *call) apply(summary string, mutate func(cfg *config.Config) error) (*control.Snapshot, *failure) {
-	res, err := c.s.ctl.Apply(control.Change{Actor: c.actor(), Summary: summary, Mutate: mutate})
+	return c.change(control.Change{Summary: summary, Mutate: mutate})
+}
+
+// edit runs a typed edit (package control/edit) through the write path,
+// as apply does.
+func (c *call) edit(e control.Edit) (*control.Snapshot, *failure) {
+	return c.change(control.Change{Edit: e})
+}
+
+func (c *call) change(ch control.Change) (*control.Snapshot, *failure) {
+	ch.Actor = c.actor()
+	res, err := c.s.ctl.Apply(ch)
 	if err != nil {
 		return nil, c.s.failure(err)
-	}
-	if res.Committed {
-		c.s.auth.Audit(c.who, remoteHost(c.r), "config", fmt.Sprintf("revision %d: %s", res.Snapshot.Revision, res.Snapshot.Change.Summary), true)
 	}
 	return res.Snapshot, nil
 }
@@ -306,8 +314,12 @@ func (c *call) apply(summary string, mutate func(cfg *config.Config) error) (*co
 func (s *Server) failure(err error) *failure {
 	var f *failure
 	var rt *control.RuntimeError
+	var exists *edit.ExistsError
 	if errors.As(err, &f) {
 		return f
+	}
+	if errors.As(err, &exists) {
+		return invalid("Command Failed: certificate %q already exists (set replace=1 to replace it)", exists.Name)
 	}
 	if fields, ok := config.IsErrors(err); ok {
 		return invalid("%s", describeFieldErrors(fields))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 )
 
 // rsKey reads the rs (and rsport) parameters: rs=!<RsIndex>, or an
@@ -176,46 +177,43 @@ func (c *call) addrs() result {
 	if f != nil {
 		return f.result()
 	}
-	var vsID int
-	var targets []int
-	snap, f := c.apply("", func(cfg *config.Config) error {
-		v, parent, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		vsID = v.ID
-		list := []*config.VirtualService{v}
-		if toAll {
-			if parent == nil {
-				return invalid("addtoallsubvs: give the index of one of the SubVSs as vs")
-			}
-			list = nil
-			for i := range parent.SubVSs {
-				list = append(list, &parent.SubVSs[i])
-			}
-		}
-		if len(v.SubVSs) > 0 {
-			return invalid("Couldn't create RS: this Virtual Service has SubVSs; add real servers to them")
-		}
-		for _, x := range list {
-			for _, old := range x.RealServers {
-				if sameAddr(old.Address, rs) && old.Port == port {
-					return invalid("Real Server already exists")
-				}
-			}
-			n := config.RealServer{Address: normAddr(rs), Port: port}
-			if f := applyRSParams(&n, c.p, true); f != nil {
-				return f
-			}
-			x.RealServers = append(x.RealServers, n)
-			targets = append(targets, x.ID)
-		}
-		return nil
-	})
+	cfg := c.s.ctl.Current().Config
+	v, parent, f := findVS(cfg, c.p)
 	if f != nil {
 		return f.result()
 	}
-	v := snap.Config.VirtualServiceByID(vsID)
+	vsID := v.ID
+	list := []*config.VirtualService{v}
+	if toAll {
+		if parent == nil {
+			return invalid("addtoallsubvs: give the index of one of the SubVSs as vs").result()
+		}
+		list = nil
+		for i := range parent.SubVSs {
+			list = append(list, &parent.SubVSs[i])
+		}
+	}
+	if len(v.SubVSs) > 0 {
+		return invalid("Couldn't create RS: this Virtual Service has SubVSs; add real servers to them").result()
+	}
+	var adds edit.All
+	for _, x := range list {
+		for _, old := range x.RealServers {
+			if sameAddr(old.Address, rs) && old.Port == port {
+				return invalid("Real Server already exists").result()
+			}
+		}
+		n := config.RealServer{Address: normAddr(rs), Port: port}
+		if f := applyRSParams(&n, c.p, true); f != nil {
+			return f.result()
+		}
+		adds = append(adds, edit.AddRealServer{VS: x.ID, RS: n})
+	}
+	snap, f := c.edit(adds)
+	if f != nil {
+		return f.result()
+	}
+	v = snap.Config.VirtualServiceByID(vsID)
 	if v == nil || len(v.RealServers) == 0 {
 		return completed()
 	}
@@ -227,18 +225,28 @@ func (c *call) addrs() result {
 	return completed()
 }
 
+// rsIDs finds the service and real server the parameters name, in the
+// current configuration.
+func (c *call) rsIDs() (vsID, rsID int, f *failure) {
+	v, _, f := findVS(c.s.ctl.Current().Config, c.p)
+	if f != nil {
+		return 0, 0, f
+	}
+	rs, f := findRS(v, c.p)
+	if f != nil {
+		return 0, 0, f
+	}
+	return v.ID, rs.ID, nil
+}
+
 func (c *call) modrs() result {
-	_, f := c.apply("", func(cfg *config.Config) error {
-		v, _, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		rs, f := findRS(v, c.p)
-		if f != nil {
-			return f
-		}
+	vsID, rsID, f := c.rsIDs()
+	if f != nil {
+		return f.result()
+	}
+	_, f = c.edit(edit.ModifyRealServer{VS: vsID, RS: rsID, Update: func(rs *config.RealServer) error {
 		return nilIfNone(applyRSParams(rs, c.p, false))
-	})
+	}})
 	if f != nil {
 		return f.result()
 	}
@@ -246,19 +254,11 @@ func (c *call) modrs() result {
 }
 
 func (c *call) delrs() result {
-	_, f := c.apply("", func(cfg *config.Config) error {
-		v, _, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		rs, f := findRS(v, c.p)
-		if f != nil {
-			return f
-		}
-		v.DeleteRealServer(rs.ID)
-		return nil
-	})
+	vsID, rsID, f := c.rsIDs()
 	if f != nil {
+		return f.result()
+	}
+	if _, f = c.edit(edit.DeleteRealServer{VS: vsID, RS: rsID}); f != nil {
 		return f.result()
 	}
 	return completed()
@@ -295,23 +295,18 @@ func (c *call) setRSEverywhere(on bool) result {
 		}
 		port = n
 	}
-	_, f := c.apply("", func(cfg *config.Config) error {
-		n := 0
-		cfg.Walk(func(v, _ *config.VirtualService) {
-			for i := range v.RealServers {
-				rs := &v.RealServers[i]
-				if sameAddr(rs.Address, addr) && (port == 0 || rs.Port == port) {
-					rs.Enabled = config.Bool(on)
-					n++
-				}
+	var set edit.All
+	c.s.ctl.Current().Config.Walk(func(v, _ *config.VirtualService) {
+		for _, rs := range v.RealServers {
+			if sameAddr(rs.Address, addr) && (port == 0 || rs.Port == port) {
+				set = append(set, edit.SetRealServerEnabled{VS: v.ID, RS: rs.ID, Enabled: on})
 			}
-		})
-		if n == 0 {
-			return errUnknownRS
 		}
-		return nil
 	})
-	if f != nil {
+	if len(set) == 0 {
+		return errUnknownRS.result()
+	}
+	if _, f := c.edit(set); f != nil {
 		return f.result()
 	}
 	return completed()

@@ -23,7 +23,7 @@ func (c *call) backup() result {
 	if err := c.s.backups.Backup(&b); err != nil {
 		return c.s.failure(fmt.Errorf("backup: %w", err)).result()
 	}
-	c.s.auth.Audit(c.who, remoteHost(c.r), "backup", fmt.Sprintf("backup of revision %d (kemp api)", c.s.ctl.Current().Revision), true)
+	c.s.auth.Audit(c.who, c.r.RemoteAddr, "backup", fmt.Sprintf("backup of revision %d (kemp api)", c.s.ctl.Current().Revision), true)
 	return result{blob: b.Bytes(), blobCT: "application/gzip"}
 }
 
@@ -46,10 +46,10 @@ func (c *call) restore() result {
 	}
 	snap, err := c.s.ctl.Restore(bytes.NewReader(c.req.body), c.actor())
 	if err != nil {
-		c.s.auth.Audit(c.who, remoteHost(c.r), "restore", err.Error(), false)
+		c.s.auth.Audit(c.who, c.r.RemoteAddr, "restore", err.Error(), false)
 		return c.s.failure(err).result()
 	}
-	c.s.auth.Audit(c.who, remoteHost(c.r), "restore", snap.Change.Summary, true)
+	c.s.auth.Audit(c.who, c.r.RemoteAddr, "restore", snap.Change.Summary, true)
 	return completed()
 }
 

@@ -130,7 +130,7 @@ func (c *call) useraddlocal() result {
 	if !ok {
 		return missing("password").result()
 	}
-	if err := c.s.auth.AddUser(c.who, remoteHost(c.r), name, config.RoleReadOnly, pw); err != nil {
+	if err := c.s.auth.AddUser(c.who, admin.RemoteHost(c.r.RemoteAddr), name, config.RoleReadOnly, pw); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()
@@ -141,7 +141,7 @@ func (c *call) userdellocal() result {
 	if name == "" {
 		return missing("user").result()
 	}
-	if err := c.s.auth.DeleteUser(c.who, remoteHost(c.r), name); err != nil {
+	if err := c.s.auth.DeleteUser(c.who, admin.RemoteHost(c.r.RemoteAddr), name); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()
@@ -162,7 +162,7 @@ func (c *call) userchangelocpass() result {
 	if !ok {
 		return missing("password").result()
 	}
-	if err := c.s.auth.SetPassword(c.who, remoteHost(c.r), name, c.p.str("currpassword"), pw); err != nil {
+	if err := c.s.auth.SetPassword(c.who, admin.RemoteHost(c.r.RemoteAddr), name, c.p.str("currpassword"), pw); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()
@@ -174,7 +174,7 @@ func (c *call) usersetsyspassword() result {
 	if !ok {
 		return missing("password").result()
 	}
-	if err := c.s.auth.SetPassword(c.who, remoteHost(c.r), config.FirstAdmin, c.p.str("currpassword"), pw); err != nil {
+	if err := c.s.auth.SetPassword(c.who, admin.RemoteHost(c.r.RemoteAddr), config.FirstAdmin, c.p.str("currpassword"), pw); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()
@@ -189,7 +189,7 @@ func (c *call) usersetperms() result {
 	if f != nil {
 		return f.result()
 	}
-	if err := c.s.auth.SetRole(c.who, remoteHost(c.r), name, role); err != nil {
+	if err := c.s.auth.SetRole(c.who, admin.RemoteHost(c.r.RemoteAddr), name, role); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()
@@ -200,7 +200,7 @@ func (c *call) usersetperms() result {
 // LoadMaster it cannot list the secrets of older keys.
 func (c *call) addapikey() result {
 	user := strings.TrimSpace(c.p.str("user"))
-	_, secret, err := c.s.auth.CreateAPIKey(c.who, remoteHost(c.r), user, "made with the LoadMaster-compatible API")
+	_, secret, err := c.s.auth.CreateAPIKey(c.who, admin.RemoteHost(c.r.RemoteAddr), user, "made with the LoadMaster-compatible API")
 	if err != nil {
 		return c.s.failure(err).result()
 	}
@@ -248,7 +248,7 @@ func (c *call) delapikey() result {
 		rest := key[len(admin.APIKeyPrefix):]
 		id, _, _ = strings.Cut(rest, "_")
 	}
-	if err := c.s.auth.RevokeAPIKey(c.who, remoteHost(c.r), id); err != nil {
+	if err := c.s.auth.RevokeAPIKey(c.who, admin.RemoteHost(c.r.RemoteAddr), id); err != nil {
 		return c.s.failure(err).result()
 	}
 	return completed()

@@ -1,12 +1,13 @@
 package kempapi
 
 import (
-	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 )
 
@@ -469,26 +470,20 @@ func (c *call) addvs() result {
 	if f != nil {
 		return f.result()
 	}
-	summary := fmt.Sprintf("addvs %s", netip.AddrPortFrom(a.Unmap(), uint16(port)))
-	if port < 0 || port > 65535 {
-		summary = "addvs " + vs
-	}
-	snap, f := c.apply(summary, func(cfg *config.Config) error {
-		for i := range cfg.VirtualServices {
-			x := &cfg.VirtualServices[i]
-			if x.Port == port && x.Protocol == prot {
-				if xa, err := netip.ParseAddr(x.Address); err == nil && xa.Unmap() == a.Unmap() {
-					return invalid("Virtual Service already exists")
-				}
+	cfg := c.s.ctl.Current().Config
+	for i := range cfg.VirtualServices {
+		x := &cfg.VirtualServices[i]
+		if x.Port == port && x.Protocol == prot {
+			if xa, err := netip.ParseAddr(x.Address); err == nil && xa.Unmap() == a.Unmap() {
+				return invalid("Virtual Service already exists").result()
 			}
 		}
-		cfg.VirtualServices = append(cfg.VirtualServices, config.VirtualService{Address: a.Unmap().String(), Port: port, Protocol: prot})
-		v := &cfg.VirtualServices[len(cfg.VirtualServices)-1]
-		if f := applyVSParams(cfg, v, nil, c.p); f != nil {
-			return f
-		}
-		return nil
-	})
+	}
+	v := config.VirtualService{Address: a.Unmap().String(), Port: port, Protocol: prot}
+	if f := applyVSParams(cfg, &v, nil, c.p); f != nil {
+		return f.result()
+	}
+	snap, f := c.edit(edit.AddVirtualService{VS: v})
 	if f != nil {
 		return f.result()
 	}
@@ -497,13 +492,12 @@ func (c *call) addvs() result {
 }
 
 func (c *call) modvs() result {
-	var id int
-	snap, f := c.apply("", func(cfg *config.Config) error {
-		v, parent, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		id = v.ID
+	v, _, f := findVS(c.s.ctl.Current().Config, c.p)
+	if f != nil {
+		return f.result()
+	}
+	id := v.ID
+	snap, f := c.edit(edit.ModifyVirtualService{ID: id, Update: func(cfg *config.Config, v, parent *config.VirtualService) error {
 		if f := applyVSParams(cfg, v, parent, c.p); f != nil {
 			return f
 		}
@@ -514,7 +508,7 @@ func (c *call) modvs() result {
 			v.SubVSs = append(v.SubVSs, config.VirtualService{})
 		}
 		return nil
-	})
+	}})
 	if f != nil {
 		return f.result()
 	}
@@ -522,15 +516,11 @@ func (c *call) modvs() result {
 }
 
 func (c *call) delvs() result {
-	_, f := c.apply("", func(cfg *config.Config) error {
-		v, _, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		cfg.DeleteVirtualService(v.ID)
-		return nil
-	})
+	v, _, f := findVS(c.s.ctl.Current().Config, c.p)
 	if f != nil {
+		return f.result()
+	}
+	if _, f = c.edit(edit.DeleteVirtualService{ID: v.ID}); f != nil {
 		return f.result()
 	}
 	return completed()
@@ -541,41 +531,40 @@ func (c *call) delvs() result {
 // and newprot set them.
 func (c *call) dupvs() result {
 	parentID := 0 // the parent of a copied SubVS; 0 for a top-level copy
-	snap, f := c.apply("", func(cfg *config.Config) error {
-		v, parent, f := findVS(cfg, c.p)
-		if f != nil {
-			return f
-		}
-		cp := cloneVS(*v)
-		if parent != nil {
-			parentID = parent.ID
-			parent.SubVSs = append(parent.SubVSs, cp)
-			return nil
-		}
+	v, parent, f := findVS(c.s.ctl.Current().Config, c.p)
+	if f != nil {
+		return f.result()
+	}
+	cp := cloneVS(*v)
+	var add control.Edit
+	if parent != nil {
+		parentID = parent.ID
+		add = edit.AddSubVS{Parent: parent.ID, VS: cp}
+	} else {
 		if s := strings.TrimSpace(c.p.str("newvs")); s != "" {
 			a, err := netip.ParseAddr(s)
 			if err != nil || a.Zone() != "" {
-				return invalid("newvs: Invalid address %q", short(s))
+				return invalid("newvs: Invalid address %q", short(s)).result()
 			}
 			cp.Address = a.Unmap().String()
 		}
 		if s := c.p.str("newport"); s != "" {
 			port, f := parsePort(s)
 			if f != nil {
-				return f
+				return f.result()
 			}
 			cp.Port = port
 		}
 		if s := c.p.str("newprot"); s != "" {
 			prot, f := protocol(params{"prot": s})
 			if f != nil {
-				return f
+				return f.result()
 			}
 			cp.Protocol = prot
 		}
-		cfg.VirtualServices = append(cfg.VirtualServices, cp)
-		return nil
-	})
+		add = edit.AddVirtualService{VS: cp}
+	}
+	snap, f := c.edit(add)
 	if f != nil {
 		return f.result()
 	}

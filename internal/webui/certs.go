@@ -2,6 +2,7 @@ package webui
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,7 +11,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 )
 
 // certFields are the fields of the import form.
@@ -153,21 +154,20 @@ func (s *Server) certImport(w http.ResponseWriter, r *http.Request, p admin.Prin
 	if ct.Intermediate {
 		kind = "Intermediate certificate"
 	}
-	res, err := s.run(r, p, edit{summary: "import certificate " + name, mutate: func(c *config.Config) error {
+	res, err := s.run(r, p, formEdit{edit: edit.ImportCertificate{Cert: ct, Replace: replace}, mutate: func(c *config.Config) error {
+		prefix = fmt.Sprintf("certificates[%d]", len(c.Certificates))
 		for i := range c.Certificates {
 			if c.Certificates[i].Name == ct.Name {
 				prefix = fmt.Sprintf("certificates[%d]", i)
-				if !replace {
-					return config.Errors{{Path: prefix + ".name", Message: fmt.Sprintf("a certificate named %q exists: choose another name, or tick Replace", name)}}
-				}
-				c.Certificates[i] = ct
-				return nil
+				break
 			}
 		}
-		prefix = fmt.Sprintf("certificates[%d]", len(c.Certificates))
-		c.Certificates = append(c.Certificates, ct)
 		return nil
 	}})
+	var exists *edit.ExistsError
+	if errors.As(err, &exists) {
+		err = config.Errors{{Path: prefix + ".name", Message: fmt.Sprintf("a certificate named %q exists: choose another name, or tick Replace", name)}}
+	}
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			// certPem and keyPem problems are problems of the file.
@@ -200,15 +200,7 @@ func (s *Server) certDelete(w http.ResponseWriter, r *http.Request, p admin.Prin
 	if !s.confirmed(w, r, p, fmt.Sprintf("Delete certificate %s? Its private key is deleted with it (it stays in older revisions and backups).", name), "Delete", "/certificates") {
 		return
 	}
-	res, err := s.run(r, p, edit{summary: "delete certificate " + name, mutate: func(c *config.Config) error {
-		for i := range c.Certificates {
-			if c.Certificates[i].Name == name {
-				c.Certificates = append(c.Certificates[:i], c.Certificates[i+1:]...)
-				return nil
-			}
-		}
-		return fmt.Errorf("certificate %q: %w", name, control.ErrNotFound)
-	}})
+	res, err := s.run(r, p, formEdit{edit: edit.DeleteCertificate{Name: name}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			var users []string

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -28,26 +29,12 @@ type vsCard struct {
 	Parent int
 }
 
-// displayName is how a service is named in lists.
-func displayName(v *config.VirtualService) string {
-	if v.NickName != "" {
-		return v.NickName
-	}
-	if v.Address == "" {
-		return "SubVS " + itoa(v.ID)
-	}
-	return endpoint(v.Address, v.Port)
-}
+// displayName is how a service is named in lists (edit.Name, as in the
+// changes' summaries).
+func displayName(v *config.VirtualService) string { return edit.Name(v) }
 
 // endpoint joins an address and port, bracketing IPv6 addresses.
-func endpoint(addr string, port int) string {
-	for i := 0; i < len(addr); i++ {
-		if addr[i] == ':' {
-			return "[" + addr + "]:" + itoa(port)
-		}
-	}
-	return addr + ":" + itoa(port)
-}
+func endpoint(addr string, port int) string { return edit.Endpoint(addr, port) }
 
 // cards lists the services (SubVSs after their parent) with their status.
 func (s *Server) cards(cfg *config.Config, withSubs bool) []vsCard {

@@ -124,7 +124,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request, p admin.Princi
 		"Roll back", fmt.Sprintf("/history/%d", n)) {
 		return
 	}
-	res, err := s.run(r, p, edit{summary: fmt.Sprintf("rollback to revision %d", n), mutate: func(c *config.Config) error {
+	res, err := s.run(r, p, formEdit{summary: fmt.Sprintf("rollback to revision %d", n), mutate: func(c *config.Config) error {
 		*c = *old.Config.Clone()
 		return nil
 	}})
@@ -192,7 +192,7 @@ func (s *Server) backupDownload(w http.ResponseWriter, r *http.Request, p admin.
 		s.log.Error("webui: backup failed", "err", err)
 		return
 	}
-	s.auth.Audit(p, remoteHost(r), "backup", fmt.Sprintf("backup of revision %d (web UI)", snap.Revision), true)
+	s.auth.Audit(p, r.RemoteAddr, "backup", fmt.Sprintf("backup of revision %d (web UI)", snap.Revision), true)
 }
 
 // restore replaces configuration, users and API keys with a backup file's.
@@ -212,7 +212,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, p admin.Princip
 	}
 	snap, err := s.ctl.Restore(bytes.NewReader(data), actor(r, p))
 	if err != nil {
-		s.auth.Audit(p, remoteHost(r), "restore", err.Error(), false)
+		s.auth.Audit(p, r.RemoteAddr, "restore", err.Error(), false)
 		f.errs["file"] = []string{err.Error()}
 		if !errors.Is(err, store.ErrBadBackup) {
 			s.log.Error("webui: restore failed", "err", err)
@@ -220,7 +220,7 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, p admin.Princip
 		s.render(w, r, p, http.StatusUnprocessableEntity, "backup", view{Title: "Backup and restore", Nav: "backup", Data: backupData{Form: f}})
 		return
 	}
-	s.auth.Audit(p, remoteHost(r), "restore", snap.Change.Summary, true)
+	s.auth.Audit(p, r.RemoteAddr, "restore", snap.Change.Summary, true)
 	s.redirect(w, r, p, "/history", fmt.Sprintf("Backup restored as revision %d: its configuration only; users and API keys were kept (the API restores them with users=true).", snap.Revision))
 }
 

@@ -75,7 +75,7 @@ func (s *Server) systemUpdate(w http.ResponseWriter, r *http.Request, p admin.Pr
 	f.keep(r.PostForm)
 	ps := &parser{v: r.PostForm, prefix: "options"}
 	applyOptions(ps, &config.Options{})
-	res, err := s.run(r, p, edit{base: formRevision(r), what: "The system configuration", parsed: ps.errs,
+	res, err := s.run(r, p, formEdit{base: formRevision(r), what: "The system configuration", parsed: ps.errs,
 		object: func(c *config.Config) any { return c.Options },
 		mutate: func(c *config.Config) error {
 			applyOptions(&parser{v: r.PostForm, prefix: "options"}, &c.Options)

@@ -47,7 +47,7 @@ func (s *Server) templateImport(w http.ResponseWriter, r *http.Request, p admin.
 	}
 	t, err := s.tpl.Import(doc, r.PostFormValue("replace") != "")
 	if err != nil {
-		s.auth.Audit(p, remoteHost(r), "template.import", "import template: "+err.Error(), false)
+		s.auth.Audit(p, r.RemoteAddr, "template.import", "import template: "+err.Error(), false)
 		if es, ok := config.IsErrors(err); ok {
 			for _, e := range es {
 				f.errs["file"] = append(f.errs["file"], e.Error())
@@ -58,7 +58,7 @@ func (s *Server) templateImport(w http.ResponseWriter, r *http.Request, p admin.
 		s.renderTemplates(w, r, p, http.StatusUnprocessableEntity, f)
 		return
 	}
-	s.auth.Audit(p, remoteHost(r), "template.import", "import template "+strconv.Quote(t.Name), true)
+	s.auth.Audit(p, r.RemoteAddr, "template.import", "import template "+strconv.Quote(t.Name), true)
 	s.redirect(w, r, p, "/templates", fmt.Sprintf("Template %s (%s) imported: %d virtual services.", t.Name, t.Title, len(t.VirtualServices)))
 }
 
@@ -72,7 +72,7 @@ func (s *Server) templateDelete(w http.ResponseWriter, r *http.Request, p admin.
 		http.Redirect(w, r, "/templates", http.StatusSeeOther)
 		return
 	}
-	s.auth.Audit(p, remoteHost(r), "template.delete", "delete template "+strconv.Quote(name), true)
+	s.auth.Audit(p, r.RemoteAddr, "template.delete", "delete template "+strconv.Quote(name), true)
 	s.redirect(w, r, p, "/templates", "Template "+name+" deleted.")
 }
 
@@ -261,7 +261,7 @@ func (s *Server) templateUse(w http.ResponseWriter, r *http.Request, p admin.Pri
 		return
 	}
 	first := 0
-	res, err := s.run(r, p, edit{summary: fmt.Sprintf("template %s: %d virtual services", t.Name, len(inst.VirtualServices)),
+	res, err := s.run(r, p, formEdit{summary: fmt.Sprintf("template %s: %d virtual services", t.Name, len(inst.VirtualServices)),
 		mutate: func(c *config.Config) error {
 			first = inst.AddTo(c)
 			return nil

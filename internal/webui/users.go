@@ -107,7 +107,7 @@ func (s *Server) userCreate(w http.ResponseWriter, r *http.Request, p admin.Prin
 	f.keep(r.PostForm)
 	f.set("password", "")
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	err := s.auth.AddUser(p, remoteHost(r), name, r.PostFormValue("role"), r.PostFormValue("password"))
+	err := s.auth.AddUser(p, admin.RemoteHost(r.RemoteAddr), name, r.PostFormValue("role"), r.PostFormValue("password"))
 	if err != nil {
 		if st := adminErr(f, err, nil); st != 0 {
 			s.renderUsers(w, r, p, st, map[string]*form{"add": f})
@@ -121,7 +121,7 @@ func (s *Server) userCreate(w http.ResponseWriter, r *http.Request, p admin.Prin
 
 func (s *Server) userRole(w http.ResponseWriter, r *http.Request, p admin.Principal) {
 	name := r.PathValue("name")
-	if err := s.auth.SetRole(p, remoteHost(r), name, r.PostFormValue("role")); err != nil {
+	if err := s.auth.SetRole(p, admin.RemoteHost(r.RemoteAddr), name, r.PostFormValue("role")); err != nil {
 		f := newForm()
 		if st := adminErr(f, err, nil); st != 0 {
 			s.setFlash(p, "error", "The role of "+name+" was not changed: "+strings.Join(append(f.General(), flatErrs(f)...), " "))
@@ -156,7 +156,7 @@ func (s *Server) userPassword(w http.ResponseWriter, r *http.Request, p admin.Pr
 		s.renderUsers(w, r, p, http.StatusUnprocessableEntity, map[string]*form{"password": f})
 		return
 	}
-	err := s.auth.SetPassword(p, remoteHost(r), name, r.PostFormValue("oldPassword"), newPw)
+	err := s.auth.SetPassword(p, admin.RemoteHost(r.RemoteAddr), name, r.PostFormValue("oldPassword"), newPw)
 	if err != nil {
 		if st := adminErr(f, err, map[string]string{"password": "newPassword"}); st != 0 {
 			if name != p.User {
@@ -184,7 +184,7 @@ func (s *Server) userDelete(w http.ResponseWriter, r *http.Request, p admin.Prin
 	if !s.confirmed(w, r, p, "Delete user "+name+"? Their sessions end and their API keys are revoked.", "Delete", "/users") {
 		return
 	}
-	if err := s.auth.DeleteUser(p, remoteHost(r), name); err != nil {
+	if err := s.auth.DeleteUser(p, admin.RemoteHost(r.RemoteAddr), name); err != nil {
 		f := newForm()
 		if st := adminErr(f, err, nil); st != 0 {
 			s.setFlash(p, "error", "User "+name+" was not deleted: "+strings.Join(f.General(), " "))
@@ -200,7 +200,7 @@ func (s *Server) userDelete(w http.ResponseWriter, r *http.Request, p admin.Prin
 func (s *Server) keyCreate(w http.ResponseWriter, r *http.Request, p admin.Principal) {
 	f := newForm("description", "user")
 	f.keep(r.PostForm)
-	key, secret, err := s.auth.CreateAPIKey(p, remoteHost(r), strings.TrimSpace(r.PostFormValue("user")), strings.TrimSpace(r.PostFormValue("description")))
+	key, secret, err := s.auth.CreateAPIKey(p, admin.RemoteHost(r.RemoteAddr), strings.TrimSpace(r.PostFormValue("user")), strings.TrimSpace(r.PostFormValue("description")))
 	if err != nil {
 		if st := adminErr(f, err, nil); st != 0 {
 			s.renderUsers(w, r, p, st, map[string]*form{"key": f})
@@ -220,7 +220,7 @@ func (s *Server) keyRevoke(w http.ResponseWriter, r *http.Request, p admin.Princ
 	if !s.confirmed(w, r, p, "Revoke API key "+id+"? Programs using it lose access at once.", "Revoke", "/users#keys") {
 		return
 	}
-	if err := s.auth.RevokeAPIKey(p, remoteHost(r), id); err != nil {
+	if err := s.auth.RevokeAPIKey(p, admin.RemoteHost(r.RemoteAddr), id); err != nil {
 		f := newForm()
 		if st := adminErr(f, err, nil); st != 0 {
 			s.setFlash(p, "error", "API key "+id+" was not revoked: "+strings.Join(f.General(), " "))

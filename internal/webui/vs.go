@@ -12,7 +12,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
@@ -80,9 +80,8 @@ func (s *Server) vsCreate(w http.ResponseWriter, r *http.Request, p admin.Princi
 		NickName: ps.str("nickname"), Address: ps.str("address"), Protocol: ps.str("protocol"), Type: ps.str("type"),
 	}
 	v.Port = ps.int("port")
-	res, err := s.run(r, p, edit{parsed: ps.errs, summary: "add virtual service " + displayName(&v), mutate: func(c *config.Config) error {
+	res, err := s.run(r, p, formEdit{parsed: ps.errs, edit: edit.AddVirtualService{VS: v}, mutate: func(c *config.Config) error {
 		prefix = fmt.Sprintf("virtualServices[%d]", len(c.VirtualServices))
-		c.VirtualServices = append(c.VirtualServices, v)
 		return nil
 	}})
 	if err != nil {
@@ -291,7 +290,7 @@ func (s *Server) vsUpdate(w http.ResponseWriter, r *http.Request, p admin.Princi
 	prefix := vsPath(cur, id)
 	ps := &parser{v: r.PostForm, prefix: prefix}
 	sec.apply(ps, &config.VirtualService{}, isSub) // collects the parse errors
-	res, err := s.run(r, p, edit{base: formRevision(r), what: "This service's " + strings.ToLower(sec.Title),
+	res, err := s.run(r, p, formEdit{base: formRevision(r), what: "This service's " + strings.ToLower(sec.Title),
 		parsed: ps.errs,
 		object: func(c *config.Config) any {
 			v := c.VirtualServiceByID(id)
@@ -302,15 +301,11 @@ func (s *Server) vsUpdate(w http.ResponseWriter, r *http.Request, p admin.Princi
 			sec.fill(probe, v)
 			return probe.values
 		},
-		mutate: func(c *config.Config) error {
-			v := c.VirtualServiceByID(id)
-			if v == nil {
-				return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
-			}
+		edit: edit.ModifyVirtualService{ID: id, Update: func(c *config.Config, v, _ *config.VirtualService) error {
 			prefix = vsPath(c, id)
 			sec.apply(&parser{v: r.PostForm, prefix: prefix}, v, isSub)
 			return nil
-		}})
+		}}})
 	if err != nil {
 		status := explain(f, err, prefix)
 		if status == 0 {
@@ -345,12 +340,7 @@ func (s *Server) vsDelete(w http.ResponseWriter, r *http.Request, p admin.Princi
 		return
 	}
 	id := v.ID
-	res, err := s.run(r, p, edit{summary: "delete virtual service " + name, mutate: func(c *config.Config) error {
-		if !c.DeleteVirtualService(id) {
-			return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
-		}
-		return nil
-	}})
+	res, err := s.run(r, p, formEdit{edit: edit.DeleteVirtualService{ID: id}})
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -370,13 +360,10 @@ func (s *Server) subVSCreate(w http.ResponseWriter, r *http.Request, p admin.Pri
 	f.keep(r.PostForm)
 	sub := config.VirtualService{NickName: strings.TrimSpace(r.PostFormValue("nickname")), Type: r.PostFormValue("type"), Protocol: v.Protocol}
 	var prefix string
-	res, err := s.run(r, p, edit{summary: "add SubVS " + sub.NickName + " to " + displayName(v), mutate: func(c *config.Config) error {
-		pv := c.VirtualServiceByID(id)
-		if pv == nil {
-			return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
+	res, err := s.run(r, p, formEdit{edit: edit.AddSubVS{Parent: id, VS: sub}, mutate: func(c *config.Config) error {
+		if pv := c.VirtualServiceByID(id); pv != nil {
+			prefix = fmt.Sprintf("%s.subVSs[%d]", vsPath(c, id), len(pv.SubVSs))
 		}
-		prefix = fmt.Sprintf("%s.subVSs[%d]", vsPath(c, id), len(pv.SubVSs))
-		pv.SubVSs = append(pv.SubVSs, sub)
 		return nil
 	}})
 	if err != nil {
@@ -416,14 +403,11 @@ func (s *Server) rsCreate(w http.ResponseWriter, r *http.Request, p admin.Princi
 	ps := &parser{v: r.PostForm, prefix: prefix}
 	var rs config.RealServer
 	applyRS(ps, &rs)
-	res, err := s.run(r, p, edit{parsed: ps.errs, summary: fmt.Sprintf("add real server %s to %s", endpoint(rs.Address, rs.Port), displayName(v)),
+	res, err := s.run(r, p, formEdit{parsed: ps.errs, edit: edit.AddRealServer{VS: id, RS: rs},
 		mutate: func(c *config.Config) error {
-			pv := c.VirtualServiceByID(id)
-			if pv == nil {
-				return fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound)
+			if pv := c.VirtualServiceByID(id); pv != nil {
+				prefix = fmt.Sprintf("%s.realServers[%d]", vsPath(c, id), len(pv.RealServers))
 			}
-			prefix = fmt.Sprintf("%s.realServers[%d]", vsPath(c, id), len(pv.RealServers))
-			pv.RealServers = append(pv.RealServers, rs)
 			return nil
 		}})
 	if err != nil {
@@ -498,7 +482,7 @@ func (s *Server) rsUpdate(w http.ResponseWriter, r *http.Request, p admin.Princi
 	ps := &parser{v: r.PostForm, prefix: prefix}
 	next := *rs
 	applyRS(ps, &next)
-	res, err := s.run(r, p, edit{base: formRevision(r), what: "This real server", parsed: ps.errs,
+	res, err := s.run(r, p, formEdit{base: formRevision(r), what: "This real server", parsed: ps.errs,
 		object: func(c *config.Config) any {
 			if v := c.VirtualServiceByID(vsID); v != nil {
 				return v.RealServerByID(rsID)
@@ -506,18 +490,15 @@ func (s *Server) rsUpdate(w http.ResponseWriter, r *http.Request, p admin.Princi
 			return nil
 		},
 		mutate: func(c *config.Config) error {
-			cv := c.VirtualServiceByID(vsID)
-			if cv == nil {
-				return fmt.Errorf("virtual service %d: %w", vsID, control.ErrNotFound)
+			if p := rsPath(c, vsID, rsID); p != "" {
+				prefix = p
 			}
-			crs := cv.RealServerByID(rsID)
-			if crs == nil {
-				return fmt.Errorf("real server %d: %w", rsID, control.ErrNotFound)
-			}
-			prefix = rsPath(c, vsID, rsID)
+			return nil
+		},
+		edit: edit.ModifyRealServer{VS: vsID, RS: rsID, Update: func(crs *config.RealServer) error {
 			*crs = next
 			return nil
-		}})
+		}}})
 	if err != nil {
 		status := explain(f, err, prefix)
 		if status == 0 {
@@ -547,23 +528,7 @@ func (s *Server) rsSetEnabled(w http.ResponseWriter, r *http.Request, p admin.Pr
 		return
 	}
 	vsID, rsID, name := v.ID, rs.ID, endpoint(rs.Address, rs.Port)
-	verb := "enable"
-	if !on {
-		verb = "disable"
-	}
-	res, err := s.run(r, p, edit{summary: fmt.Sprintf("%s real server %s of %s", verb, name, displayName(v)),
-		mutate: func(c *config.Config) error {
-			cv := c.VirtualServiceByID(vsID)
-			if cv == nil {
-				return fmt.Errorf("virtual service %d: %w", vsID, control.ErrNotFound)
-			}
-			crs := cv.RealServerByID(rsID)
-			if crs == nil {
-				return fmt.Errorf("real server %d: %w", rsID, control.ErrNotFound)
-			}
-			crs.Enabled = config.Bool(on)
-			return nil
-		}})
+	res, err := s.run(r, p, formEdit{edit: edit.SetRealServerEnabled{VS: vsID, RS: rsID, Enabled: on}})
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -597,14 +562,7 @@ func (s *Server) rsDelete(w http.ResponseWriter, r *http.Request, p admin.Princi
 		fmt.Sprintf("/vs/%d#rs", vsID)) {
 		return
 	}
-	res, err := s.run(r, p, edit{summary: fmt.Sprintf("delete real server %s of %s", name, displayName(v)),
-		mutate: func(c *config.Config) error {
-			cv := c.VirtualServiceByID(vsID)
-			if cv == nil || !cv.DeleteRealServer(rsID) {
-				return fmt.Errorf("real server %d: %w", rsID, control.ErrNotFound)
-			}
-			return nil
-		}})
+	res, err := s.run(r, p, formEdit{edit: edit.DeleteRealServer{VS: vsID, RS: rsID}})
 	if err != nil {
 		s.fail(w, r, p, err)
 		return

@@ -25,7 +25,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -408,17 +407,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.errorPage(w, r, p, http.StatusNotFound, "There is no page at "+r.URL.Path+".")
 }
 
-// remoteHost returns the client's address without port.
-func remoteHost(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}
-
 // actor describes the caller for revisions.
 func actor(r *http.Request, p admin.Principal) control.Actor {
-	return control.Actor{User: p.User, Source: control.SourceWUI, RemoteAddr: remoteHost(r)}
+	return control.Actor{User: p.User, Source: control.SourceWUI, RemoteAddr: admin.RemoteHost(r.RemoteAddr), Method: p.Method}
 }
 
 // flash is a message shown once on the next page of a session.

@@ -193,6 +193,7 @@ func newTestServer(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	auth := admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost, Logger: log})
+	ctl.SetAuditor(auth)
 	if _, err := auth.Bootstrap("admin password 1"); err != nil {
 		t.Fatal(err)
 	}

@@ -29,11 +29,11 @@ func (e *errStale) Error() string {
 		"Your entries are kept below: review them and save again.", e.what, who, e.rev.Revision, e.rev.Summary)
 }
 
-// edit is one change made from a form: the write path with the UI's actor,
-// an optimistic check that the edited object did not change since the
-// form's revision, and the posted values' parse errors merged with the
+// formEdit is one change made from a form: the write path with the UI's
+// actor, an optimistic check that the edited object did not change since
+// the form's revision, and the posted values' parse errors merged with the
 // validation errors.
-type edit struct {
+type formEdit struct {
 	// base is the revision the form was shown at (its "rev" field).
 	base uint64
 	// object extracts the edited object from a configuration, for the
@@ -42,10 +42,15 @@ type edit struct {
 	what   string
 	// parsed are the posted values' parse errors.
 	parsed config.Errors
-	// summary describes the change; "" makes one from the diff.
+	// summary describes the change; "" makes one from the diff, or takes
+	// the edit's.
 	summary string
-	// mutate changes the configuration.
+	// mutate changes the configuration; with an edit it runs first, to
+	// find where the edited object is (for the errors' paths).
 	mutate func(c *config.Config) error
+	// edit is the typed edit (package control/edit) the form makes, if
+	// any.
+	edit control.Edit
 }
 
 // formRevision reads the form's "rev" field.
@@ -56,7 +61,7 @@ func formRevision(r *http.Request) uint64 {
 
 // run applies the edit. With parse errors it only validates (a dry run)
 // and returns the parse and validation errors together.
-func (s *Server) run(r *http.Request, p admin.Principal, e edit) (control.Result, error) {
+func (s *Server) run(r *http.Request, p admin.Principal, e formEdit) (control.Result, error) {
 	var baseObj []byte
 	if e.object != nil && e.base != 0 && e.base != s.ctl.Current().Revision {
 		old, err := s.hist.Revision(e.base)
@@ -66,7 +71,7 @@ func (s *Server) run(r *http.Request, p admin.Principal, e edit) (control.Result
 		}
 	}
 	var stale *errStale
-	ch := control.Change{Actor: actor(r, p), Summary: e.summary, DryRun: len(e.parsed) > 0,
+	ch := control.Change{Actor: actor(r, p), Summary: e.summary, DryRun: len(e.parsed) > 0, Edit: e.edit,
 		Mutate: func(c *config.Config) error {
 			if baseObj != nil {
 				cur, _ := json.Marshal(e.object(c))
@@ -76,6 +81,9 @@ func (s *Server) run(r *http.Request, p admin.Principal, e edit) (control.Result
 					stale.rev.Revision = snap.Revision
 					return stale
 				}
+			}
+			if e.mutate == nil {
+				return nil
 			}
 			return e.mutate(c)
 		}}
@@ -88,9 +96,6 @@ func (s *Server) run(r *http.Request, p admin.Principal, e edit) (control.Result
 			return res, e.parsed
 		}
 		return res, err
-	}
-	if err == nil && res.Committed {
-		s.auth.Audit(p, remoteHost(r), "config", fmt.Sprintf("revision %d: %s", res.Snapshot.Revision, res.Snapshot.Change.Summary), true)
 	}
 	return res, err
 }
