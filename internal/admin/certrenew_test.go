@@ -3,22 +3,17 @@ package admin
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
-	"log"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 const day = 24 * time.Hour
@@ -115,16 +110,10 @@ func TestCertificateRenewedWhileRunning(t *testing.T) {
 
 	// As the appliance serves it: a TLS listener with the source's
 	// configuration (httptest would add a certificate of its own).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), ErrorLog: log.New(io.Discard, "", 0)}
-	go srv.Serve(tls.NewListener(ln, cs.TLSConfig()))
-	defer srv.Close()
+	srv := testkit.ServeHTTP(t, testkit.Listen(t, "127.0.0.1"), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), cs.TLSConfig())
 	served := func() *x509.Certificate {
 		t.Helper()
-		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test inspects what is served
+		conn, err := tls.Dial("tcp", srv.Addr(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test inspects what is served
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,19 +169,11 @@ func TestCertificateRenewalRetried(t *testing.T) {
 // Fulcrum: another organisation) valid until notAfter.
 func supplied(t *testing.T, dir string, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "lb.example", Organization: []string{"Example Corp"}},
-		NotBefore: notAfter.Add(-90 * day), NotAfter: notAfter, DNSNames: []string{"lb.example"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.WriteFile(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-	os.WriteFile(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	leaf, _ := x509.ParseCertificate(der)
-	return leaf
+	c := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"lb.example"}, Organization: []string{"Example Corp"},
+		NotBefore: notAfter.Add(-90 * day), NotAfter: notAfter})
+	os.WriteFile(filepath.Join(dir, KeyFile), []byte(c.KeyPEM()), 0o600)
+	os.WriteFile(filepath.Join(dir, CertFile), []byte(c.CertPEM()), 0o600)
+	return c.Certificate
 }
 
 func TestSuppliedCertificateNeverRenewed(t *testing.T) {
@@ -251,18 +232,12 @@ func TestSuppliedCertificateNeverRenewed(t *testing.T) {
 // one-year one with the same key.
 func TestLegacyTenYearCertificateReplaced(t *testing.T) {
 	dir := t.TempDir()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	made := t0.Add(-100 * day)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fulcrum", Organization: []string{"Fulcrum"}},
-		NotBefore: made.Add(-time.Hour), NotAfter: made.Add(10 * 365 * day), BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.WriteFile(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-	os.WriteFile(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	legacy := testkit.SelfSigned(t, testkit.Leaf{CommonName: "fulcrum", Organization: []string{"Fulcrum"},
+		NotBefore: made.Add(-time.Hour), NotAfter: made.Add(10 * 365 * day)})
+	key := legacy.Key.(*ecdsa.PrivateKey)
+	os.WriteFile(filepath.Join(dir, KeyFile), []byte(legacy.KeyPEM()), 0o600)
+	os.WriteFile(filepath.Join(dir, CertFile), []byte(legacy.CertPEM()), 0o600)
 
 	cs := openCert(t, dir, &fakeClock{t: t0})
 	got := leafOf(t, cs.Certificate())

@@ -8,13 +8,14 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestLoadOrCreateCertificate(t *testing.T) {
@@ -177,15 +178,12 @@ func TestTLSConfig(t *testing.T) {
 		}
 	}
 
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	srv.TLS = cfg
-	srv.StartTLS()
-	defer srv.Close()
+	srv := testkit.ServeHTTP(t, testkit.Listen(t, "127.0.0.1"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), cfg)
 	pool := x509.NewCertPool()
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	pool.AddCert(leaf)
 	dial := func(c *tls.Config) error {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.Listener.Addr().String(), c)
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.Addr(), c)
 		if err == nil {
 			conn.Close()
 		}

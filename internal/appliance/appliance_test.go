@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fulcrum-lb/fulcrum/internal/console"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,18 +105,8 @@ func TestHealthThroughAPI(t *testing.T) {
 	}
 	defer c.Close()
 	// A real server on a port nothing listens on: its tcp check fails.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	vip, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vipPort := vip.Addr().(*net.TCPAddr).Port
-	vip.Close()
+	deadPort := testkit.FreePort(t, "127.0.0.1")
+	vipPort := testkit.FreePort(t, "127.0.0.2")
 	vs := fmt.Sprintf(`{"address":"127.0.0.2","port":%d,"realServers":[{"address":"127.0.0.1","port":%d}]}`, vipPort, deadPort)
 	if body, _, err := c.Do("POST", "/api/v1/virtual-services", []byte(vs), "application/json", nil); err != nil {
 		t.Fatalf("create: %v %s", err, body)
@@ -128,8 +118,8 @@ func TestHealthThroughAPI(t *testing.T) {
 			Reason string
 		} `json:"events"`
 	}
-	found := false
-	for range 150 { // the first check runs at once and fails at once (refused); 2 failures make Down
+	// The first check runs at once and fails at once (refused); 2 failures make Down.
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		body, _, err := c.Do("GET", "/api/v1/events?limit=10", nil, "", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -138,16 +128,12 @@ func TestHealthThroughAPI(t *testing.T) {
 			t.Fatalf("%v: %s", err, body)
 		}
 		for _, e := range events.Events {
-			found = found || (e.RS != 0 && e.To == "Down" && strings.Contains(e.Reason, "refused"))
+			if e.RS != 0 && e.To == "Down" && strings.Contains(e.Reason, "refused") {
+				return true, ""
+			}
 		}
-		if found {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !found {
-		t.Fatalf("no Down event of the real server: %+v", events)
-	}
+		return false, fmt.Sprintf("%+v", events)
+	}, "a Down event of the real server")
 	body, _, err := c.Do("GET", "/api/v1/status", nil, "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,46 +2,29 @@ package certs
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 type pki struct {
-	ca, leaf       *x509.Certificate
-	caKey, leafKey *ecdsa.PrivateKey
+	ca, leaf *x509.Certificate
+	leafKey  *ecdsa.PrivateKey
 }
 
 func newPKI(t testing.TB) pki {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Intermediate CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caT, caT, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "meet.example.com"},
-		DNSNames: []string{"meet.example.com", "lyncdiscover.example.com"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(12 * time.Hour)}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafT, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(leafDER)
-	return pki{ca: ca, leaf: leaf, caKey: caKey, leafKey: leafKey}
+	ca := testkit.NewCA(t, "Test Intermediate CA")
+	leaf := ca.Issue(t, testkit.Leaf{Names: []string{"meet.example.com", "lyncdiscover.example.com"}, NotAfter: time.Now().Add(12 * time.Hour)})
+	return pki{ca: ca.Certificate, leaf: leaf.Certificate, leafKey: leaf.Key.(*ecdsa.PrivateKey)}
 }
 
 func pemOf(typ string, der []byte) string {

@@ -1,53 +1,22 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
-// issuer makes certificates for the store tests.
-type issuer struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-var nextSerial int64 = 100
-
-func mkCert(t *testing.T, parent *issuer, cn string, ca bool, names []string, notBefore, notAfter time.Time) *issuer {
+// issue makes a certificate named cn for names, signed by ca, valid from
+// past to future.
+func issue(t *testing.T, ca *testkit.CA, cn string, names ...string) *testkit.Cert {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	nextSerial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(nextSerial), Subject: pkix.Name{CommonName: cn},
-		DNSNames: names, NotBefore: notBefore, NotAfter: notAfter, IsCA: ca, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
-	signer, signerKey := tmpl, k
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &k.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &issuer{cert: c, key: k}
-}
-
-func (i *issuer) pem() string { return pemOf("CERTIFICATE", i.cert.Raw) }
-
-func (i *issuer) keyPEM() string {
-	d, _ := x509.MarshalPKCS8PrivateKey(i.key)
-	return pemOf("PRIVATE KEY", d)
+	return ca.Issue(t, testkit.Leaf{CommonName: cn, Names: names, NotBefore: past, NotAfter: future})
 }
 
 var (
@@ -56,17 +25,17 @@ var (
 )
 
 func TestStoreCompletesChain(t *testing.T) {
-	root := mkCert(t, nil, "Root", true, nil, past, future)
-	i1 := mkCert(t, root, "Inter 1", true, nil, past, future)
-	i2 := mkCert(t, i1, "Inter 2", true, nil, past, future)
-	leaf := mkCert(t, i2, "www", false, []string{"www.example.com"}, past, future)
-	other := mkCert(t, mkCert(t, nil, "Other Root", true, nil, past, future), "Inter 2", true, nil, past, future) // same subject, wrong key
+	root := testkit.NewCA(t, "Root")
+	i1 := root.Intermediate(t, "Inter 1")
+	i2 := i1.Intermediate(t, "Inter 2")
+	leaf := issue(t, i2, "www", "www.example.com")
+	other := testkit.NewCA(t, "Other Root").Intermediate(t, "Inter 2") // same subject, wrong key
 	s, err := NewStore([]config.Certificate{
-		{Name: "other", Intermediate: true, CertPEM: other.pem()},
-		{Name: "i1", Intermediate: true, CertPEM: i1.pem()},
-		{Name: "i2", Intermediate: true, CertPEM: i2.pem()},
-		{Name: "root-too", Intermediate: true, CertPEM: root.pem()},
-		{Name: "www", CertPEM: leaf.pem(), KeyPEM: leaf.keyPEM()},
+		{Name: "other", Intermediate: true, CertPEM: other.CertPEM()},
+		{Name: "i1", Intermediate: true, CertPEM: i1.CertPEM()},
+		{Name: "i2", Intermediate: true, CertPEM: i2.CertPEM()},
+		{Name: "root-too", Intermediate: true, CertPEM: root.CertPEM()},
+		{Name: "www", CertPEM: leaf.CertPEM(), KeyPEM: leaf.KeyPEM()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -75,26 +44,26 @@ func TestStoreCompletesChain(t *testing.T) {
 	if len(c.Certificate) != 3 {
 		t.Fatalf("chain has %d certificates, want leaf, Inter 2, Inter 1 (no root)", len(c.Certificate))
 	}
-	for i, want := range []*x509.Certificate{leaf.cert, i2.cert, i1.cert} {
+	for i, want := range []*x509.Certificate{leaf.Certificate, i2.Certificate, i1.Certificate} {
 		if string(c.Certificate[i]) != string(want.Raw) {
 			t.Errorf("chain[%d] is not %s", i, want.Subject.CommonName)
 		}
 	}
-	if _, err := NewStore([]config.Certificate{{Name: "bad", CertPEM: leaf.pem(), KeyPEM: root.keyPEM()}}); err == nil ||
+	if _, err := NewStore([]config.Certificate{{Name: "bad", CertPEM: leaf.CertPEM(), KeyPEM: root.KeyPEM()}}); err == nil ||
 		!strings.Contains(err.Error(), `certificate "bad"`) {
 		t.Errorf("key mismatch: %v", err)
 	}
 }
 
 func TestServerConfigSNI(t *testing.T) {
-	root := mkCert(t, nil, "Root", true, nil, past, future)
-	a := mkCert(t, root, "a", false, []string{"a.example.com", "alt.example.com"}, past, future)
-	w := mkCert(t, root, "wild", false, []string{"*.example.org"}, past, future)
-	cn := mkCert(t, root, "cn-only.example.net", false, nil, past, future)
+	root := testkit.NewCA(t, "Root")
+	a := issue(t, root, "a", "a.example.com", "alt.example.com")
+	w := issue(t, root, "wild", "*.example.org")
+	cn := issue(t, root, "cn-only.example.net")
 	s, err := NewStore([]config.Certificate{
-		{Name: "a", CertPEM: a.pem(), KeyPEM: a.keyPEM()},
-		{Name: "w", CertPEM: w.pem(), KeyPEM: w.keyPEM()},
-		{Name: "cn", CertPEM: cn.pem(), KeyPEM: cn.keyPEM()},
+		{Name: "a", CertPEM: a.CertPEM(), KeyPEM: a.KeyPEM()},
+		{Name: "w", CertPEM: w.CertPEM(), KeyPEM: w.KeyPEM()},
+		{Name: "cn", CertPEM: cn.CertPEM(), KeyPEM: cn.KeyPEM()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,23 +118,22 @@ func TestVersionsAndProfiles(t *testing.T) {
 
 func TestCheckWarnings(t *testing.T) {
 	now := time.Now()
-	root := mkCert(t, nil, "Root", true, nil, past, future)
-	inter := mkCert(t, root, "Inter", true, nil, past, future)
-	good := mkCert(t, inter, "good", false, []string{"good.example"}, past, future)
-	expired := mkCert(t, inter, "expired", false, nil, now.Add(-48*time.Hour), now.Add(-24*time.Hour))
-	soon := mkCert(t, inter, "soon", false, nil, past, now.Add(10*24*time.Hour))
-	early := mkCert(t, inter, "early", false, nil, now.Add(24*time.Hour), future)
-	orphan := mkCert(t, mkCert(t, mkCert(t, nil, "Lost Root", true, nil, past, future), "Lost Inter", true, nil, past, future),
-		"orphan", false, nil, past, future)
-	wrongPair := mkCert(t, root, "wrongly-chained", false, nil, past, future)
+	root := testkit.NewCA(t, "Root")
+	inter := root.Intermediate(t, "Inter")
+	good := issue(t, inter, "good", "good.example")
+	expired := inter.Issue(t, testkit.Leaf{CommonName: "expired", NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+	soon := inter.Issue(t, testkit.Leaf{CommonName: "soon", NotBefore: past, NotAfter: now.Add(10 * 24 * time.Hour)})
+	early := inter.Issue(t, testkit.Leaf{CommonName: "early", NotBefore: now.Add(24 * time.Hour), NotAfter: future})
+	orphan := issue(t, testkit.NewCA(t, "Lost Root").Intermediate(t, "Lost Inter"), "orphan")
+	wrongPair := issue(t, root, "wrongly-chained")
 	list := []config.Certificate{
-		{Name: "inter", Intermediate: true, CertPEM: inter.pem()},
-		{Name: "good", CertPEM: good.pem(), KeyPEM: good.keyPEM()},
-		{Name: "expired", CertPEM: expired.pem(), KeyPEM: expired.keyPEM()},
-		{Name: "soon", CertPEM: soon.pem(), KeyPEM: soon.keyPEM()},
-		{Name: "early", CertPEM: early.pem(), KeyPEM: early.keyPEM()},
-		{Name: "orphan", CertPEM: orphan.pem(), KeyPEM: orphan.keyPEM()},
-		{Name: "broken", CertPEM: wrongPair.pem() + inter.pem(), KeyPEM: wrongPair.keyPEM()},
+		{Name: "inter", Intermediate: true, CertPEM: inter.CertPEM()},
+		{Name: "good", CertPEM: good.CertPEM(), KeyPEM: good.KeyPEM()},
+		{Name: "expired", CertPEM: expired.CertPEM(), KeyPEM: expired.KeyPEM()},
+		{Name: "soon", CertPEM: soon.CertPEM(), KeyPEM: soon.KeyPEM()},
+		{Name: "early", CertPEM: early.CertPEM(), KeyPEM: early.KeyPEM()},
+		{Name: "orphan", CertPEM: orphan.CertPEM(), KeyPEM: orphan.KeyPEM()},
+		{Name: "broken", CertPEM: wrongPair.CertPEM() + inter.CertPEM(), KeyPEM: wrongPair.KeyPEM()},
 	}
 	got := map[string]string{}
 	for _, w := range Check(list, now) {
@@ -194,17 +162,16 @@ func TestCheckWarnings(t *testing.T) {
 }
 
 func TestTicketKeysRotate(t *testing.T) {
-	root := mkCert(t, nil, "Root", true, nil, past, future)
-	leaf := mkCert(t, root, "t", false, []string{"t.example"}, past, future)
-	s, _ := NewStore([]config.Certificate{{Name: "t", CertPEM: leaf.pem(), KeyPEM: leaf.keyPEM()}})
+	root := testkit.NewCA(t, "Root")
+	leaf := issue(t, root, "t", "t.example")
+	s, _ := NewStore([]config.Certificate{{Name: "t", CertPEM: leaf.CertPEM(), KeyPEM: leaf.KeyPEM()}})
 	clock := time.Now()
 	keys := NewTicketKeys(time.Hour)
 	keys.now = func() time.Time { return clock }
 	// Two configurations (two generations or two listeners) sharing keys.
 	cfg1, _ := s.ServerConfig(config.TLS{Profile: "intermediate", Certificates: []string{"t"}}, ServerOptions{Tickets: keys})
 	cfg2, _ := s.ServerConfig(config.TLS{Profile: "intermediate", Certificates: []string{"t"}}, ServerOptions{Tickets: keys})
-	pool := x509.NewCertPool()
-	pool.AddCert(root.cert)
+	pool := root.Pool()
 	cache := tls.NewLRUClientSessionCache(8)
 	handshake := func(cfg *tls.Config) bool {
 		a, b := net.Pipe()
@@ -255,8 +222,8 @@ func TestTicketKeysRotate(t *testing.T) {
 }
 
 func TestClientConfig(t *testing.T) {
-	root := mkCert(t, nil, "Root", true, nil, past, future)
-	c, err := ClientConfig(config.TLS{Reencrypt: true, VerifyServer: true, ServerName: "fe.internal", CABundle: root.pem()})
+	root := testkit.NewCA(t, "Root")
+	c, err := ClientConfig(config.TLS{Reencrypt: true, VerifyServer: true, ServerName: "fe.internal", CABundle: root.CertPEM()})
 	if err != nil || c.InsecureSkipVerify || c.ServerName != "fe.internal" || c.RootCAs == nil {
 		t.Fatalf("%+v %v", c, err)
 	}

@@ -1,36 +1,21 @@
 package certs
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // rsaPEM makes a self-signed RSA certificate of bits, valid until
 // notAfter, and its key in PEM.
 func rsaPEM(t *testing.T, bits int, notAfter time.Time) (certPEM, keyPEM string) {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "weak.example"},
-		DNSNames: []string{"weak.example"}, NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+	c := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"weak.example"}, Key: testkit.RSA, RSABits: bits,
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter})
+	return c.CertPEM(), c.KeyPEM()
 }
 
 // TestWeakAndExpiredCertificates: an RSA key shorter than 2048 bits is

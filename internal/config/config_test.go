@@ -2,15 +2,11 @@ package config
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 const sample = `
@@ -222,22 +218,12 @@ func TestValidateErrors(t *testing.T) {
 
 func testCert(t testing.TB) (certPEM, keyPEM string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"meet.example.com"}})
+	kd, err := x509.MarshalECPrivateKey(c.Key.(*ecdsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "meet.example.com"},
-		DNSNames: []string{"meet.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}))
+	return c.CertPEM(), testkit.PEM("EC PRIVATE KEY", kd)
 }
 
 func TestCertificates(t *testing.T) {

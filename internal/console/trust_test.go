@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -276,24 +277,29 @@ func TestHostileSocketHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	var received atomic.Int64
+	var readers sync.WaitGroup
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			readers.Go(func() {
 				defer c.Close()
 				_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 				n, _ := io.Copy(io.Discard, c)
 				received.Add(n)
-			}()
+			})
 		}
 	}()
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
-	time.Sleep(600 * time.Millisecond) // let the readers finish
+	// Let the readers finish (each within its 500 ms deadline).
 	_ = ln.Close()
+	<-accepting
+	readers.Wait()
 	fmt.Printf("received %d bytes\n", received.Load())
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // The 10,000-real-server benchmark runs its listeners in a helper process
@@ -183,17 +184,10 @@ func benchMonitor(b *testing.B, typ string, services, perService int) {
 		}
 		return n, up
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if _, up := checks(); up == services*perService {
-			break
-		}
-		if time.Now().After(deadline) {
-			n, up := checks()
-			b.Fatalf("after 2 minutes: %d checks, %d real servers Up", n, up)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.EventuallyState(b, 2*time.Minute, func() (bool, string) {
+		n, up := checks()
+		return up == services*perService, fmt.Sprintf("%d checks, %d real servers Up", n, up)
+	}, "every real server Up")
 	ramp := time.Since(start)
 	n0, _ := checks()
 	user0, sys0 := cpuTime()
@@ -253,7 +247,7 @@ func BenchmarkCheck(b *testing.B) {
 		p    Params
 		tg   Target
 	}{
-		{"tcp", Params{Type: TypeTCP}, targetOf(tcp.ln)},
+		{"tcp", Params{Type: TypeTCP}, targetOf(tcp)},
 		{"http", Params{Type: TypeHTTP}, h.target()},
 		{"https", Params{Type: TypeHTTPS}, hs.target()},
 		{"smtp", Params{Type: TypeSMTP}, smtp.target()},

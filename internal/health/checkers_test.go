@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -55,14 +57,13 @@ func expect(t *testing.T, p Params, tg Target, wantUp bool, want ...string) Resu
 // silent returns a target that accepts connections (kernel backlog) but
 // never answers.
 func silent(t *testing.T, ip string) Target {
-	ln := listen(t, ip)
-	t.Cleanup(func() { ln.Close() })
-	return targetOf(ln)
+	ln := testkit.Listen(t, ip)
+	return Target{Address: ip, Port: ln.Addr().(*net.TCPAddr).Port}
 }
 
 func TestTCPCheck(t *testing.T) {
 	s := startTCP(t, "127.0.0.4")
-	expect(t, Params{Type: TypeTCP}, targetOf(s.ln), true, "tcp connect to 127.0.0.4:")
+	expect(t, Params{Type: TypeTCP}, targetOf(s), true, "tcp connect to 127.0.0.4:")
 	expect(t, Params{Type: TypeTCP}, closedTarget(t, "127.0.0.4"), false, "tcp 127.0.0.4:", "connection refused")
 }
 
@@ -220,7 +221,7 @@ func TestBannerChecks(t *testing.T) {
 			if n := s.tlsCount.Load(); n < 2 {
 				t.Errorf("%d TLS sessions on the server, want at least 2", n)
 			}
-			waitFor(t, 5*time.Second, "QUIT", func() bool { return s.quits.Load() >= 2 })
+			testkit.Eventually(t, 5*time.Second, func() bool { return s.quits.Load() >= 2 }, "QUIT")
 			// Without a certificate the server refuses STARTTLS.
 			noTLS := startLine(t, "127.0.0.7", tc.proto, nil)
 			expect(t, Params{Type: tc.typ, StartTLS: true}, noTLS.target(), false, "refused")
@@ -293,18 +294,12 @@ func TestDNSCheck(t *testing.T) {
 		t.Errorf("names queried: %s", names)
 	}
 	// Nothing listening: the kernel's port unreachable ends the check.
-	pc, err := net.ListenPacket("udp", "127.0.0.9:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := portOf(pc.LocalAddr())
-	pc.Close()
+	port := testkit.FreeUDPPort(t, "127.0.0.9")
 	expect(t, Params{Type: TypeDNS}, Target{Address: "127.0.0.9", Port: port}, false, "dns 127.0.0.9:")
 }
 
 func TestBDataCheck(t *testing.T) {
-	ln := startBytes(t, "127.0.0.10", []byte("\x00\x01READY\xff"))
-	tg := targetOf(ln)
+	tg := targetOf(startBytes(t, "127.0.0.10", []byte("\x00\x01READY\xff")))
 	send := hex.EncodeToString([]byte("PING"))
 	expect(t, Params{Type: TypeBData, Send: send, Pattern: hex.EncodeToString([]byte("READY"))}, tg, true, "holds 5245414459")
 	expect(t, Params{Type: TypeBData, Send: send, Pattern: "ff"}, tg, true)

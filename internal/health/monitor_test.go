@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // quiet is a logger that drops everything.
@@ -115,10 +116,10 @@ func findRS(m *Monitor, vs, rs int) (RSStatus, bool) {
 func waitRS(t *testing.T, m *Monitor, vs, rs int, st string, d time.Duration) RSStatus {
 	t.Helper()
 	var got RSStatus
-	waitFor(t, d, "real server "+strconv.Itoa(rs)+" "+st, func() bool {
+	testkit.Eventually(t, d, func() bool {
 		got, _ = findRS(m, vs, rs)
 		return got.Status == st
-	})
+	}, "real server "+strconv.Itoa(rs)+" "+st)
 	return got
 }
 
@@ -144,7 +145,7 @@ func TestDetectionAndRecovery(t *testing.T) {
 	if rs.Reason != "http 200 from "+tg.String()+"/" || rs.Health != "Up" || rs.Target != tg.String() {
 		t.Errorf("up status %+v", rs)
 	}
-	waitFor(t, 5*time.Second, "backend server Up", func() bool { return srvs.get(key).Health() == backend.HealthUp })
+	testkit.Eventually(t, 5*time.Second, func() bool { return srvs.get(key).Health() == backend.HealthUp }, "backend server Up")
 
 	interval, timeout := 9*unit, 8*unit
 	detect := 2*interval + timeout // interval × retries + timeout
@@ -167,7 +168,7 @@ func TestDetectionAndRecovery(t *testing.T) {
 	}
 
 	// The server stops: Down within interval × retries + timeout.
-	addr := h.ln.Addr().String()
+	addr := h.srv.Addr()
 	h.stop()
 	start = time.Now()
 	rs = waitRS(t, m, 1, 10, StatusDown, 10*detect+5*time.Second)
@@ -175,12 +176,12 @@ func TestDetectionAndRecovery(t *testing.T) {
 	if !strings.Contains(rs.Reason, "connection refused after 2 retries") {
 		t.Errorf("reason %q", rs.Reason)
 	}
-	waitFor(t, 5*time.Second, "backend server Down", func() bool { return srvs.get(key).Health() == backend.HealthDown })
+	testkit.Eventually(t, 5*time.Second, func() bool { return srvs.get(key).Health() == backend.HealthDown }, "backend server Down")
 	if v, _ := findVS(m, 1); v.Status != StatusDown || v.Reason != "all 1 enabled real servers are Down" {
 		t.Errorf("service %s %q", v.Status, v.Reason)
 	}
 	// It comes back: Up within rise × interval.
-	h2 := startHTTPOn(t, relisten(t, addr), nil)
+	h2 := startHTTPOn(t, testkit.ListenAt(t, addr), nil)
 	start = time.Now()
 	waitRS(t, m, 1, 10, StatusUp, 10*recover+5*time.Second)
 	t.Logf("restarted: Up after %v (bound %v)", time.Since(start), recover)
@@ -189,7 +190,7 @@ func TestDetectionAndRecovery(t *testing.T) {
 	}
 
 	// Every transition was reported, in order.
-	waitFor(t, 5*time.Second, "OnChange calls", func() bool { return len(ch.get()) == 5 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(ch.get()) == 5 }, "OnChange calls")
 	want := []string{"Up", "Down", "Up", "Down", "Up"}
 	for i, c := range ch.get() {
 		if c != key.String()+" "+want[i] {
@@ -227,13 +228,13 @@ func TestSyncKeepsUnchangedChecks(t *testing.T) {
 		}
 		return cfgOf(t, v)
 	}
-	a, b := rsOf(1, targetOf(s1.ln)), rsOf(2, targetOf(s2.ln))
+	a, b := rsOf(1, targetOf(s1)), rsOf(2, targetOf(s2))
 	if err := m.Sync(mk(600, "one", 10, a), srvs.get); err != nil {
 		t.Fatal(err)
 	}
 	first := waitRS(t, m, 1, 1, StatusUp, 10*time.Second)
-	if s1.accepted.Load() != 1 {
-		t.Fatalf("%d checks, want 1", s1.accepted.Load())
+	if s1.Accepted() != 1 {
+		t.Fatalf("%d checks, want 1", s1.Accepted())
 	}
 	nEvents := len(m.Events(0, 0))
 
@@ -247,7 +248,7 @@ func TestSyncKeepsUnchangedChecks(t *testing.T) {
 	}
 	waitRS(t, m, 1, 2, StatusUp, 10*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	if n := s1.accepted.Load(); n != 1 {
+	if n := s1.Accepted(); n != 1 {
 		t.Errorf("unchanged check ran again after Sync: %d checks", n)
 	}
 	for _, e := range m.Events(0, 0)[:len(m.Events(0, 0))-nEvents] {
@@ -260,11 +261,11 @@ func TestSyncKeepsUnchangedChecks(t *testing.T) {
 	if err := m.Sync(mk(601, "two", 20, a, b), srvs.get); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the restarted check", func() bool { return s1.accepted.Load() == 2 })
-	waitFor(t, 10*time.Second, "its result", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool { return s1.Accepted() == 2 }, "the restarted check")
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		rs, _ := findRS(m, 1, 1)
 		return rs.LastCheck.After(first.LastCheck)
-	})
+	}, "its result")
 	if rs, _ := findRS(m, 1, 1); rs.Status != StatusUp {
 		t.Errorf("restarted check: %+v", rs)
 	}
@@ -291,11 +292,11 @@ func TestSyncKeepsUnchangedChecks(t *testing.T) {
 		t.Errorf("type none: %+v", v)
 	}
 	k1 := backend.Key{VS: 1, Address: a.Address, Port: a.Port}
-	waitFor(t, 5*time.Second, "backend health reset to Unknown", func() bool { return srvs.get(k1).Health() == backend.HealthUnknown })
-	waitFor(t, 5*time.Second, "OnChange Unknown", func() bool {
+	testkit.Eventually(t, 5*time.Second, func() bool { return srvs.get(k1).Health() == backend.HealthUnknown }, "backend health reset to Unknown")
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		l := ch.get()
 		return len(l) > 0 && l[len(l)-1] == k1.String()+" Unknown" || len(l) > 1 && l[len(l)-2] == k1.String()+" Unknown"
-	})
+	}, "OnChange Unknown")
 	// Only Up once per server before that: no false transitions.
 	for _, c := range ch.get() {
 		if strings.HasSuffix(c, " Down") {
@@ -314,7 +315,7 @@ func TestSyncKeepsUnchangedChecks(t *testing.T) {
 
 func TestStatuses(t *testing.T) {
 	up1, up2 := startTCP(t, "127.0.0.30"), startTCP(t, "127.0.0.31")
-	u1, u2 := targetOf(up1.ln), targetOf(up2.ln)
+	u1, u2 := targetOf(up1), targetOf(up2)
 	d1, d2 := closedTarget(t, "127.0.0.32"), closedTarget(t, "127.0.0.33")
 	withPort := func(tg Target, port int) Target { tg.Port = port; return tg }
 	off := config.Bool(false)
@@ -355,7 +356,7 @@ func TestStatuses(t *testing.T) {
 	if err := m.Sync(c, srvs.get); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every check's first result", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		for _, v := range m.Status() {
 			for _, r := range v.RealServers {
 				if r.Status == StatusUnknown {
@@ -364,7 +365,7 @@ func TestStatuses(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "every check's first result")
 	for _, tc := range []struct {
 		vs     int
 		status string
@@ -412,9 +413,9 @@ func TestStatuses(t *testing.T) {
 		t.Errorf("check address: target %q, want %q", rs.Target, u2)
 	}
 	// The follower's backend server takes the leader's health.
-	waitFor(t, 5*time.Second, "the follower's backend health Up", func() bool {
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		return srvs.get(backend.Key{VS: 7, Address: follower.Address, Port: follower.Port}).Health() == backend.HealthUp
-	})
+	}, "the follower's backend health Up")
 
 	// Draining is the data plane's: shown as it is.
 	srvs.get(backend.Key{VS: 1, Address: u1.Address, Port: u1.Port}).SetDraining(true)
@@ -423,12 +424,12 @@ func TestStatuses(t *testing.T) {
 	}
 
 	// The follower's leader goes away: everything in service 7 follows.
-	up1.close()
+	up1.Close()
 	waitRS(t, m, 7, 72, StatusDown, 20*time.Second)
 	if v, _ := findVS(m, 7); v.Status != StatusDown {
 		t.Errorf("service 7 with its leader down: %s", v.Status)
 	}
-	waitFor(t, 20*time.Second, "the parent Down", func() bool { v, _ := findVS(m, 8); return v.Status == StatusDown })
+	testkit.Eventually(t, 20*time.Second, func() bool { v, _ := findVS(m, 8); return v.Status == StatusDown }, "the parent Down")
 	if v, _ := findVS(m, 8); v.Reason != "none of 2 SubVSs is Up" {
 		t.Errorf("parent with every SubVS down: %s %q", v.Status, v.Reason)
 	}
@@ -509,10 +510,10 @@ func TestPassiveChecks(t *testing.T) {
 	if rs.Status != StatusDown || rs.Reason != "passive: 3 consecutive failures on live traffic, last: http 502" {
 		t.Fatalf("after 3 failures: %s %q", rs.Status, rs.Reason)
 	}
-	waitFor(t, 5*time.Second, "backend server Down", func() bool { return srvs.get(key).Health() == backend.HealthDown })
+	testkit.Eventually(t, 5*time.Second, func() bool { return srvs.get(key).Health() == backend.HealthDown }, "backend server Down")
 	// The active check still passes: Up again.
 	waitRS(t, m, 1, 1, StatusUp, 10*time.Second)
-	waitFor(t, 5*time.Second, "OnChange", func() bool { return len(ch.get()) == 3 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(ch.get()) == 3 }, "OnChange")
 	if got := strings.Join(ch.get(), ","); got != key.String()+" Up,"+key.String()+" Down,"+key.String()+" Up" {
 		t.Errorf("OnChange calls %s", got)
 	}
@@ -577,7 +578,7 @@ func TestSpreadAcrossInterval(t *testing.T) {
 	// 200 real servers added at once: first checks at most 1 ms apart,
 	// later ones spread over the second half of the interval.
 	s := startTCP(t, "127.0.0.42")
-	tg := targetOf(s.ln)
+	tg := targetOf(s)
 	var rss []config.RealServer
 	for i := range 200 {
 		rss = append(rss, config.RealServer{ID: i + 1, Address: "127.0.0.42", Port: 1 + i, CheckAddress: tg.Address})
@@ -588,7 +589,7 @@ func TestSpreadAcrossInterval(t *testing.T) {
 	if err := m.Sync(cfgOf(t, v), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every first check", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		for _, tk := range m.tasks {
@@ -597,7 +598,7 @@ func TestSpreadAcrossInterval(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "every first check")
 	m.mu.Lock()
 	var lo, hi time.Duration
 	for _, tk := range m.tasks {
@@ -613,7 +614,7 @@ func TestSpreadAcrossInterval(t *testing.T) {
 	if hi-lo < interval/4 {
 		t.Errorf("checks bunched: phases within %v of a %v interval", hi-lo, interval)
 	}
-	waitFor(t, 10*time.Second, "200 connections on the server", func() bool { return s.accepted.Load() >= 200 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return s.Accepted() >= 200 }, "200 connections on the server")
 }
 
 func TestMaxConcurrent(t *testing.T) {
@@ -638,7 +639,7 @@ func TestMaxConcurrent(t *testing.T) {
 	if peak > 2 {
 		t.Errorf("%d checks in flight, limit 2", peak)
 	}
-	waitFor(t, 10*time.Second, "every server Down by timeout", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		v, _ := findVS(m, 1)
 		for _, r := range v.RealServers {
 			if r.Status != StatusDown {
@@ -646,20 +647,20 @@ func TestMaxConcurrent(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "every server Down by timeout")
 }
 
 func TestSyncErrors(t *testing.T) {
 	s := startTCP(t, "127.0.0.44")
 	m := newMonitor(t, Options{})
-	good := cfgOf(t, vsOf(1, TypeTCP, rsOf(1, targetOf(s.ln))))
+	good := cfgOf(t, vsOf(1, TypeTCP, rsOf(1, targetOf(s))))
 	if err := m.Sync(good, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitRS(t, m, 1, 1, StatusUp, 10*time.Second)
 	bad := good.Clone()
 	bad.VirtualServices[0].HealthCheck = config.HealthCheck{Type: TypeHTTP, Pattern: "(["}
-	bad.VirtualServices = append(bad.VirtualServices, vsOf(2, TypeBData, rsOf(2, targetOf(s.ln))))
+	bad.VirtualServices = append(bad.VirtualServices, vsOf(2, TypeBData, rsOf(2, targetOf(s))))
 	err := m.Sync(bad, nil)
 	if err == nil {
 		t.Fatal("invalid checks accepted")
@@ -750,7 +751,7 @@ func TestDataPlaneHookMayCallMonitor(t *testing.T) {
 	// The data plane's health hook runs inside backend.Server.SetHealth;
 	// the Monitor calls it without its lock, so the hook may call back.
 	s := startTCP(t, "127.0.0.45")
-	tg := targetOf(s.ln)
+	tg := targetOf(s)
 	key := backend.Key{VS: 1, Address: tg.Address, Port: tg.Port}
 	reg := backend.NewRegistry()
 	srv := reg.Lookup(key, backend.Settings{ID: 1, Weight: 1000, Enabled: true})

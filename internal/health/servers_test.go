@@ -1,22 +1,16 @@
 package health
 
-// Real servers the tests start on 127.0.0.0/8: HTTP(S), TLS with a
-// self-signed certificate, line protocols (SMTP, FTP, POP3, IMAP, NNTP,
-// telnet), an LDAP bind responder, a UDP DNS responder and plain TCP.
+// Real servers the tests start on 127.0.0.0/8 (on internal/testkit's
+// backends): HTTP(S) with a self-signed certificate, line protocols (SMTP,
+// FTP, POP3, IMAP, NNTP, telnet), an LDAP bind responder, a UDP DNS
+// responder and plain TCP.
 
 import (
 	"bufio"
 	"cmp"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"io"
-	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -24,125 +18,70 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
-// listen opens a TCP listener on ip (127.0.0.x) and a free port.
-func listen(t testing.TB, ip string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
+// addrOf is a test server: a testkit backend.
+type addrOf interface {
+	IP() string
+	Port() int
 }
 
-// portOf returns the port of a listener or packet conn address.
-func portOf(a net.Addr) int {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.Port
-	case *net.UDPAddr:
-		return a.Port
-	}
-	return 0
-}
-
-// targetOf returns the Target of a listener.
-func targetOf(ln net.Listener) Target {
-	a := ln.Addr().(*net.TCPAddr)
-	return Target{Address: a.IP.String(), Port: a.Port}
-}
+// targetOf returns the Target of a test server.
+func targetOf(s addrOf) Target { return Target{Address: s.IP(), Port: s.Port()} }
 
 // closedTarget returns a Target on ip where nothing listens.
 func closedTarget(t testing.TB, ip string) Target {
-	ln := listen(t, ip)
-	tg := targetOf(ln)
-	ln.Close()
-	return tg
+	return Target{Address: ip, Port: testkit.FreePort(t, ip)}
 }
 
-// tcpServer accepts connections and closes them, counting them.
-type tcpServer struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	wg       sync.WaitGroup
-}
-
-func startTCP(t testing.TB, ip string) *tcpServer {
-	s := &tcpServer{ln: listen(t, ip)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
-}
-
-func (s *tcpServer) close() { s.ln.Close(); s.wg.Wait() }
+// startTCP starts a backend that accepts connections and closes them; its
+// Accepted counts them.
+func startTCP(t testing.TB, ip string) *testkit.TCPServer { return testkit.StartTCP(t, ip, nil) }
 
 // httpBackend is an HTTP server whose answer is set by the test; it records
 // the requests it gets.
 type httpBackend struct {
-	srv  *http.Server
-	ln   net.Listener
+	srv  *testkit.HTTPServer
 	mu   sync.Mutex
 	code int
 	body string
 	flip func() int // when set, gives the status code
 	reqs []*http.Request
-	done chan struct{}
 }
 
 // startHTTP serves HTTP (or HTTPS with cert) on ip.
 func startHTTP(t testing.TB, ip string, cert *tls.Certificate) *httpBackend {
 	t.Helper()
-	return startHTTPOn(t, listen(t, ip), cert)
+	return startHTTPOn(t, testkit.Listen(t, ip), cert)
 }
 
 func startHTTPOn(t testing.TB, ln net.Listener, cert *tls.Certificate) *httpBackend {
-	h := &httpBackend{ln: ln, code: 200, body: "ok", done: make(chan struct{})}
-	h.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.mu.Lock()
-			code, body := h.code, h.body
-			if h.flip != nil {
-				code = h.flip()
-			}
-			h.reqs = append(h.reqs, r.Clone(r.Context()))
-			h.mu.Unlock()
-			if r.Method == http.MethodPost {
-				b := make([]byte, 4096)
-				n, _ := r.Body.Read(b)
-				h.mu.Lock()
-				h.reqs[len(h.reqs)-1].Header.Set("X-Test-Body", string(b[:n]))
-				h.mu.Unlock()
-			}
-			w.WriteHeader(code)
-			_, _ = w.Write([]byte(body))
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	if cert != nil {
-		h.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
-	}
-	go func() {
-		defer close(h.done)
-		if cert != nil {
-			_ = h.srv.ServeTLS(ln, "", "")
-		} else {
-			_ = h.srv.Serve(ln)
+	h := &httpBackend{code: 200, body: "ok"}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		code, body := h.code, h.body
+		if h.flip != nil {
+			code = h.flip()
 		}
-	}()
-	t.Cleanup(h.stop)
+		h.reqs = append(h.reqs, r.Clone(r.Context()))
+		h.mu.Unlock()
+		if r.Method == http.MethodPost {
+			b := make([]byte, 4096)
+			n, _ := r.Body.Read(b)
+			h.mu.Lock()
+			h.reqs[len(h.reqs)-1].Header.Set("X-Test-Body", string(b[:n]))
+			h.mu.Unlock()
+		}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(body))
+	})
+	var cfg *tls.Config
+	if cert != nil {
+		cfg = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	h.srv = testkit.ServeHTTP(t, ln, handler, cfg)
 	return h
 }
 
@@ -165,44 +104,16 @@ func (h *httpBackend) requests() []*http.Request {
 }
 
 // stop closes the server and its connections; idempotent.
-func (h *httpBackend) stop() {
-	_ = h.srv.Close()
-	<-h.done
-}
+func (h *httpBackend) stop() { h.srv.Close() }
 
-func (h *httpBackend) target() Target { return targetOf(h.ln) }
+func (h *httpBackend) target() Target { return targetOf(h.srv) }
 
-// selfSigned returns a self-signed certificate for the given IPs and the
-// pool that trusts it.
+// selfSigned returns a self-signed certificate for health.test and the
+// given IPs, and the pool that trusts it.
 func selfSigned(t testing.TB, ips ...string) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "health test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"health.test"},
-	}
-	for _, ip := range ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	c := testkit.SelfSigned(t, testkit.Leaf{CommonName: "health test", Names: append([]string{"health.test"}, ips...)})
+	return c.TLS(), c.Pool()
 }
 
 // lineProto is a server-speaks-first protocol for lineServer.
@@ -219,33 +130,18 @@ type lineProto struct {
 // lineServer speaks a line protocol on ip; with cert it upgrades on
 // proto.startTLS. It counts sessions that reached TLS.
 type lineServer struct {
-	ln       net.Listener
-	wg       sync.WaitGroup
+	srv      *testkit.TCPServer
 	tlsCount atomic.Int64
 	quits    atomic.Int64
 }
 
 func startLine(t testing.TB, ip string, p lineProto, cert *tls.Certificate) *lineServer {
 	t.Helper()
-	s := &lineServer{ln: listen(t, ip)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				s.session(c, p, cert)
-			}()
-		}
-	}()
-	t.Cleanup(func() { s.ln.Close(); s.wg.Wait() })
+	s := &lineServer{}
+	s.srv = testkit.StartTCP(t, ip, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		s.session(c, p, cert)
+	})
 	return s
 }
 
@@ -296,7 +192,7 @@ func (s *lineServer) session(c net.Conn, p lineProto, cert *tls.Certificate) {
 	}
 }
 
-func (s *lineServer) target() Target { return targetOf(s.ln) }
+func (s *lineServer) target() Target { return targetOf(s.srv) }
 
 // The protocols as test servers speak them.
 var (
@@ -320,32 +216,17 @@ var (
 
 // ldapServer answers BindRequests with a result code.
 type ldapServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
+	srv   *testkit.TCPServer
 	code  atomic.Int32
 	binds atomic.Int64
 }
 
 func startLDAP(t testing.TB, ip string) *ldapServer {
-	s := &ldapServer{ln: listen(t, ip)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				s.session(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { s.ln.Close(); s.wg.Wait() })
+	s := &ldapServer{}
+	s.srv = testkit.StartTCP(t, ip, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		s.session(c)
+	})
 	return s
 }
 
@@ -390,12 +271,11 @@ func (s *ldapServer) session(c net.Conn) {
 	}
 }
 
-func (s *ldapServer) target() Target { return targetOf(s.ln) }
+func (s *ldapServer) target() Target { return targetOf(s.srv) }
 
 // dnsServer answers every query over UDP with rcode, echoing the question.
 type dnsServer struct {
-	pc      net.PacketConn
-	wg      sync.WaitGroup
+	srv     *testkit.UDPServer
 	rcode   atomic.Int32
 	queries atomic.Int64
 	mu      sync.Mutex
@@ -404,100 +284,32 @@ type dnsServer struct {
 
 func startDNS(t testing.TB, ip string) *dnsServer {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{pc: pc}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := buf[:n]
-			if n < 12 {
-				continue
-			}
-			name, off, err := readDNSName(q, 12)
-			if err != nil || off+4 > n {
-				continue
-			}
-			s.queries.Add(1)
-			s.mu.Lock()
-			s.names = append(s.names, name)
-			s.mu.Unlock()
-			resp := append([]byte(nil), q[:off+4]...)
-			flags := uint16(0x8000|0x0100|0x0080) | uint16(s.rcode.Load())
-			binary.BigEndian.PutUint16(resp[2:], flags)
-			_, _ = pc.WriteTo(resp, from)
+	s := &dnsServer{}
+	s.srv = testkit.StartUDP(t, ip, func(pc net.PacketConn, from net.Addr, q []byte) {
+		n := len(q)
+		if n < 12 {
+			return
 		}
-	}()
-	t.Cleanup(func() { pc.Close(); s.wg.Wait() })
+		name, off, err := readDNSName(q, 12)
+		if err != nil || off+4 > n {
+			return
+		}
+		s.queries.Add(1)
+		s.mu.Lock()
+		s.names = append(s.names, name)
+		s.mu.Unlock()
+		resp := append([]byte(nil), q[:off+4]...)
+		flags := uint16(0x8000|0x0100|0x0080) | uint16(s.rcode.Load())
+		binary.BigEndian.PutUint16(resp[2:], flags)
+		_, _ = pc.WriteTo(resp, from)
+	})
 	return s
 }
 
-func (s *dnsServer) target() Target {
-	a := s.pc.LocalAddr().(*net.UDPAddr)
-	return Target{Address: a.IP.String(), Port: a.Port}
-}
+func (s *dnsServer) target() Target { return targetOf(s.srv) }
 
-// byteServer answers whatever it reads with reply and closes.
-func startBytes(t testing.TB, ip string, reply []byte) net.Listener {
-	ln := listen(t, ip)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				b := make([]byte, 64)
-				if _, err := c.Read(b); err != nil {
-					return
-				}
-				_, _ = c.Write(reply)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln
-}
-
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// relisten opens a listener on exactly addr ("ip:port"), retrying briefly
-// while the port is still being released.
-func relisten(t testing.TB, addr string) net.Listener {
-	t.Helper()
-	var err error
-	for range 100 {
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			return ln
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("relisten %s: %v", addr, err)
-	return nil
+// startBytes starts a backend that answers whatever it reads with reply
+// and closes.
+func startBytes(t testing.TB, ip string, reply []byte) *testkit.TCPServer {
+	return testkit.StartTCPFixed(t, ip, reply)
 }

@@ -1,48 +1,21 @@
 package health
 
 import (
+	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // stallListener accepts connections on 127.0.0.1 and never answers them,
 // so that an HTTP check against it stays in flight until its timeout. It
 // returns the port.
 func stallListener(tb testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port
+	return testkit.StartTCP(tb, "127.0.0.1", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }).Port()
 }
 
 // syncConfig returns a validated configuration of services services of

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestSameCheckCoversEveryField changes each field of config.HealthCheck
@@ -61,7 +62,7 @@ func TestSameCheckCoversEveryField(t *testing.T) {
 // service's checks alone.
 func TestSyncIncremental(t *testing.T) {
 	s1, s2 := startTCP(t, "127.0.0.61"), startTCP(t, "127.0.0.62")
-	t1, t2 := targetOf(s1.ln), targetOf(s2.ln)
+	t1, t2 := targetOf(s1), targetOf(s2)
 	m := newMonitor(t, Options{Unit: 50 * time.Millisecond, PassiveFailures: 2})
 	var srvs, srvs2 servers
 	key := func(vs int, tg Target) backend.Key { return backend.Key{VS: vs, Address: tg.Address, Port: tg.Port} }
@@ -127,9 +128,9 @@ func TestSyncIncremental(t *testing.T) {
 		t.Errorf("changed check: %s, want Up kept", rs.Status)
 	}
 	// The data plane's new servers of the kept service get its health.
-	waitFor(t, 5*time.Second, "health written to the new servers", func() bool {
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		return srvs2.get(key(1, t1)).Health() == backend.HealthUp && srvs2.get(key(1, t2)).Health() == backend.HealthUp
-	})
+	}, "health written to the new servers")
 
 	// Passive reports: the removed service's real server is unknown, the
 	// added one's is checked.
@@ -176,7 +177,7 @@ func TestSyncIncremental(t *testing.T) {
 // services is found, and a later valid configuration replaces it whole.
 func TestSyncRepeatedIDs(t *testing.T) {
 	s1 := startTCP(t, "127.0.0.63")
-	t1 := targetOf(s1.ln)
+	t1 := targetOf(s1)
 	other := Target{Address: "127.0.0.64", Port: t1.Port}
 	m := newMonitor(t, Options{Unit: 50 * time.Millisecond, PassiveFailures: 2})
 	var srvs servers

@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -18,12 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // freeAP returns a currently free TCP port on addr.
 func freeAP(t *testing.T, addr string) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return netip.MustParseAddrPort(testkit.FreeAddr(t, addr))
 }
 
 // tagger answers every connection with one byte, its tag, and closes it.
@@ -161,10 +158,7 @@ func TestFailedSocketDoesNotStopOthers(t *testing.T) {
 	r := New(nil)
 	defer r.Close()
 	kept, fresh := freeAP(t, "127.0.0.1"), freeAP(t, "127.0.0.3")
-	foreign, err := net.Listen("tcp", "127.0.0.4:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	foreign := testkit.Listen(t, "127.0.0.4")
 	busy := netip.MustParseAddrPort(foreign.Addr().String())
 	nonLocal := netip.MustParseAddrPort("192.0.2.1:80") // TEST-NET-1: never a local address; bind sends nothing
 
@@ -213,12 +207,7 @@ func TestFailedSocketDoesNotStopOthers(t *testing.T) {
 func TestUDP(t *testing.T) {
 	r := New(nil)
 	defer r.Close()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.MustParseAddrPort(pc.LocalAddr().String())
-	pc.Close()
+	ap := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testkit.FreeUDPPort(t, "127.0.0.1")))
 	k := Key("udp", ap)
 	mustReconcile(t, r, Set{UDP: map[netip.AddrPort]PacketHandler{ap: echoer('a')}})
 	sock := r.PacketConn(k)

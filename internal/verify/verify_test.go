@@ -2,16 +2,9 @@ package verify
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,43 +20,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // testPKI makes a root, an intermediate and a leaf for names.
 func testPKI(t *testing.T, names ...string) (*x509.CertPool, tls.Certificate) {
 	t.Helper()
-	mk := func(tmpl, parent *x509.Certificate, pub any, signer *ecdsa.PrivateKey) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c
-	}
-	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	root := mk(rootT, rootT, &rootKey.PublicKey, rootKey)
-	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test Intermediate"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	inter := mk(interT, root, &interKey.PublicKey, rootKey)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafT := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
-	leaf := mk(leafT, inter, &leafKey.PublicKey, interKey)
-	pool := x509.NewCertPool()
-	pool.AddCert(root)
-	return pool, tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: leafKey, Leaf: leaf}
+	root := testkit.NewCA(t, "Test Root")
+	leaf := root.Intermediate(t, "Test Intermediate").Server(t, names...)
+	return root.Pool(), leaf.TLS()
 }
 
-func service(t *testing.T, srv *httptest.Server, checks ...config.SmokeCheck) config.VirtualService {
+func service(t *testing.T, srv *testkit.HTTPServer, checks ...config.SmokeCheck) config.VirtualService {
 	t.Helper()
-	a := srv.Listener.Addr().(*net.TCPAddr)
-	return config.VirtualService{ID: 7, NickName: "Lync Reverse Proxy HTTPS", Address: a.IP.String(), Port: a.Port, Checks: checks,
+	return config.VirtualService{ID: 7, NickName: "Lync Reverse Proxy HTTPS", Address: srv.IP(), Port: srv.Port(), Checks: checks,
 		RealServers: []config.RealServer{{ID: 1, Address: "127.0.0.21", Port: 4443}, {ID: 2, Address: "127.0.0.22", Port: 4443}}}
 }
 
 func TestHTTPSChecks(t *testing.T) {
 	roots, cert := testPKI(t, "meet.example.com", "dialin.example.com")
 	hits := 0
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testkit.StartHTTPS(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits++
 		if r.Host != "meet.example.com" && r.Host != "dialin.example.com" && r.Host != "other.example.com" {
 			t.Errorf("Host %q", r.Host)
@@ -70,10 +42,7 @@ func TestHTTPSChecks(t *testing.T) {
 		if r.URL.Path == "/down" {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	defer srv.Close()
+	}), cert)
 	cfg := config.Default()
 	cfg.VirtualServices = []config.VirtualService{service(t, srv,
 		config.SmokeCheck{Name: "Meeting Space URL", URL: "https://meet.example.com/"},
@@ -116,7 +85,7 @@ func TestHTTPSChecks(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
+	srv := testkit.StartHTTP(t, "127.0.0.1", http.NotFoundHandler())
 	cfg := config.Default()
 	cfg.VirtualServices = []config.VirtualService{service(t, srv, config.SmokeCheck{Name: "x", URL: "http://app.example.com/", Expect: []int{404}})}
 	res := Run(context.Background(), cfg, Options{})

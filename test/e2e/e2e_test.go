@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 var binary string
@@ -47,12 +49,7 @@ func TestMain(m *testing.M) {
 // freePort returns a port that was free on 127.0.0.1 a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testkit.FreePort(t, "127.0.0.1")
 }
 
 // proc is a running fulcrum process whose output is collected.
@@ -87,18 +84,17 @@ func start(t *testing.T, dir string, env []string, ready string, args ...string)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p.output(), ready) {
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
+		out := p.output()
 		select {
 		case <-p.done:
-			t.Fatalf("fulcrum %v exited before %q:\n%s", args, ready, p.output())
+			if !strings.Contains(out, ready) {
+				t.Fatalf("fulcrum %v exited before %q:\n%s", args, ready, out)
+			}
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fulcrum %v did not print %q in 30 s:\n%s", args, ready, p.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(out, ready), "\n" + out
+	}, fmt.Sprintf("fulcrum %v to print %q", args, ready))
 	return p
 }
 
@@ -438,27 +434,12 @@ func TestVersion(t *testing.T) {
 // echoBackend answers each line with "echo: " and the line.
 func echoBackend(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "echo: %s\n", sc.Text())
-				}
-			}()
+	return testkit.StartTCP(t, "127.0.0.1", func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "echo: %s\n", sc.Text())
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	}).Port()
 }
 
 func roundTrip(t *testing.T, port int, line string) string {

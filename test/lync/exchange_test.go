@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 const exVIP = "127.0.1.40"
@@ -36,14 +38,14 @@ func TestExchangeTemplate(t *testing.T) {
 	if c := a.do("POST", "/api/v1/templates/exchange2013-2016/instantiate", map[string]any{"parameters": params}, nil); c != 201 {
 		t.Fatal("instantiate")
 	}
-	waitFor(t, 30*time.Second, "Exchange services Up", func() (bool, string) {
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		for _, v := range a.status() {
 			if v.Port == 443 && v.Health != "Up" {
 				return false, v.Health
 			}
 		}
 		return true, ""
-	})
+	}, "Exchange services Up")
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	cl := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots},

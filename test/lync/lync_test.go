@@ -11,18 +11,12 @@ package lync
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -34,6 +28,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fulcrum-lb/fulcrum/internal/appliance"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -68,62 +63,33 @@ type pki struct {
 
 func newPKI(t *testing.T) *pki {
 	t.Helper()
-	now := time.Now()
-	gen := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
-	mk := func(tmpl, parent *x509.Certificate, pub any, key *ecdsa.PrivateKey) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c
-	}
-	rootKey, interKey := gen(), gen()
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Walk-through Root CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	root := mk(rootT, rootT, &rootKey.PublicKey, rootKey)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Walk-through Issuing CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	inter := mk(interT, root, &interKey.PublicKey, rootKey)
+	root := testkit.NewCA(t, "Walk-through Root CA")
+	inter := root.Intermediate(t, "Walk-through Issuing CA")
 	names := []string{"meet.example.com", "dialin.example.com", "lyncweb.example.com", "lyncwebint.example.com", "wac.example.com"}
-	leaf := func(serial int64) (*x509.Certificate, *ecdsa.PrivateKey) {
-		k := gen()
-		return mk(&x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}, inter, &k.PublicKey, interKey), k
-	}
-	pemOf := func(typ string, der []byte) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-	}
-	pub, pubKey := leaf(3)
-	k8, _ := x509.MarshalPKCS8PrivateKey(pubKey)
-	srv, srvKey := leaf(4)
+	pub := inter.Server(t, names...)
 	return &pki{
-		root: root, rootPEM: pemOf("CERTIFICATE", root.Raw),
-		publicBundle: pemOf("CERTIFICATE", pub.Raw) + pemOf("PRIVATE KEY", k8),
-		interPEM:     pemOf("CERTIFICATE", inter.Raw),
-		serverCert:   tls.Certificate{Certificate: [][]byte{srv.Raw, inter.Raw}, PrivateKey: srvKey},
+		root: root.Certificate, rootPEM: root.CertPEM(),
+		publicBundle: pub.CertPEM() + pub.KeyPEM(),
+		interPEM:     inter.CertPEM(),
+		serverCert:   inter.Server(t, names...).TLS(),
 	}
 }
 
-// server is one emulated Lync server: listeners on its ports, closed by
+// server is one emulated Lync server: backends on its ports, closed by
 // kill.
 type server struct {
-	addr string
-	mu   sync.Mutex
-	lns  []net.Listener
-	srvs []*http.Server
+	addr    string
+	mu      sync.Mutex
+	closers []func()
 }
 
 func (s *server) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, h := range s.srvs {
-		_ = h.Close()
+	for _, c := range s.closers {
+		c()
 	}
-	for _, ln := range s.lns {
-		_ = ln.Close()
-	}
-	s.lns, s.srvs = nil, nil
+	s.closers = nil
 }
 
 func startServer(t *testing.T, addr, role string, p *pki, https, plain, tcp []int) *server {
@@ -134,49 +100,27 @@ func startServer(t *testing.T, addr, role string, p *pki, https, plain, tcp []in
 			fmt.Fprintf(w, "%s %s:%d %s %s\n", role, addr, port, r.Host, r.URL.Path)
 		})
 	}
-	listen := func(port int) net.Listener {
-		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", addr, port))
-		if err != nil {
-			t.Fatalf("%s listen :%d: %v", role, port, err)
-		}
-		s.lns = append(s.lns, ln)
-		return ln
-	}
+	listen := func(port int) net.Listener { return testkit.ListenAt(t, fmt.Sprintf("%s:%d", addr, port)) }
 	for _, port := range https {
-		h := &http.Server{Handler: handler(port), ReadHeaderTimeout: 5 * time.Second,
-			TLSConfig: &tls.Config{Certificates: []tls.Certificate{p.serverCert}}, ErrorLog: nil}
-		h.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
-		ln := listen(port)
-		s.srvs = append(s.srvs, h)
-		go func() { _ = h.ServeTLS(ln, "", "") }()
+		h := testkit.ServeHTTP(t, listen(port), handler(port), &tls.Config{Certificates: []tls.Certificate{p.serverCert}})
+		s.closers = append(s.closers, h.Close)
 	}
 	for _, port := range plain {
-		h := &http.Server{Handler: handler(port), ReadHeaderTimeout: 5 * time.Second}
-		ln := listen(port)
-		s.srvs = append(s.srvs, h)
-		go func() { _ = h.Serve(ln) }()
+		h := testkit.ServeHTTP(t, listen(port), handler(port), nil)
+		s.closers = append(s.closers, h.Close)
 	}
 	for _, port := range tcp {
-		ln := listen(port)
-		go func() {
+		// SIP/DCOM/...: hold the connection, answer a line with the server's name.
+		b := testkit.ServeTCP(t, listen(port), func(c net.Conn) {
+			buf := make([]byte, 512)
 			for {
-				c, err := ln.Accept()
-				if err != nil {
+				if _, err := c.Read(buf); err != nil {
 					return
 				}
-				go func() { // SIP/DCOM/...: hold the connection, answer a line with the server's name
-					defer c.Close()
-					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-					buf := make([]byte, 512)
-					for {
-						if _, err := c.Read(buf); err != nil {
-							return
-						}
-						fmt.Fprintf(c, "%s %s\n", role, addr)
-					}
-				}()
+				fmt.Fprintf(c, "%s %s\n", role, addr)
 			}
-		}()
+		})
+		s.closers = append(s.closers, b.Close)
 	}
 	t.Cleanup(s.kill)
 	return s
@@ -186,12 +130,7 @@ func startServer(t *testing.T, addr, role string, p *pki, https, plain, tcp []in
 // and returns a client of its native API; both end with the test.
 func startAppliance(t *testing.T) *admin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.FreeAddr(t, "127.0.0.1")
 	app, err := appliance.Start(appliance.Options{DataDir: t.TempDir(), AdminAddr: addr, AdminPassword: "walk-through passphrase",
 		BcryptCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -259,22 +198,6 @@ func (a *admin) status() []vsStatus {
 	}
 	a.do("GET", "/api/v1/status", nil, &st)
 	return st.VirtualServices
-}
-
-// waitFor polls cond for up to d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s: not after %s: %s", what, d, last)
 }
 
 // client is a browser at a given source address.
@@ -348,7 +271,7 @@ func TestLyncWalkThrough(t *testing.T) {
 	}
 
 	// Every service Up once the first checks are in.
-	waitFor(t, 30*time.Second, "all services Up", func() (bool, string) {
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		st := a.status()
 		for _, v := range st {
 			if v.Health != "Up" {
@@ -356,7 +279,7 @@ func TestLyncWalkThrough(t *testing.T) {
 			}
 		}
 		return len(st) == 18, fmt.Sprintf("%d services", len(st))
-	})
+	}, "all services Up")
 
 	// Port translation: 443 → 4443 with offload and re-encryption, 80 → 8080.
 	c := client("127.0.3.1", roots)
@@ -448,7 +371,7 @@ func TestLyncWalkThrough(t *testing.T) {
 	victim := frontEnds[0]
 	killed := time.Now()
 	fes[victim].kill()
-	waitFor(t, 60*time.Second, "the dead Front End marked Down on every service", func() (bool, string) {
+	testkit.EventuallyState(t, 60*time.Second, func() (bool, string) {
 		n := 0
 		for _, v := range a.status() {
 			for _, rs := range v.RealServers {
@@ -461,7 +384,7 @@ func TestLyncWalkThrough(t *testing.T) {
 			}
 		}
 		return n == 17, fmt.Sprintf("%d services", n)
-	})
+	}, "the dead Front End marked Down on every service")
 	t.Logf("Front End %s marked Down %.1f s after it died", victim, time.Since(killed).Seconds())
 	for key, fe := range stuck {
 		src, ua, _ := strings.Cut(key, "|")

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/bench/attack"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // binary is the fulcrum binary; driver the suite's driver, whose
@@ -54,20 +55,7 @@ func TestMain(m *testing.M) {
 // freePorts returns n distinct ports that were free on 127.0.0.1.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var out []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		_ = ln.Close()
-	}
-	return out
+	return testkit.FreePorts(t, "127.0.0.1", n)
 }
 
 // fulcrum is a running `fulcrum serve` with a configuration applied.
@@ -123,21 +111,17 @@ func startFulcrum(t *testing.T, l attack.Layout) *fulcrum {
 			<-f.done
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		if _, err := os.Stat(filepath.Join(f.dataDir, "fulcrum.sock")); err == nil {
-			break
+			return true, ""
 		}
 		select {
 		case <-f.done:
 			t.Fatalf("fulcrum exited:\n%s", f.out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fulcrum did not open its console socket in 30 s:\n%s", f.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, "\n" + f.out.String()
+	}, "fulcrum to open its console socket")
 	doc, err := attack.FulcrumConfig(l)
 	if err != nil {
 		t.Fatal(err)
@@ -161,18 +145,13 @@ func startFulcrum(t *testing.T, l attack.Layout) *fulcrum {
 
 func waitPort(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testkit.Eventually(t, 15*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			_ = c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s after 15 s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	}, "something to listen on "+addr)
 }
 
 // adminProbe returns a request function that GETs /api/v1/status from the
