@@ -24,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/runtime"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -64,21 +65,14 @@ func TestStatusGolden(t *testing.T) {
 		quiet := slog.New(slog.DiscardHandler)
 		eng := runtime.New(runtime.Options{Logger: quiet, Budget: admission.ForLimit(4096)})
 		t.Cleanup(func() { _ = eng.Close() })
-		e := newStatusEnv(t, eng, Options{
-			Status: func() any { return eng.Status() },
-			Limits: func() any { return eng.Limits() },
-			Events: func(limit, vsID int) any { return eng.Events(limit, vsID) },
-		})
+		e := newStatusEnv(t, eng, Options{Status: eng})
 		port := commonFreePort(t, goldenAddrs)
 		e.must(req{method: "PUT", path: "/api/v1/config", body: strings.ReplaceAll(goldenConfig, "PORT", strconv.Itoa(port))}, http.StatusOK)
 		body := e.must(req{method: "GET", path: "/api/v1/status"}, http.StatusOK).body
 		checkGolden(t, "status-engine.golden", bytes.ReplaceAll(body, []byte(strconv.Itoa(port)), []byte("PORT")))
 	})
 	t.Run("every field", func(t *testing.T) {
-		e := newStatusEnv(t, nil, Options{
-			Status: func() any { return everyField() },
-			Limits: func() any { return fixedLimits() },
-		})
+		e := newStatusEnv(t, nil, Options{Status: fixedSource{vs: everyField(), limits: fixedLimits()}})
 		body := e.must(req{method: "GET", path: "/api/v1/status"}, http.StatusOK).body
 		checkGolden(t, "status-fields.golden", body)
 	})
@@ -173,46 +167,56 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// fixedSource is a status.Source with fixed answers.
+type fixedSource struct {
+	vs     []status.VS
+	limits status.Limits
+}
+
+func (f fixedSource) Status() []status.VS            { return f.vs }
+func (f fixedSource) Limits() status.Limits          { return f.limits }
+func (f fixedSource) Events(int, int) []health.Event { return []health.Event{} }
+
 // fixedLimits are limits with every field set.
-func fixedLimits() runtime.Limits {
-	return runtime.Limits{Budget: admission.Budget{Limit: 4096, Reserved: 512, UDPSessions: 1792, TCPConns: 896},
+func fixedLimits() status.Limits {
+	return status.Limits{Budget: admission.Budget{Limit: 4096, Reserved: 512, UDPSessions: 1792, TCPConns: 896},
 		DefaultServiceConns: 448, DefaultServiceSessions: 896, Conns: 12, ConnsRefused: 3, UDPSessions: 7}
 }
 
 // everyField is a status with every field of every type set, and every
 // service and real-server state.
-func everyField() []runtime.VSStatus {
+func everyField() []status.VS {
 	at := time.Date(2026, 12, 7, 20, 15, 30, 123456789, time.UTC)
 	rates := backend.Rates{ConnsPerSec: 1.5, BytesInPerSec: 1024.25, BytesOutPerSec: 4096.75}
-	up := runtime.RSStatus{ID: 11, Address: "10.0.0.11", Port: 8080, Weight: 1000, Enabled: true, State: runtime.RSEnabled,
-		Health: backend.HealthUp.String(), ActiveConns: 2, TotalConns: 40, BytesIn: 4000, BytesOut: 16000, Failures: 1,
-		Rates: rates, Status: health.StatusUp, Reason: "http 10.0.0.11:8080: 200 OK", LastCheck: at, Latency: 1500 * time.Microsecond}
-	down := runtime.RSStatus{ID: 12, Address: "10.0.0.12", Port: 8080, Weight: 500, Enabled: true, State: runtime.RSDown,
-		Health: backend.HealthDown.String(), Failures: 7, Status: health.StatusDown,
+	up := status.RS{ID: 11, Address: "10.0.0.11", Port: 8080, Weight: 1000, Enabled: true, State: status.Enabled,
+		Health: status.Up, ActiveConns: 2, TotalConns: 40, BytesIn: 4000, BytesOut: 16000, Failures: 1,
+		Rates: rates, Status: status.Up, Reason: "http 10.0.0.11:8080: 200 OK", LastCheck: at, Latency: 1500 * time.Microsecond}
+	down := status.RS{ID: 12, Address: "10.0.0.12", Port: 8080, Weight: 500, Enabled: true, State: status.Down,
+		Health: status.Down, Failures: 7, Status: status.Down,
 		Reason: "http 10.0.0.12:8080: connection refused after 2 retries", LastCheck: at, Latency: 250 * time.Microsecond}
-	off := runtime.RSStatus{ID: 13, Address: "10.0.0.13", Port: 8080, Weight: 1000, State: runtime.RSDisabled,
-		Health: backend.HealthUnknown.String(), Status: health.StatusDraining, Reason: "disabled; draining until the drain time ends"}
-	unknown := runtime.RSStatus{ID: 14, Address: "10.0.0.14", Port: 8080, Weight: 1000, Enabled: true, State: runtime.RSEnabled,
-		Health: backend.HealthUnknown.String(), Status: health.StatusUnknown}
-	disabled := runtime.RSStatus{ID: 15, Address: "10.0.0.15", Port: 8080, Weight: 1000, State: runtime.RSDisabled,
-		Health: backend.HealthUnknown.String(), Status: health.StatusDisabled}
-	return []runtime.VSStatus{
-		{ID: 1, Address: "192.0.2.10", Port: 443, Protocol: "tcp", State: runtime.StateUp, Reason: "a note",
-			Sockets:     []runtime.SocketStatus{{Address: "192.0.2.10:443", Listening: true}, {Address: "192.0.2.10:8443", Error: "bind: address already in use"}},
+	off := status.RS{ID: 13, Address: "10.0.0.13", Port: 8080, Weight: 1000, State: status.Disabled,
+		Health: status.Unknown, Status: status.Draining, Reason: "disabled; draining until the drain time ends"}
+	unknown := status.RS{ID: 14, Address: "10.0.0.14", Port: 8080, Weight: 1000, Enabled: true, State: status.Enabled,
+		Health: status.Unknown, Status: status.Unknown}
+	disabled := status.RS{ID: 15, Address: "10.0.0.15", Port: 8080, Weight: 1000, State: status.Disabled,
+		Health: status.Unknown, Status: status.Disabled}
+	return []status.VS{
+		{ID: 1, Address: "192.0.2.10", Port: 443, Protocol: "tcp", State: status.Up, Reason: "a note",
+			Sockets:     []status.Socket{{Address: "192.0.2.10:443", Listening: true}, {Address: "192.0.2.10:8443", Error: "bind: address already in use"}},
 			ActiveConns: 3, TotalConns: 1000, BytesIn: 123456, BytesOut: 654321, Errors: 2, Rates: rates,
-			LimitHits:   runtime.LimitHits{MaxConns: 1, ConnsPerSec: 2, Bandwidth: 3, Throughput: 4, Sessions: 5, GlobalConns: 6, Abuse: 7},
-			RealServers: []runtime.RSStatus{up, down, off}, Check: "http", Health: health.StatusUp, HealthReason: "2 of 3 real servers Up",
+			LimitHits:   status.LimitHits{MaxConns: 1, ConnsPerSec: 2, Bandwidth: 3, Throughput: 4, Sessions: 5, GlobalConns: 6, Abuse: 7},
+			RealServers: []status.RS{up, down, off}, Check: "http", Health: status.Up, HealthReason: "2 of 3 real servers Up",
 			Persistence: &persist.Stats{VS: 1, Entries: 5, Capacity: 100000, ApproxBytes: 640, Hits: 9, Misses: 4, Stores: 5, Evictions: 1, Expired: 2},
-			L7: &runtime.L7Status{Requests: 100, ActiveRequests: 1, RequestRate: 2.5, SubVSs: []runtime.SubVSStatus{
-				{ID: 2, NickName: "api", Requests: 60, ActiveRequests: 1, Health: health.StatusUp, RealServers: []runtime.RSStatus{unknown}},
-				{ID: 3, Requests: 40, Health: health.StatusSorry, RealServers: []runtime.RSStatus{}},
+			L7: &status.L7{Requests: 100, ActiveRequests: 1, RequestRate: 2.5, SubVSs: []status.SubVS{
+				{ID: 2, NickName: "api", Requests: 60, ActiveRequests: 1, Health: status.Up, RealServers: []status.RS{unknown}},
+				{ID: 3, Requests: 40, Health: status.Sorry, RealServers: []status.RS{}},
 			}}},
-		{ID: 4, Address: "192.0.2.11", Port: 53, Protocol: "udp", State: runtime.StateDown, Reason: "every enabled real server is Down",
-			Sockets: []runtime.SocketStatus{{Address: "192.0.2.11:53", Listening: true}}, RealServers: []runtime.RSStatus{down},
-			Check: "dns", Health: health.StatusDown, HealthReason: "critical real server 12 (10.0.0.12:8080) is Down"},
-		{ID: 5, Address: "192.0.2.12", Port: 80, Protocol: "tcp", State: runtime.StateDisabled, RealServers: []runtime.RSStatus{disabled},
-			Check: "none", Health: health.StatusDisabled},
-		{ID: 6, Address: "192.0.2.13", Port: 80, Protocol: "tcp", State: runtime.StateNotServed, Reason: `service type "log" is not served`,
-			RealServers: []runtime.RSStatus{}, Check: "tcp", Health: health.StatusUnchecked},
+		{ID: 4, Address: "192.0.2.11", Port: 53, Protocol: "udp", State: status.Down, Reason: "every enabled real server is Down",
+			Sockets: []status.Socket{{Address: "192.0.2.11:53", Listening: true}}, RealServers: []status.RS{down},
+			Check: "dns", Health: status.Down, HealthReason: "critical real server 12 (10.0.0.12:8080) is Down"},
+		{ID: 5, Address: "192.0.2.12", Port: 80, Protocol: "tcp", State: status.Disabled, RealServers: []status.RS{disabled},
+			Check: "none", Health: status.Disabled},
+		{ID: 6, Address: "192.0.2.13", Port: 80, Protocol: "tcp", State: status.NotServed, Reason: `service type "log" is not served`,
+			RealServers: []status.RS{}, Check: "tcp", Health: status.Unchecked},
 	}
 }

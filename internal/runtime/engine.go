@@ -94,6 +94,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 	"github.com/fulcrum-lb/fulcrum/internal/memtrim"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
 
@@ -195,7 +196,7 @@ func (s *Snapshot) Generation() uint64 { return s.generation }
 type service struct {
 	vs       *config.VirtualService
 	label    string
-	state    string
+	state    status.State
 	reason   string
 	stats    *backend.Counters
 	servers  []realServer
@@ -501,46 +502,20 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 	return c, nil
 }
 
-// The states of a virtual service in Status.
-const (
-	// StateUp is an enabled, served service with at least one real server
-	// that can take connections.
-	StateUp = "Up"
-	// StateDown is an enabled service that cannot take connections: no
-	// real server is enabled and Up, or none of its sockets could be
-	// opened. Reason says which.
-	StateDown = "Down"
-	// StateDisabled is a service that is not enabled.
-	StateDisabled = "Disabled"
-	// StateNotServed is an enabled service of a kind the data plane does
-	// not serve yet; Reason says why.
-	StateNotServed = "NotServed"
-)
-
-// The states of a real server in Status.
-const (
-	// RSEnabled is a real server that receives connections.
-	RSEnabled = "Enabled"
-	// RSDisabled is a real server taken out of service by configuration.
-	RSDisabled = "Disabled"
-	// RSDown is an enabled real server that its health check found Down.
-	RSDown = "Down"
-)
-
-// classify returns StateDisabled or StateNotServed with a reason for a
-// service that will not be served, or "" for one that will.
-func classify(vs *config.VirtualService) (state, reason string) {
+// classify returns status.Disabled or status.NotServed with a reason for
+// a service that will not be served, or "" for one that will.
+func classify(vs *config.VirtualService) (state status.State, reason string) {
 	switch {
 	case !isEnabled(vs.Enabled):
-		return StateDisabled, ""
+		return status.Disabled, ""
 	case vs.Protocol != "tcp" && vs.Protocol != "udp":
-		return StateNotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
+		return status.NotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
 	case vs.Protocol == "udp" && vs.Type != "gen":
-		return StateNotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
+		return status.NotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
 	case !slices.Contains([]string{"gen", "http", "http2", "tls"}, vs.Type):
-		return StateNotServed, fmt.Sprintf("service type %q is not served", vs.Type)
+		return status.NotServed, fmt.Sprintf("service type %q is not served", vs.Type)
 	case len(vs.SubVSs) > 0 && !isL7(vs):
-		return StateNotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
+		return status.NotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
 	}
 	return "", ""
 }
@@ -643,9 +618,9 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 		return err
 	}
 
-	s.state = StateUp
+	s.state = status.Up
 	if len(enabled)+subEnabled == 0 {
-		s.state = StateDown
+		s.state = status.Down
 	}
 	reasons := notes(cfg, vs, len(enabled)+subEnabled)
 	if isL7(vs) {
@@ -745,28 +720,9 @@ func (e *Engine) maxConns(vs *config.VirtualService) int {
 	return admission.DefaultServiceConns(e.budget.TCPConns)
 }
 
-// Limits are the data plane's shares of the descriptor limit and how much
-// of the connection ceiling is in use.
-type Limits struct {
-	// Budget is how the descriptor limit is shared out.
-	Budget admission.Budget `json:"budget"`
-	// DefaultServiceConns is the maximum of concurrent connections of a
-	// TCP service whose limits.maxConns is 0.
-	DefaultServiceConns int `json:"defaultServiceConns"`
-	// DefaultServiceSessions is the same for UDP sessions.
-	DefaultServiceSessions int `json:"defaultServiceSessions"`
-	// Conns is the number of client TCP connections of all services now.
-	Conns int64 `json:"conns"`
-	// ConnsRefused counts connections refused at the ceiling
-	// (Budget.TCPConns).
-	ConnsRefused int64 `json:"connsRefused"`
-	// UDPSessions is the number of UDP sessions now.
-	UDPSessions int `json:"udpSessions"`
-}
-
 // Limits returns the data plane's limits and their use.
-func (e *Engine) Limits() Limits {
-	return Limits{
+func (e *Engine) Limits() status.Limits {
+	return status.Limits{
 		Budget:                 e.budget,
 		DefaultServiceConns:    admission.DefaultServiceConns(e.budget.TCPConns),
 		DefaultServiceSessions: admission.DefaultServiceConns(e.budget.UDPSessions),
