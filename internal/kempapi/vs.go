@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
@@ -261,10 +262,10 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]st
 		str("VStype", v.Type),
 		inum("FollowVSID", 0),
 		str("Protocol", v.Protocol),
-		str("Schedule", v.Schedule),
+		str("Schedule", scheduleOut(v.Schedule)),
 	)
-	if v.Persistence.Mode != "" && v.Persistence.Mode != "none" {
-		ns = append(ns, str("Persist", v.Persistence.Mode))
+	if v.Persistence.Mode != "" && v.Persistence.Mode != persist.ModeNone {
+		ns = append(ns, str("Persist", persistOut(v.Persistence.Mode)))
 	}
 	if v.Persistence.Cookie != "" {
 		ns = append(ns, str("Cookie", v.Persistence.Cookie))
