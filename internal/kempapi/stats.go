@@ -112,9 +112,9 @@ func (c *call) vstotals() result {
 	st := c.s.status()
 	type count struct{ total, up, down, disabled int }
 	var vs, sub, rs count
-	add := func(n *count, st lmStatus) {
+	add := func(n *count, s lmStatus) {
 		n.total++
-		switch st {
+		switch s {
 		case lmUp:
 			n.up++
 		case lmDisabled:
