@@ -21,6 +21,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
@@ -53,11 +54,9 @@ type Options struct {
 	// Templates is the template library; nil means the built-in templates
 	// only, with imports refused.
 	Templates *templates.Library
-	// Status returns the data plane's runtime status (any JSON value).
-	Status func() any
-	// Limits returns the data plane's limits and their use (any JSON
-	// value); nil leaves them out of the status.
-	Limits func() any
+	// Status is the data plane's status, limits and health-check events;
+	// nil means no data plane: no services, no limits and no events.
+	Status status.Source
 	// Counters returns per real server a number that grows with each
 	// connection or request, for deployment verification; nil: the answering
 	// real server is not reported.
@@ -65,10 +64,6 @@ type Options struct {
 	// Down returns the real servers that are Down, by service ID, for
 	// deployment verification.
 	Down func() map[int][]string
-	// Events returns at most limit health-check events (all kept when
-	// limit <= 0), newest first, of the virtual service vsID (of all when
-	// vsID is 0), as any JSON array; nil serves an empty list.
-	Events func(limit, vsID int) any
 	// Logger receives error logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -79,11 +74,9 @@ type Server struct {
 	auth     *admin.Service
 	hist     History
 	tpl      *templates.Library
-	status   func() any
-	limits   func() any
+	status   status.Source
 	counters func() map[verify.RSRef]int64
 	down     func() map[int][]string
-	events   func(limit, vsID int) any
 	log      *slog.Logger
 	routes   []route
 }
@@ -118,7 +111,7 @@ func (rt route) handler() http.HandlerFunc {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, limits: o.Limits, counters: o.Counters, down: o.Down, events: o.Events, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -128,15 +121,6 @@ func New(o Options) *Server {
 			panic(fmt.Sprintf("api: built-in templates: %v", err)) // embedded files, checked by tests
 		}
 		s.tpl = lib
-	}
-	if s.limits == nil {
-		s.limits = func() any { return nil }
-	}
-	if s.status == nil {
-		s.status = func() any { return []any{} }
-	}
-	if s.events == nil {
-		s.events = func(int, int) any { return []any{} }
 	}
 	s.routes = s.table()
 	return s

@@ -12,6 +12,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -398,10 +399,12 @@ type statusBody struct {
 	Revision uint64 `json:"revision"`
 	// RuntimeError is the data plane's start-up error, if any.
 	RuntimeError string `json:"runtimeError,omitempty"`
-	// VirtualServices is the data plane's per-service status and counters.
+	// VirtualServices is the data plane's per-service status and counters
+	// ([]status.VS; any, as the OpenAPI document leaves its schema open).
 	VirtualServices any `json:"virtualServices"`
 	// Limits are the data plane's shares of the descriptor limit and their
-	// use (connection ceiling, per-service defaults, UDP sessions).
+	// use (connection ceiling, per-service defaults, UDP sessions): a
+	// status.Limits, absent without a data plane.
 	Limits any `json:"limits,omitempty"`
 	// CertificateWarnings are the stored certificates' problems (expired or
 	// expiring, weak keys, broken or incomplete chains), as
@@ -412,8 +415,12 @@ type statusBody struct {
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	snap := s.ctl.Current()
 	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: s.status(), Limits: s.limits(),
-		CertificateWarnings: certWarnings(snap.Config.Certificates)})
+	body := statusBody{Revision: snap.Revision, RuntimeError: s.ctl.RuntimeError(), VirtualServices: []status.VS{},
+		CertificateWarnings: certWarnings(snap.Config.Certificates)}
+	if s.status != nil {
+		body.VirtualServices, body.Limits = s.status.Status(), s.status.Limits()
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // certWarnings lists certs.Check's findings as "name: message".

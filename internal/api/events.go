@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
 
 // DefaultEventLimit is the number of events GET /events returns when the
@@ -28,7 +30,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, eventsBody{Events: s.events(limit, vs)})
+	var events any = []health.Event{}
+	if s.status != nil {
+		events = s.status.Events(limit, vs)
+	}
+	writeJSON(w, http.StatusOK, eventsBody{Events: events})
 }
 
 // queryInt reads a non-negative integer query parameter; "" gives def. On

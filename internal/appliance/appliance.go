@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
@@ -140,10 +141,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status:   func() any { return a.Engine.Status() },
-		Limits:   func() any { return a.Engine.Limits() },
-		Events:   func(limit, vsID int) any { return a.Engine.Events(limit, vsID) },
-		Counters: a.rsCounters, Down: a.downServers})
+		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
@@ -224,7 +222,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		mux.Handle(p, kemp.Handler())
 	}
 	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
-		Status: func() any { return a.Engine.Status() }, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
+		Status: a.Engine, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
 	mux.Handle("/", ui.Handler())
 	return mux
 }
@@ -304,7 +302,7 @@ func (a *Appliance) rsCounters() map[verify.RSRef]int64 {
 	out := map[verify.RSRef]int64{}
 	for _, v := range a.Engine.Status() {
 		for _, rs := range v.RealServers {
-			if rs.Status == "Down" || !rs.Enabled {
+			if rs.Status == status.Down || !rs.Enabled {
 				continue // it cannot have answered; its counters may still settle
 			}
 			// Connections for layer 4; bytes sent for layer 7, whose pooled
@@ -320,7 +318,7 @@ func (a *Appliance) downServers() map[int][]string {
 	out := map[int][]string{}
 	for _, v := range a.Engine.Status() {
 		for _, rs := range v.RealServers {
-			if rs.Status == "Down" {
+			if rs.Status == status.Down {
 				out[v.ID] = append(out[v.ID], net.JoinHostPort(rs.Address, strconv.Itoa(rs.Port)))
 			}
 		}

@@ -104,19 +104,6 @@ type Options struct {
 // builder makes a Picker for a non-empty set of servers.
 type builder func(c *core, o Options) (Picker, error)
 
-// methods maps each scheduling method to its builder.
-var methods = map[string]builder{
-	"rr":       newRoundRobin,
-	"wrr":      newWeightedRoundRobin,
-	"lc":       newLeastConn,
-	"wlc":      newWeightedLeastConn,
-	"fixed":    newFixed,
-	"sh":       newSourceHash,
-	"uhash":    newURLHash,
-	"dl":       newWeightedResponse,
-	"adaptive": newAdaptive,
-}
-
 // FallbackMethod is the method a caller may use in place of one that is not
 // implemented. Every method of config.Schedules is implemented now; the
 // constant stays for callers that still refer to it.

@@ -1,5 +1,7 @@
 package config
 
+import "github.com/fulcrum-lb/fulcrum/internal/persist"
+
 // Default values that zero fields take in SetDefaults.
 const (
 	DefaultConnTimeout    = 660
@@ -99,12 +101,12 @@ func (v *VirtualService) setDefaults(sub bool) {
 		v.Schedule = "rr"
 	}
 	if v.Persistence.Mode == "" {
-		v.Persistence.Mode = "none"
+		v.Persistence.Mode = persist.ModeNone
 	}
-	if v.Persistence.Mode != "none" && v.Persistence.Timeout == 0 {
+	if v.Persistence.Mode != persist.ModeNone && v.Persistence.Timeout == 0 {
 		v.Persistence.Timeout = DefaultPersistTimeout
 	}
-	if (v.Persistence.Mode == "active-cookie" || v.Persistence.Mode == "active-cook-src") && v.Persistence.Cookie == "" {
+	if (v.Persistence.Mode == persist.ModeActiveCookie || v.Persistence.Mode == persist.ModeActiveCookieSrc) && v.Persistence.Cookie == "" {
 		v.Persistence.Cookie = DefaultActiveCookie
 	}
 	udp := v.Protocol == "udp"

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 )
 
 // The allowed values of the enumerated fields.
@@ -18,11 +21,12 @@ var (
 	Protocols = []string{"tcp", "udp"}
 	// ServiceTypes are the values of VirtualService.Type.
 	ServiceTypes = []string{"gen", "http", "http2", "tls"}
-	// Schedules are the values of VirtualService.Schedule.
-	Schedules = []string{"rr", "wrr", "lc", "wlc", "fixed", "sh", "uhash", "dl", "adaptive"}
-	// PersistModes are the values of Persistence.Mode.
-	PersistModes = []string{"none", "src", "super", "super-src", "cookie", "cookie-src", "active-cookie",
-		"active-cook-src", "cookie-hash", "cookie-hash-src", "url", "query-hash", "host", "header", "ssl", "udpsip"}
+	// Schedules are the values of VirtualService.Schedule: the scheduling
+	// methods registered in package balance.
+	Schedules = balance.Names()
+	// PersistModes are the values of Persistence.Mode: the persistence
+	// modes registered in package persist.
+	PersistModes = persist.Names()
 	// AddViaModes are the values of VirtualService.AddVia.
 	AddViaModes = []string{"xff", "xff-via", "none", "clientside-via", "clientside", "xff-novia", "via"}
 	// TLSProfiles are the values of TLS.Profile.
@@ -32,8 +36,9 @@ var (
 		"ldap", "bdata", "dns", "none"}
 	// CheckMethods are the values of HealthCheck.Method.
 	CheckMethods = []string{"HEAD", "GET", "POST", "OPTIONS"}
-	// AlwaysPersistModes are the values of Options.AlwaysPersist.
-	AlwaysPersistModes = []string{"no", "yes", "accept-changes"}
+	// AlwaysPersistModes are the values of Options.AlwaysPersist, as
+	// registered in package persist.
+	AlwaysPersistModes = persist.AlwaysNames()
 )
 
 // Limits of list and string sizes.
@@ -308,12 +313,12 @@ func (w *walker) persistence(v *VirtualService, p string) {
 	e.rng(join(p, "timeout"), ps.Timeout, 0, 2419200)
 	l7 := v.Type == "http" || v.Type == "http2"
 	switch ps.Mode {
-	case "none", "src":
-	case "udpsip":
+	case persist.ModeNone, persist.ModeSrc:
+	case persist.ModeUDPSIP:
 		if v.Protocol != "udp" && v.Type != "gen" {
 			e.add(join(p, "mode"), "udpsip needs a udp or generic tcp (SIP) service")
 		}
-	case "ssl":
+	case persist.ModeSSL:
 		if v.Protocol != "tcp" {
 			e.add(join(p, "mode"), "ssl needs a tcp service")
 		}
@@ -323,11 +328,11 @@ func (w *walker) persistence(v *VirtualService, p string) {
 		}
 	}
 	switch ps.Mode {
-	case "cookie", "cookie-src", "header":
+	case persist.ModeCookie, persist.ModeCookieSrc, persist.ModeHeader:
 		if ps.Cookie == "" {
 			e.add(join(p, "cookie"), "required for mode %s: the cookie or header name", ps.Mode)
 		}
-	case "query-hash":
+	case persist.ModeQueryHash:
 		if ps.QueryTag == "" {
 			e.add(join(p, "queryTag"), "required for mode query-hash: the query item name")
 		}

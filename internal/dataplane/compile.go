@@ -17,6 +17,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // owner says which service a socket belongs to, for messages.
@@ -141,7 +142,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 		}
 		d := e.driverFor(vs)
 		if d == nil { // classify and the drivers disagree
-			s.state, s.reason = StateNotServed, fmt.Sprintf("service type %q is not served over %s", vs.Type, vs.Protocol)
+			s.state, s.reason = status.NotServed, fmt.Sprintf("service type %q is not served over %s", vs.Type, vs.Protocol)
 			continue
 		}
 		s.kind = d
@@ -170,20 +171,20 @@ func (e *Engine) driverFor(vs *config.VirtualService) driver {
 	return nil
 }
 
-// classify returns StateDisabled or StateNotServed with a reason for a
+// classify returns status.Disabled or status.NotServed with a reason for a
 // service that will not be served, or "" for one that will.
-func classify(vs *config.VirtualService) (state, reason string) {
+func classify(vs *config.VirtualService) (state status.State, reason string) {
 	switch {
 	case !isEnabled(vs.Enabled):
-		return StateDisabled, ""
+		return status.Disabled, ""
 	case vs.Protocol != "tcp" && vs.Protocol != "udp":
-		return StateNotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
+		return status.NotServed, fmt.Sprintf("protocol %q is not served", vs.Protocol)
 	case vs.Protocol == "udp" && vs.Type != "gen":
-		return StateNotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
+		return status.NotServed, fmt.Sprintf("service type %q is not served over udp", vs.Type)
 	case !slices.Contains([]string{"gen", "http", "http2", "tls"}, vs.Type):
-		return StateNotServed, fmt.Sprintf("service type %q is not served", vs.Type)
+		return status.NotServed, fmt.Sprintf("service type %q is not served", vs.Type)
 	case len(vs.SubVSs) > 0 && !isL7(vs):
-		return StateNotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
+		return status.NotServed, fmt.Sprintf("SubVSs are served by the layer-7 proxy, for services of type http or http2, not %s", vs.Type)
 	}
 	return "", ""
 }
@@ -241,9 +242,9 @@ func (e *Engine) compileServed(c *compiled, b build, s *service, st *vsState) er
 			enabled++
 		}
 	}
-	s.state = StateUp
+	s.state = status.Up
 	if enabled == 0 {
-		s.state = StateDown
+		s.state = status.Down
 	}
 	reasons := append(notes(cfg, vs, enabled), b.notes(c, s)...)
 	s.reason = strings.Join(reasons, "; ")

@@ -101,6 +101,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l7"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
 )
 
@@ -187,7 +188,7 @@ func (s *Snapshot) Generation() uint64 { return s.generation }
 type service struct {
 	vs       *config.VirtualService
 	label    string
-	state    string
+	state    status.State
 	reason   string
 	stats    *backend.Counters
 	servers  []realServer
@@ -405,54 +406,9 @@ func (e *Engine) Events(limit, vsID int) []health.Event {
 // PersistStats returns the size and counters of every persistence table.
 func (e *Engine) PersistStats() []persist.Stats { return e.tables.Stats() }
 
-// The states of a virtual service in Status.
-const (
-	// StateUp is an enabled, served service with at least one real server
-	// that can take connections.
-	StateUp = "Up"
-	// StateDown is an enabled service that cannot take connections: no
-	// real server is enabled and Up, or none of its sockets could be
-	// opened. Reason says which.
-	StateDown = "Down"
-	// StateDisabled is a service that is not enabled.
-	StateDisabled = "Disabled"
-	// StateNotServed is an enabled service of a kind the data plane does
-	// not serve yet; Reason says why.
-	StateNotServed = "NotServed"
-)
-
-// The states of a real server in Status.
-const (
-	// RSEnabled is a real server that receives connections.
-	RSEnabled = "Enabled"
-	// RSDisabled is a real server taken out of service by configuration.
-	RSDisabled = "Disabled"
-	// RSDown is an enabled real server that its health check found Down.
-	RSDown = "Down"
-)
-
-// Limits are the data plane's shares of the descriptor limit and how much
-// of the connection ceiling is in use.
-type Limits struct {
-	// Budget is how the descriptor limit is shared out.
-	Budget admission.Budget `json:"budget"`
-	// DefaultServiceConns is the maximum of concurrent connections of a
-	// TCP service whose limits.maxConns is 0.
-	DefaultServiceConns int `json:"defaultServiceConns"`
-	// DefaultServiceSessions is the same for UDP sessions.
-	DefaultServiceSessions int `json:"defaultServiceSessions"`
-	// Conns is the number of client TCP connections of all services now.
-	Conns int64 `json:"conns"`
-	// ConnsRefused counts connections refused at the ceiling
-	// (Budget.TCPConns).
-	ConnsRefused int64 `json:"connsRefused"`
-	// UDPSessions is the number of UDP sessions now.
-	UDPSessions int `json:"udpSessions"`
-}
-
 // Limits returns the data plane's limits and their use.
-func (e *Engine) Limits() Limits {
-	return Limits{
+func (e *Engine) Limits() status.Limits {
+	return status.Limits{
 		Budget:                 e.budget,
 		DefaultServiceConns:    admission.DefaultServiceConns(e.budget.TCPConns),
 		DefaultServiceSessions: admission.DefaultServiceConns(e.budget.UDPSessions),

@@ -16,6 +16,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 func TestApplyServes(t *testing.T) {
@@ -44,7 +45,7 @@ func TestApplyServes(t *testing.T) {
 		t.Fatalf("Status has %d services", len(st))
 	}
 	vs := st[0]
-	if vs.ID != 1 || vs.State != StateUp || vs.Reason != "" || vs.TotalConns != 4 || vs.Address != "127.0.0.1" || vs.Port != port || vs.Protocol != "tcp" {
+	if vs.ID != 1 || vs.State != status.Up || vs.Reason != "" || vs.TotalConns != 4 || vs.Address != "127.0.0.1" || vs.Port != port || vs.Protocol != "tcp" {
 		t.Errorf("VS status %+v", vs)
 	}
 	msgLen := int64(len("hello\n"))
@@ -52,7 +53,7 @@ func TestApplyServes(t *testing.T) {
 		t.Errorf("VS bytes in/out %d/%d, want %d/%d", vs.BytesIn, vs.BytesOut, 4*msgLen, 4*(msgLen+2))
 	}
 	for i, r := range vs.RealServers {
-		if r.TotalConns != 2 || r.ActiveConns != 0 || r.State != RSEnabled || !r.Enabled || r.Weight != 1000 || r.Failures != 0 {
+		if r.TotalConns != 2 || r.ActiveConns != 0 || r.State != status.Enabled || !r.Enabled || r.Weight != 1000 || r.Failures != 0 {
 			t.Errorf("RS %d status %+v", i, r)
 		}
 	}
@@ -91,38 +92,38 @@ func TestStatusStates(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		mutate     func(vs *config.VirtualService)
-		state      string
+		state      status.State
 		reason     string // substring; "" means none at all
 		serves     bool
 		rsDisabled bool
 	}{
-		{"up", func(*config.VirtualService) {}, StateUp, "", true, false},
-		{"disabled", func(vs *config.VirtualService) { vs.Enabled = config.Bool(false) }, StateDisabled, "", false, false},
+		{"up", func(*config.VirtualService) {}, status.Up, "", true, false},
+		{"disabled", func(vs *config.VirtualService) { vs.Enabled = config.Bool(false) }, status.Disabled, "", false, false},
 		{"udp", func(vs *config.VirtualService) { vs.Protocol = "udp"; vs.Transparent = nil; vs.SubnetOriginating = nil },
-			StateUp, "transparency is not implemented yet: real servers see the virtual service's address", false, false},
+			status.Up, "transparency is not implemented yet: real servers see the virtual service's address", false, false},
 		{"no enabled rs", func(vs *config.VirtualService) { vs.RealServers = []config.RealServer{disabledRS} },
-			StateDown, "no enabled real server", true, true},
-		{"no rs", func(vs *config.VirtualService) { vs.RealServers = nil }, StateDown, "no enabled real server", true, false},
-		{"http", func(vs *config.VirtualService) { vs.Type = "http" }, StateUp, "", true, false},
-		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, StateUp, "type tls (STARTTLS) is served as a layer-4", true, false},
-		{"http bandwidth", func(vs *config.VirtualService) { vs.Type = "http"; vs.Limits.Bandwidth = 1000 }, StateUp,
+			status.Down, "no enabled real server", true, true},
+		{"no rs", func(vs *config.VirtualService) { vs.RealServers = nil }, status.Down, "no enabled real server", true, false},
+		{"http", func(vs *config.VirtualService) { vs.Type = "http" }, status.Up, "", true, false},
+		{"tls", func(vs *config.VirtualService) { vs.Type = "tls" }, status.Up, "type tls (STARTTLS) is served as a layer-4", true, false},
+		{"http bandwidth", func(vs *config.VirtualService) { vs.Type = "http"; vs.Limits.Bandwidth = 1000 }, status.Up,
 			"the bandwidth limit is not applied by the layer-7 proxy", true, false},
-		{"fixed", func(vs *config.VirtualService) { vs.Schedule = "fixed" }, StateUp,
+		{"fixed", func(vs *config.VirtualService) { vs.Schedule = "fixed" }, status.Up,
 			scheduleNote("fixed"), true, false},
-		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, StateUp,
+		{"adaptive", func(vs *config.VirtualService) { vs.Schedule = "adaptive" }, status.Up,
 			scheduleNote("adaptive"), true, false},
-		{"wlc", func(vs *config.VirtualService) { vs.Schedule = "wlc" }, StateUp, "", true, false},
-		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, StateUp, "", true, false},
+		{"wlc", func(vs *config.VirtualService) { vs.Schedule = "wlc" }, status.Up, "", true, false},
+		{"persistence", func(vs *config.VirtualService) { vs.Persistence.Mode = "src" }, status.Up, "", true, false},
 		{"persistence needs http", func(vs *config.VirtualService) {
 			vs.Type, vs.Persistence = "http", config.Persistence{Mode: "cookie-src", Cookie: "sid"}
-		}, StateUp, "", true, false},
-		{"persistence ssl", func(vs *config.VirtualService) { vs.Persistence.Mode = "ssl" }, StateUp,
+		}, status.Up, "", true, false},
+		{"persistence ssl", func(vs *config.VirtualService) { vs.Persistence.Mode = "ssl" }, status.Up,
 			"persistence ssl needs the TLS session ID of the ClientHello", true, false},
 		{"subvs", func(vs *config.VirtualService) {
 			vs.Type = "http"
 			vs.RealServers = nil
 			vs.SubVSs = []config.VirtualService{{ID: 9, RealServers: []config.RealServer{rsOf(22, a, 1)}}}
-		}, StateUp, "", true, false},
+		}, status.Up, "", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t)
@@ -140,7 +141,7 @@ func TestStatusStates(t *testing.T) {
 			if (tc.reason == "") != (st[0].Reason == "") || !strings.Contains(st[0].Reason, tc.reason) {
 				t.Errorf("reason %q, want %q", st[0].Reason, tc.reason)
 			}
-			if tc.rsDisabled && (st[0].RealServers[0].State != RSDisabled || st[0].RealServers[0].Enabled) {
+			if tc.rsDisabled && (st[0].RealServers[0].State != status.Disabled || st[0].RealServers[0].Enabled) {
 				t.Errorf("disabled RS status %+v", st[0].RealServers[0])
 			}
 			k := listener.Key("tcp", mustAP(t, "127.0.0.1", port))
@@ -390,23 +391,23 @@ func TestBindFailureMarksOnlyThatService(t *testing.T) {
 		t.Errorf("kept connection: %q %v", tag, err)
 	}
 	st := e.Status()
-	if st[0].State != StateUp || st[0].RealServers[0].Weight != 7 || st[1].State != StateUp {
+	if st[0].State != status.Up || st[0].RealServers[0].Weight != 7 || st[1].State != status.Up {
 		t.Errorf("VS 1 and 2: %+v %+v", st[0], st[1])
 	}
 	want3 := fmt.Sprintf("cannot listen on 127.0.0.2:%d: bind: address already in use (retried every 5 s)", busy)
-	if st[2].State != StateDown || st[2].Reason != want3 {
+	if st[2].State != status.Down || st[2].Reason != want3 {
 		t.Errorf("VS 3: state %s reason %q; want Down, %q", st[2].State, st[2].Reason, want3)
 	}
 	if len(st[2].Sockets) != 1 || st[2].Sockets[0].Listening || st[2].Sockets[0].Error != "bind: address already in use" {
 		t.Errorf("VS 3 sockets %+v", st[2].Sockets)
 	}
-	if st[3].State != StateDown || !strings.Contains(st[3].Reason, "cannot listen on 192.0.2.1:80: bind: cannot assign requested address") {
+	if st[3].State != status.Down || !strings.Contains(st[3].Reason, "cannot listen on 192.0.2.1:80: bind: cannot assign requested address") {
 		t.Errorf("VS 4: state %s reason %q", st[3].State, st[3].Reason)
 	}
 
 	// Once the other program lets the port go, VS 3 starts by itself.
 	foreign.Close()
-	eventually(t, "VS 3 to listen after the port was freed", func() bool { return e.Status()[2].State == StateUp })
+	eventually(t, "VS 3 to listen after the port was freed", func() bool { return e.Status()[2].State == status.Up })
 	if tag, err := askOnce(hostPort("127.0.0.2", busy)); err != nil || tag != "a" {
 		t.Errorf("VS 3 after retry: %q %v", tag, err)
 	}

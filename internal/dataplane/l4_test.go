@@ -16,6 +16,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // funcServer is a TCP real server on addr whose connections fn handles.
@@ -413,7 +414,7 @@ func TestServerKilledMidStream(t *testing.T) {
 					t.Errorf("reconnect: %q %v", tag, err)
 				}
 			}
-			if st := e.Status()[0].RealServers[0]; st.State != RSDown || st.Health != "Down" {
+			if st := e.Status()[0].RealServers[0]; st.State != status.Down || st.Health != status.Down {
 				t.Errorf("RS A status %+v", st)
 			}
 		})

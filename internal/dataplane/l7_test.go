@@ -23,6 +23,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // pki is a test CA, an intermediate it signed and a leaf the intermediate
@@ -183,7 +184,7 @@ func TestL7SuperSrcPersistence(t *testing.T) {
 		}
 	}
 	st := e.Status()[0]
-	if st.State != StateUp || st.L7 == nil || st.L7.Requests != 48 {
+	if st.State != status.Up || st.L7 == nil || st.L7.Requests != 48 {
 		t.Fatalf("status: state %s, reason %q, l7 %+v", st.State, st.Reason, st.L7)
 	}
 	if st.TotalConns != 48 || st.Persistence == nil || st.Persistence.Entries == 0 {
@@ -226,7 +227,7 @@ func TestL7OffloadReencrypt(t *testing.T) {
 		t.Errorf("chain of %d certificates, want leaf and intermediate", n)
 	}
 	conn.Close()
-	if st := e.Status()[0]; st.Reason != "" || st.State != StateUp {
+	if st := e.Status()[0]; st.Reason != "" || st.State != status.Up {
 		t.Errorf("status %s %q", st.State, st.Reason)
 	}
 }
@@ -327,7 +328,7 @@ func TestL7SubVSByHost(t *testing.T) {
 		}
 	}
 	st := e.Status()[0]
-	if st.State != StateUp || st.L7 == nil || len(st.L7.SubVSs) != 2 {
+	if st.State != status.Up || st.L7 == nil || len(st.L7.SubVSs) != 2 {
 		t.Fatalf("status %s %q %+v", st.State, st.Reason, st.L7)
 	}
 	if s0, s1 := st.L7.SubVSs[0], st.L7.SubVSs[1]; s0.Requests != 10 || s1.Requests != 10 || len(s0.RealServers) != 2 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // sipUAS is a tiny SIP user agent server over UDP: it answers every
@@ -175,7 +176,7 @@ func TestSIPOverUDP(t *testing.T) {
 		t.Errorf("round robin over 3 SIP servers used %v", servers)
 	}
 	st := e.Status()[0]
-	if st.Protocol != "udp" || st.State != StateUp || st.TotalConns != 3 || st.BytesIn == 0 || st.BytesOut == 0 {
+	if st.Protocol != "udp" || st.State != status.Up || st.TotalConns != 3 || st.BytesIn == 0 || st.BytesOut == 0 {
 		t.Errorf("status %+v", st)
 	}
 	if !st.Sockets[0].Listening || !strings.HasPrefix(st.Sockets[0].Address, "127.0.0.30:") {

@@ -15,6 +15,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // rsServer is a real server on a fixed address that a test can stop (its
@@ -100,7 +101,7 @@ func healthEngine(t testing.TB, unit time.Duration) *Engine {
 }
 
 // rsStatus returns the status of real server id of service vs.
-func rsStatus(e *Engine, vs, id int) RSStatus {
+func rsStatus(e *Engine, vs, id int) status.RS {
 	for _, s := range e.Status() {
 		if s.ID != vs {
 			continue
@@ -111,7 +112,7 @@ func rsStatus(e *Engine, vs, id int) RSStatus {
 			}
 		}
 	}
-	return RSStatus{}
+	return status.RS{}
 }
 
 // dialFrom connects to addr from the local address src.
@@ -168,7 +169,7 @@ func TestHealthDownDropAndBack(t *testing.T) {
 
 	b.down()
 	eventually(t, "b Down", func() bool { return rsStatus(e, 1, 12).Status == health.StatusDown })
-	if r := rsStatus(e, 1, 12); r.State != RSDown || r.Reason == "" {
+	if r := rsStatus(e, 1, 12); r.State != status.Down || r.Reason == "" {
 		t.Errorf("b status %+v, want state Down with a reason", r)
 	}
 	for i, c := range onB {

@@ -33,19 +33,13 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
-	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
 // Backuper writes backup files; *store.Store implements it.
 type Backuper interface {
 	Backup(w io.Writer) error
-}
-
-// StatusSource reports the data plane's per-service state and counters;
-// *dataplane.Engine implements it.
-type StatusSource interface {
-	Status() []dataplane.VSStatus
 }
 
 // Options configure a Server.
@@ -58,7 +52,7 @@ type Options struct {
 	Backups Backuper
 	// Runtime reports service status and counters for showvs, stats and
 	// vstotals; nil reports every enabled service Down.
-	Runtime StatusSource
+	Runtime status.Source
 	// Version is Fulcrum's version, reported by get?param=version,
 	// listapi and licenseinfo.
 	Version string
@@ -79,7 +73,7 @@ type Server struct {
 	ctl     *control.Controller
 	auth    *admin.Service
 	backups Backuper
-	rt      StatusSource
+	rt      status.Source
 	version string
 	log     *slog.Logger
 	nowFn   func() time.Time
@@ -368,7 +362,7 @@ type rateSampler struct {
 
 // sample records counters at now and returns connections and bytes per
 // second per service ID.
-func (r *rateSampler) sample(now time.Time, st []dataplane.VSStatus) (conns, bytes map[int]int64) {
+func (r *rateSampler) sample(now time.Time, st []status.VS) (conns, bytes map[int]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at.IsZero() || now.Sub(r.at) >= time.Second {

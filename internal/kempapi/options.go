@@ -67,19 +67,14 @@ func init() {
 		conntimeout,
 		{name: "alwayspersist",
 			get: func(_ *Server, o *config.Options) node {
-				return inum("alwayspersist", index(config.AlwaysPersistModes, o.AlwaysPersist))
+				return inum("alwayspersist", alwaysOut(o.AlwaysPersist))
 			},
 			set: func(o *config.Options, val string) *failure {
-				switch strings.ToLower(strings.TrimSpace(val)) {
-				case "0", "no":
-					o.AlwaysPersist = "no"
-				case "1", "yes":
-					o.AlwaysPersist = "yes"
-				case "2":
-					o.AlwaysPersist = "accept-changes"
-				default:
+				a, ok := alwaysIn(val)
+				if !ok {
 					return invalid("Invalid value %q for alwayspersist (0, 1, 2, no or yes)", short(val))
 				}
+				o.AlwaysPersist = a
 				return nil
 			}},
 		integer("slowstart", func(o *config.Options) *int { return &o.SlowStart }),

@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
-	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 func boolInt(b bool) int {
@@ -21,13 +21,13 @@ func boolInt(b bool) int {
 // and packet counts are not reported.
 func (c *call) stats() result {
 	snap := c.s.ctl.Current()
-	var list []dataplane.VSStatus
+	var list []status.VS
 	if c.s.rt != nil {
 		list = c.s.rt.Status()
 	}
 	now := c.s.now()
 	connRate, byteRate := c.s.rates.sample(now, list)
-	byID := map[int]dataplane.VSStatus{}
+	byID := map[int]status.VS{}
 	var tConns, tBytes, tConnRate, tByteRate int64
 	for _, st := range list {
 		byID[st.ID] = st
@@ -53,7 +53,7 @@ func (c *call) stats() result {
 			numStr("VSPort", v.Port),
 			str("VSProt", v.Protocol),
 			inum("Index", v.ID),
-			str("Status", strings.ToLower(vsStatus(v, nil, byID))),
+			str("Status", strings.ToLower(string(vsStatus(v, nil, byID)))),
 			inum("ErrorCode", 0),
 			inum("Enable", boolInt(enabled(v.Enabled))),
 			num("TotalConns", st.TotalConns),
@@ -67,7 +67,7 @@ func (c *call) stats() result {
 		}})
 		for j := range v.RealServers {
 			rs := &v.RealServers[j]
-			var rst dataplane.RSStatus
+			var rst status.RS
 			for _, x := range st.RealServers {
 				if x.ID == rs.ID {
 					rst = x
@@ -78,7 +78,7 @@ func (c *call) stats() result {
 				inum("RSIndex", rs.ID),
 				str("Addr", rs.Address),
 				inum("Port", rs.Port),
-				str("Status", strings.ToLower(rsStatus(v, rs, byID))),
+				str("Status", strings.ToLower(string(rsStatus(v, rs, byID)))),
 				inum("Enable", boolInt(enabled(rs.Enabled))),
 				num("ActivConns", rst.ActiveConns),
 				num("TotalConns", rst.TotalConns),
@@ -112,12 +112,12 @@ func (c *call) vstotals() result {
 	st := c.s.status()
 	type count struct{ total, up, down, disabled int }
 	var vs, sub, rs count
-	add := func(n *count, status string) {
+	add := func(n *count, s lmStatus) {
 		n.total++
-		switch status {
-		case "Up":
+		switch s {
+		case lmUp:
 			n.up++
-		case "Disabled":
+		case lmDisabled:
 			n.disabled++
 		default:
 			n.down++

@@ -8,7 +8,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
-	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // findVS finds the service the vs (and port and prot) parameters address:
@@ -100,8 +101,8 @@ func protocol(p params) (string, *failure) {
 }
 
 // status returns the data plane's state of every top-level service by ID.
-func (s *Server) status() map[int]dataplane.VSStatus {
-	out := map[int]dataplane.VSStatus{}
+func (s *Server) status() map[int]status.VS {
+	out := map[int]status.VS{}
 	if s.rt == nil {
 		return out
 	}
@@ -111,27 +112,38 @@ func (s *Server) status() map[int]dataplane.VSStatus {
 	return out
 }
 
+// lmStatus is a Status of a service or real server as LoadMaster reports
+// it (showvs, showrs, stats, vstotals).
+type lmStatus string
+
+// LoadMaster's statuses.
+const (
+	lmUp       lmStatus = "Up"
+	lmDown     lmStatus = "Down"
+	lmDisabled lmStatus = "Disabled"
+)
+
 // vsStatus is LoadMaster's Status of a service.
-func vsStatus(v, parent *config.VirtualService, st map[int]dataplane.VSStatus) string {
+func vsStatus(v, parent *config.VirtualService, st map[int]status.VS) lmStatus {
 	if !enabled(v.Enabled) || (parent != nil && !enabled(parent.Enabled)) {
-		return "Disabled"
+		return lmDisabled
 	}
 	if s, ok := st[v.ID]; ok {
 		switch s.State {
-		case dataplane.StateUp:
-			return "Up"
-		case dataplane.StateDisabled:
-			return "Disabled"
+		case status.Up:
+			return lmUp
+		case status.Disabled:
+			return lmDisabled
 		}
 	}
-	return "Down"
+	return lmDown
 }
 
 // rsStatus is LoadMaster's Status of a real server. Without health checks
-// the data plane reports enabled real servers as in service ("Up").
-func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]dataplane.VSStatus) string {
+// the data plane reports enabled real servers as in service (Up).
+func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]status.VS) lmStatus {
 	if !enabled(rs.Enabled) {
-		return "Disabled"
+		return lmDisabled
 	}
 	if s, ok := st[v.ID]; ok {
 		for _, r := range s.RealServers {
@@ -139,15 +151,15 @@ func rsStatus(v *config.VirtualService, rs *config.RealServer, st map[int]datapl
 				continue
 			}
 			switch r.State {
-			case dataplane.RSEnabled, "Up":
-				return "Up"
-			case dataplane.RSDisabled:
-				return "Disabled"
+			case status.Enabled:
+				return lmUp
+			case status.Disabled:
+				return lmDisabled
 			}
-			return "Down"
+			return lmDown
 		}
 	}
-	return "Down"
+	return lmDown
 }
 
 func enabled(b *bool) bool { return b == nil || *b }
@@ -178,11 +190,11 @@ var checkMethods = []string{"HEAD", "GET", "POST", "OPTIONS"}
 // Fulcrum does not (WAF, ESP, caching, ...) are shown with the value that
 // says "off", which is what they are. String settings that are empty are
 // left out, as LoadMaster does.
-func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]dataplane.VSStatus) []node {
+func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]status.VS) []node {
 	hc := v.HealthCheck
 	ns := make([]node, 0, 112+len(v.RealServers)+len(v.SubVSs))
 	ns = append(ns,
-		str("Status", vsStatus(v, parent, st)),
+		str("Status", string(vsStatus(v, parent, st))),
 		inum("Index", v.ID),
 		str("VSAddress", v.Address),
 		numStr("VSPort", v.Port),
@@ -251,10 +263,10 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]da
 		str("VStype", v.Type),
 		inum("FollowVSID", 0),
 		str("Protocol", v.Protocol),
-		str("Schedule", v.Schedule),
+		str("Schedule", scheduleOut(v.Schedule)),
 	)
-	if v.Persistence.Mode != "" && v.Persistence.Mode != "none" {
-		ns = append(ns, str("Persist", v.Persistence.Mode))
+	if v.Persistence.Mode != "" && v.Persistence.Mode != persist.ModeNone {
+		ns = append(ns, str("Persist", persistOut(v.Persistence.Mode)))
 	}
 	if v.Persistence.Cookie != "" {
 		ns = append(ns, str("Cookie", v.Persistence.Cookie))
@@ -342,7 +354,7 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]da
 	for i := range v.SubVSs {
 		sub := &v.SubVSs[i]
 		ns = append(ns, node{name: "SubVS", kind: kGroup, item: true, children: []node{
-			str("Status", vsStatus(sub, v, st)),
+			str("Status", string(vsStatus(sub, v, st))),
 			inum("VSIndex", sub.ID),
 			inum("RsIndex", sub.ID),
 			str("Name", sub.NickName),
@@ -361,13 +373,13 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]da
 }
 
 // rsNode is one real server as an <Rs> element.
-func rsNode(v *config.VirtualService, rs *config.RealServer, st map[int]dataplane.VSStatus) node {
+func rsNode(v *config.VirtualService, rs *config.RealServer, st map[int]status.VS) node {
 	addr, dns := rs.Address, ""
 	if _, err := netip.ParseAddr(rs.Address); err != nil {
 		dns = rs.Address
 	}
 	return node{name: "Rs", kind: kGroup, item: true, children: []node{
-		str("Status", rsStatus(v, rs, st)),
+		str("Status", string(rsStatus(v, rs, st))),
 		inum("VSIndex", v.ID),
 		inum("RsIndex", rs.ID),
 		str("Addr", addr),

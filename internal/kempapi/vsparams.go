@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 )
 
 // vsCtx is the service a modvs or addvs edits, inside the candidate
@@ -105,8 +106,8 @@ func init() {
 		c.v.Type = t
 		return nil
 	})
-	add("Schedule", lower(func(c *vsCtx) *string { return &c.v.Schedule }))
-	add("Persist", lower(func(c *vsCtx) *string { return &c.v.Persistence.Mode }))
+	add("Schedule", func(c *vsCtx, _, val string) *failure { c.v.Schedule = scheduleIn(val); return nil })
+	add("Persist", func(c *vsCtx, _, val string) *failure { c.v.Persistence.Mode = persistIn(val); return nil })
 	add("PersistTimeout", func(c *vsCtx, display, val string) *failure {
 		n, good := parseInt(val)
 		if !good {
@@ -119,7 +120,7 @@ func init() {
 		case n < 0:
 			c.v.Persistence.Timeout = n // refused by validation
 		case n < 60:
-			c.v.Persistence.Mode, c.v.Persistence.Timeout = "none", 0
+			c.v.Persistence.Mode, c.v.Persistence.Timeout = persist.ModeNone, 0
 		default:
 			c.v.Persistence.Timeout = n - n%60
 		}

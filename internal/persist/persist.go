@@ -79,25 +79,6 @@ type spec struct {
 	needsHTTP bool
 }
 
-var specs = map[string]spec{
-	ModeNone:            {},
-	ModeSrc:             {src: true},
-	ModeSuper:           {kind: kindStored, needsHTTP: true},
-	ModeSuperSrc:        {kind: kindStored, needsHTTP: true},
-	ModeCookie:          {kind: kindLearned, needsHTTP: true},
-	ModeCookieSrc:       {kind: kindLearned, src: true, needsHTTP: true},
-	ModeActiveCookie:    {kind: kindToken, needsHTTP: true},
-	ModeActiveCookieSrc: {kind: kindToken, src: true, needsHTTP: true},
-	ModeCookieHash:      {kind: kindStored, needsHTTP: true},
-	ModeCookieHashSrc:   {kind: kindStored, src: true, needsHTTP: true},
-	ModeURL:             {kind: kindStored, needsHTTP: true},
-	ModeQueryHash:       {kind: kindStored, needsHTTP: true},
-	ModeHost:            {kind: kindStored, needsHTTP: true},
-	ModeHeader:          {kind: kindStored, needsHTTP: true},
-	ModeSSL:             {kind: kindLearned},
-	ModeUDPSIP:          {kind: kindStored},
-}
-
 // Modes returns every persistence mode, sorted.
 func Modes() []string {
 	out := make([]string, 0, len(specs))
@@ -130,20 +111,6 @@ const (
 	// than scheduled afresh: the change of key is accepted.
 	AlwaysAcceptChanges
 )
-
-// ParseAlways reads the configuration's values "no" (or ""), "yes" and
-// "accept-changes".
-func ParseAlways(s string) (Always, error) {
-	switch s {
-	case "", "no":
-		return AlwaysNo, nil
-	case "yes":
-		return AlwaysYes, nil
-	case "accept-changes":
-		return AlwaysAcceptChanges, nil
-	}
-	return 0, fmt.Errorf("always persist must be no, yes or accept-changes, got %q", s)
-}
 
 // Limits and defaults of Settings.
 const (

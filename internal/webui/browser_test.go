@@ -20,7 +20,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/appliance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
-	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
@@ -270,19 +270,19 @@ func rsStates(a *appliance.Appliance, vsID int) map[string]int {
 	return out
 }
 
-// rsView is the part of dataplane.RSStatus the tests compare, read through
-// its JSON form.
+// rsView is the part of status.RS the tests compare, read through its
+// JSON form.
 type rsView struct {
-	ID     int    `json:"id"`
-	State  string `json:"state"`
-	Health string `json:"health"`
+	ID     int          `json:"id"`
+	State  status.State `json:"state"`
+	Health status.State `json:"health"`
 }
 
 func (r rsView) display() string {
-	if r.State == "Enabled" && r.Health == "Up" {
-		return "Up"
+	if r.State == status.Enabled && r.Health == status.Up {
+		return string(status.Up)
 	}
-	return r.State
+	return string(r.State)
 }
 
 func rsStatuses(a *appliance.Appliance, vsID int) []rsView {
@@ -292,13 +292,13 @@ func rsStatuses(a *appliance.Appliance, vsID int) []rsView {
 	return out
 }
 
-func vsStatus(a *appliance.Appliance, id int) dataplane.VSStatus {
+func vsStatus(a *appliance.Appliance, id int) status.VS {
 	for _, v := range a.Engine.Status() {
 		if v.ID == id {
 			return v
 		}
 	}
-	return dataplane.VSStatus{}
+	return status.VS{}
 }
 
 // TestWalkthrough does the Lync 2013 walk-through in a real browser:
@@ -471,13 +471,13 @@ func TestWalkthrough(t *testing.T) {
 	// The three real servers pass their checks: the dashboard says so.
 	b.waitText(fmt.Sprintf(`[data-vs-rs="%d"]`, vsID), "3 Up", 30*time.Second)
 	wantRS := rsStates(a, vsID)
-	if wantRS["Up"] != 3 {
+	if wantRS[string(status.Up)] != 3 {
 		t.Errorf("data plane reports %v, want 3 Up", wantRS)
 	}
 	for state, n := range wantRS {
 		b.waitText(fmt.Sprintf(`[data-vs-rs="%d"]`, vsID), fmt.Sprintf("%d %s", n, state), 20*time.Second)
 	}
-	b.waitText(fmt.Sprintf(`[data-vs-state="%d"]`, vsID), vsStatus(a, vsID).State, 20*time.Second)
+	b.waitText(fmt.Sprintf(`[data-vs-state="%d"]`, vsID), string(vsStatus(a, vsID).State), 20*time.Second)
 	graphs := func() bool {
 		return eval[bool](b, `(function(){var c=window.fulcrumCharts; if(!c) return false;
 			var d=c.bps.data, o=c.vs[`+fmt.Sprintf("%q", fmt.Sprint(owaID))+`];
@@ -533,7 +533,7 @@ func TestWalkthrough(t *testing.T) {
 	b.open(vsPath, "#rs-table")
 	b.submit(fmt.Sprintf("#rs-disable-%d", rs.ID), "#flash")
 	b.waitText(fmt.Sprintf("#rs-state-%d", rs.ID), "Disabled", 15*time.Second)
-	if got := rsStates(a, vsID)[dataplane.RSDisabled]; got != 1 {
+	if got := rsStates(a, vsID)[string(status.Disabled)]; got != 1 {
 		t.Errorf("data plane reports %d disabled real servers, want 1", got)
 	}
 	b.open("/", "#dashboard")

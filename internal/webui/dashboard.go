@@ -8,6 +8,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -20,7 +21,7 @@ type vsCard struct {
 	Name string
 	// Status is the data plane's status; HasStatus is false when the data
 	// plane reports none (a SubVS).
-	Status    vsStatus
+	Status    status.VS
 	HasStatus bool
 	// RS counts the real servers by state.
 	RS []stateCount
@@ -44,7 +45,7 @@ func (s *Server) cards(cfg *config.Config, withSubs bool) []vsCard {
 		v := &cfg.VirtualServices[i]
 		c := vsCard{VS: v, Name: displayName(v)}
 		c.Status, c.HasStatus = st[v.ID]
-		c.RS = c.Status.rsCounts()
+		c.RS = rsCounts(c.Status)
 		out = append(out, c)
 		if !withSubs {
 			continue
@@ -80,14 +81,14 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, p admin.Princ
 // metricsJSON answers the dashboard's poll: the time series of connections
 // and throughput, in total and per service, and every service's state.
 func (s *Server) metricsJSON(w http.ResponseWriter, r *http.Request, p admin.Principal) {
-	status := s.readStatus()
-	s.metrics.observe(s.now(), status)
+	list := s.readStatus()
+	s.metrics.observe(s.now(), list)
 	d := s.metrics.doc()
 	d.Revision = s.ctl.Current().Revision
-	d.Status = make([]liveVS, 0, len(status))
-	for _, v := range status {
+	d.Status = make([]liveVS, 0, len(list))
+	for _, v := range list {
 		d.Status = append(d.Status, liveVS{ID: v.ID, State: v.State, StateCls: stateClass(v.State), Reason: v.Reason,
-			Conns: v.ActiveConns, RS: v.rsCounts()})
+			Conns: v.ActiveConns, RS: rsCounts(v)})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

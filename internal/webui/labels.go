@@ -1,25 +1,17 @@
 package webui
 
 import (
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
 )
 
 // labels names the configuration model's enumerated values as LoadMaster's
 // WUI does. A value the model gains later shows under its own name until it
-// gets a label here.
+// gets a label here. The scheduling methods, persistence modes and values
+// of "always check persist" are labelled where they are registered (see
+// registered).
 var labels = map[string]map[string]string{
-	"schedule": {
-		"rr": "Round robin", "wrr": "Weighted round robin", "lc": "Least connection", "wlc": "Weighted least connection",
-		"fixed": "Fixed weighting", "sh": "Source IP hash", "uhash": "URL hash", "dl": "Weighted response time",
-		"adaptive": "Resource based (adaptive)",
-	},
-	"persist": {
-		"none": "None", "src": "Source IP address", "super": "Super HTTP", "super-src": "Super HTTP and source IP address",
-		"cookie": "Server cookie", "cookie-src": "Server cookie or source IP", "active-cookie": "Active cookie",
-		"active-cook-src": "Active cookie or source IP", "cookie-hash": "Hash of all cookies",
-		"cookie-hash-src": "Hash of all cookies or source IP", "url": "URL hash", "query-hash": "Query hash",
-		"host": "HTTP host header", "header": "Selected header", "ssl": "SSL session ID", "udpsip": "UDP SIP",
-	},
 	"protocol": {"tcp": "TCP", "udp": "UDP"},
 	"type":     {"gen": "Generic (layer 4)", "http": "HTTP/HTTPS", "http2": "HTTP/2", "tls": "STARTTLS protocols"},
 	"addVia": {
@@ -33,19 +25,37 @@ var labels = map[string]map[string]string{
 		"ftp": "FTP", "telnet": "Telnet", "pop3": "POP3", "imap": "IMAP", "ldap": "LDAP", "bdata": "Binary data",
 		"dns": "DNS", "none": "None",
 	},
-	"method":        {},
-	"alwaysPersist": {"no": "No (first request only)", "yes": "Yes (every request)", "accept-changes": "Yes, accept changes"},
-	"role":          {"admin": "Admin (everything)", "operator": "Operator (enable/disable real servers)", "read-only": "Read-only"},
-	"tlsVersion":    {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "TLS 1.2", "1.3": "TLS 1.3"},
+	"method":     {},
+	"role":       {"admin": "Admin (everything)", "operator": "Operator (enable/disable real servers)", "read-only": "Read-only"},
+	"tlsVersion": {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "TLS 1.2", "1.3": "TLS 1.3"},
+}
+
+// registered returns the labelled values of an enumeration whose values
+// are registered with their labels (the scheduling methods in package
+// balance, the persistence modes and the values of "always check persist"
+// in package persist), in registry order; nil for the others.
+func registered(kind string) []option {
+	var out []option
+	switch kind {
+	case "schedule":
+		for _, m := range balance.Registered() {
+			out = append(out, option{Value: m.Name, Label: m.Label})
+		}
+	case "persist":
+		for _, m := range persist.Registered() {
+			out = append(out, option{Value: m.Name, Label: m.Label})
+		}
+	case "alwaysPersist":
+		for _, a := range persist.AlwaysRegistered() {
+			out = append(out, option{Value: a.Name, Label: a.Label})
+		}
+	}
+	return out
 }
 
 // values are the model's allowed values of each enumeration.
 func values(kind string) []string {
 	switch kind {
-	case "schedule":
-		return config.Schedules
-	case "persist":
-		return config.PersistModes
 	case "protocol":
 		return config.Protocols
 	case "type":
@@ -58,8 +68,6 @@ func values(kind string) []string {
 		return config.CheckTypes
 	case "method":
 		return config.CheckMethods
-	case "alwaysPersist":
-		return config.AlwaysPersistModes
 	case "role":
 		return config.Roles
 	case "tlsVersion":
@@ -70,6 +78,9 @@ func values(kind string) []string {
 
 // choices returns the options of an enumeration, labelled.
 func choices(kind string) []option {
+	if opts := registered(kind); opts != nil {
+		return opts
+	}
 	vs := values(kind)
 	out := make([]option, 0, len(vs))
 	for _, v := range vs {
@@ -84,6 +95,11 @@ func choices(kind string) []option {
 
 // label returns the label of one value.
 func label(kind, v string) string {
+	for _, o := range registered(kind) {
+		if o.Value == v {
+			return o.Label
+		}
+	}
 	if l, ok := labels[kind][v]; ok {
 		return l
 	}

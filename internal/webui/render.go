@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
 // view is what every page template gets.
@@ -69,6 +70,11 @@ func (s *Server) funcs() template.FuncMap {
 		"endpoint": endpoint,
 		"name":     displayName,
 		"enabled":  func(b *bool) bool { return b == nil || *b },
+
+		// The states a page shows without a status: a real server that
+		// is not enabled, and one the data plane reports nothing about.
+		"stateDisabled": func() status.State { return status.Disabled },
+		"stateNone":     func() status.State { return "" },
 	}
 }
 
@@ -290,19 +296,18 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// stateClass maps a runtime state ("Up", "Down", "Disabled", "NotServed",
-// "Enabled", "Draining", ...) to the CSS class of its colour.
-func stateClass(state string) string {
-	switch strings.ToLower(state) {
-	case "up":
+// stateClass maps a state to the CSS class of its colour.
+func stateClass(state status.State) string {
+	switch state {
+	case status.Up:
 		return "st-up"
-	case "down", "failed":
+	case status.Down:
 		return "st-down"
-	case "disabled":
+	case status.Disabled:
 		return "st-off"
-	case "enabled", "unknown", "unchecked":
+	case status.Enabled, status.Unknown, status.Unchecked:
 		return "st-info"
-	case "notserved", "draining", "degraded":
+	case status.NotServed, status.Draining:
 		return "st-warn"
 	}
 	return "st-off"

@@ -1,82 +1,55 @@
 package webui
 
 import (
-	"encoding/json"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
 
-// vsStatus is the part of the data plane's status of one virtual service
-// that the UI shows. It is decoded from the JSON form of the Status
-// function's result, so the UI follows the runtime's documented JSON names
-// and tolerates fields it does not know.
-type vsStatus struct {
-	ID          int        `json:"id"`
-	Address     string     `json:"address"`
-	Port        int        `json:"port"`
-	Protocol    string     `json:"protocol"`
-	State       string     `json:"state"`
-	Reason      string     `json:"reason"`
-	ActiveConns int64      `json:"activeConns"`
-	TotalConns  int64      `json:"totalConns"`
-	BytesIn     int64      `json:"bytesIn"`
-	BytesOut    int64      `json:"bytesOut"`
-	RealServers []rsStatus `json:"realServers"`
-}
-
-// rsStatus is the status of one real server.
-type rsStatus struct {
-	ID          int    `json:"id"`
-	Address     string `json:"address"`
-	Port        int    `json:"port"`
-	Weight      int    `json:"weight"`
-	Enabled     bool   `json:"enabled"`
-	State       string `json:"state"`
-	Health      string `json:"health"`
-	Reason      string `json:"reason"`
-	ActiveConns int64  `json:"activeConns"`
-	TotalConns  int64  `json:"totalConns"`
-	BytesIn     int64  `json:"bytesIn"`
-	BytesOut    int64  `json:"bytesOut"`
-	Failures    int64  `json:"failures"`
-}
+// rsStatus is the data plane's status of one real server, with the state
+// the UI shows for it.
+type rsStatus struct{ status.RS }
 
 // Display is the state the UI shows for a real server: the data plane's
 // state, except that an enabled real server whose health check passes is
-// "Up" (and one not checked stays "Enabled": the UI never infers Up).
-func (r rsStatus) Display() string {
-	if r.State == "Enabled" && r.Health == "Up" {
-		return "Up"
+// Up (and one not checked stays Enabled: the UI never infers Up).
+func (r rsStatus) Display() status.State {
+	if r.State == status.Enabled && r.Health == status.Up {
+		return status.Up
 	}
 	return r.State
 }
 
 // stateCount is how many real servers are in one state.
 type stateCount struct {
-	State string `json:"state"`
-	N     int    `json:"n"`
+	State status.State `json:"state"`
+	N     int          `json:"n"`
 }
 
+// rsOrder is the order of the real-server states in counts; other states
+// follow, by name.
+var rsOrder = map[status.State]int{status.Up: 0, status.Enabled: 1, status.Draining: 2, status.Down: 3, status.Disabled: 4}
+
 // rsCounts counts a service's real servers by state, in a stable order.
-func (v vsStatus) rsCounts() []stateCount {
-	m := map[string]int{}
+func rsCounts(v status.VS) []stateCount {
+	m := map[status.State]int{}
 	for _, rs := range v.RealServers {
-		m[rs.Display()]++
+		m[rsStatus{rs}.Display()]++
 	}
 	out := make([]stateCount, 0, len(m))
 	for st, n := range m {
 		out = append(out, stateCount{State: st, N: n})
 	}
-	order := map[string]int{"Up": 0, "Enabled": 1, "Draining": 2, "Down": 3, "Disabled": 4}
 	sort.Slice(out, func(i, j int) bool {
-		oi, ok := order[out[i].State]
+		oi, ok := rsOrder[out[i].State]
 		if !ok {
-			oi = 5
+			oi = len(rsOrder)
 		}
-		oj, ok := order[out[j].State]
+		oj, ok := rsOrder[out[j].State]
 		if !ok {
-			oj = 5
+			oj = len(rsOrder)
 		}
 		if oi != oj {
 			return oi < oj
@@ -88,34 +61,27 @@ func (v vsStatus) rsCounts() []stateCount {
 
 // statusByID reads the data plane's status, keyed by service ID (SubVSs
 // have no status of their own yet).
-func (s *Server) statusByID() map[int]vsStatus {
-	out := map[int]vsStatus{}
+func (s *Server) statusByID() map[int]status.VS {
+	out := map[int]status.VS{}
 	for _, v := range s.readStatus() {
 		out[v.ID] = v
 	}
 	return out
 }
 
-// readStatus decodes the data plane's status.
-func (s *Server) readStatus() []vsStatus {
-	raw, err := json.Marshal(s.status())
-	if err != nil {
-		s.log.Error("webui: encode status", "err", err)
+// readStatus reads the data plane's status; nil without a data plane.
+func (s *Server) readStatus() []status.VS {
+	if s.status == nil {
 		return nil
 	}
-	var list []vsStatus
-	if err := json.Unmarshal(raw, &list); err != nil {
-		s.log.Error("webui: decode status", "err", err)
-		return nil
-	}
-	return list
+	return s.status.Status()
 }
 
 // rsStatusByID indexes a service's real-server status by ID.
-func rsStatusByID(v vsStatus) map[int]rsStatus {
+func rsStatusByID(v status.VS) map[int]rsStatus {
 	out := make(map[int]rsStatus, len(v.RealServers))
 	for _, rs := range v.RealServers {
-		out[rs.ID] = rs
+		out[rs.ID] = rsStatus{rs}
 	}
 	return out
 }
@@ -167,7 +133,7 @@ func newSampler(max int) *sampler {
 
 // observe records a sample of status at now unless the last one is more
 // recent than minSampleEvery.
-func (m *sampler) observe(now time.Time, status []vsStatus) {
+func (m *sampler) observe(now time.Time, list []status.VS) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.last.IsZero() && now.Sub(m.last) < minSampleEvery {
@@ -177,7 +143,7 @@ func (m *sampler) observe(now time.Time, status []vsStatus) {
 	first := m.last.IsZero()
 	pt := point{t: now, vs: map[int]sample{}}
 	next := map[int]counters{}
-	for _, v := range status {
+	for _, v := range list {
 		c := counters{total: v.TotalConns, in: v.BytesIn, out: v.BytesOut}
 		next[v.ID] = c
 		sm := sample{Conns: v.ActiveConns}
@@ -236,7 +202,7 @@ type metricsDoc struct {
 // liveVS is the current state of one service for the dashboard's badges.
 type liveVS struct {
 	ID       int          `json:"id"`
-	State    string       `json:"state"`
+	State    status.State `json:"state"`
 	StateCls string       `json:"stateCls"`
 	Reason   string       `json:"reason"`
 	Conns    int64        `json:"conns"`

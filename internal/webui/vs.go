@@ -13,6 +13,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
@@ -115,7 +116,7 @@ type vsData struct {
 	Name      string
 	Sub       bool
 	Parent    *config.VirtualService
-	Status    vsStatus
+	Status    status.VS
 	HasStatus bool
 	RSStatus  map[int]rsStatus
 	Sections  []sectionView

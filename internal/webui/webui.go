@@ -32,6 +32,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
@@ -60,10 +61,8 @@ type Options struct {
 	Auth *admin.Service
 	// History reads revisions, the audit log and backups. Required.
 	History History
-	// Status returns the data plane's runtime status: a JSON-encodable list
-	// of virtual services with their state, counters and real servers (the
-	// shape of dataplane.VSStatus). Nil means no status.
-	Status func() any
+	// Status is the data plane's status; nil means no status.
+	Status status.Source
 	// Templates is the application template library; nil means the
 	// built-in templates only.
 	Templates *templates.Library
@@ -84,7 +83,7 @@ type Server struct {
 	auth   *admin.Service
 	hist   History
 	tpl    *templates.Library
-	status func() any
+	status status.Source
 	log    *slog.Logger
 	now    func() time.Time
 	// verifyOpt are the Options.Verify.
@@ -109,9 +108,6 @@ func New(o Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.status == nil {
-		s.status = func() any { return []any{} }
 	}
 	if s.tpl == nil {
 		lib, err := templates.BuiltinOnly()

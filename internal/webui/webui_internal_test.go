@@ -27,6 +27,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
 
@@ -136,8 +137,8 @@ func TestSafeNext(t *testing.T) {
 func TestSampler(t *testing.T) {
 	m := newSampler(3)
 	t0 := time.Unix(1000, 0)
-	st := func(total, in, out, active int64) []vsStatus {
-		return []vsStatus{{ID: 7, TotalConns: total, BytesIn: in, BytesOut: out, ActiveConns: active}}
+	st := func(total, in, out, active int64) []status.VS {
+		return []status.VS{{ID: 7, TotalConns: total, BytesIn: in, BytesOut: out, ActiveConns: active}}
 	}
 	m.observe(t0, st(10, 1000, 2000, 1))
 	m.observe(t0.Add(500*time.Millisecond), st(99, 9999, 9999, 9)) // too soon: ignored
@@ -203,7 +204,7 @@ func newTestServer(t testing.TB) *testServer {
 			t.Fatal(err)
 		}
 	}
-	s := New(Options{Control: ctl, Auth: auth, History: st, Logger: log, Status: func() any { return eng.Status() }})
+	s := New(Options{Control: ctl, Auth: auth, History: st, Logger: log, Status: eng})
 	ts := &testServer{s: s, h: s.Handler(), st: st, ctl: ctl, cookies: map[string]*http.Cookie{}, csrf: map[string]string{}}
 	for user, pw := range map[string]string{"bal": "admin password 1", "operator": "password of operator", "readonly": "password of read-only"} {
 		p, c, err := auth.Login(user, pw, "192.0.2.1:1234")

@@ -1,0 +1,215 @@
+package status
+
+import (
+	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/admission"
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/persist"
+)
+
+// Source is what the front ends read the data plane's status through; the
+// data plane's Engine implements it. Its methods are safe for concurrent
+// use and take no lock that the data path uses.
+type Source interface {
+	// Status returns the state and counters of every top-level virtual
+	// service of the configuration in force, in configuration order.
+	Status() []VS
+	// Limits returns the data plane's limits and their use.
+	Limits() Limits
+	// Events returns at most limit health-check events (all kept when
+	// limit <= 0), newest first, of the virtual service vsID (of all when
+	// vsID is 0); never nil.
+	Events(limit, vsID int) []health.Event
+}
+
+// VS is the state and counters of one top-level virtual service.
+type VS struct {
+	// ID is the service's configuration ID.
+	ID int `json:"id"`
+	// Address is the virtual IP address.
+	Address string `json:"address"`
+	// Port is the main port.
+	Port int `json:"port"`
+	// Protocol is "tcp" or "udp".
+	Protocol string `json:"protocol"`
+	// State is Up, Down, Disabled or NotServed.
+	State State `json:"state"`
+	// Reason explains a Down or NotServed state and anything the service
+	// does not do yet; "" when there is nothing to say.
+	Reason string `json:"reason,omitempty"`
+	// Sockets are the service's listening sockets (main port first, then
+	// the extra ports) and whether each is open; empty unless served.
+	Sockets []Socket `json:"sockets,omitempty"`
+	// ActiveConns is the number of client connections (UDP: sessions)
+	// open now.
+	ActiveConns int64 `json:"activeConns"`
+	// TotalConns is the number of client connections (UDP: sessions)
+	// accepted.
+	TotalConns int64 `json:"totalConns"`
+	// BytesIn is the bytes received from clients. Long connections are
+	// counted while they last, about once a second.
+	BytesIn int64 `json:"bytesIn"`
+	// BytesOut is the bytes sent to clients.
+	BytesOut int64 `json:"bytesOut"`
+	// Errors is the number of client connections (UDP: new sessions) that
+	// could not be proxied: no real server was available or none could be
+	// reached.
+	Errors int64 `json:"errors"`
+	// Rates are the per-second rates over the last second.
+	Rates backend.Rates `json:"rates"`
+	// LimitHits count how often each limit was reached.
+	LimitHits LimitHits `json:"limitHits"`
+	// RealServers are the service's real servers, in configuration order.
+	RealServers []RS `json:"realServers"`
+	// Check is the health-check type ("none" when unchecked); "" before
+	// the health monitor has the configuration.
+	Check string `json:"check,omitempty"`
+	// Health is the status of the service by its health checks: Up, Down,
+	// Sorry, Disabled or Unchecked; "" before the health monitor has the
+	// configuration.
+	Health State `json:"health,omitempty"`
+	// HealthReason says why Health is what it is, e.g. "critical real
+	// server 4 (127.0.0.5:80) is Down".
+	HealthReason string `json:"healthReason,omitempty"`
+	// Persistence is the size and counters of the service's persistence
+	// table (the followed service's, with port following); absent when
+	// the service does not persist.
+	Persistence *persist.Stats `json:"persistence,omitempty"`
+	// L7 is the layer-7 view of an http or http2 service; absent for
+	// services served at layer 4 or not served.
+	L7 *L7 `json:"l7,omitempty"`
+}
+
+// L7 counts the HTTP requests of a layer-7 service. ActiveConns and
+// TotalConns of its VS count client connections, which carry any number
+// of requests.
+type L7 struct {
+	// Requests is the number of requests sent to the service's own real
+	// servers (0 for a service with SubVSs: see SubVSs).
+	Requests int64 `json:"requests"`
+	// ActiveRequests is the number of those in progress.
+	ActiveRequests int64 `json:"activeRequests"`
+	// RequestRate is the requests per second over the last second.
+	RequestRate float64 `json:"requestRate"`
+	// SubVSs are the service's SubVSs, in configuration order.
+	SubVSs []SubVS `json:"subVSs,omitempty"`
+}
+
+// SubVS is one SubVS of a layer-7 service.
+type SubVS struct {
+	// ID is the SubVS's configuration ID.
+	ID int `json:"id"`
+	// NickName is its configured name.
+	NickName string `json:"nickname,omitempty"`
+	// Requests is the number of requests the SubVS was chosen for.
+	Requests int64 `json:"requests"`
+	// ActiveRequests is the number of those in progress.
+	ActiveRequests int64 `json:"activeRequests"`
+	// Health is the SubVS's status by its health checks (as VS.Health);
+	// "" before the health monitor has the configuration.
+	Health State `json:"health,omitempty"`
+	// RealServers are the SubVS's real servers, in configuration order.
+	RealServers []RS `json:"realServers"`
+}
+
+// Socket is one listening socket of a service.
+type Socket struct {
+	// Address is the socket's address and port.
+	Address string `json:"address"`
+	// Listening is true when the socket is open.
+	Listening bool `json:"listening"`
+	// Error is why the socket could not be opened; it is tried again
+	// every 5 s.
+	Error string `json:"error,omitempty"`
+}
+
+// LimitHits count how often each limit of a service was reached.
+type LimitHits struct {
+	// MaxConns counts connections (UDP: new sessions) refused over the
+	// service's maximum of concurrent connections.
+	MaxConns int64 `json:"maxConns"`
+	// ConnsPerSec counts connections (UDP: new sessions) refused over the
+	// service's connection rate.
+	ConnsPerSec int64 `json:"connsPerSec"`
+	// Bandwidth counts TCP copies held back, and UDP datagrams dropped, by
+	// the service's bandwidth limit.
+	Bandwidth int64 `json:"bandwidth"`
+	// Throughput counts the same for the global throughput limit, for the
+	// traffic of this service.
+	Throughput int64 `json:"throughput"`
+	// Sessions counts UDP sessions of this service evicted from the full
+	// session table (or at the service's maxConns), and idle HTTP
+	// connections of it closed to make room for a new connection at a
+	// limit.
+	Sessions int64 `json:"sessions"`
+	// GlobalConns counts connections of this service refused at the
+	// ceiling on the connections of all services (see Limits).
+	GlobalConns int64 `json:"globalConns"`
+	// Abuse counts connections refused because the client's address was
+	// in the penalty box after repeated HTTP/2 abuse (docs/layer7.md).
+	Abuse int64 `json:"abuse"`
+}
+
+// RS is the state and counters of one real server.
+type RS struct {
+	// ID is the real server's configuration ID.
+	ID int `json:"id"`
+	// Address is the real server's address.
+	Address string `json:"address"`
+	// Port is the real server's port.
+	Port int `json:"port"`
+	// Weight is the configured weight.
+	Weight int `json:"weight"`
+	// Enabled is the configured enabled flag.
+	Enabled bool `json:"enabled"`
+	// State is Enabled, Disabled or Down.
+	State State `json:"state"`
+	// Health is the health-check state the data plane acts on: Unknown,
+	// Up or Down.
+	Health State `json:"health"`
+	// ActiveConns is the number of connections open or being dialled now.
+	ActiveConns int64 `json:"activeConns"`
+	// TotalConns is the number of connections established.
+	TotalConns int64 `json:"totalConns"`
+	// BytesIn is the bytes sent to the real server on behalf of clients.
+	BytesIn int64 `json:"bytesIn"`
+	// BytesOut is the bytes received from the real server for clients.
+	BytesOut int64 `json:"bytesOut"`
+	// Failures is the number of failed dials.
+	Failures int64 `json:"failures"`
+	// Rates are the per-second rates over the last second.
+	Rates backend.Rates `json:"rates"`
+	// Status is the real server's status by health checks and drain: Up,
+	// Down, Disabled, Draining or Unknown (waiting for its first check, or
+	// not checked); "" before the health monitor has the configuration.
+	Status State `json:"status,omitempty"`
+	// Reason says why Status is what it is, e.g. "tcp 127.0.0.5:80:
+	// connection refused after 2 retries".
+	Reason string `json:"reason,omitempty"`
+	// LastCheck is when the last health check started; absent before the
+	// first.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	// Latency is the duration of the last health check (nanoseconds).
+	Latency time.Duration `json:"latency,omitempty"`
+}
+
+// Limits are the data plane's shares of the descriptor limit and how much
+// of the connection ceiling is in use.
+type Limits struct {
+	// Budget is how the descriptor limit is shared out.
+	Budget admission.Budget `json:"budget"`
+	// DefaultServiceConns is the maximum of concurrent connections of a
+	// TCP service whose limits.maxConns is 0.
+	DefaultServiceConns int `json:"defaultServiceConns"`
+	// DefaultServiceSessions is the same for UDP sessions.
+	DefaultServiceSessions int `json:"defaultServiceSessions"`
+	// Conns is the number of client TCP connections of all services now.
+	Conns int64 `json:"conns"`
+	// ConnsRefused counts connections refused at the ceiling
+	// (Budget.TCPConns).
+	ConnsRefused int64 `json:"connsRefused"`
+	// UDPSessions is the number of UDP sessions now.
+	UDPSessions int `json:"udpSessions"`
+}
