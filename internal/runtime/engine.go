@@ -635,7 +635,6 @@ func (e *Engine) compileServed(cfg *config.Config, c *compiled, s *service, st *
 			ConnRate:    st.connRate,
 			Bandwidth:   st.bandwidth,
 			Throughput:  throughput,
-			OnDial:      e.passiveHook(cfg),
 		})
 		tcp = s.handler
 	}

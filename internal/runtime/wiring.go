@@ -46,6 +46,7 @@ func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualSe
 		},
 		Context: c.ctx,
 		Logger:  e.log,
+		Observe: e.passiveHook(cfg),
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: schedule: %w", label, err)
@@ -93,7 +94,7 @@ func (e *Engine) newPicker(cfg *config.Config, c *compiled, vs *config.VirtualSe
 type sipPicker struct{ *persist.Persister }
 
 // Pick implements balance.Picker.
-func (p sipPicker) Pick(req *balance.Request) (*backend.Server, func(), error) {
+func (p sipPicker) Pick(req *balance.Request) (*backend.Server, func(balance.Outcome), error) {
 	in := persist.Input{Request: *req}
 	in.Request.HashKey = ""
 	if req.HashKey != "" {
@@ -148,16 +149,18 @@ func scheduleName(vs *config.VirtualService) string {
 	return vs.Schedule
 }
 
-// passiveHook returns the l4 dial hook of passive health checks, or nil
-// when cfg turns them off. It reads the monitor in force at each call.
-func (e *Engine) passiveHook(cfg *config.Config) func(*backend.Server, error) {
+// passiveHook returns the pickers' balance.Options.Observe of passive
+// health checks, or nil when cfg turns them off: the outcomes the proxies
+// report to the pickers' done funcs (layer-4 dials, layer-7 attempts) go
+// to the monitor in force at each call.
+func (e *Engine) passiveHook(cfg *config.Config) func(*backend.Server, balance.Outcome) {
 	if cfg.Options.Health.PassiveFailures <= 0 {
 		return nil
 	}
-	return func(srv *backend.Server, err error) {
+	return func(srv *backend.Server, o balance.Outcome) {
 		m := e.mon.Load()
-		if err != nil {
-			m.ReportFailure(srv.Key(), "dial: "+err.Error())
+		if o.Err != nil {
+			m.ReportFailure(srv.Key(), o.Err.Error())
 			return
 		}
 		m.ReportSuccess(srv.Key())
