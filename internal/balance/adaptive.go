@@ -94,7 +94,7 @@ func (p *adaptive) Close() error {
 }
 
 // Pick implements Picker.
-func (p *adaptive) Pick(req *Request) (*backend.Server, func(), error) {
+func (p *adaptive) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	now, ramp := p.ramping()
 	p.dyn.mu.Lock()
 	defer p.dyn.mu.Unlock()

@@ -58,10 +58,10 @@ type Request struct {
 type Picker interface {
 	// Pick chooses a real server and reserves a connection slot on it. It
 	// never blocks. The caller must call done exactly once when the
-	// connection or request ends (or its dial fails), which settles the
-	// server's active count. It returns ErrNoServer when no server is
-	// available.
-	Pick(req *Request) (srv *backend.Server, done func(), err error)
+	// connection or request ends (or its dial fails), with its Outcome:
+	// done settles the server's active count and reports the outcome
+	// (see Outcome). It returns ErrNoServer when no server is available.
+	Pick(req *Request) (srv *backend.Server, done func(Outcome), err error)
 }
 
 // Reserver is implemented by every Picker of this package. Persistence
@@ -69,10 +69,11 @@ type Picker interface {
 // reserves a slot on srv if srv is below its connection limit, without
 // looking at availability (the caller decides: a draining server keeps its
 // persisted clients), and returns the done func to call when the
-// connection or request ends. Reserving through the Picker keeps its
-// bookkeeping (lc's tournament tree) exact.
+// connection or request ends, as Pick's. Reserving through the Picker
+// keeps its bookkeeping (lc's tournament tree) exact and reports the
+// outcome as a pick's would.
 type Reserver interface {
-	Reserve(srv *backend.Server) (done func(), ok bool)
+	Reserve(srv *backend.Server) (done func(Outcome), ok bool)
 }
 
 // MaxSlowStart is the longest slow start (LoadMaster `slowstart`, 0-600 s).
@@ -99,6 +100,12 @@ type Options struct {
 	Context context.Context
 	// Logger receives the agent poller's logs. Nil discards them.
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every pick and
+	// reservation of the Picker's servers that says something about the
+	// server (a failure or a measured success, see Outcome), when its
+	// done func is called, after the slot is returned. Passive health
+	// checks use it. It must be cheap and safe for concurrent use.
+	Observe func(srv *backend.Server, o Outcome)
 }
 
 // builder makes a Picker for a non-empty set of servers.
@@ -183,6 +190,9 @@ type core struct {
 	// changed, when set, is told that server i's active count changed
 	// outside a Pick (Reserve); lc's tree uses it.
 	changed func(i int32)
+
+	onOutcome func(*backend.Server, Outcome) // Options.Observe
+	latency   bool                           // feed the latency of successes to Metrics (dl)
 }
 
 // entry is a server with the settings captured when the Picker was built.
@@ -191,20 +201,23 @@ type entry struct {
 	m      *backend.Metrics
 	weight int64
 	limit  int64
-	done   func() // what picks of this server return; Release by default
+	done   func(Outcome) // what picks of this server return; finish by default
 }
 
 func newCore(servers []*backend.Server, o Options) *core {
 	c := &core{
-		es:    make([]entry, len(servers)),
-		index: make(map[*backend.Server]int32, len(servers)),
-		randN: o.Rand,
-		now:   o.Now,
-		slow:  int64(o.SlowStart),
+		es:        make([]entry, len(servers)),
+		index:     make(map[*backend.Server]int32, len(servers)),
+		randN:     o.Rand,
+		now:       o.Now,
+		slow:      int64(o.SlowStart),
+		onOutcome: o.Observe,
 	}
 	for i, s := range servers {
 		set := s.Settings()
-		c.es[i] = entry{srv: s, m: s.Metrics(), weight: int64(max(set.Weight, 1)), limit: int64(set.Limit), done: s.ReleaseFunc()}
+		c.es[i] = entry{srv: s, m: s.Metrics(), weight: int64(max(set.Weight, 1)), limit: int64(set.Limit)}
+		e := &c.es[i]
+		e.done = func(o Outcome) { c.finish(e, o) }
 		c.index[s] = int32(i)
 	}
 	if c.slow > 0 {
@@ -298,12 +311,13 @@ func (c *core) rampFrac(e *entry, now int64) int64 {
 	return max(1, el*rampScale/c.slow)
 }
 
-// Reserve implements Reserver.
-func (c *core) Reserve(srv *backend.Server) (func(), bool) {
+// Reserve implements Reserver. A server that is not among the Picker's
+// gets a done func that reports nothing.
+func (c *core) Reserve(srv *backend.Server) (func(Outcome), bool) {
 	i, ok := c.index[srv]
 	if !ok {
 		if srv.Acquire(int64(srv.Limit())) {
-			return srv.ReleaseFunc(), true
+			return Release(srv), true
 		}
 		return nil, false
 	}
@@ -321,13 +335,13 @@ func (c *core) Reserve(srv *backend.Server) (func(), bool) {
 type none struct{}
 
 // Pick implements Picker: there is never a server.
-func (none) Pick(*Request) (*backend.Server, func(), error) { return nil, nil, ErrNoServer }
+func (none) Pick(*Request) (*backend.Server, func(Outcome), error) { return nil, nil, ErrNoServer }
 
 // Reserve implements Reserver: srv is not among the Picker's servers, so
 // only its own limit applies.
-func (none) Reserve(srv *backend.Server) (func(), bool) {
+func (none) Reserve(srv *backend.Server) (func(Outcome), bool) {
 	if srv.Acquire(int64(srv.Limit())) {
-		return srv.ReleaseFunc(), true
+		return Release(srv), true
 	}
 	return nil, false
 }

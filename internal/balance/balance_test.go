@@ -96,7 +96,7 @@ func counts(t *testing.T, p Picker, servers []*backend.Server, n int, hold bool)
 		got[i]++
 		seq = append(seq, i)
 		if !hold {
-			done()
+			done(Outcome{})
 		}
 	}
 	return got, seq
@@ -176,7 +176,7 @@ func TestUnavailableNeverPicked(t *testing.T) {
 					if i := index(servers, s); i == 0 || i == 2 {
 						t.Fatalf("pick %d went to %s server %d", k, name, i)
 					}
-					done()
+					done(Outcome{})
 				}
 				set(servers[1])
 				set(servers[3])
@@ -196,7 +196,7 @@ func TestLimitHonoured(t *testing.T) {
 			servers[1].Configure(backend.Settings{Weight: 1, Limit: 3, Enabled: true})
 			servers[2].Configure(backend.Settings{Weight: 1, Limit: 1, Enabled: true})
 			p := mustNew(t, m, servers)
-			var dones []func()
+			var dones []func(Outcome)
 			for k := range 6 {
 				_, done, err := p.Pick(&Request{Client: clientAddr(k)})
 				if err != nil {
@@ -212,14 +212,14 @@ func TestLimitHonoured(t *testing.T) {
 			if _, _, err := p.Pick(&Request{}); !errors.Is(err, ErrNoServer) {
 				t.Fatalf("pick with all servers full: err = %v, want ErrNoServer", err)
 			}
-			dones[0]()
+			dones[0](Outcome{})
 			_, done, err := p.Pick(&Request{})
 			if err != nil || servers[0].Active()+servers[1].Active()+servers[2].Active() != 6 {
 				t.Fatalf("pick after one release: %v", err)
 			}
-			done()
+			done(Outcome{})
 			for _, d := range dones[1:] {
-				d()
+				d(Outcome{})
 			}
 			for i := range servers {
 				if a := servers[i].Active(); a != 0 {
@@ -242,7 +242,7 @@ func TestAvoid(t *testing.T) {
 				if err != nil || s != servers[1] {
 					t.Fatalf("Pick avoiding 0 and 2 = server %d, %v; want 1", index(servers, s), err)
 				}
-				done()
+				done(Outcome{})
 			}
 			req.Avoid = servers
 			if _, _, err := p.Pick(req); !errors.Is(err, ErrNoServer) {
@@ -269,7 +269,7 @@ func TestReserve(t *testing.T) {
 				if _, ok := p.Reserve(servers[1]); ok {
 					t.Fatal("Reserve past the limit succeeded")
 				}
-				done()
+				done(Outcome{})
 				if servers[1].Active() != 0 {
 					t.Fatalf("active %d after done", servers[1].Active())
 				}
@@ -278,7 +278,7 @@ func TestReserve(t *testing.T) {
 				if !ok {
 					t.Fatal("Reserve of a server outside the picker failed")
 				}
-				done()
+				done(Outcome{})
 			})
 		}
 	}
@@ -427,7 +427,7 @@ func TestWRRFullServerKeepsRatios(t *testing.T) {
 	if got[0] != 0 || got[1] != 50 || got[2] != 50 {
 		t.Errorf("with server 0 full: %v, want [0 50 50]", got)
 	}
-	hold()
+	hold(Outcome{})
 }
 
 // TestFixedFailoverOrder: all traffic to the highest weight; on failure

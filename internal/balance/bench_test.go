@@ -47,7 +47,7 @@ func BenchmarkPick(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					done()
+					done(Outcome{})
 				})
 			})
 		}
@@ -72,7 +72,7 @@ func BenchmarkPickParallel(b *testing.B) {
 							b.Error(err)
 							return
 						}
-						done()
+						done(Outcome{})
 					}
 				})
 			})
@@ -87,7 +87,7 @@ func BenchmarkPickHeld(b *testing.B) {
 		for _, n := range []int{10, 1000} {
 			b.Run(fmt.Sprintf("%s/%d", method, n), func(b *testing.B) {
 				p := benchPicker(b, method, n)
-				var held []func()
+				var held []func(Outcome)
 				for range 8 * n {
 					_, d, _ := p.Pick(&Request{})
 					held = append(held, d)
@@ -99,10 +99,10 @@ func BenchmarkPickHeld(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					done()
+					done(Outcome{})
 				})
 				for _, d := range held {
-					d()
+					d(Outcome{})
 				}
 			})
 		}
@@ -144,7 +144,7 @@ func BenchmarkLeastConnScan(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				done()
+				done(Outcome{})
 			})
 		})
 	}

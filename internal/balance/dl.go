@@ -7,7 +7,10 @@ import (
 // weightedResponse picks by weighted response time ("dl"): the server
 // whose expected time to answer one more request, latency × (active+1) /
 // weight, is lowest. Latency is the moving average that health checks and
-// proxies feed into backend.Metrics.ObserveLatency. Multiplying by
+// proxies feed into backend.Metrics.ObserveLatency: the latency of the
+// passed checks, and that of every Outcome a done func of this Picker is
+// given (connection set-up at layer 4, the response head at layer 7).
+// Multiplying by
 // (active+1) keeps the fastest server from taking every new connection at
 // once (it gets more work until its queue makes it slower than the
 // others), and the weight lets an operator favour a server. A server with
@@ -17,11 +20,12 @@ import (
 type weightedResponse struct{ *core }
 
 func newWeightedResponse(c *core, _ Options) (Picker, error) {
+	c.latency = true // the proxies' measured latencies feed the moving average
 	return weightedResponse{c}, nil
 }
 
 // Pick implements Picker.
-func (p weightedResponse) Pick(req *Request) (*backend.Server, func(), error) {
+func (p weightedResponse) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	now, ramp := p.ramping()
 	var buf [64]int32
 	for range len(p.es) {

@@ -33,7 +33,7 @@ func newFixed(c *core, _ Options) (Picker, error) {
 }
 
 // Pick implements Picker.
-func (p *fixed) Pick(req *Request) (*backend.Server, func(), error) {
+func (p *fixed) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	if now, ok := p.ramping(); ok {
 		if e, ok := p.pickRamping(req, now); ok {
 			return e.srv, e.done, nil

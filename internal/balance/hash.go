@@ -40,7 +40,7 @@ func newRendezvous(c *core) *rendezvous {
 }
 
 // pickKey picks for the key hash h.
-func (r *rendezvous) pickKey(h uint64, req *Request) (*backend.Server, func(), error) {
+func (r *rendezvous) pickKey(h uint64, req *Request) (*backend.Server, func(Outcome), error) {
 	now, ramp := r.ramping()
 	for range len(r.es) {
 		best := -1

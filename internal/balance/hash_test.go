@@ -18,7 +18,7 @@ func assignments(t *testing.T, p Picker, servers []*backend.Server, keys int, re
 		if err != nil {
 			t.Fatal(err)
 		}
-		done()
+		done(Outcome{})
 		out[k] = index(servers, s)
 	}
 	return out
@@ -95,9 +95,9 @@ func TestHashStableAcrossGenerations(t *testing.T) {
 	for k := range 2000 {
 		req := &Request{Client: clientAddr(k)}
 		a, d1, _ := p1.Pick(req)
-		d1()
+		d1(Outcome{})
 		b, d2, _ := p2.Pick(req)
-		d2()
+		d2(Outcome{})
 		if a != b {
 			t.Fatalf("key %d: %s in one generation, %s in the other", k, a.Key(), b.Key())
 		}
@@ -133,7 +133,7 @@ func TestSourceHashIgnoresPortAndMapsIPv4(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done()
+		done(Outcome{})
 		return s
 	}
 	for k := range 200 {
@@ -156,9 +156,9 @@ func TestURLHashWithoutKey(t *testing.T) {
 	for k := range 500 {
 		req := &Request{Client: clientAddr(k)}
 		a, d1, _ := sh.Pick(req)
-		d1()
+		d1(Outcome{})
 		b, d2, _ := uh.Pick(req)
-		d2()
+		d2(Outcome{})
 		if a != b {
 			t.Fatalf("client %d: uhash without key chose %s, sh %s", k, b.Key(), a.Key())
 		}

@@ -68,9 +68,10 @@ func newLC(c *core, weighted bool) *leastConn {
 	}
 	for i := range c.es {
 		e, j := &c.es[i], int32(i)
-		e.done = func() {
+		e.done = func(o Outcome) {
 			e.srv.Release()
 			p.fix(j)
+			c.report(e, o)
 		}
 		p.refresh(j)
 	}
@@ -113,7 +114,7 @@ func (p *leastConn) fix(j int32) {
 var noRequest Request
 
 // Pick implements Picker.
-func (p *leastConn) Pick(req *Request) (*backend.Server, func(), error) {
+func (p *leastConn) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	now, ramp := p.ramping()
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -129,7 +129,7 @@ func TestLeastConnConcurrent(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						r := rand.New(rand.NewPCG(uint64(w), 1))
-						var held []func()
+						var held []func(Outcome)
 						for range 2000 {
 							_, done, err := p.Pick(&Request{})
 							if err != nil {
@@ -139,12 +139,12 @@ func TestLeastConnConcurrent(t *testing.T) {
 							held = append(held, done)
 							if len(held) > 5 || r.IntN(2) == 0 {
 								k := r.IntN(len(held))
-								held[k]()
+								held[k](Outcome{})
 								held = append(held[:k], held[k+1:]...)
 							}
 						}
 						for _, d := range held {
-							d()
+							d(Outcome{})
 						}
 					}()
 				}
@@ -161,7 +161,7 @@ func TestLeastConnConcurrent(t *testing.T) {
 				total := 4 * sum
 				per := total / workers
 				var mu sync.Mutex
-				var dones []func()
+				var dones []func(Outcome)
 				for range workers {
 					wg.Add(1)
 					go func() {
@@ -191,7 +191,7 @@ func TestLeastConnConcurrent(t *testing.T) {
 					t.Errorf("held counts range %d..%d, want a spread of at most 1", lo, hi)
 				}
 				for _, d := range dones {
-					d()
+					d(Outcome{})
 				}
 				for i, s := range servers {
 					if s.Active() != 0 {
@@ -219,7 +219,7 @@ func TestLeastConnIndexMatchesScan(t *testing.T) {
 				t.Fatalf("index %T for %s", p.t, method)
 			}
 			r := rand.New(rand.NewPCG(3, 3))
-			var held []func()
+			var held []func(Outcome)
 			var outside []*backend.Server // connections of an "earlier generation"
 			for step := range 3000 {
 				switch r.IntN(7) {
@@ -240,7 +240,7 @@ func TestLeastConnIndexMatchesScan(t *testing.T) {
 				case 3:
 					if len(held) > 0 {
 						k := r.IntN(len(held))
-						held[k]()
+						held[k](Outcome{})
 						held = append(held[:k], held[k+1:]...)
 					}
 				}
@@ -249,7 +249,7 @@ func TestLeastConnIndexMatchesScan(t *testing.T) {
 					for range n {
 						_, d, err := p.Pick(&Request{})
 						if err == nil {
-							d()
+							d(Outcome{})
 						}
 					}
 				}
@@ -278,7 +278,7 @@ func TestLeastConnIndexMatchesScan(t *testing.T) {
 				held = append(held, done)
 			}
 			for _, d := range held {
-				d()
+				d(Outcome{})
 			}
 			for _, s := range outside {
 				s.Release()
@@ -303,7 +303,7 @@ func TestTieBreakUniform(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done()
+			done(Outcome{})
 			if fmt.Sprint(asked) != "[20]" {
 				t.Fatalf("random source asked for %v, want one draw over 20 ties", asked)
 			}
@@ -329,7 +329,7 @@ func TestTieBreakUniform(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					done()
+					done(Outcome{})
 					if fmt.Sprint(asked) != fmt.Sprintf("[%d]", ties) {
 						t.Fatalf("random source asked for %v, want one draw over %d ties", asked, ties)
 					}

@@ -24,7 +24,7 @@ func newRoundRobin(c *core, _ Options) (Picker, error) {
 }
 
 // Pick implements Picker.
-func (p *roundRobin) Pick(req *Request) (*backend.Server, func(), error) {
+func (p *roundRobin) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	if now, ok := p.ramping(); ok {
 		e, ok := p.dyn.pick(p.core, req, func(_ int, e *entry) int64 { return p.rampFrac(e, now) })
 		if !ok {

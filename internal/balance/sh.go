@@ -14,6 +14,6 @@ func newSourceHash(c *core, _ Options) (Picker, error) {
 }
 
 // Pick implements Picker.
-func (p sourceHash) Pick(req *Request) (*backend.Server, func(), error) {
+func (p sourceHash) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	return p.pickKey(addrHash(req.Client.Addr()), req)
 }

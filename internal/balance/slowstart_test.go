@@ -14,7 +14,7 @@ import (
 func share(t *testing.T, p Picker, target *backend.Server, w int) float64 {
 	t.Helper()
 	hit := 0
-	dones := make([]func(), 0, w)
+	dones := make([]func(Outcome), 0, w)
 	for k := range w {
 		s, done, err := p.Pick(&Request{Client: clientAddr(k), HashKey: fmt.Sprintf("/u/%d", k)})
 		if err != nil {
@@ -26,7 +26,7 @@ func share(t *testing.T, p Picker, target *backend.Server, w int) float64 {
 		dones = append(dones, done)
 	}
 	for _, d := range dones {
-		d()
+		d(Outcome{})
 	}
 	return float64(hit) / float64(w)
 }

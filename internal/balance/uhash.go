@@ -14,7 +14,7 @@ func newURLHash(c *core, _ Options) (Picker, error) {
 }
 
 // Pick implements Picker.
-func (p urlHash) Pick(req *Request) (*backend.Server, func(), error) {
+func (p urlHash) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	if req.HashKey == "" {
 		return p.pickKey(addrHash(req.Client.Addr()), req)
 	}

@@ -35,7 +35,7 @@ func newWeightedRoundRobin(c *core, _ Options) (Picker, error) {
 }
 
 // Pick implements Picker.
-func (p *weightedRoundRobin) Pick(req *Request) (*backend.Server, func(), error) {
+func (p *weightedRoundRobin) Pick(req *Request) (*backend.Server, func(Outcome), error) {
 	now, ramp := p.ramping()
 	if !ramp && p.table != nil {
 		t := uint64(len(p.table))

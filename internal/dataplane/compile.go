@@ -53,6 +53,9 @@ type compiled struct {
 	secret     []byte
 	budget     admission.Budget
 	throughput *l4.Shaper // the global throughput limit; nil when off
+	// observe is the pickers' balance.Options.Observe: passive health
+	// checks, nil when the configuration turns them off.
+	observe func(*backend.Server, balance.Outcome)
 }
 
 // rollback undoes what compile changed outside the candidate and stops
@@ -108,6 +111,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 		registry: e.tables,
 		secret:   e.secret,
 		budget:   e.budget,
+		observe:  e.health.observer(cfg),
 	}
 	if cfg.Options.ThroughputLimit > 0 {
 		c.throughput = e.throughput

@@ -56,8 +56,7 @@ type build interface {
 // l4Driver serves tcp services at layer 4 (types gen and tls) with the
 // l4.Proxy.
 type l4Driver struct {
-	proxy  *l4.Proxy
-	health *healthSync // the passive health checks' dial hook
+	proxy *l4.Proxy
 }
 
 func (d *l4Driver) serves(vs *config.VirtualService) bool {
@@ -97,7 +96,6 @@ func (b l4Build) compile(c *compiled, s *service, st *vsState) error {
 		ConnRate:    st.connRate,
 		Bandwidth:   st.bandwidth,
 		Throughput:  c.throughput,
-		OnDial:      b.d.health.dialHook(c.cfg),
 	})
 	s.tcp = s.handler
 	return nil

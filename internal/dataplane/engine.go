@@ -185,7 +185,7 @@ func New(o Options) *Engine {
 	e.drivers = []driver{
 		newL7Driver(e.l7, log),
 		&udpDriver{proxy: e.udp},
-		&l4Driver{proxy: e.proxy, health: e.health},
+		&l4Driver{proxy: e.proxy},
 	}
 	e.backends.SetHealthHook(e.onHealth)
 	e.account = startAccountant(e)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 )
@@ -115,21 +116,22 @@ func (h *healthSync) close() error {
 	return nil
 }
 
-// dialHook returns the l4 dial hook of passive health checks, or nil
-// when cfg turns them off. It reports to the monitor in force at each
-// call.
-func (h *healthSync) dialHook(cfg *config.Config) func(*backend.Server, error) {
+// observer returns the pickers' balance.Options.Observe of passive health
+// checks, or nil when cfg turns them off: the outcomes the proxies report
+// to the pickers' done funcs (layer-4 dials, layer-7 attempts) go to the
+// monitor in force at each call.
+func (h *healthSync) observer(cfg *config.Config) func(*backend.Server, balance.Outcome) {
 	if cfg.Options.Health.PassiveFailures <= 0 {
 		return nil
 	}
-	return h.reportDial
+	return h.report
 }
 
-// reportDial reports the outcome of a dial to srv to the monitor.
-func (h *healthSync) reportDial(srv *backend.Server, err error) {
+// report reports the outcome of an attempt on srv to the monitor.
+func (h *healthSync) report(srv *backend.Server, o balance.Outcome) {
 	m := h.mon.Load()
-	if err != nil {
-		m.ReportFailure(srv.Key(), "dial: "+err.Error())
+	if o.Err != nil {
+		m.ReportFailure(srv.Key(), o.Err.Error())
 		return
 	}
 	m.ReportSuccess(srv.Key())

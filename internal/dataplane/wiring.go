@@ -45,6 +45,7 @@ func (c *compiled) newPicker(vs *config.VirtualService, label string, all []*bac
 		},
 		Context: c.ctx,
 		Logger:  c.log,
+		Observe: c.observe,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: schedule: %w", label, err)
@@ -98,7 +99,7 @@ func tableID(vs *config.VirtualService) int {
 type sipPicker struct{ *persist.Persister }
 
 // Pick implements balance.Picker.
-func (p sipPicker) Pick(req *balance.Request) (*backend.Server, func(), error) {
+func (p sipPicker) Pick(req *balance.Request) (*backend.Server, func(balance.Outcome), error) {
 	in := persist.Input{Request: *req}
 	in.Request.HashKey = ""
 	if req.HashKey != "" {

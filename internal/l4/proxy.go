@@ -141,11 +141,6 @@ type ServiceConfig struct {
 	// Throughput shapes the traffic of all services together (the global
 	// throughput limit); nil is unlimited.
 	Throughput *Shaper
-	// OnDial, when set, is told the outcome of every dial to a real server
-	// (err nil on success; dials aborted by Close are not reported): the
-	// hook of passive health checks. It runs on the connection's goroutine
-	// and must be cheap.
-	OnDial func(srv *backend.Server, err error)
 }
 
 // Service proxies the connections of one virtual service. It is a
@@ -436,7 +431,7 @@ func (ss *session) run() {
 	if a, ok := ss.client.RemoteAddr().(*net.TCPAddr); ok {
 		req.Client = a.AddrPort()
 	}
-	srv, done, server, err := ss.svc.connect(&req)
+	srv, done, dialed, server, err := ss.svc.connect(&req)
 	if err != nil {
 		if p.ctx.Err() == nil {
 			cfg.Stats.AddError()
@@ -445,7 +440,9 @@ func (ss *session) run() {
 		ss.close()
 		return
 	}
-	defer done()
+	// The connection's outcome is its dial's: the server accepted it in
+	// dialed (a failed dial was reported by connect).
+	defer func() { done(balance.Outcome{Latency: dialed}) }()
 	if !ss.setServer(server, srv) {
 		ss.close()
 		return
@@ -463,41 +460,38 @@ func (ss *session) run() {
 	ss.close()
 }
 
-// connect picks a real server and dials it. After a failed dial (counted
-// on the server) it picks again with that server avoided, at most
-// MaxDialRetries times.
-func (s *Service) connect(req *balance.Request) (*backend.Server, func(), *net.TCPConn, error) {
+// connect picks a real server and dials it, and returns the picker's done
+// func and how long the dial took. After a failed dial (counted on the
+// server and reported to the picker as the outcome) it picks again with
+// that server avoided, at most MaxDialRetries times.
+func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.Outcome), time.Duration, *net.TCPConn, error) {
 	p := s.proxy
 	var lastErr error
 	for range MaxDialRetries + 1 {
 		srv, done, err := s.cfg.Picker.Pick(req)
 		if err != nil {
 			if lastErr != nil {
-				return nil, nil, nil, fmt.Errorf("%w (last dial: %w)", err, lastErr)
+				return nil, nil, 0, nil, fmt.Errorf("%w (last dial: %w)", err, lastErr)
 			}
-			return nil, nil, nil, err
+			return nil, nil, 0, nil, err
 		}
+		start := time.Now()
 		c, err := s.dialServer(srv)
 		if err != nil {
-			done()
 			if p.ctx.Err() != nil { // Close aborted the dial: not the server's fault
-				return nil, nil, nil, err
+				done(balance.Outcome{})
+				return nil, nil, 0, nil, err
 			}
 			srv.AddFailure()
-			if s.cfg.OnDial != nil {
-				s.cfg.OnDial(srv, err)
-			}
+			done(balance.Outcome{Err: fmt.Errorf("dial: %w", err)})
 			p.log.Debug("l4: dial failed", "service", s.cfg.Name, "server", srv.Addr(), "err", err)
 			req.Avoid = append(req.Avoid, srv)
 			lastErr = err
 			continue
 		}
-		if s.cfg.OnDial != nil {
-			s.cfg.OnDial(srv, nil)
-		}
-		return srv, done, c, nil
+		return srv, done, max(time.Since(start), 1), c, nil
 	}
-	return nil, nil, nil, fmt.Errorf("%d dials failed, last: %w", MaxDialRetries+1, lastErr)
+	return nil, nil, 0, nil, fmt.Errorf("%d dials failed, last: %w", MaxDialRetries+1, lastErr)
 }
 
 // dialServer opens the server-side connection to srv, from the service's

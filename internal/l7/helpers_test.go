@@ -220,6 +220,7 @@ type fixture struct {
 	cfg   *config.Config
 	reg   *backend.Registry
 	wg    sync.WaitGroup
+	opts  balance.Options // of the pickers
 }
 
 // startVS decodes a configuration document holding one http service,
@@ -227,6 +228,12 @@ type fixture struct {
 // pickers from balance) and serves it on its address (port 0: any free).
 // %s placeholders in doc are not interpreted; callers format first.
 func startVS(t testing.TB, doc string) *fixture {
+	t.Helper()
+	return startVSOpts(t, doc, balance.Options{})
+}
+
+// startVSOpts is startVS with pickers built with opts.
+func startVSOpts(t testing.TB, doc string, opts balance.Options) *fixture {
 	t.Helper()
 	cfg, err := config.Decode([]byte(doc))
 	if err != nil {
@@ -236,7 +243,7 @@ func startVS(t testing.TB, doc string) *fixture {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	f := &fixture{t: t, cfg: cfg, reg: backend.NewRegistry()}
+	f := &fixture{t: t, cfg: cfg, reg: backend.NewRegistry(), opts: opts}
 	vs := &cfg.VirtualServices[0]
 	f.proxy = New(Options{Logger: testLogger(), DialTimeout: 2 * time.Second})
 	svcCfg := f.build(vs)
@@ -289,7 +296,7 @@ func (f *fixture) build(vs *config.VirtualService) ServiceConfig {
 			sorry = backend.NewServer(backend.Key{VS: v.ID, Address: v.SorryServer.Address, Port: v.SorryServer.Port},
 				backend.Settings{Weight: 1, Enabled: true})
 		}
-		p, err := balance.New(v.Schedule, list)
+		p, err := balance.NewWithOptions(v.Schedule, list, f.opts)
 		if err != nil {
 			t.Fatalf("schedule: %v", err)
 		}

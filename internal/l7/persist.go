@@ -25,7 +25,7 @@ type persisted struct {
 
 // Choose implements Persistence. The Picker is the one the Persister was
 // built over, so next is not used.
-func (a *persisted) Choose(_ balance.Picker, req *balance.Request, r RequestInfo) (*backend.Server, func(), error) {
+func (a *persisted) Choose(_ balance.Picker, req *balance.Request, r RequestInfo) (*backend.Server, func(balance.Outcome), error) {
 	in := persist.Input{Request: *req}
 	if a.http {
 		in.HTTP = asHTTPRequest(r)

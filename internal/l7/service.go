@@ -208,7 +208,7 @@ func (p *Proxy) upstreams() []*upstreamPool {
 type Persistence interface {
 	// Choose picks a real server for the request, from the persistence
 	// table or else from next; it follows balance.Picker's contract.
-	Choose(next balance.Picker, req *balance.Request, r RequestInfo) (*backend.Server, func(), error)
+	Choose(next balance.Picker, req *balance.Request, r RequestInfo) (*backend.Server, func(balance.Outcome), error)
 	// Respond is called with the server that answered and its response
 	// header fields, before the response head is sent; it may add headers
 	// (Set-Cookie) with add.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
 )
 
 // upBufSize is the size of the read and write buffers of a connection to a
@@ -66,6 +67,12 @@ type upstreamPool struct {
 	proxy *Proxy
 	pool  *Pool
 
+	// reserver reserves a pinned server through the pool's picker; nil
+	// when the picker cannot (then a connection does not stay pinned).
+	reserver balance.Reserver
+	// sorryDone is the done func of the pool's sorry server, made once.
+	sorryDone func(balance.Outcome)
+
 	mu     sync.Mutex
 	idle   map[*backend.Server][]*upConn
 	closed bool
@@ -73,6 +80,10 @@ type upstreamPool struct {
 
 func newUpstreamPool(p *Proxy, pl *Pool) *upstreamPool {
 	up := &upstreamPool{proxy: p, pool: pl, idle: map[*backend.Server][]*upConn{}}
+	up.reserver, _ = pl.Picker.(balance.Reserver)
+	if pl.Sorry != nil {
+		up.sorryDone = balance.Release(pl.Sorry)
+	}
 	p.mu.Lock()
 	if p.pools == nil {
 		p.pools = map[*upstreamPool]struct{}{}

@@ -78,7 +78,7 @@ func BenchmarkPersistPick(b *testing.B) {
 			r.Header.Set("Authorization", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==")
 			in := &Input{Request: balance.Request{Client: ip(7, 5000)}, HTTP: r}
 			s, done, _ := p.PickInput(in)
-			done()
+			done(balance.Outcome{})
 			if sc := p.OnResponse(in, s, http.Header{}); sc != "" {
 				c, _ := http.ParseSetCookie(sc)
 				r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
@@ -89,7 +89,7 @@ func BenchmarkPersistPick(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				done()
+				done(balance.Outcome{})
 			})
 		})
 	}
@@ -111,7 +111,7 @@ func BenchmarkPersistPickNew(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		done()
+		done(balance.Outcome{})
 		k++
 	})
 }

@@ -198,7 +198,7 @@ func TestEveryModeSticks(t *testing.T) {
 						if mc.respond != nil {
 							mc.respond(p, c, in, srv)
 						}
-						done()
+						done(balance.Outcome{})
 						i := indexOf(srvs, srv)
 						if out[k] >= 0 && out[k] != i {
 							t.Fatalf("%s: client %d moved from server %d to %d at request %d", phase, k, out[k], i, j)

@@ -177,7 +177,7 @@ type Input struct {
 // for concurrent use.
 type Persister struct {
 	inner   balance.Picker
-	reserve func(*backend.Server) (func(), bool)
+	reserve func(*backend.Server) (func(balance.Outcome), bool)
 	table   *Table
 	set     Settings
 	spec    spec
@@ -266,9 +266,9 @@ func New(inner balance.Picker, servers []*backend.Server, table *Table, s Settin
 	if r, ok := inner.(balance.Reserver); ok {
 		p.reserve = r.Reserve
 	} else {
-		p.reserve = func(srv *backend.Server) (func(), bool) {
+		p.reserve = func(srv *backend.Server) (func(balance.Outcome), bool) {
 			if srv.Acquire(int64(srv.Limit())) {
-				return srv.ReleaseFunc(), true
+				return balance.Release(srv), true
 			}
 			return nil, false
 		}
@@ -320,19 +320,27 @@ func (p *Persister) Close() error {
 	return nil
 }
 
+// Reserve implements balance.Reserver through the Picker it wraps, so
+// that a proxy holding a client to a server it chose earlier (layer 7
+// scheduling per connection) reserves and reports as a pick does.
+func (p *Persister) Reserve(srv *backend.Server) (func(balance.Outcome), bool) {
+	return p.reserve(srv)
+}
+
 // Pick implements balance.Picker for proxies that only know the request
 // of the scheduling method (a layer-4 TCP connection): the source-IP modes
 // work, the others schedule.
-func (p *Persister) Pick(req *balance.Request) (*backend.Server, func(), error) {
+func (p *Persister) Pick(req *balance.Request) (*backend.Server, func(balance.Outcome), error) {
 	in := Input{Request: *req}
 	return p.choose(&in, nil)
 }
 
 // PickInput chooses a real server for in: the one in is persisted to if it
 // can take it, or else the Picker's choice, which is then persisted. The
-// caller must call done exactly once when the connection or request ends.
+// caller must call done exactly once when the connection or request ends,
+// with its outcome (see balance.Picker).
 // Layer-4 proxies call it once per connection.
-func (p *Persister) PickInput(in *Input) (srv *backend.Server, done func(), err error) {
+func (p *Persister) PickInput(in *Input) (srv *backend.Server, done func(balance.Outcome), err error) {
 	return p.choose(in, nil)
 }
 
@@ -347,7 +355,7 @@ const (
 )
 
 // choose is PickInput; c is the connection of accept-changes, else nil.
-func (p *Persister) choose(in *Input, c *Conn) (*backend.Server, func(), error) {
+func (p *Persister) choose(in *Input, c *Conn) (*backend.Server, func(balance.Outcome), error) {
 	if p.set.Mode == ModeNone {
 		return p.inner.Pick(&in.Request)
 	}
@@ -426,7 +434,7 @@ func (p *Persister) choose(in *Input, c *Conn) (*backend.Server, func(), error) 
 }
 
 // lookup tries the server persisted under key k.
-func (p *Persister) lookup(k uint64, in *Input, now time.Time) (*backend.Server, func(), outcome) {
+func (p *Persister) lookup(k uint64, in *Input, now time.Time) (*backend.Server, func(balance.Outcome), outcome) {
 	id, ok := p.table.Lookup(k, now, p.refresh)
 	if !ok {
 		return nil, nil, miss
@@ -443,7 +451,7 @@ func (p *Persister) lookup(k uint64, in *Input, now time.Time) (*backend.Server,
 }
 
 // stick tries to reserve a slot on server i for a persisted client.
-func (p *Persister) stick(i int32, in *Input) (func(), outcome) {
+func (p *Persister) stick(i int32, in *Input) (func(balance.Outcome), outcome) {
 	s := p.servers[i]
 	if !p.alive(s) || (len(in.Request.Avoid) > 0 && slices.Contains(in.Request.Avoid, s)) {
 		return nil, gone
@@ -595,7 +603,7 @@ func (p *Persister) Conn() *Conn { return &Conn{p: p} }
 // Pick chooses the real server of one request on the connection, like
 // PickInput, after "always check persist": with AlwaysNo, requests after
 // the first go to the connection's server while it can take them.
-func (c *Conn) Pick(in *Input) (*backend.Server, func(), error) {
+func (c *Conn) Pick(in *Input) (*backend.Server, func(balance.Outcome), error) {
 	if c.p.set.Always == AlwaysNo && c.srv != nil {
 		if i, ok := c.p.byPtr[c.srv]; ok {
 			if done, o := c.p.stick(i, in); o == hit {

@@ -72,7 +72,7 @@ func pick(t *testing.T, p *Persister, in *Input) *backend.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done()
+	done(balance.Outcome{})
 	return s
 }
 
@@ -233,8 +233,8 @@ func TestFailureSemantics(t *testing.T) {
 	if err != nil || other == srvs[1] {
 		t.Fatalf("client %d with its server full: %v %v", k1, other, err)
 	}
-	done()
-	hold()
+	done(balance.Outcome{})
+	hold(balance.Outcome{})
 	if pick(t, p, in(k1)) != srvs[1] {
 		t.Errorf("client %d did not return to its server once it had room", k1)
 	}
@@ -486,13 +486,13 @@ func TestAlwaysPersist(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done()
+			done(balance.Outcome{})
 			// Round robin would give the new fingerprint the other server.
 			second, done, err := conn.Pick(&Input{HTTP: httpReq(t, ua, "app/1", "Authorization", "Basic dTpw")})
 			if err != nil {
 				t.Fatal(err)
 			}
-			done()
+			done(balance.Outcome{})
 			if (second == first) != tc.sameAsFirst {
 				t.Errorf("second request on %s, first on %s; want same: %v", second.Key(), first.Key(), tc.sameAsFirst)
 			}
@@ -503,7 +503,7 @@ func TestAlwaysPersist(t *testing.T) {
 			// connection's server, for new connections too.
 			if tc.always == AlwaysAcceptChanges {
 				s, done, _ := p.Conn().Pick(&Input{HTTP: httpReq(t, ua, "app/1", "Authorization", "Basic dTpw")})
-				done()
+				done(balance.Outcome{})
 				if s != first {
 					t.Error("accepted fingerprint not stored for the connection's server")
 				}
@@ -514,14 +514,14 @@ func TestAlwaysPersist(t *testing.T) {
 	p := build(t, NewRegistry().Table(1, 0), srvs, Settings{Mode: ModeSuper})
 	conn := p.Conn()
 	s, done, _ := conn.Pick(&Input{HTTP: httpReq(t, ua, "x")})
-	done()
+	done(balance.Outcome{})
 	s.SetHealth(backend.HealthDown)
 	defer s.SetHealth(backend.HealthUp)
 	s2, done, err := conn.Pick(&Input{HTTP: httpReq(t, ua, "x")})
 	if err != nil || s2 == s {
 		t.Errorf("connection stayed on its failed server: %v", err)
 	}
-	done()
+	done(balance.Outcome{})
 }
 
 // TestOtherModesNeedTheirInput: without the input a mode keys on, the
@@ -561,7 +561,7 @@ func TestOtherModesNeedTheirInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done()
+		done(balance.Outcome{})
 		if first == nil {
 			first = s
 		} else if s != first {
@@ -595,8 +595,8 @@ func TestActiveCookieFullServerKeepsClient(t *testing.T) {
 	if sc := p.OnResponse(in, s2, http.Header{}); sc != "" {
 		t.Errorf("cookie replaced while its server was only full: %q", sc)
 	}
-	done()
-	hold()
+	done(balance.Outcome{})
+	hold(balance.Outcome{})
 	// Down, not full: the cookie is replaced.
 	srvs[0].SetHealth(backend.HealthDown)
 	s3 := pick(t, p, in)

@@ -422,7 +422,7 @@ func (s *Service) makeRoom() bool {
 // a failure it tries another, at most MaxPickRetries times. A failure of
 // this host (no descriptor, no memory) is not the real server's and ends
 // the attempts.
-func (s *Service) connect(req *balance.Request) (*backend.Server, func(), int, error) {
+func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.Outcome), int, error) {
 	var lastErr error
 	for range MaxPickRetries + 1 {
 		srv, done, err := s.cfg.Picker.Pick(req)
@@ -434,11 +434,12 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(), int, e
 		}
 		fd, local, err := s.dial(srv)
 		if err != nil {
-			done()
 			if local {
+				done(balance.Outcome{}) // this host's failure: nothing to say of the server
 				return nil, nil, -1, err
 			}
 			srv.AddFailure()
+			done(balance.Outcome{Err: err})
 			req.Avoid = append(req.Avoid, srv)
 			lastErr = err
 			continue

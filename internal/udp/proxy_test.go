@@ -333,7 +333,7 @@ type recordingPicker struct {
 	seen func(string)
 }
 
-func (r *recordingPicker) Pick(req *balance.Request) (*backend.Server, func(), error) {
+func (r *recordingPicker) Pick(req *balance.Request) (*backend.Server, func(balance.Outcome), error) {
 	r.seen(req.HashKey)
 	return r.next.Pick(req)
 }

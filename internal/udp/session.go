@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 )
 
@@ -25,7 +26,7 @@ type session struct {
 	svc   *Service
 	key   key
 	srv   *backend.Server
-	done  func() // releases the picker's reservation
+	done  func(balance.Outcome) // releases the picker's reservation
 	slot  int32
 	set   *pollSet
 	peer  unix.Sockaddr   // the client, as the VIP socket sends to it
@@ -74,7 +75,9 @@ func (ss *session) close() {
 	if untrack != nil {
 		untrack()
 	}
-	ss.done()
+	// A session proves nothing about its server (UDP has no handshake,
+	// and a reply may not be due): its end reports no outcome.
+	ss.done(balance.Outcome{})
 	ss.svc.cfg.Stats.Close()
 	p.releaseSlot(ss.slot)
 }

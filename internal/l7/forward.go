@@ -2,15 +2,28 @@ package l7
 
 import (
 	"bufio"
+	"net/http"
 	"net/netip"
-	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/l7/h1"
 )
 
-// viaValue is what Fulcrum adds to Via (RFC 9110 §7.6.3: protocol version
-// and a pseudonym).
-const viaValue = "1.1 fulcrum"
+// This file is the forwarding-header policy, the same for HTTP/1.1 and
+// HTTP/2 clients: which of the client's forwarding headers (X-Forwarded-*,
+// Forwarded, X-Real-IP, X-ClientSide, their underscore spellings) reach
+// the real server, depending on whether the client is one of the trusted
+// proxies, and which ones Fulcrum adds under the service's AddVia mode.
+// Its two serialisers write a request head to a real server from an
+// HTTP/1.1 head (writeH1Fields) or from an HTTP/2 request's http.Header
+// (writeH2Fields); both end with writeOwn.
+
+// The values Fulcrum adds to Via (RFC 9110 §7.6.3: the protocol version
+// the client spoke and a pseudonym).
+const (
+	viaValue   = "1.1 fulcrum"
+	viaValue10 = "1.0 fulcrum"
+	viaValue2  = "2.0 fulcrum"
+)
 
 // The forwarding headers each AddVia mode adds (LoadMaster AddVia 0-6).
 func addsXFF(mode string) bool {
@@ -167,64 +180,33 @@ func forwardingAction[T ~string | ~[]byte](name T, trust bool, mode string) (fwd
 	return h, fwdPass
 }
 
-// bodyClock enforces BodyTimeout and BodyMinRate on one body moved from
-// or to a client. Only the time spent waiting for the client counts
-// (reads of a request body from it, writes of a response to it), so that
-// a slow real server never uses up the client's allowance; the real
-// server's side is bounded by BodyTimeout without progress alone. The
-// zero value is the clock of a body that has not started.
-//
-// Use: reset it when the body starts, add every read from (write to) the
-// client with its duration and byte count, and when refreshing the
-// client connection's deadline (at most once a second), set it to
-// now.Add(allow(...)); a non-positive allowance means the client is
-// already too slow.
-type bodyClock struct {
-	waited time.Duration // spent in reads from (writes to) the client
-	moved  int64         // bytes those reads (writes) moved
+// forwarding is the forwarding-header policy applied to one request.
+type forwarding struct {
+	trust      bool   // the client is one of the trusted proxies
+	mode       string // the service's AddVia mode
+	xff        bool   // Fulcrum adds X-Forwarded-For and X-Forwarded-Proto
+	clientSide bool   // Fulcrum adds X-ClientSide
+	via        bool   // Fulcrum adds Via
 }
 
-// add records one read from (write to) the client that took d and moved
-// n bytes.
-func (k *bodyClock) add(d time.Duration, n int) {
-	k.waited += d
-	k.moved += int64(n)
-}
-
-// allow returns how much longer Fulcrum may wait for the client: timeout
-// (the limit without progress), or less once the client has taken longer
-// than timeout plus one second per rate bytes moved (rate <= 0: no
-// minimum rate).
-func (k *bodyClock) allow(timeout time.Duration, rate int64) time.Duration {
-	if rate <= 0 || k.moved >= 1<<33 { // 8 GiB earn more than any timeout
-		return timeout
-	}
-	left := timeout + time.Duration(k.moved)*time.Second/time.Duration(rate) - k.waited
-	return min(left, timeout)
-}
-
-// writeRequestHead writes the request head forwarded to a real server:
-// the request line with the (possibly rewritten) target, Host, the
-// client's end-to-end fields (hop-by-hop ones, including those the client
-// named in Connection, are gone; so are forwarding headers from untrusted
-// clients), then Fulcrum's own forwarding headers and the framing.
-func writeRequestHead(w *bufio.Writer, cc *clientConn, st *state, pl *Pool) {
-	r := &cc.req
-	cfg := &st.cfg
-	_, _ = w.Write(r.Method)
-	_ = w.WriteByte(' ')
-	_, _ = w.Write(cc.target)
-	_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
-	if pl.HostRewrite != "" {
-		_, _ = w.WriteString(pl.HostRewrite)
-	} else {
-		_, _ = w.Write(r.Host)
-	}
-	_, _ = w.WriteString("\r\n")
-	trust := len(cfg.TrustedProxies) > 0 && trusted(cfg.TrustedProxies, cc.client.Addr())
+// newForwarding returns the policy of cfg for a request from client.
+func newForwarding(cfg *ServiceConfig, client netip.Addr) forwarding {
 	mode := cfg.AddVia
-	xff := addsXFF(mode)
-	hasProto := false
+	return forwarding{
+		trust:      len(cfg.TrustedProxies) > 0 && trusted(cfg.TrustedProxies, client),
+		mode:       mode,
+		xff:        addsXFF(mode),
+		clientSide: addsClientSide(mode),
+		via:        addsVia(mode),
+	}
+}
+
+// writeH1Fields writes the end-to-end fields of an HTTP/1.1 request r
+// (hop-by-hop ones, including those the client named in Connection, are
+// left out) that the policy keeps, and reports whether a trusted proxy
+// sent X-Forwarded-Proto. A trusted proxy's X-Forwarded-For is left for
+// writeOwn when Fulcrum adds its own.
+func (fw *forwarding) writeH1Fields(w *bufio.Writer, r *h1.Head) (hasProto bool) {
 	for i := range r.Fields {
 		f := &r.Fields[i]
 		if f.Hop {
@@ -232,78 +214,112 @@ func writeRequestHead(w *bufio.Writer, cc *clientConn, st *state, pl *Pool) {
 		}
 		switch f.Kind {
 		case h1.KindXForwarded:
-			if !trust {
+			if !fw.trust {
 				continue
 			}
-			if xff && isXFF(f) {
-				continue // merged below
+			if fw.xff && isXFF(f) {
+				continue // merged by writeOwn
 			}
 			if isXFProto(f) {
 				hasProto = true
 			}
 		case h1.KindForwarded, h1.KindXRealIP, h1.KindXClientSide:
-			if !trust {
+			if !fw.trust {
 				continue
 			}
 		case h1.KindOther:
 			// An underscore spelling of a forwarding header (X_Real_IP,
 			// x_forwarded_for): h1 classifies only the hyphen ones.
 			if len(f.Name) >= 9 && (f.Name[1] == '_' || f.Name[1] == '-') {
-				if _, a := forwardingAction(f.Name, trust, mode); a == fwdDrop {
+				if _, a := forwardingAction(f.Name, fw.trust, fw.mode); a == fwdDrop {
 					continue
 				}
 			}
 		}
 		writeField(w, f.Name, f.Value)
 	}
-	if xff {
+	return hasProto
+}
+
+// writeH2Fields writes the header fields h of an HTTP/2 request (its
+// hop-by-hop ones already removed) that the policy keeps, leaving out
+// values that are not valid in HTTP/1.1, and returns a trusted proxy's
+// X-Forwarded-For values (for writeOwn, when Fulcrum adds its own) and
+// whether it sent X-Forwarded-Proto.
+func (fw *forwarding) writeH2Fields(w *bufio.Writer, h http.Header) (prior []string, hasProto bool) {
+	for name, vs := range h {
+		switch hdr, act := forwardingAction(name, fw.trust, fw.mode); act {
+		case fwdDrop:
+			continue // includes the underscore spellings (X_Forwarded_For)
+		case fwdMerge:
+			prior = vs
+			continue
+		default:
+			if hdr == fwdProto {
+				hasProto = true
+			}
+		}
+		for _, v := range vs {
+			if !h1.ValidValue([]byte(v)) {
+				continue
+			}
+			_, _ = w.WriteString(name)
+			_, _ = w.WriteString(": ")
+			_, _ = w.WriteString(v)
+			_, _ = w.WriteString("\r\n")
+		}
+	}
+	return prior, hasProto
+}
+
+// priorXFF is a trusted proxy's X-Forwarded-For, from the source of
+// either serialiser: the fields of an HTTP/1.1 head, or the values of an
+// HTTP/2 request's header.
+type priorXFF struct {
+	h1 *h1.Head
+	h2 []string
+}
+
+// writeOwn writes Fulcrum's own forwarding headers after the client's, as
+// the mode says: X-Forwarded-For (a trusted proxy's non-empty values
+// first, then clientIP) with X-Forwarded-Proto (proto, unless a trusted
+// proxy sent one: hasProto), X-ClientSide, and Via (its value via: the
+// protocol version the client spoke and Fulcrum's pseudonym).
+func (fw *forwarding) writeOwn(w *bufio.Writer, prior priorXFF, clientIP []byte, proto string, hasProto bool, via string) {
+	if fw.xff {
 		_, _ = w.WriteString("X-Forwarded-For: ")
-		if trust {
-			for i := range r.Fields {
-				if f := &r.Fields[i]; !f.Hop && isXFF(f) && len(f.Value) > 0 {
-					_, _ = w.Write(f.Value)
+		if fw.trust {
+			if r := prior.h1; r != nil {
+				for i := range r.Fields {
+					if f := &r.Fields[i]; !f.Hop && isXFF(f) && len(f.Value) > 0 {
+						_, _ = w.Write(f.Value)
+						_, _ = w.WriteString(", ")
+					}
+				}
+			}
+			for _, v := range prior.h2 {
+				if v != "" && h1.ValidValue([]byte(v)) {
+					_, _ = w.WriteString(v)
 					_, _ = w.WriteString(", ")
 				}
 			}
 		}
-		_, _ = w.Write(cc.clientIP)
+		_, _ = w.Write(clientIP)
 		_, _ = w.WriteString("\r\n")
 		if !hasProto {
-			if cc.isTLS {
-				_, _ = w.WriteString("X-Forwarded-Proto: https\r\n")
-			} else {
-				_, _ = w.WriteString("X-Forwarded-Proto: http\r\n")
-			}
+			_, _ = w.WriteString("X-Forwarded-Proto: ")
+			_, _ = w.WriteString(proto)
+			_, _ = w.WriteString("\r\n")
 		}
 	}
-	if addsClientSide(mode) {
+	if fw.clientSide {
 		_, _ = w.WriteString("X-ClientSide: ")
-		_, _ = w.Write(cc.clientIP)
+		_, _ = w.Write(clientIP)
 		_, _ = w.WriteString("\r\n")
 	}
-	if addsVia(mode) {
-		if r.Minor == 0 {
-			_, _ = w.WriteString("Via: 1.0 fulcrum\r\n")
-		} else {
-			_, _ = w.WriteString("Via: " + viaValue + "\r\n")
-		}
-	}
-	if r.Upgrade != nil {
-		_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
-		_, _ = w.Write(r.Upgrade)
+	if fw.via {
+		_, _ = w.WriteString("Via: ")
+		_, _ = w.WriteString(via)
 		_, _ = w.WriteString("\r\n")
 	}
-	if r.Expect100 {
-		_, _ = w.WriteString("Expect: 100-continue\r\n")
-	}
-	if r.TrailersOK {
-		_, _ = w.WriteString("TE: trailers\r\n")
-	}
-	switch {
-	case r.Chunked:
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-	case r.ContentLength >= 0:
-		writeContentLength(w, r.ContentLength)
-	}
-	_, _ = w.WriteString("\r\n")
 }
