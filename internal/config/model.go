@@ -123,10 +123,12 @@ type HealthTimers struct {
 	// server back Up (Fulcrum extension against flapping); 1-15; 0 means the
 	// default. Default: 1.
 	RiseCount int `json:"riseCount"`
-	// PassiveFailures is the number of consecutive failed connections to a
-	// real server on live traffic (dials by the proxies) that mark it Down
-	// until its active check passes again (Fulcrum extension); 0-100, 0
-	// turns passive checks off. Default: 0.
+	// PassiveFailures is the number of consecutive failures of live
+	// traffic to a real server (a layer-4 or UDP dial that failed; at layer
+	// 7 a connection that failed, a timeout, no answer or a malformed one —
+	// not a 5xx answer) that mark it Down until its active check passes
+	// again (Fulcrum extension); 0-100, 0 turns passive checks off.
+	// Default: 0.
 	PassiveFailures int `json:"passiveFailures,omitempty"`
 }
 
