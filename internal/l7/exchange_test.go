@@ -1,7 +1,6 @@
 package l7
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
@@ -85,18 +82,10 @@ virtualServices:
 
 // protoClient returns a client of f speaking HTTP/1.1 or HTTP/2 over TLS.
 func protoClient(t *testing.T, f *fixture, proto string) *http.Client {
-	tc := &tls.Config{InsecureSkipVerify: true}
 	if proto == "h2" {
-		tr := &http2.Transport{
-			TLSClientConfig: tc,
-			DialTLSContext: func(ctx context.Context, _, _ string, cfg *tls.Config) (net.Conn, error) {
-				d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
-				return d.DialContext(ctx, "tcp", f.addr)
-			},
-		}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+		return h2Client(t, f, 20*time.Second)
 	}
+	tc := &tls.Config{InsecureSkipVerify: true}
 	tc.NextProtos = []string{"http/1.1"}
 	return f.client(tc)
 }
