@@ -2,17 +2,11 @@ package api
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
+	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,22 +15,14 @@ import (
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
-func selfSigned(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey, string) {
+func selfSigned(t *testing.T, cn string) (*x509.Certificate, crypto.Signer, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	k8, _ := x509.MarshalPKCS8PrivateKey(key)
-	bundle := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))
-	return cert, key, bundle
+	c := testkit.SelfSigned(t, testkit.Leaf{Names: []string{cn}, NotAfter: time.Now().Add(90 * 24 * time.Hour)})
+	return c.Certificate, c.Key, c.CertPEM() + c.KeyPEM()
 }
 
 func TestCertificates(t *testing.T) {
@@ -215,26 +201,17 @@ func TestVerify(t *testing.T) {
 // status names it (issue 15, item 9: served without a word).
 func TestCertificateWarnings(t *testing.T) {
 	e := newEnv(t)
-	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "weak.example"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &weak.PublicKey, weak)
-	k8, _ := x509.MarshalPKCS8PrivateKey(weak)
-	bundle := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))
+	weak := testkit.SelfSigned(t, testkit.Leaf{CommonName: "weak.example", Key: testkit.RSA, RSABits: 1024})
+	bundle := weak.CertPEM() + weak.KeyPEM()
 	body, _ := json.Marshal(certUpload{Name: "weak", PEM: bundle})
 	r := e.must(req{method: "POST", path: "/api/v1/certificates", body: string(body)}, http.StatusBadRequest)
 	if !bytes.Contains(r.body, []byte("RSA 1024-bit key")) {
 		t.Errorf("weak import answer %s", r.body)
 	}
 	// An expired certificate stored through the configuration.
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl = &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "old.example"}, DNSNames: []string{"old.example"},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}
-	der, _ = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	k8, _ = x509.MarshalPKCS8PrivateKey(key)
-	cfg := map[string]any{"certificates": []map[string]any{{"name": "old",
-		"certPem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		"keyPem":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k8}))}}}
+	old := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"old.example"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	cfg := map[string]any{"certificates": []map[string]any{{"name": "old", "certPem": old.CertPEM(), "keyPem": old.KeyPEM()}}}
 	doc, _ := json.Marshal(cfg)
 	e.must(req{method: "PUT", path: "/api/v1/config", body: string(doc)}, http.StatusOK)
 	var list certList

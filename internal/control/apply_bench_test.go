@@ -1,7 +1,6 @@
 package control
 
 import (
-	"net"
 	"syscall"
 	"testing"
 	"time"
@@ -9,30 +8,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
-
-// bigPorts returns n ports on 127.0.0.1 that were free a moment ago. They
-// are found by listening on port 0 and closing, so that the benchmark's
-// 1,000 services do not collide with another program.
-func bigPorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
 
 // bigConfig adds nvs layer-4 services with nrs real servers each, on
 // 127.0.0.1 and the given ports. The real servers' addresses are on
@@ -70,7 +47,7 @@ func BenchmarkApplyOneChange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.Apply(Change{Actor: alice, Mutate: bigConfig(bigPorts(b, 1000), 10)}); err != nil {
+	if _, err := c.Apply(Change{Actor: alice, Mutate: bigConfig(testkit.FreePorts(b, "127.0.0.1", 1000), 10)}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

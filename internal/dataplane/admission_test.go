@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"testing"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestConnectionCeiling: without limits.maxConns a service may hold half
@@ -16,7 +18,7 @@ func TestConnectionCeiling(t *testing.T) {
 	a := startTag(t, "a")
 	e := New(Options{Logger: quiet, Budget: admission.Budget{Limit: 100, TCPConns: 20, UDPSessions: 16}})
 	t.Cleanup(func() { e.Close() })
-	p1, p2, p3 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	p1, p2, p3 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 	vs3 := vsOf(3, "127.0.0.1", p3, rsOf(31, a, 1))
 	vs3.Limits.MaxConns = 100 // more than the ceiling: the ceiling wins
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1)), vsOf(2, "127.0.0.1", p2, rsOf(21, a, 1)), vs3))
@@ -39,7 +41,7 @@ func TestConnectionCeiling(t *testing.T) {
 	if tag, err := askOnce(hostPort("127.0.0.1", p2)); err != nil || tag != "a" {
 		t.Fatalf("service 2 under the flood of service 1: %q %v", tag, err)
 	}
-	eventually(t, "the connection to service 2 to end", func() bool { return e.Limits().Conns == 10 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Limits().Conns == 10 }, "the connection to service 2 to end")
 	// Service 3 may take what is left of the ceiling of 20, no more.
 	held3 := 0
 	for range 15 {

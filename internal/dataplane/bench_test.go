@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // BenchmarkEngineRoundTrip is a small request/response over a kept
@@ -15,7 +16,7 @@ import (
 func BenchmarkEngineRoundTrip(b *testing.B) {
 	a := startTag(b, "a")
 	e := newEngine(b)
-	port := freePort(b, "127.0.0.1")
+	port := testkit.FreePort(b, "127.0.0.1")
 	mustApply(b, e, conf(b, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1))))
 	c := mustDial(b, hostPort("127.0.0.1", port))
 	_ = c.c.SetDeadline(time.Time{})
@@ -33,7 +34,7 @@ func BenchmarkEngineRoundTrip(b *testing.B) {
 func BenchmarkApply(b *testing.B) {
 	a := startTag(b, "a")
 	e := newEngine(b)
-	ports := freePorts(b, "127.0.0.1", 100)
+	ports := testkit.FreePorts(b, "127.0.0.1", 100)
 	build := func(w int) *config.Config {
 		var vss []config.VirtualService
 		for i, port := range ports {

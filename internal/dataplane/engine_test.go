@@ -17,12 +17,13 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestApplyServes(t *testing.T) {
 	a, b := startTag(t, "a"), startTag(t, "b")
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1000), rsOf(12, b, 1000))))
 	if port == a.port || port == b.port {
 		t.Fatal("test setup: VS and RS ports equal")
@@ -39,7 +40,7 @@ func TestApplyServes(t *testing.T) {
 	if got := strings.Join(tags, ""); got != "abab" && got != "baba" {
 		t.Errorf("rr over two servers answered %s", got)
 	}
-	eventually(t, "connections to end", func() bool { return e.Status()[0].ActiveConns == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].ActiveConns == 0 }, "connections to end")
 	st := e.Status()
 	if len(st) != 1 {
 		t.Fatalf("Status has %d services", len(st))
@@ -74,7 +75,7 @@ func TestApplyServes(t *testing.T) {
 func TestExtraPorts(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	p1, p2 := freePort(t, "127.0.0.3"), freePort(t, "127.0.0.3")
+	p1, p2 := testkit.FreePort(t, "127.0.0.3"), testkit.FreePort(t, "127.0.0.3")
 	vs := vsOf(1, "127.0.0.3", p1, rsOf(11, a, 1))
 	vs.ExtraPorts = fmt.Sprint(p2)
 	mustApply(t, e, conf(t, vs))
@@ -127,7 +128,7 @@ func TestStatusStates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t)
-			port := freePort(t, "127.0.0.1")
+			port := testkit.FreePort(t, "127.0.0.1")
 			vs := vsOf(7, "127.0.0.1", port, rsOf(21, a, 1))
 			tc.mutate(&vs)
 			mustApply(t, e, conf(t, vs))
@@ -157,7 +158,7 @@ func TestStatusStates(t *testing.T) {
 
 func TestDownServiceClosesConnections(t *testing.T) {
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port)))
 	c := mustDial(t, hostPort("127.0.0.1", port))
 	if !c.closed() {
@@ -167,9 +168,9 @@ func TestDownServiceClosesConnections(t *testing.T) {
 
 func TestDialFailureRetriedOnAnotherRS(t *testing.T) {
 	a := startTag(t, "a")
-	dead := config.RealServer{ID: 12, Address: "127.0.0.1", Port: freePort(t, "127.0.0.1"), Weight: 1}
+	dead := config.RealServer{ID: 12, Address: "127.0.0.1", Port: testkit.FreePort(t, "127.0.0.1"), Weight: 1}
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	vs := vsOf(1, "127.0.0.1", port, dead, rsOf(11, a, 1))
 	vs.HealthCheck.Type = "none" // a tcp check would take the dead RS Down before the dials this test counts
 	mustApply(t, e, conf(t, vs))
@@ -187,7 +188,7 @@ func TestDialFailureRetriedOnAnotherRS(t *testing.T) {
 func TestIdleTimeoutFromConfig(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	p1, p2 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 	quick := vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1))
 	quick.Idletime = 1
 	cfg := conf(t, quick, vsOf(2, "127.0.0.1", p2, rsOf(21, a, 1)))
@@ -212,7 +213,7 @@ func TestIdleTimeoutFromConfig(t *testing.T) {
 func TestHitlessReload(t *testing.T) {
 	a, b := startTag(t, "a"), startTag(t, "b")
 	e := newEngine(t)
-	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	p1, p2 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.2")
 	addr1, addr2 := hostPort("127.0.0.1", p1), hostPort("127.0.0.2", p2)
 	key1 := listener.Key("tcp", mustAP(t, "127.0.0.1", p1))
 
@@ -266,7 +267,7 @@ func TestHitlessReload(t *testing.T) {
 		t.Fatalf("established connection of a removed VS: %q %v", tag, err)
 	}
 	kept.c.Close()
-	eventually(t, "removed RS to be released", func() bool { return len(e.backends.Draining()) == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(e.backends.Draining()) == 0 }, "removed RS to be released")
 	if st := e.Status(); len(st) != 1 || st[0].ID != 2 {
 		t.Errorf("Status after removal: %+v", st)
 	}
@@ -275,7 +276,7 @@ func TestHitlessReload(t *testing.T) {
 func TestReloadKeepsCounters(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	addr := hostPort("127.0.0.1", port)
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1))))
 	for range 3 {
@@ -287,16 +288,17 @@ func TestReloadKeepsCounters(t *testing.T) {
 	if _, err := askOnce(addr); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "counters", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		st := e.Status()[0]
 		return st.TotalConns == 4 && st.RealServers[0].TotalConns == 4 && st.RealServers[0].Weight == 9
-	})
+	}, "counters")
+
 }
 
 func TestReloadWithoutGaps(t *testing.T) {
 	a, b := startTag(t, "a"), startTag(t, "b")
 	e := newEngine(t)
-	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	p1, p2 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.2")
 	addr1 := hostPort("127.0.0.1", p1)
 	key1 := listener.Key("tcp", mustAP(t, "127.0.0.1", p1))
 	configs := []*config.Config{
@@ -361,7 +363,7 @@ func TestReloadWithoutGaps(t *testing.T) {
 func TestBindFailureMarksOnlyThatService(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	p1 := freePort(t, "127.0.0.1")
+	p1 := testkit.FreePort(t, "127.0.0.1")
 	addr1 := hostPort("127.0.0.1", p1)
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1000))))
 	kept := mustDial(t, addr1)
@@ -369,13 +371,9 @@ func TestBindFailureMarksOnlyThatService(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	foreign, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer foreign.Close()
+	foreign := testkit.Listen(t, "127.0.0.2")
 	busy := foreign.Addr().(*net.TCPAddr).Port
-	pFree := freePort(t, "127.0.0.4")
+	pFree := testkit.FreePort(t, "127.0.0.4")
 
 	// VS 3's port is taken by another program, VS 4's address is not
 	// local (TEST-NET-1: binding it sends nothing): Apply applies the rest.
@@ -407,7 +405,7 @@ func TestBindFailureMarksOnlyThatService(t *testing.T) {
 
 	// Once the other program lets the port go, VS 3 starts by itself.
 	foreign.Close()
-	eventually(t, "VS 3 to listen after the port was freed", func() bool { return e.Status()[2].State == status.Up })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[2].State == status.Up }, "VS 3 to listen after the port was freed")
 	if tag, err := askOnce(hostPort("127.0.0.2", busy)); err != nil || tag != "a" {
 		t.Errorf("VS 3 after retry: %q %v", tag, err)
 	}
@@ -419,7 +417,7 @@ func TestBindFailureMarksOnlyThatService(t *testing.T) {
 func TestApplyRejectsBadInput(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	good := conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1)))
 	mustApply(t, e, good)
 	bad := func(f func(c *config.Config)) *config.Config {
@@ -462,7 +460,7 @@ func TestApplyRejectsBadInput(t *testing.T) {
 func TestClose(t *testing.T) {
 	a := startTag(t, "a")
 	e := New(Options{Logger: quiet})
-	port := freePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.1")
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, rsOf(11, a, 1))))
 	var conns []*client
 	for range 3 {

@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,63 +23,31 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var quiet = slog.New(slog.DiscardHandler)
 
 // tagServer is a real server started by a test: for every line it reads it
-// answers "<tag> <line>"; it half-closes at EOF.
+// answers "<tag> <line>"; it closes at EOF.
 type tagServer struct {
 	tag  string
-	ln   net.Listener
 	port int
-	wg   sync.WaitGroup
 }
 
 func startTag(t testing.TB, tag string) *tagServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &tagServer{tag: tag, ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	return &tagServer{tag: tag, port: testkit.StartTCP(t, "127.0.0.1", tagLines(tag)).Port()}
+}
+
+// tagLines answers every line with "<tag> <line>".
+func tagLines(tag string) func(c net.Conn) {
+	return func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						_ = c.(*net.TCPConn).CloseWrite()
-						return
-					}
-					if _, err := fmt.Fprintf(c, "%s %s", tag, line); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := fmt.Fprintf(c, "%s %s", tag, line); err != nil {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-// freePort returns a port on which nothing listens on addr now.
-func freePort(t testing.TB, addr string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func rsOf(id int, s *tagServer, weight int) config.RealServer {
@@ -179,34 +147,7 @@ func (c *client) closed() bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// eventually polls cond every 10 ms for at most 10 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func mustAP(t testing.TB, addr string, port int) netip.AddrPort {
 	t.Helper()
 	return netip.AddrPortFrom(netip.MustParseAddr(addr), uint16(port))
-}
-
-// freePorts returns n distinct ports on which nothing listens on addr now.
-func freePorts(t testing.TB, addr string, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestHitless200Changes is the acceptance test of hitless
@@ -22,8 +23,8 @@ func TestHitless200Changes(t *testing.T) {
 	a, b, c := startTag(t, "a"), startTag(t, "b"), startTag(t, "c")
 	long := startTag(t, "L")
 	e := newEngine(t)
-	pLoad, pLong := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.5")
-	others := freePorts(t, "127.0.0.6", 4)
+	pLoad, pLong := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.5")
+	others := testkit.FreePorts(t, "127.0.0.6", 4)
 	loadAddr, longAddr := hostPort("127.0.0.1", pLoad), hostPort("127.0.0.5", pLong)
 
 	longVS := vsOf(9, "127.0.0.5", pLong, rsOf(91, long, 1))
@@ -111,13 +112,8 @@ func TestNoLeakAfterRemoval(t *testing.T) {
 	uas := startUAS(t, "127.0.0.41", "uas")
 	e := newEngine(t)
 	before := goleak.IgnoreCurrent()
-	pTCP := freePort(t, "127.0.0.40")
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 40)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pUDP := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	pTCP := testkit.FreePort(t, "127.0.0.40")
+	pUDP := testkit.FreeUDPPort(t, "127.0.0.40")
 	withDrain := func(vss ...config.VirtualService) *config.Config {
 		cfg := conf(t, vss...)
 		cfg.Options.DrainTime = 1
@@ -153,7 +149,7 @@ func TestNoLeakAfterRemoval(t *testing.T) {
 			t.Errorf("connection %d not closed at the end of the drain time", i)
 		}
 	}
-	eventually(t, "sessions to end", func() bool { return e.udp.Active() == 0 && e.proxy.Active() == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.udp.Active() == 0 && e.proxy.Active() == 0 }, "sessions to end")
 	// The health monitor's idle check workers belong to the Engine, not to
 	// the services; they end on their own after 10 s.
 	if err := goleak.Find(before, goleak.IgnoreTopFunction("github.com/fulcrum-lb/fulcrum/internal/health.(*Monitor).work")); err != nil {

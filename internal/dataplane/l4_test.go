@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -17,63 +16,8 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
-
-// funcServer is a TCP real server on addr whose connections fn handles.
-type funcServer struct {
-	ln    net.Listener
-	port  int
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-}
-
-func startFunc(t testing.TB, addr string, fn func(c net.Conn)) *funcServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &funcServer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, conns: map[net.Conn]bool{}}
-	s.serve(fn)
-	t.Cleanup(s.kill)
-	return s
-}
-
-// serve accepts connections and hands each to fn on its own goroutine.
-func (s *funcServer) serve(fn func(c net.Conn)) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[c] = true
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				fn(c)
-			}()
-		}
-	}()
-}
-
-// kill stops the server as if its process died: the socket and every
-// connection are closed.
-func (s *funcServer) kill() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
 
 // peerServer answers each connection with the address it sees the
 // connection come from, then closes it.
@@ -109,7 +53,7 @@ func seenFrom(t *testing.T, addr string) netip.Addr {
 }
 
 func TestSourceAddress(t *testing.T) {
-	rs := startFunc(t, "127.0.0.13", peerServer)
+	rs := testkit.StartTCP(t, "127.0.0.13", peerServer)
 	kernel, err := l4.RouteSource(netip.MustParseAddr("127.0.0.13"))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +62,7 @@ func TestSourceAddress(t *testing.T) {
 	if kernel == vip {
 		t.Fatal("test setup: the kernel's source towards the RS is the VIP")
 	}
-	port := freePort(t, "127.0.0.12")
+	port := testkit.FreePort(t, "127.0.0.12")
 	for _, tc := range []struct {
 		name          string
 		global, perVS bool
@@ -130,7 +74,7 @@ func TestSourceAddress(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t)
-			vs := vsOf(1, "127.0.0.12", port, config.RealServer{ID: 11, Address: "127.0.0.13", Port: rs.port})
+			vs := vsOf(1, "127.0.0.12", port, config.RealServer{ID: 11, Address: "127.0.0.13", Port: rs.Port()})
 			vs.SubnetOriginating = config.Bool(tc.perVS)
 			cfg := conf(t, vs)
 			cfg.Options.SubnetOriginating = tc.global
@@ -150,7 +94,7 @@ func TestIPv6ServiceToIPv4Server(t *testing.T) {
 	}
 	a := startTag(t, "a")
 	e := newEngine(t)
-	port := freePort(t, "::1")
+	port := testkit.FreePort(t, "::1")
 	vs := vsOf(1, "::1", port, rsOf(11, a, 1))
 	vs.SubnetOriginating = config.Bool(false) // VIP as source: not usable towards IPv4, so the kernel chooses
 	mustApply(t, e, conf(t, vs))
@@ -175,21 +119,21 @@ func TestPortTranslationAndLeastConnection(t *testing.T) {
 		return true
 	}
 	if !probe("127.0.0.61", vsPort) {
-		vsPort = freePort(t, "127.0.0.61")
+		vsPort = testkit.FreePort(t, "127.0.0.61")
 	}
-	var servers []*funcServer
+	var servers []*testkit.TCPServer
 	for i := range 3 {
 		addr := fmt.Sprintf("127.0.0.%d", 62+i)
 		p := rsPort
 		if !probe(addr, p) {
 			p = 0
 		}
-		s := startFuncAt(t, hostPort(addr, p), tagLines(string(rune('a'+i))))
+		s := testkit.ServeTCP(t, testkit.ListenAt(t, hostPort(addr, p)), tagLines(string(rune('a'+i))))
 		servers = append(servers, s)
 	}
 	var rss []config.RealServer
 	for i, s := range servers {
-		rss = append(rss, config.RealServer{ID: 11 + i, Address: fmt.Sprintf("127.0.0.%d", 62+i), Port: s.port})
+		rss = append(rss, config.RealServer{ID: 11 + i, Address: fmt.Sprintf("127.0.0.%d", 62+i), Port: s.Port()})
 	}
 	vs := vsOf(1, "127.0.0.61", vsPort, rss...)
 	vs.Schedule = "lc"
@@ -209,30 +153,17 @@ func TestPortTranslationAndLeastConnection(t *testing.T) {
 		t.Errorf("least connection over 3 servers: %v", count)
 	}
 	for i, r := range e.Status()[0].RealServers {
-		if r.ActiveConns != 3 || r.Port != servers[i].port {
+		if r.ActiveConns != 3 || r.Port != servers[i].Port() {
 			t.Errorf("RS %d: %+v", i, r)
 		}
 	}
-}
-
-// startFuncAt is startFunc on an exact address and port (port 0: any).
-func startFuncAt(t testing.TB, hostport string, fn func(c net.Conn)) *funcServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", hostport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &funcServer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, conns: map[net.Conn]bool{}}
-	s.serve(fn)
-	t.Cleanup(s.kill)
-	return s
 }
 
 func TestLongIdleTimeouts(t *testing.T) {
 	t.Parallel()
 	a := startTag(t, "a")
 	e := newEngine(t)
-	p1, p2, p3 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	p1, p2, p3 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 	lync := vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1))
 	lync.Idletime = 1800
 	day := vsOf(2, "127.0.0.1", p2, rsOf(21, a, 1))
@@ -293,12 +224,12 @@ func TestRealServerOutOfService(t *testing.T) {
 		{"down, no drop", false, false, false, 1, "open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hung := startFunc(t, "127.0.0.1", hold)
+			hung := testkit.StartTCP(t, "127.0.0.1", hold)
 			b := startTag(t, "b")
 			e := newEngine(t)
-			port := freePort(t, "127.0.0.1")
+			port := testkit.FreePort(t, "127.0.0.1")
 			build := func(enabledA bool) *config.Config {
-				rsA := config.RealServer{ID: 11, Address: "127.0.0.1", Port: hung.port, Enabled: config.Bool(enabledA)}
+				rsA := config.RealServer{ID: 11, Address: "127.0.0.1", Port: hung.Port(), Enabled: config.Bool(enabledA)}
 				cfg := conf(t, vsOf(1, "127.0.0.1", port, rsA, rsOf(12, b, 1)))
 				cfg.Options.DropOnFail = tc.dropOnFail
 				cfg.Options.DropAtDrainEnd = tc.dropAtEnd
@@ -323,7 +254,7 @@ func TestRealServerOutOfService(t *testing.T) {
 			}
 			if tc.disable {
 				mustApply(t, e, build(false))
-			} else if _, err := e.SetHealth(backend.Key{VS: 1, Address: "127.0.0.1", Port: hung.port}, backend.HealthDown); err != nil {
+			} else if _, err := e.SetHealth(backend.Key{VS: 1, Address: "127.0.0.1", Port: hung.Port()}, backend.HealthDown); err != nil {
 				t.Fatal(err)
 			}
 			switch tc.want {
@@ -355,31 +286,15 @@ func TestRealServerOutOfService(t *testing.T) {
 	}
 }
 
-// tagLines answers every line with "<tag> <line>".
-func tagLines(tag string) func(c net.Conn) {
-	return func(c net.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if _, err := fmt.Fprintf(c, "%s %s", tag, line); err != nil {
-				return
-			}
-		}
-	}
-}
-
 func TestServerKilledMidStream(t *testing.T) {
 	for _, drop := range []bool{false, true} {
 		t.Run(fmt.Sprintf("dropOnFail=%v", drop), func(t *testing.T) {
-			a := startFunc(t, "127.0.0.1", tagLines("a"))
+			a := testkit.StartTCP(t, "127.0.0.1", tagLines("a"))
 			b := startTag(t, "b")
 			e := newEngine(t)
-			port := freePort(t, "127.0.0.1")
+			port := testkit.FreePort(t, "127.0.0.1")
 			cfg := conf(t, vsOf(1, "127.0.0.1", port,
-				config.RealServer{ID: 11, Address: "127.0.0.1", Port: a.port}, rsOf(12, b, 1)))
+				config.RealServer{ID: 11, Address: "127.0.0.1", Port: a.Port()}, rsOf(12, b, 1)))
 			cfg.Options.DropOnFail = drop
 			mustApply(t, e, cfg)
 			var onA *client
@@ -396,12 +311,13 @@ func TestServerKilledMidStream(t *testing.T) {
 			// The monitor's immediate first check of A (which finds it
 			// Up) must be in before the death is reported, or its result
 			// could land after it; the next check is an interval away.
-			keyA := backend.Key{VS: 1, Address: "127.0.0.1", Port: a.port}
-			eventually(t, "first health check of A", func() bool {
+			keyA := backend.Key{VS: 1, Address: "127.0.0.1", Port: a.Port()}
+			testkit.Eventually(t, 10*time.Second, func() bool {
 				return !e.Status()[0].RealServers[0].LastCheck.IsZero() && e.Server(keyA).Health() == backend.HealthUp
-			})
+			}, "first health check of A")
+
 			// Mid-stream: A dies; the health check sees it Down.
-			a.kill()
+			a.Close()
 			if _, err := e.SetHealth(keyA, backend.HealthDown); err != nil {
 				t.Fatal(err)
 			}
@@ -427,7 +343,7 @@ func TestRemovedServiceDrains(t *testing.T) {
 		t.Run(fmt.Sprintf("drainTime=%d", drain), func(t *testing.T) {
 			a, b := startTag(t, "a"), startTag(t, "b")
 			e := newEngine(t)
-			p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+			p1, p2 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 			build := func(vss ...config.VirtualService) *config.Config {
 				cfg := conf(t, vss...)
 				cfg.Options.DrainTime = drain
@@ -462,15 +378,15 @@ func TestRemovedServiceDrains(t *testing.T) {
 func TestLimits(t *testing.T) {
 	t.Parallel()
 	var got atomic.Int64
-	sink := startFunc(t, "127.0.0.1", sinkServer(&got))
+	sink := testkit.StartTCP(t, "127.0.0.1", sinkServer(&got))
 	a := startTag(t, "a")
 	e := newEngine(t)
-	pMax, pRate, pBW := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	pMax, pRate, pBW := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 	maxVS := vsOf(1, "127.0.0.1", pMax, rsOf(11, a, 1))
 	maxVS.Limits.MaxConns = 2
 	rateVS := vsOf(2, "127.0.0.1", pRate, rsOf(21, a, 1))
 	rateVS.Limits.ConnsPerSec = 2
-	bwVS := vsOf(3, "127.0.0.1", pBW, config.RealServer{ID: 31, Address: "127.0.0.1", Port: sink.port})
+	bwVS := vsOf(3, "127.0.0.1", pBW, config.RealServer{ID: 31, Address: "127.0.0.1", Port: sink.Port()})
 	bwVS.Limits.Bandwidth = 4000 // kbit/s: 500 kB/s
 	mustApply(t, e, conf(t, maxVS, rateVS, bwVS))
 
@@ -506,7 +422,7 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "the upload to arrive", func() bool { return got.Load() == 24*64<<10 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return got.Load() == 24*64<<10 }, "the upload to arrive")
 	rate := float64(got.Load()) / time.Since(start).Seconds()
 	if rate > 1.15*500e3 { // the first 100 kB (one burst) pass at once
 		t.Errorf("bandwidth-limited upload ran at %.0f B/s, limit 500000", rate)
@@ -525,7 +441,7 @@ func TestThroughputCap(t *testing.T) {
 	// what arrives between its first and its last byte.
 	var got atomic.Int64
 	var first, last atomic.Int64
-	sink := startFunc(t, "127.0.0.1", func(c net.Conn) {
+	sink := testkit.StartTCP(t, "127.0.0.1", func(c net.Conn) {
 		buf := make([]byte, 64<<10)
 		for {
 			k, err := c.Read(buf)
@@ -541,8 +457,8 @@ func TestThroughputCap(t *testing.T) {
 		}
 	})
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
-	cfg := conf(t, vsOf(1, "127.0.0.1", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: sink.port}))
+	port := testkit.FreePort(t, "127.0.0.1")
+	cfg := conf(t, vsOf(1, "127.0.0.1", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: sink.Port()}))
 	cfg.Options.ThroughputLimit = 20
 	mustApply(t, e, cfg)
 	c := mustDial(t, hostPort("127.0.0.1", port))
@@ -555,7 +471,7 @@ func TestThroughputCap(t *testing.T) {
 		}
 	}
 	c.c.Close()
-	eventually(t, "the connection to end", func() bool { return e.Status()[0].ActiveConns == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].ActiveConns == 0 }, "the connection to end")
 	secs := time.Duration(last.Load() - first.Load()).Seconds()
 	mbps := float64(got.Load()) * 8 / secs / 1e6
 	t.Logf("20 Mbit/s cap: %.3f Mbit/s over %.2f s (%d bytes)", mbps, secs, got.Load())
@@ -570,10 +486,10 @@ func TestThroughputCap(t *testing.T) {
 func TestLiveCountersAndRates(t *testing.T) {
 	t.Parallel()
 	var got atomic.Int64
-	sink := startFunc(t, "127.0.0.1", sinkServer(&got))
+	sink := testkit.StartTCP(t, "127.0.0.1", sinkServer(&got))
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
-	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: sink.port})))
+	port := testkit.FreePort(t, "127.0.0.1")
+	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: sink.Port()})))
 	c := mustDial(t, hostPort("127.0.0.1", port))
 	chunk := make([]byte, 256<<10)
 	stop := make(chan struct{})
@@ -593,19 +509,21 @@ func TestLiveCountersAndRates(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	eventually(t, "bytes of the open connection to be counted", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		st := e.Status()[0]
 		return st.ActiveConns == 1 && st.BytesIn > 0 && st.Rates.BytesInPerSec > 0 &&
 			st.RealServers[0].BytesIn > 0 && st.RealServers[0].Rates.BytesInPerSec > 0
-	})
+	}, "bytes of the open connection to be counted")
+
 	close(stop)
 	wg.Wait()
 	c.c.Close()
-	eventually(t, "the final count", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		st := e.Status()[0]
 		return st.ActiveConns == 0 && st.BytesIn == got.Load() && st.RealServers[0].BytesIn == got.Load()
-	})
-	eventually(t, "the connection rate to fall back", func() bool { return e.Status()[0].Rates.ConnsPerSec == 0 })
+	}, "the final count")
+
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].Rates.ConnsPerSec == 0 }, "the connection rate to fall back")
 	if st := e.Status()[0]; st.TotalConns != 1 || st.Errors != 0 {
 		t.Errorf("status %+v", st)
 	}
@@ -613,8 +531,8 @@ func TestLiveCountersAndRates(t *testing.T) {
 
 func TestErrorsCounted(t *testing.T) {
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.1")
-	dead := config.RealServer{ID: 11, Address: "127.0.0.1", Port: freePort(t, "127.0.0.1")}
+	port := testkit.FreePort(t, "127.0.0.1")
+	dead := config.RealServer{ID: 11, Address: "127.0.0.1", Port: testkit.FreePort(t, "127.0.0.1")}
 	vs := vsOf(1, "127.0.0.1", port, dead)
 	vs.HealthCheck.Type = "none" // a tcp check would take it Down before the dial this test counts
 	mustApply(t, e, conf(t, vs))
@@ -622,7 +540,7 @@ func TestErrorsCounted(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("connection with a dead real server not closed")
 	}
-	eventually(t, "the error to be counted", func() bool { return e.Status()[0].Errors == 1 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].Errors == 1 }, "the error to be counted")
 	if st := e.Status()[0]; st.RealServers[0].Failures == 0 {
 		t.Errorf("RS failures %+v", st.RealServers[0])
 	}

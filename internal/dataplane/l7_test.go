@@ -2,28 +2,22 @@ package dataplane
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // pki is a test CA, an intermediate it signed and a leaf the intermediate
@@ -36,50 +30,13 @@ type pki struct {
 
 func newTestPKI(t testing.TB) *pki {
 	t.Helper()
-	now := time.Now()
-	mk := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if parent == nil {
-			parent, parentKey = tmpl, k
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, parentKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, k
+	ca := testkit.NewCA(t, "Fulcrum Test Root")
+	inter := ca.Intermediate(t, "Fulcrum Test Intermediate")
+	leaf := inter.Server(t, "www.example.test", "127.0.0.1")
+	return &pki{
+		caPEM: ca.CertPEM(), interPEM: inter.CertPEM(), leafPEM: leaf.CertPEM(), keyPEM: leaf.KeyPEM(),
+		roots: ca.Pool(), leaf: leaf.TLS(),
 	}
-	ca, caKey := mk(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Fulcrum Test Root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, nil, nil)
-	inter, interKey := mk(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Fulcrum Test Intermediate"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, ca, caKey)
-	leaf, leafKey := mk(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "www.example.test"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"www.example.test"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter, interKey)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := func(typ string, der []byte) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-	}
-	p := &pki{
-		caPEM: enc("CERTIFICATE", ca.Raw), interPEM: enc("CERTIFICATE", inter.Raw),
-		leafPEM: enc("CERTIFICATE", leaf.Raw), keyPEM: enc("PRIVATE KEY", keyDER),
-		roots: x509.NewCertPool(),
-	}
-	p.roots.AddCert(ca)
-	p.leaf = tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: leafKey, Leaf: leaf}
-	return p
 }
 
 // webServer is a real HTTP (or HTTPS) server started by a test: it
@@ -92,29 +49,15 @@ type webServer struct {
 
 func startWeb(t testing.TB, tag string, cert *tls.Certificate) *webServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws := &webServer{tag: tag, port: ln.Addr().(*net.TCPAddr).Port}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Backend", tag)
-			_, _ = io.Copy(io.Discard, r.Body)
-			fmt.Fprintf(w, "%s %s %v", tag, r.Host, r.TLS != nil)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	if cert != nil {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}})
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
-	t.Cleanup(func() {
-		_ = srv.Close()
-		wg.Wait()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", tag)
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %s %v", tag, r.Host, r.TLS != nil)
 	})
-	return ws
+	if cert != nil {
+		return &webServer{tag: tag, port: testkit.StartHTTPS(t, "127.0.0.1", h, *cert).Port()}
+	}
+	return &webServer{tag: tag, port: testkit.StartHTTP(t, "127.0.0.1", h).Port()}
 }
 
 func webRS(id int, s *webServer, weight int) config.RealServer {
@@ -165,7 +108,7 @@ func get(t testing.TB, c *http.Client, url, ua string) (body, backend string) {
 func TestL7SuperSrcPersistence(t *testing.T) {
 	e := newEngine(t)
 	ws := []*webServer{startWeb(t, "a", nil), startWeb(t, "b", nil), startWeb(t, "c", nil)}
-	port := freePort(t, "127.0.0.2")
+	port := testkit.FreePort(t, "127.0.0.2")
 	vs := httpVS(1, "127.0.0.2", port, webRS(11, ws[0], 1), webRS(12, ws[1], 1), webRS(13, ws[2], 1))
 	vs.Schedule = "lc"
 	vs.Persistence = config.Persistence{Mode: "super-src", Timeout: 600}
@@ -196,7 +139,7 @@ func TestL7OffloadReencrypt(t *testing.T) {
 	e := newEngine(t)
 	p := newTestPKI(t)
 	a, b := startWeb(t, "a", &p.leaf), startWeb(t, "b", &p.leaf)
-	port := freePort(t, "127.0.0.3")
+	port := testkit.FreePort(t, "127.0.0.3")
 	vs := httpVS(1, "127.0.0.3", port, webRS(11, a, 1), webRS(12, b, 1))
 	vs.TLS = config.TLS{Offload: true, Reencrypt: true, Certificates: []string{"site"}, VerifyServer: true, CABundle: p.caPEM}
 	mustApply(t, e, confWith(t, func(c *config.Config) {
@@ -254,7 +197,7 @@ func rawGet(c net.Conn, r *bufio.Reader, host string) (string, error) {
 func TestL7ReloadKeepsKeepAlive(t *testing.T) {
 	e := newEngine(t)
 	a, b := startWeb(t, "a", nil), startWeb(t, "b", nil)
-	ports := freePorts(t, "127.0.0.4", 2)
+	ports := testkit.FreePorts(t, "127.0.0.4", 2)
 	addr := hostPort("127.0.0.4", ports[0])
 	mustApply(t, e, conf(t, httpVS(1, "127.0.0.4", ports[0], webRS(11, a, 1), webRS(12, b, 1))))
 
@@ -299,7 +242,7 @@ func TestL7ReloadKeepsKeepAlive(t *testing.T) {
 func TestL7SubVSByHost(t *testing.T) {
 	e := newEngine(t)
 	a1, a2, b := startWeb(t, "a1", nil), startWeb(t, "a2", nil), startWeb(t, "b", nil)
-	port := freePort(t, "127.0.0.5")
+	port := testkit.FreePort(t, "127.0.0.5")
 	vs := httpVS(1, "127.0.0.5", port)
 	vs.SubVSs = []config.VirtualService{
 		{ID: 2, Type: "http", HTTP: &config.HTTPSettings{SelectRules: []string{"meet"}},
@@ -342,7 +285,7 @@ func TestL7SubVSByHost(t *testing.T) {
 func TestL7ActiveCookie(t *testing.T) {
 	e := newEngine(t)
 	ws := []*webServer{startWeb(t, "a", nil), startWeb(t, "b", nil), startWeb(t, "c", nil)}
-	port := freePort(t, "127.0.0.6")
+	port := testkit.FreePort(t, "127.0.0.6")
 	vs := httpVS(1, "127.0.0.6", port, webRS(11, ws[0], 1), webRS(12, ws[1], 1), webRS(13, ws[2], 1))
 	vs.Persistence = config.Persistence{Mode: "active-cookie", Cookie: "fulcrum", Timeout: 600}
 	mustApply(t, e, conf(t, vs))
@@ -377,7 +320,7 @@ func TestL7ActiveCookie(t *testing.T) {
 func TestL7RemovedServiceStops(t *testing.T) {
 	e := newEngine(t)
 	a := startWeb(t, "a", nil)
-	port := freePort(t, "127.0.0.7")
+	port := testkit.FreePort(t, "127.0.0.7")
 	mustApply(t, e, conf(t, httpVS(1, "127.0.0.7", port, webRS(11, a, 1))))
 	if _, tag := get(t, newClient(nil, false), "http://"+hostPort("127.0.0.7", port)+"/", ""); tag != "a" {
 		t.Fatalf("answer from %q", tag)
@@ -385,10 +328,11 @@ func TestL7RemovedServiceStops(t *testing.T) {
 	// The service becomes layer 4: same socket, a new handler.
 	gen := vsOf(1, "127.0.0.7", port, rsOf(11, startTag(t, "t"), 1))
 	mustApply(t, e, conf(t, gen))
-	eventually(t, "the layer-4 service", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		tag, err := askOnce(hostPort("127.0.0.7", port))
 		return err == nil && tag == "t"
-	})
+	}, "the layer-4 service")
+
 	mustApply(t, e, conf(t))
 	if c, err := net.DialTimeout("tcp", hostPort("127.0.0.7", port), 5*time.Second); err == nil {
 		c.Close()
@@ -399,7 +343,7 @@ func TestL7RemovedServiceStops(t *testing.T) {
 func TestL7GenOffloadNote(t *testing.T) {
 	e := newEngine(t)
 	p := newTestPKI(t)
-	port := freePort(t, "127.0.0.8")
+	port := testkit.FreePort(t, "127.0.0.8")
 	vs := vsOf(1, "127.0.0.8", port, rsOf(11, startTag(t, "t"), 1))
 	vs.TLS = config.TLS{Offload: true, Certificates: []string{"site"}}
 	mustApply(t, e, confWith(t, func(c *config.Config) {

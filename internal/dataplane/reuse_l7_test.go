@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // connWeb is a real HTTP server that counts the connections it accepted
@@ -88,7 +89,7 @@ type l7Reuse struct {
 
 func newL7Reuse(t *testing.T) *l7Reuse {
 	return &l7Reuse{p: newTestPKI(t), alt: newTestPKI(t), www: startConnWeb(t, "www"), def: startConnWeb(t, "def"),
-		tag: startTag(t, "l4"), ports: freePorts(t, "127.0.0.7", 2)}
+		tag: startTag(t, "l4"), ports: testkit.FreePorts(t, "127.0.0.7", 2)}
 }
 
 func (f *l7Reuse) conf(t *testing.T, other bool, edit func(*config.Config)) *config.Config {

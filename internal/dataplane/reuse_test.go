@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // compiledService returns the compiled service with VS ID id in force.
@@ -27,7 +28,7 @@ func compiledService(t *testing.T, e *Engine, id int) *service {
 func TestReuseUnchangedServices(t *testing.T) {
 	a, b := startTag(t, "a"), startTag(t, "b")
 	e := newEngine(t)
-	p1, p2 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	p1, p2 := testkit.FreePort(t, "127.0.0.1"), testkit.FreePort(t, "127.0.0.1")
 	build := func(weight int, mutate func(*config.Config)) *config.Config {
 		c := conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1), rsOf(12, b, 1)),
 			vsOf(2, "127.0.0.1", p2, rsOf(21, a, weight), rsOf(22, b, 1)))
@@ -70,7 +71,7 @@ func TestReuseUnchangedServices(t *testing.T) {
 func TestReuseKeepsChecks(t *testing.T) {
 	a := startTag(t, "a")
 	e := newEngine(t)
-	p1 := freePort(t, "127.0.0.1")
+	p1 := testkit.FreePort(t, "127.0.0.1")
 	mustApply(t, e, conf(t, vsOf(1, "127.0.0.1", p1, rsOf(11, a, 1))))
 	before := compiledService(t, e, 1)
 
@@ -97,14 +98,9 @@ func TestReuseKeepsChecks(t *testing.T) {
 func TestReuseUDPService(t *testing.T) {
 	a := startUAS(t, "127.0.0.37", "uas-a")
 	e := newEngine(t)
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 38)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := testkit.FreeUDPPort(t, "127.0.0.38")
 	tag := startTag(t, "l4")
-	p2 := freePort(t, "127.0.0.38")
+	p2 := testkit.FreePort(t, "127.0.0.38")
 	build := func(other bool, weight int) *config.Config {
 		vs := config.VirtualService{ID: 1, Address: "127.0.0.38", Port: port, Protocol: "udp", HealthCheck: config.HealthCheck{Type: "none"},
 			RealServers: []config.RealServer{{ID: 11, Address: "127.0.0.37", Port: a.port, Weight: weight}}}

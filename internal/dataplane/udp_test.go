@@ -6,12 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // sipUAS is a tiny SIP user agent server over UDP: it answers every
@@ -19,37 +19,17 @@ import (
 // adding a tag to To and naming itself in a Server header.
 type sipUAS struct {
 	name string
-	pc   *net.UDPConn
 	port int
-	wg   sync.WaitGroup
 }
 
 func startUAS(t testing.TB, addr, name string) *sipUAS {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &sipUAS{name: name, pc: pc, port: pc.LocalAddr().(*net.UDPAddr).Port}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if resp, ok := sipAnswer(buf[:n], name); ok {
-				_, _ = pc.WriteToUDPAddrPort(resp, from)
-			}
+	srv := testkit.StartUDP(t, addr, func(pc net.PacketConn, from net.Addr, p []byte) {
+		if resp, ok := sipAnswer(p, name); ok {
+			_, _ = pc.WriteTo(resp, from)
 		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		u.wg.Wait()
 	})
-	return u
+	return &sipUAS{name: name, port: srv.Port()}
 }
 
 // sipAnswer builds the 200 OK answer to a SIP request, or reports false
@@ -131,12 +111,7 @@ func sipExchange(t *testing.T, c *net.UDPConn, vip netip.AddrPort, method, callI
 func TestSIPOverUDP(t *testing.T) {
 	uas := []*sipUAS{startUAS(t, "127.0.0.31", "uas-a"), startUAS(t, "127.0.0.32", "uas-b"), startUAS(t, "127.0.0.33", "uas-c")}
 	e := newEngine(t)
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 30)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := testkit.FreeUDPPort(t, "127.0.0.30")
 	vs := config.VirtualService{ID: 1, Address: "127.0.0.30", Port: port, Protocol: "udp", Idletime: 3, HealthCheck: config.HealthCheck{Type: "none"}}
 	for i, u := range uas {
 		vs.RealServers = append(vs.RealServers, config.RealServer{ID: 11 + i, Address: fmt.Sprintf("127.0.0.%d", 31+i), Port: u.port})
@@ -183,7 +158,7 @@ func TestSIPOverUDP(t *testing.T) {
 		t.Errorf("sockets %+v", st.Sockets)
 	}
 	// Sessions end after the 3 s idle timeout.
-	eventually(t, "sessions to time out", func() bool { return e.Status()[0].ActiveConns == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].ActiveConns == 0 }, "sessions to time out")
 	if e.udp.Active() != 0 {
 		t.Errorf("%d sessions left", e.udp.Active())
 	}
@@ -192,12 +167,7 @@ func TestSIPOverUDP(t *testing.T) {
 func TestUDPRealServerDropped(t *testing.T) {
 	a, b := startUAS(t, "127.0.0.35", "uas-a"), startUAS(t, "127.0.0.36", "uas-b")
 	e := newEngine(t)
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 34)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := testkit.FreeUDPPort(t, "127.0.0.34")
 	build := func(aEnabled bool) *config.Config {
 		vs := config.VirtualService{ID: 1, Address: "127.0.0.34", Port: port, Protocol: "udp", HealthCheck: config.HealthCheck{Type: "none"}, RealServers: []config.RealServer{
 			{ID: 11, Address: "127.0.0.35", Port: a.port, Enabled: config.Bool(aEnabled)},
@@ -223,7 +193,7 @@ func TestUDPRealServerDropped(t *testing.T) {
 	// Disabling a with drop on failure ends the session at once: the next
 	// datagram starts a new session, on b.
 	mustApply(t, e, build(false))
-	eventually(t, "the session on a to end", func() bool { return e.Status()[0].RealServers[0].ActiveConns == 0 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return e.Status()[0].RealServers[0].ActiveConns == 0 }, "the session on a to end")
 	resp, _ = sipExchange(t, phone, vip, "OPTIONS", "c3", 3)
 	if got := sipHeader(resp, "Server"); got != "uas-b" {
 		t.Errorf("after a was dropped the phone reached %s", got)

@@ -16,6 +16,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // rsServer is a real server on a fixed address that a test can stop (its
@@ -31,7 +32,7 @@ type rsServer struct {
 // startRS starts a tag server (see startTag) on addr and a free port.
 func startRS(t testing.TB, addr, tag string) *rsServer {
 	t.Helper()
-	s := &rsServer{tag: tag, addr: addr, port: freePort(t, addr)}
+	s := &rsServer{tag: tag, addr: addr, port: testkit.FreePort(t, addr)}
 	s.up(t)
 	t.Cleanup(func() {
 		s.down()
@@ -43,10 +44,7 @@ func startRS(t testing.TB, addr, tag string) *rsServer {
 // up (re)opens the listener.
 func (s *rsServer) up(t testing.TB) {
 	t.Helper()
-	ln, err := net.Listen("tcp", hostPort(s.addr, s.port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.ListenAt(t, hostPort(s.addr, s.port))
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -63,16 +61,7 @@ func (s *rsServer) up(t testing.TB) {
 				defer s.wg.Done()
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := fmt.Fprintf(c, "%s %s", s.tag, line); err != nil {
-						return
-					}
-				}
+				tagLines(s.tag)(c)
 			}()
 		}
 	}()
@@ -143,14 +132,14 @@ func askFrom(src, addr string) (string, error) {
 func TestHealthDownDropAndBack(t *testing.T) {
 	a, b := startRS(t, "127.0.0.71", "a"), startRS(t, "127.0.0.72", "b")
 	e := healthEngine(t, 20*time.Millisecond) // interval 9 → 180 ms, timeout 4 → 80 ms
-	port := freePort(t, "127.0.0.70")
+	port := testkit.FreePort(t, "127.0.0.70")
 	cfg := conf(t, vsOf(1, "127.0.0.70", port, a.rs(11), b.rs(12)))
 	cfg.Options.DropOnFail = true
 	mustApply(t, e, cfg)
 	addr := hostPort("127.0.0.70", port)
-	eventually(t, "both real servers Up", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		return rsStatus(e, 1, 11).Status == health.StatusUp && rsStatus(e, 1, 12).Status == health.StatusUp
-	})
+	}, "both real servers Up")
 
 	var onB []*client
 	for i := range 6 {
@@ -168,7 +157,7 @@ func TestHealthDownDropAndBack(t *testing.T) {
 	}
 
 	b.down()
-	eventually(t, "b Down", func() bool { return rsStatus(e, 1, 12).Status == health.StatusDown })
+	testkit.Eventually(t, 10*time.Second, func() bool { return rsStatus(e, 1, 12).Status == health.StatusDown }, "b Down")
 	if r := rsStatus(e, 1, 12); r.State != status.Down || r.Reason == "" {
 		t.Errorf("b status %+v, want state Down with a reason", r)
 	}
@@ -187,7 +176,7 @@ func TestHealthDownDropAndBack(t *testing.T) {
 	}
 
 	b.up(t)
-	eventually(t, "b Up again", func() bool { return rsStatus(e, 1, 12).Status == health.StatusUp })
+	testkit.Eventually(t, 10*time.Second, func() bool { return rsStatus(e, 1, 12).Status == health.StatusUp }, "b Up again")
 	seen := map[string]bool{}
 	for range 10 {
 		tag, err := askOnce(addr)
@@ -229,7 +218,7 @@ func clientIPs() []string {
 func TestSourcePersistenceAcrossReloads(t *testing.T) {
 	rss := []*rsServer{startRS(t, "127.0.0.81", "a"), startRS(t, "127.0.0.82", "b"), startRS(t, "127.0.0.83", "c")}
 	e := healthEngine(t, 20*time.Millisecond)
-	port := freePort(t, "127.0.0.80")
+	port := testkit.FreePort(t, "127.0.0.80")
 	addr := hostPort("127.0.0.80", port)
 	build := func(i int) *config.Config {
 		vs := vsOf(1, "127.0.0.80", port, rss[0].rs(11), rss[1].rs(12), rss[2].rs(13))
@@ -239,14 +228,15 @@ func TestSourcePersistenceAcrossReloads(t *testing.T) {
 		return conf(t, vs)
 	}
 	mustApply(t, e, build(0))
-	eventually(t, "real servers Up", func() bool {
+	testkit.Eventually(t, 10*time.Second, func() bool {
 		for id := 11; id <= 13; id++ {
 			if rsStatus(e, 1, id).Status != health.StatusUp {
 				return false
 			}
 		}
 		return true
-	})
+	}, "real servers Up")
+
 	ips := clientIPs()
 	where := map[string]string{}
 	count := map[string]int{}
@@ -281,7 +271,7 @@ func TestSourcePersistenceAcrossReloads(t *testing.T) {
 	}
 
 	rss[2].down()
-	eventually(t, "c Down", func() bool { return rsStatus(e, 1, 13).Status == health.StatusDown })
+	testkit.Eventually(t, 10*time.Second, func() bool { return rsStatus(e, 1, 13).Status == health.StatusDown }, "c Down")
 	moved := 0
 	for _, ip := range ips {
 		tag, err := askFrom(ip, addr)
@@ -320,7 +310,7 @@ func TestPortFollowing(t *testing.T) {
 		tls = append(tls, startRS(t, a, fmt.Sprint("tls", i)))
 	}
 	e := newEngine(t)
-	ports := freePorts(t, "127.0.0.90", 2)
+	ports := testkit.FreePorts(t, "127.0.0.90", 2)
 	vs80 := vsOf(1, "127.0.0.90", ports[0], web[0].rs(11), web[1].rs(12))
 	vs443 := vsOf(2, "127.0.0.90", ports[1], tls[0].rs(21), tls[1].rs(22))
 	for _, vs := range []*config.VirtualService{&vs80, &vs443} {
@@ -361,12 +351,7 @@ func TestPortFollowing(t *testing.T) {
 func TestSIPPersistence(t *testing.T) {
 	uas := []*sipUAS{startUAS(t, "127.0.0.101", "uas-a"), startUAS(t, "127.0.0.102", "uas-b")}
 	e := newEngine(t)
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 100)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := testkit.FreeUDPPort(t, "127.0.0.100")
 	vs := config.VirtualService{ID: 1, Address: "127.0.0.100", Port: port, Protocol: "udp", Idletime: 30,
 		HealthCheck: config.HealthCheck{Type: "none"}, Persistence: config.Persistence{Mode: "udpsip", Timeout: 600}}
 	for i, u := range uas {
@@ -412,11 +397,11 @@ func TestSIPPersistence(t *testing.T) {
 func TestPassiveFailures(t *testing.T) {
 	a, b := startRS(t, "127.0.0.111", "a"), startRS(t, "127.0.0.112", "b")
 	e := healthEngine(t, 0) // real seconds: the active check waits 9 s between checks
-	port := freePort(t, "127.0.0.110")
+	port := testkit.FreePort(t, "127.0.0.110")
 	cfg := conf(t, vsOf(1, "127.0.0.110", port, a.rs(11), b.rs(12)))
 	cfg.Options.Health.PassiveFailures = 2
 	mustApply(t, e, cfg)
-	eventually(t, "b Up", func() bool { return rsStatus(e, 1, 12).Status == health.StatusUp })
+	testkit.Eventually(t, 10*time.Second, func() bool { return rsStatus(e, 1, 12).Status == health.StatusUp }, "b Up")
 	b.down()
 	addr := hostPort("127.0.0.110", port)
 	for i := range 6 {
@@ -424,7 +409,7 @@ func TestPassiveFailures(t *testing.T) {
 			t.Fatalf("connection %d: %q, %v", i, tag, err)
 		}
 	}
-	eventually(t, "b Down by passive checks", func() bool { return rsStatus(e, 1, 12).Status == health.StatusDown })
+	testkit.Eventually(t, 10*time.Second, func() bool { return rsStatus(e, 1, 12).Status == health.StatusDown }, "b Down by passive checks")
 	if r := rsStatus(e, 1, 12); !strings.Contains(r.Reason, "passive") {
 		t.Errorf("reason %q, want the passive check's", r.Reason)
 	}
@@ -439,7 +424,7 @@ func TestPassiveFailures(t *testing.T) {
 func TestDrainKeepsPersistedClients(t *testing.T) {
 	a, b := startRS(t, "127.0.0.121", "a"), startRS(t, "127.0.0.122", "b")
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.120")
+	port := testkit.FreePort(t, "127.0.0.120")
 	addr := hostPort("127.0.0.120", port)
 	build := func(bEnabled bool) *config.Config {
 		vs := vsOf(1, "127.0.0.120", port, a.rs(11), b.rs(12))
@@ -493,7 +478,7 @@ func TestDrainKeepsPersistedClients(t *testing.T) {
 func TestDLLatencyFromHealthChecks(t *testing.T) {
 	a := startRS(t, "127.0.0.131", "a")
 	e := healthEngine(t, 20*time.Millisecond)
-	port := freePort(t, "127.0.0.130")
+	port := testkit.FreePort(t, "127.0.0.130")
 	vs := vsOf(1, "127.0.0.130", port, a.rs(11))
 	vs.Schedule = "dl"
 	mustApply(t, e, conf(t, vs))
@@ -501,7 +486,7 @@ func TestDLLatencyFromHealthChecks(t *testing.T) {
 	if srv == nil {
 		t.Fatal("no server")
 	}
-	eventually(t, "latency samples from health checks", func() bool { return srv.Metrics().LatencySamples() >= 2 })
+	testkit.Eventually(t, 10*time.Second, func() bool { return srv.Metrics().LatencySamples() >= 2 }, "latency samples from health checks")
 	if d, ok := srv.Metrics().Latency(); !ok || d <= 0 {
 		t.Errorf("latency %v, %v", d, ok)
 	}
@@ -515,7 +500,7 @@ func TestDLLatencyFromHealthChecks(t *testing.T) {
 func TestAdaptivePollerStopsOnReload(t *testing.T) {
 	a := startRS(t, "127.0.0.141", "a")
 	e := newEngine(t)
-	port := freePort(t, "127.0.0.140")
+	port := testkit.FreePort(t, "127.0.0.140")
 	build := func(method string) *config.Config {
 		vs := vsOf(1, "127.0.0.140", port, a.rs(11))
 		vs.Schedule = method

@@ -2,24 +2,18 @@ package kempapi
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
@@ -32,6 +26,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -442,44 +437,21 @@ type chain struct {
 	interPEM  []byte // the intermediate CA
 	leafPEM   []byte // leaf certificate and key
 	leaf      *x509.Certificate
-	leafKey   *ecdsa.PrivateKey
+	leafKey   crypto.Signer
 	interCert *x509.Certificate
 }
 
 // newChain makes root CA → intermediate CA → leaf for the given names.
 func newChain(t *testing.T, names ...string) chain {
 	t.Helper()
-	mk := func(tmpl, parent *x509.Certificate, pub any, signer any) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := x509.ParseCertificate(der)
-		return c
-	}
-	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
-	root := mk(rootT, rootT, &rootKey.PublicKey, rootKey)
-	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test Intermediate"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
-	inter := mk(interT, root, &interKey.PublicKey, rootKey)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafT := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leaf := mk(leafT, inter, &leafKey.PublicKey, interKey)
-	k8, _ := x509.MarshalPKCS8PrivateKey(leafKey)
-	var lb bytes.Buffer
-	_ = pem.Encode(&lb, &pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
-	_ = pem.Encode(&lb, &pem.Block{Type: "PRIVATE KEY", Bytes: k8})
+	inter := testkit.NewCA(t, "Test Root").Intermediate(t, "Test Intermediate")
+	leaf := inter.Server(t, names...)
 	return chain{
-		interPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw}),
-		leafPEM:   lb.Bytes(),
-		leaf:      leaf,
-		leafKey:   leafKey,
-		interCert: inter,
+		interPEM:  []byte(inter.CertPEM()),
+		leafPEM:   []byte(leaf.CertPEM() + leaf.KeyPEM()),
+		leaf:      leaf.Certificate,
+		leafKey:   leaf.Key,
+		interCert: inter.Certificate,
 	}
 }
 

@@ -8,13 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // The Lync 2013 reverse-proxy setup of the seed walk-through, driven only
@@ -123,13 +124,9 @@ func preferredPort(t *testing.T, addr string, want int) int {
 	if !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatal(err)
 	}
-	ln, err = net.Listen("tcp", addr+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	t.Logf("%s:%d cannot be bound (%v); using port %d", addr, want, err, ln.Addr().(*net.TCPAddr).Port)
-	return ln.Addr().(*net.TCPAddr).Port
+	port := testkit.FreePort(t, addr)
+	t.Logf("%s:%d cannot be bound (%v); using port %d", addr, want, err, port)
+	return port
 }
 
 // backend starts a real HTTP (or HTTPS) server on addr that answers its
@@ -137,21 +134,16 @@ func preferredPort(t *testing.T, addr string, want int) int {
 func backend(t *testing.T, addr string, port int, name string, useTLS bool) int {
 	t.Helper()
 	port = preferredPort(t, addr, port)
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ln := testkit.ListenAt(t, net.JoinHostPort(addr, strconv.Itoa(port)))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, name)
-	}))
-	srv.Listener.Close()
-	srv.Listener = ln
+	})
+	var cfg *tls.Config
 	if useTLS {
-		srv.StartTLS()
-	} else {
-		srv.Start()
+		cert := testkit.SelfSigned(t, testkit.Leaf{Names: []string{addr}})
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, NextProtos: []string{"http/1.1"}}
 	}
-	t.Cleanup(srv.Close)
+	testkit.ServeHTTP(t, ln, h, cfg)
 	return port
 }
 
@@ -174,18 +166,14 @@ func fetch(rawURL string) (string, error) {
 func answers(t *testing.T, rawURL string, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testkit.EventuallyState(t, 15*time.Second, func() (bool, string) {
 		body, err := fetch(rawURL)
-		if err == nil {
-			got[body]++
-			break
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", rawURL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		got[body]++
+		return true, ""
+	}, rawURL+" to answer")
 	for i := 1; i < n; i++ {
 		body, err := fetch(rawURL)
 		if err != nil {

@@ -26,20 +26,33 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, what stri
 // description, so that the log says why the condition never held.
 func EventuallyState(t testing.TB, timeout time.Duration, cond func() (ok bool, state string), what string) {
 	t.Helper()
+	if ok, state := poll(timeout, cond); !ok {
+		if state != "" {
+			t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, state)
+		} else {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+}
+
+// Within calls cond as Eventually does, until it reports true or timeout
+// passes, and reports whether it held, without failing the test: for a
+// caller that reports the failure itself (with t.Errorf, or with what it
+// saw).
+func Within(timeout time.Duration, cond func() bool) bool {
+	ok, _ := poll(timeout, func() (bool, string) { return cond(), "" })
+	return ok
+}
+
+// poll calls cond until it reports true or timeout passes (checking once
+// more at the deadline) and returns its last answer.
+func poll(timeout time.Duration, cond func() (bool, string)) (bool, string) {
 	deadline := time.Now().Add(timeout)
 	pause := minPoll
 	for {
 		ok, state := cond()
-		if ok {
-			return
-		}
-		if !time.Now().Before(deadline) {
-			if state != "" {
-				t.Fatalf("timed out after %v waiting for %s: %s", timeout, what, state)
-			} else {
-				t.Fatalf("timed out after %v waiting for %s", timeout, what)
-			}
-			return
+		if ok || !time.Now().Before(deadline) {
+			return ok, state
 		}
 		time.Sleep(min(pause, time.Until(deadline)))
 		pause = min(2*pause, maxPoll)

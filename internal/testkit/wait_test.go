@@ -68,3 +68,17 @@ func TestEventuallyChecksOnceMoreAtTheDeadline(t *testing.T) {
 		t.Errorf("a condition that holds at the deadline failed: %s", r.fatal)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	calls := 0
+	if !Within(5*time.Second, func() bool { calls++; return calls == 3 }) || calls != 3 {
+		t.Errorf("Within of a condition true on the third call: %d calls", calls)
+	}
+	start := time.Now()
+	if Within(30*time.Millisecond, func() bool { return false }) {
+		t.Error("Within of a condition never true reported true")
+	}
+	if d := time.Since(start); d < 30*time.Millisecond || d > 2*time.Second {
+		t.Errorf("gave up after %v, want about 30ms", d)
+	}
+}

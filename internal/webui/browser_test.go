@@ -21,6 +21,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
@@ -170,7 +171,7 @@ func eval[T any](b *browser, js string) T {
 func (b *browser) waitText(sel, want string, d time.Duration) {
 	b.t.Helper()
 	var last string
-	ok := waitFor(b.ctx, d, func() bool {
+	ok := testkit.Within(d, func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 		defer cancel()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel), chromedp.AtLeast(0)))
@@ -202,7 +203,7 @@ func (b *browser) submit(button, sel string) {
 // loaded one.
 func (b *browser) waitNewPage() {
 	b.t.Helper()
-	ok := waitFor(b.ctx, 15*time.Second, func() bool {
+	ok := testkit.Within(15*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 		defer cancel()
 		fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.documentElement.dataset.stale && document.readyState === "complete"`))
@@ -310,10 +311,10 @@ func vsStatus(a *appliance.Appliance, id int) status.VS {
 func TestWalkthrough(t *testing.T) {
 	a := startAppliance(t)
 	b := newBrowser(t, a.AdminURL())
-	backends := startBackends(t, 21, 3)
+	backends := startBackends(t, 3)
 	leafPEM, interPEM := certFiles(t)
-	vip := loopback(10)
-	vipPort := freePort(t, vip)
+	vip := testkit.LoopbackAddr()
+	vipPort := testkit.FreePort(t, vip)
 
 	// Sign in. Unauthenticated pages send the browser to the login page.
 	b.open("/vs", "#login-submit")
@@ -384,7 +385,7 @@ func TestWalkthrough(t *testing.T) {
 	if v := eval[string](b, `document.getElementById("f-parameters-vip").value`); v != vip {
 		t.Errorf("VIP carried over %q, want %s", v, vip)
 	}
-	b.set(map[string]string{"#f-svcport-1": fmt.Sprint(freePort(t, vip))})
+	b.set(map[string]string{"#f-svcport-1": fmt.Sprint(testkit.FreePort(t, vip))})
 	b.shotFull("04-template")
 	b.submit("#template-add", "#form-standard")
 	cfg := a.Control.Current().Config
@@ -454,16 +455,17 @@ func TestWalkthrough(t *testing.T) {
 
 	// A second, layer-4 service over the same front ends carries traffic
 	// for the graphs whatever the layer-7 engine does with TLS.
-	owaPort := freePort(t, loopback(11))
+	owa := testkit.LoopbackAddr()
+	owaPort := testkit.FreePort(t, owa)
 	b.open("/vs/new", "#vs-add")
-	b.set(map[string]string{"#f-address": loopback(11), "#f-port": fmt.Sprint(owaPort), "#f-nickname": "Office Web Apps"})
+	b.set(map[string]string{"#f-address": owa, "#f-port": fmt.Sprint(owaPort), "#f-nickname": "Office Web Apps"})
 	b.submit("#vs-add", "#form-rs")
 	for _, be := range backends {
 		b.set(map[string]string{"#f-rs-address": be.addr, "#f-rs-port": fmt.Sprint(be.port)})
 		b.submit("#rs-add", "#flash")
 	}
 	owaID := a.Control.Current().Config.VirtualServices[2].ID
-	traffic := startTraffic(fmt.Sprintf("%s:%d", loopback(11), owaPort))
+	traffic := startTraffic(fmt.Sprintf("%s:%d", owa, owaPort))
 
 	// Dashboard: every service with the state the data plane reports, and
 	// graphs that move.
@@ -484,7 +486,7 @@ func TestWalkthrough(t *testing.T) {
 			var any=function(a){return (a||[]).some(function(x){return x>0})};
 			return any(d[1]) && any(c.conns.data[2]) && o && any(o.plot.data[1]);})()`)
 	}
-	if !waitFor(b.ctx, 20*time.Second, graphs) {
+	if !testkit.Within(20*time.Second, graphs) {
 		t.Errorf("the graphs show no traffic: %s", eval[string](b, `JSON.stringify(window.fulcrumCharts && window.fulcrumCharts.bps.data)`))
 	}
 	if s := b.text("#stat-bps"); s == "–" || strings.HasPrefix(s, "0 ") {

@@ -1,19 +1,11 @@
 package webui_test
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -31,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fulcrum-lb/fulcrum/internal/appliance"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -56,61 +49,29 @@ func startAppliance(t *testing.T) *appliance.Appliance {
 	return a
 }
 
-// loopback returns an address in 127.0.0.0/8 that is unlikely to be used
-// by the other packages' tests running at the same time: 127.<a>.<b>.<host>
-// with a and b from the process ID.
-func loopback(host int) string {
-	pid := os.Getpid()
-	return fmt.Sprintf("127.%d.%d.%d", 100+pid%100, (pid/100)%250+1, host)
-}
-
-// freePort returns a TCP port free on addr just now.
-func freePort(t *testing.T, addr string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // backend is a real HTTP server on a loopback address.
 type backend struct {
 	addr string
 	port int
-	srv  *http.Server
 }
 
-// startBackends starts n HTTP servers on consecutive loopback addresses
-// from host, all on one port, answering with their own name.
-func startBackends(t *testing.T, host, n int) []*backend {
+// startBackends starts n HTTP servers on distinct loopback addresses, all
+// on one port, answering with their own name.
+func startBackends(t *testing.T, n int) []*backend {
 	t.Helper()
 	var out []*backend
 	var port int
-	for i := 0; i < n; i++ {
-		addr := loopback(host + i)
+	for i, addr := range testkit.LoopbackAddrs(n) {
 		if port == 0 {
-			port = freePort(t, addr)
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(addr, fmt.Sprint(port)))
-		if err != nil {
-			t.Fatal(err)
+			port = testkit.FreePort(t, addr)
 		}
 		name := fmt.Sprintf("backend-%d", i+1)
-		b := &backend{addr: addr, port: port, srv: &http.Server{ReadHeaderTimeout: 5 * time.Second,
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				// A body of some size, so that throughput shows.
-				fmt.Fprintf(w, "%s\n%s\n", name, strings.Repeat("fulcrum ", 4096))
-			})}}
-		go func() { _ = b.srv.Serve(ln) }()
-		out = append(out, b)
+		testkit.ServeHTTP(t, testkit.ListenAt(t, net.JoinHostPort(addr, fmt.Sprint(port))), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A body of some size, so that throughput shows.
+			fmt.Fprintf(w, "%s\n%s\n", name, strings.Repeat("fulcrum ", 4096))
+		}), nil)
+		out = append(out, &backend{addr: addr, port: port})
 	}
-	t.Cleanup(func() {
-		for _, b := range out {
-			_ = b.srv.Close()
-		}
-	})
 	return out
 }
 
@@ -119,51 +80,15 @@ func startBackends(t *testing.T, host, n int) []*backend {
 func certFiles(t *testing.T) (leafPEM, interPEM string) {
 	t.Helper()
 	dir := t.TempDir()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	mk := func(tpl, parent *x509.Certificate, pub, signer any) *x509.Certificate {
-		der, err := x509.CreateCertificate(rand.Reader, tpl, parent, pub, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	rootKey, interKey, leafKey := newKey(), newKey(), newKey()
-	rootTpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Fulcrum Test Root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	root := mk(rootTpl, rootTpl, &rootKey.PublicKey, rootKey)
-	interTpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Fulcrum Test Issuing CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	inter := mk(interTpl, root, &interKey.PublicKey, rootKey)
-	leafTpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "meet.example.com"},
-		DNSNames:  []string{"meet.example.com", "lyncdiscover.example.com", "dialin.example.com"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(398 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leaf := mk(leafTpl, inter, &leafKey.PublicKey, interKey)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inter := testkit.NewCA(t, "Fulcrum Test Root").Intermediate(t, "Fulcrum Test Issuing CA")
+	leaf := inter.Issue(t, testkit.Leaf{Names: []string{"meet.example.com", "lyncdiscover.example.com", "dialin.example.com"},
+		NotAfter: time.Now().Add(398 * 24 * time.Hour)})
 	leafPEM = filepath.Join(dir, "meet.pem")
 	interPEM = filepath.Join(dir, "intermediate.pem")
-	leafData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
-	if err := os.WriteFile(leafPEM, leafData, 0o600); err != nil {
+	if err := os.WriteFile(leafPEM, []byte(leaf.CertPEM()+leaf.KeyPEM()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(interPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(interPEM, []byte(inter.CertPEM()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return leafPEM, interPEM
@@ -298,22 +223,6 @@ func (c *client) cookie(name string) string {
 		}
 	}
 	return ""
-}
-
-// waitFor polls cond every 100 ms until it holds or the deadline passes.
-func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for i := 0; time.Now().Before(deadline) && i < 10000; i++ {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return cond()
 }
 
 // trafficGen sends HTTP requests to addr until stopped.

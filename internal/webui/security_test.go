@@ -12,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestCrossOriginPostRefused: a form post with the session cookie is
@@ -24,9 +25,9 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip := loopback(40)
+	vip := testkit.LoopbackAddr()
 	form := func(tok string) url.Values {
-		return url.Values{"csrf": {tok}, "address": {vip}, "port": {fmt.Sprint(freePort(t, vip))}, "protocol": {"tcp"}, "type": {"gen"}}
+		return url.Values{"csrf": {tok}, "address": {vip}, "port": {fmt.Sprint(testkit.FreePort(t, vip))}, "protocol": {"tcp"}, "type": {"gen"}}
 	}
 	rev := a.Control.Current().Revision
 	for _, tc := range []struct {
@@ -104,7 +105,7 @@ func TestSessionUselessAfterLogout(t *testing.T) {
 	if status, _, _ := old.do("GET", "/ui/metrics", nil, map[string]string{"X-Fulcrum-Live": "1"}); status != http.StatusUnauthorized {
 		t.Errorf("live data with the old cookie: %d, want 401", status)
 	}
-	vip := loopback(41)
+	vip := testkit.LoopbackAddr()
 	status, loc, _ = old.do("POST", "/vs/new", url.Values{"csrf": {csrf}, "address": {vip}, "port": {"8080"}}, nil)
 	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
 		t.Errorf("post with the old cookie: %d %q, want a redirect to the login page", status, loc)

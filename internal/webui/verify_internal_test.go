@@ -3,7 +3,6 @@ package webui
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
 )
 
@@ -27,27 +27,15 @@ func TestVerifyPage(t *testing.T) {
 
 	// A real backend and a service in front of it, with two smoke checks:
 	// one that passes and one that expects a status the backend never sends.
-	ln, err := net.Listen("tcp", "127.0.0.41:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	be := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := testkit.StartHTTP(t, "127.0.0.41", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello %s\n", r.Host)
-	})}
-	go func() { _ = be.Serve(ln) }()
-	t.Cleanup(func() { _ = be.Close() })
+	}))
 	vip := "127.0.0.42"
-	vln, err := net.Listen("tcp", vip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vport := vln.Addr().(*net.TCPAddr).Port
-	_ = vln.Close()
-	beAddr := ln.Addr().(*net.TCPAddr)
+	vport := testkit.FreePort(t, vip)
 	if _, err := ts.ctl.Apply(control.Change{Actor: control.Actor{User: "test", Source: control.SourceAPI}, Mutate: func(c *config.Config) error {
 		c.VirtualServices = append(c.VirtualServices, config.VirtualService{ID: 77, NickName: "Web", Address: vip, Port: vport,
 			Protocol: "tcp", Type: "http",
-			RealServers: []config.RealServer{{ID: 1, Address: beAddr.IP.String(), Port: beAddr.Port, Weight: 1000}},
+			RealServers: []config.RealServer{{ID: 1, Address: be.IP(), Port: be.Port(), Weight: 1000}},
 			Checks: []config.SmokeCheck{{Name: "Home page", URL: "http://www.example.com/"},
 				{Name: "Wants a teapot", URL: "http://www.example.com/tea", Expect: []int{418}}}})
 		return nil
@@ -93,13 +81,10 @@ func TestVerifyPage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var want []verify.Result
-	for i := 0; i < 60 && ctx.Err() == nil; i++ {
+	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		want = verify.Run(ctx, ts.ctl.Current().Config, verify.Options{Timeout: 5 * time.Second})
-		if len(want) == 2 && want[0].Pass {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(want) == 2 && want[0].Pass, fmt.Sprintf("%+v", want)
+	}, "the service to answer its first check")
 	if len(want) != 2 || !want[0].Pass || want[1].Pass || want[1].Status != 200 {
 		t.Fatalf("verify.Run: %+v", want)
 	}

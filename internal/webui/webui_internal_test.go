@@ -2,15 +2,8 @@ package webui
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +22,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestFieldFor(t *testing.T) {
@@ -487,25 +481,11 @@ func TestTemplateUse(t *testing.T) {
 	}
 }
 
-// selfSigned returns a PEM certificate with its key.
+// selfSigned returns a PEM certificate for meet.example.com with its key.
 func selfSigned(t *testing.T) string {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "meet.example.com"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"meet.example.com"}}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
+	c := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"meet.example.com"}})
+	return c.CertPEM() + c.KeyPEM()
 }
 
 // postMultipart posts a multipart form with one file as user.
@@ -537,17 +517,8 @@ func (ts *testServer) postMultipart(t *testing.T, user, path string, fields map[
 
 func TestCertificateImportPFX(t *testing.T) {
 	ts := newTestServer(t)
-	block, rest := pem.Decode([]byte(selfSigned(t)))
-	keyBlock, _ := pem.Decode(rest)
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfx, err := pkcs12.Modern2023.Encode(key, cert, nil, "pfx secret")
+	sc := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"meet.example.com"}})
+	pfx, err := pkcs12.Modern2023.Encode(sc.Key, sc.Certificate, nil, "pfx secret")
 	if err != nil {
 		t.Fatal(err)
 	}
