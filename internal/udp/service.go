@@ -1,0 +1,178 @@
+package udp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
+)
+
+// ServiceConfig describes one UDP virtual service of one configuration
+// generation.
+type ServiceConfig struct {
+	// ID is the virtual service's configuration ID (see CloseService).
+	ID int
+	// Name identifies the service in logs.
+	Name string
+	// Picker chooses the real server of each new session. Required.
+	Picker balance.Picker
+	// IdleTimeout ends a session after this long without a datagram
+	// either way; DefaultIdleTimeout when 0.
+	IdleTimeout time.Duration
+	// Stats receives the service's counters (sessions count as
+	// connections); may be nil.
+	Stats *backend.Counters
+	// Source is the local address of the sockets to the real servers; the
+	// zero Addr lets the kernel choose (see l4.ServiceConfig.Source).
+	Source netip.Addr
+	// MaxConns is the maximum of concurrent sessions; 0 is unlimited.
+	MaxConns int
+	// ConnRate limits new sessions per second; nil is unlimited.
+	ConnRate *rate.Limiter
+	// Bandwidth polices the service's datagrams; nil is unlimited.
+	Bandwidth *l4.Shaper
+	// Throughput polices the datagrams of all services; nil is unlimited.
+	Throughput *l4.Shaper
+	// HashKey, when set, gives the scheduling key of a new session from its
+	// first datagram (balance.Request.HashKey): the hook through which
+	// persistence on a SIP Call-ID ("udpsip") plugs in.
+	HashKey func(p []byte) string
+}
+
+// Service proxies the datagrams of one UDP virtual service. It is a
+// listener.PacketHandler.
+type Service struct {
+	cfg   ServiceConfig
+	proxy *Proxy
+}
+
+// Service returns a Service of p configured by cfg.
+func (p *Proxy) Service(cfg ServiceConfig) *Service {
+	if cfg.Stats == nil {
+		cfg.Stats = new(backend.Counters)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Source.IsUnspecified() {
+		cfg.Source = netip.Addr{}
+	}
+	return &Service{cfg: cfg, proxy: p}
+}
+
+// Config returns the service's configuration.
+func (s *Service) Config() ServiceConfig { return s.cfg }
+
+// HandlePacket forwards a datagram from a client. A datagram of a new
+// client is queued for a starter goroutine, which makes its session and
+// then forwards it; when the queue is full, it is dropped and counted as a
+// LimitConnRate hit, so that a flood of new clients never holds up the
+// datagrams of established sessions.
+func (s *Service) HandlePacket(sock *net.UDPConn, from netip.AddrPort, p []byte) {
+	k := key{sock, from}
+	if ss, ok := s.proxy.table.get(k); ok {
+		ss.forward(p)
+		return
+	}
+	s.proxy.enqueue(s, k, p)
+}
+
+// start opens a session for k, whose first datagram is first, or returns
+// nil when it cannot (limits, no real server, closed proxy).
+func (s *Service) start(k key, first []byte) *session {
+	p, cfg := s.proxy, &s.cfg
+	st := cfg.Stats
+	if p.closed.Load() {
+		return nil
+	}
+	if cfg.ConnRate != nil && !cfg.ConnRate.Allow() {
+		st.AddLimitHit(backend.LimitConnRate)
+		return nil
+	}
+	if !st.TryOpen(int64(cfg.MaxConns)) && !s.makeRoom() {
+		st.AddLimitHit(backend.LimitMaxConns)
+		return nil
+	}
+	slot, err := p.acquire()
+	if err != nil {
+		st.Close()
+		switch {
+		case errors.Is(err, errClosed):
+		case errors.Is(err, errFull):
+			st.AddLimitHit(backend.LimitSessions)
+		default:
+			st.AddError()
+			p.warn("udp: no session", "service", cfg.Name, "err", err)
+		}
+		return nil
+	}
+	defer p.starting.Done()
+	req := balance.Request{Client: k.client}
+	if cfg.HashKey != nil {
+		req.HashKey = cfg.HashKey(first)
+	}
+	srv, done, fd, err := s.connect(&req)
+	if err != nil {
+		p.releaseSlot(slot)
+		st.Close()
+		st.AddError()
+		p.log.Debug("udp: no real server", "service", cfg.Name, "client", k.client, "err", err)
+		return nil
+	}
+	ss := &session{svc: s, key: k, srv: srv, done: done, fd: fd, slot: slot, set: p.setOf(slot),
+		peer: peerSockaddr(k.sock, k.client)}
+	ss.touch()
+	if ss.vip, err = k.sock.SyscallConn(); err == nil {
+		p.slots.store(slot, ss)
+		err = ss.set.add(p, ss)
+	}
+	if err != nil {
+		ss.close()
+		st.AddError()
+		p.warn("udp: no session", "service", cfg.Name, "err", err)
+		return nil
+	}
+	// From here, the session can be closed by others: Track hands it to
+	// backend.Server.CloseConns, the insert to the sweep and to evictions.
+	ss.mu.Lock()
+	ss.untrack = srv.Track(ss)
+	ss.mu.Unlock()
+	actual, loaded, evicted, evictedOK := p.table.insert(k, ss)
+	if loaded { // cannot happen: a client's datagrams go to one starter, which looks the session up first
+		ss.close()
+		return actual
+	}
+	if ss.closing.Load() { // closed during the insert, which may then have listed it
+		p.table.remove(k, func(v *session) bool { return v == ss })
+		return nil
+	}
+	if evictedOK { // cannot happen either: a slot was taken
+		evicted.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
+		evicted.close()
+	}
+	return ss
+}
+
+// makeRoom lets a new client in at the service's maximum of sessions: it
+// ends one of the service's sessions that never proved a round trip (a
+// spoofed source's, or a client that sent one datagram and went), the
+// least recently active of a sample, and takes its place. Without it a
+// spoofed flood that filled the service's share of the table locked the
+// service's real clients out for the idle timeout. It reports whether
+// the new session was counted.
+func (s *Service) makeRoom() bool {
+	id := s.cfg.ID
+	victim, ok := s.proxy.table.evictMatch(func(o *session) bool { return o.svc.cfg.ID == id && !o.proof.Load() })
+	if !ok {
+		return false
+	}
+	victim.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
+	victim.close()
+	return s.cfg.Stats.TryOpen(int64(s.cfg.MaxConns))
+}
