@@ -5,18 +5,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // agent is a real HTTP load agent started by the test on 127.0.0.1.
 type agent struct {
-	srv    *httptest.Server
+	srv    *testkit.HTTPServer
 	reply  atomic.Value // string
 	status atomic.Int32
 	hits   atomic.Int64
@@ -27,7 +27,7 @@ func startAgent(t *testing.T, reply string) *agent {
 	a := &agent{}
 	a.reply.Store(reply)
 	a.status.Store(http.StatusOK)
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.srv = testkit.StartHTTP(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.hits.Add(1)
 		if r.URL.Path != "/agent/load" {
 			http.NotFound(w, r)
@@ -36,13 +36,12 @@ func startAgent(t *testing.T, reply string) *agent {
 		w.WriteHeader(int(a.status.Load()))
 		fmt.Fprint(w, a.reply.Load().(string))
 	}))
-	t.Cleanup(a.srv.Close)
 	return a
 }
 
 // server returns a real server whose address and port are the agent's.
 func (a *agent) server(t *testing.T, id int) *backend.Server {
-	host, port, err := net.SplitHostPort(a.srv.Listener.Addr().String())
+	host, port, err := net.SplitHostPort(a.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,16 +52,10 @@ func (a *agent) server(t *testing.T, id int) *backend.Server {
 // waitLoad waits until s reports load (ok) or no load (!ok).
 func waitLoad(t *testing.T, s *backend.Server, load int, ok bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.EventuallyState(t, 10*time.Second, func() (bool, string) {
 		l, _, has := s.Metrics().Load()
-		if has == ok && (!ok || l == load) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	l, _, has := s.Metrics().Load()
-	t.Fatalf("server %s: load %d (reported %v), want %d (reported %v)", s.Key(), l, has, load, ok)
+		return has == ok && (!ok || l == load), fmt.Sprintf("load %d (reported %v)", l, has)
+	}, fmt.Sprintf("server %s to report load %d (reported %v)", s.Key(), load, ok))
 }
 
 func TestAdaptiveFollowsAgents(t *testing.T) {
@@ -173,10 +166,7 @@ func TestAdaptiveContextStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for a.hits.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Within(10*time.Second, func() bool { return a.hits.Load() >= 2 })
 	cancel()
 	ap := p.(*adaptive)
 	select {

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // cpuTime returns the process's user+system CPU time. Benchmarks report
@@ -122,10 +124,7 @@ func benchPicker(b *testing.B, method string, n int) Picker {
 	if a, ok := p.(*adaptive); ok {
 		// Let the poller's first round (every agent refused: nothing
 		// listens) finish before measuring, so it is not measured.
-		deadline := time.Now().Add(time.Minute)
-		for a.poller.rounds.Load() == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testkit.Within(time.Minute, func() bool { return a.poller.rounds.Load() != 0 })
 	}
 	return p
 }

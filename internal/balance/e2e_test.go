@@ -17,16 +17,16 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // slowServer is a real TCP server started by the test: it reads one line
 // holding a duration in milliseconds, waits that long times its slowness
 // (or until the client goes away), answers "ok" and closes.
 type slowServer struct {
-	ln     *net.TCPListener
+	srv    *testkit.TCPServer
 	slow   atomic.Int64 // factor
 	served atomic.Int64
-	wg     sync.WaitGroup
 }
 
 func startSlowServer(t *testing.T, ip string) *slowServer {
@@ -38,28 +38,9 @@ func startSlowServer(t *testing.T, ip string) *slowServer {
 		}
 		t.Skipf("cannot listen on %s: %v", ip, err)
 	}
-	s := &slowServer{ln: ln}
+	s := &slowServer{}
 	s.slow.Store(1)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				s.handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-	})
+	s.srv = testkit.ServeTCP(t, ln, func(c net.Conn) { s.handle(c.(*net.TCPConn)) })
 	return s
 }
 
@@ -91,7 +72,7 @@ func (s *slowServer) handle(c *net.TCPConn) {
 }
 
 func (s *slowServer) key() backend.Key {
-	a := s.ln.Addr().(*net.TCPAddr)
+	a := s.srv.Listener().Addr().(*net.TCPAddr)
 	return backend.Key{VS: 1, Address: a.IP.String(), Port: a.Port}
 }
 
@@ -118,10 +99,7 @@ func TestEndToEndLeastConnection(t *testing.T) {
 	}
 	proxy := l4.New(l4.Options{Logger: slog.New(slog.DiscardHandler)})
 	svc := proxy.Service(l4.ServiceConfig{Name: "e2e", Picker: picker, IdleTimeout: time.Minute})
-	front, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	front := testkit.Listen(t, "127.0.0.1").(*net.TCPListener)
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
@@ -262,11 +240,8 @@ func minMax(xs []float64) (lo, hi float64) {
 // waitIdle waits until the proxy has let go of every connection to s.
 func waitIdle(t *testing.T, s *backend.Server, i int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for s.Active() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if a := s.Active(); a != 0 {
-		t.Fatalf("server %d still has %d active connections", i, a)
-	}
+	testkit.EventuallyState(t, 15*time.Second, func() (bool, string) {
+		a := s.Active()
+		return a == 0, fmt.Sprintf("server %d still has %d active connections", i, a)
+	}, fmt.Sprintf("server %d to be idle", i))
 }

@@ -29,14 +29,14 @@ func roundTrips(b *testing.B, c net.Conn, size int) {
 func BenchmarkRoundTrip(b *testing.B) {
 	be := serve(b, echo)
 	b.Run("proxy", func(b *testing.B) {
-		f := startFront(b, "rr", time.Minute, rs(be.port))
+		f := startFront(b, "rr", time.Minute, rs(be.Port()))
 		c := f.dial(b)
 		defer c.Close()
 		_ = c.SetDeadline(time.Time{})
 		roundTrips(b, c, 64)
 	})
 	b.Run("direct", func(b *testing.B) {
-		c, err := net.Dial("tcp", be.ln.Addr().String())
+		c, err := net.Dial("tcp", be.Addr())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // 64-byte round trip, close.
 func BenchmarkConnect(b *testing.B) {
 	be := serve(b, echo)
-	f := startFront(b, "rr", time.Minute, rs(be.port))
+	f := startFront(b, "rr", time.Minute, rs(be.Port()))
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,7 +69,7 @@ func BenchmarkConnect(b *testing.B) {
 // server that discards it.
 func BenchmarkThroughput(b *testing.B) {
 	be := serve(b, answerAfterEOF)
-	f := startFront(b, "rr", time.Minute, rs(be.port))
+	f := startFront(b, "rr", time.Minute, rs(be.Port()))
 	c := f.dial(b)
 	defer c.Close()
 	_ = c.SetDeadline(time.Time{})

@@ -64,7 +64,7 @@ func sockopt(t *testing.T, c *net.TCPConn, level, opt int) int {
 
 func TestServerSideKeepAlive(t *testing.T) {
 	be := serve(t, echo)
-	f := startFront(t, "rr", 0, rs(be.port))
+	f := startFront(t, "rr", 0, rs(be.Port()))
 	c := f.dial(t)
 	defer c.Close()
 	ss := oneSession(t, f.proxy)
@@ -102,7 +102,7 @@ func TestSourceBinding(t *testing.T) {
 		{"wildcard means none", netip.MustParseAddr("0.0.0.0"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := startFrontCfg(t, nil, ServiceConfig{Picker: pickerOf(t, rs(be.port)), Source: tc.source})
+			f := startFrontCfg(t, nil, ServiceConfig{Picker: pickerOf(t, rs(be.Port())), Source: tc.source})
 			want := tc.want
 			if want == "" {
 				kernel, err := RouteSource(netip.MustParseAddr("127.0.0.1"))
@@ -129,7 +129,7 @@ func TestManyConnectionsFromOneSource(t *testing.T) {
 	// IP_BIND_ADDRESS_NO_PORT: binding the source must not reserve a port
 	// per connection, so the same local port may serve two real servers.
 	a, b := serve(t, peerServe), serve(t, peerServe)
-	f := startFrontCfg(t, nil, ServiceConfig{Picker: pickerOf(t, rs(a.port), rs(b.port)), Source: netip.MustParseAddr("127.0.0.8")})
+	f := startFrontCfg(t, nil, ServiceConfig{Picker: pickerOf(t, rs(a.Port()), rs(b.Port())), Source: netip.MustParseAddr("127.0.0.8")})
 	for range 20 {
 		c := f.dial(t)
 		if _, err := io.ReadAll(c); err != nil {
@@ -147,8 +147,8 @@ func TestCloseServiceAndLimits(t *testing.T) {
 	be := serve(t, echo)
 	p := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	defer p.Close()
-	one := startFrontCfg(t, p, ServiceConfig{ID: 1, Picker: pickerOf(t, rs(be.port)), MaxConns: 2})
-	two := startFrontCfg(t, p, ServiceConfig{ID: 2, Picker: pickerOf(t, rs(be.port)), ConnRate: rate.NewLimiter(rate.Every(time.Hour), 1)})
+	one := startFrontCfg(t, p, ServiceConfig{ID: 1, Picker: pickerOf(t, rs(be.Port())), MaxConns: 2})
+	two := startFrontCfg(t, p, ServiceConfig{ID: 2, Picker: pickerOf(t, rs(be.Port())), ConnRate: rate.NewLimiter(rate.Every(time.Hour), 1)})
 	var ones []*net.TCPConn
 	for range 2 {
 		c := one.dial(t)
@@ -200,7 +200,7 @@ func TestAccountLongConnection(t *testing.T) {
 		n, _ := io.Copy(io.Discard, c)
 		got.Add(n)
 	})
-	srv := rs(be.port)
+	srv := rs(be.Port())
 	f := startFront(t, "rr", 0, srv)
 	c := f.dial(t)
 	chunk := make([]byte, 1<<20)
@@ -235,7 +235,7 @@ func TestShapedEcho(t *testing.T) {
 	// A shaped connection is copied through user space: it must still
 	// carry everything both ways and half-close.
 	be := serve(t, echo)
-	srv := rs(be.port)
+	srv := rs(be.Port())
 	bw := NewShaper(4<<20, backend.LimitBandwidth)
 	global := NewShaper(8<<20, backend.LimitThroughput)
 	f := startFrontCfg(t, nil, ServiceConfig{Picker: pickerOf(t, srv), Bandwidth: bw, Throughput: global})

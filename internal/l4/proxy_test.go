@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +17,15 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// backendServer is a real server started by a test on 127.0.0.1.
-type backendServer struct {
-	ln   *net.TCPListener
-	port int
-	wg   sync.WaitGroup
-}
-
-// serve starts a backend whose connections are handled by fn.
-func serve(t testing.TB, fn func(c *net.TCPConn)) *backendServer {
+// serve starts a backend on 127.0.0.1 whose connections are handled by fn.
+func serve(t testing.TB, fn func(c *net.TCPConn)) *testkit.TCPServer {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backendServer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			b.wg.Add(1)
-			go func() {
-				defer b.wg.Done()
-				defer c.Close()
-				fn(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		b.wg.Wait()
-	})
-	return b
+	return testkit.StartTCP(t, "127.0.0.1", func(c net.Conn) { fn(c.(*net.TCPConn)) })
 }
 
 // echo copies everything back and half-closes at EOF.
@@ -70,18 +38,6 @@ func echo(c *net.TCPConn) {
 func answerAfterEOF(c *net.TCPConn) {
 	n, _ := io.Copy(io.Discard, c)
 	fmt.Fprintf(c, "read %d bytes", n)
-}
-
-// deadPort returns a port on 127.0.0.1 on which nothing listens.
-func deadPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
 }
 
 func rs(port int) *backend.Server {
@@ -112,7 +68,6 @@ func startFront(t testing.TB, method string, idle time.Duration, servers ...*bac
 // when nil).
 func startFrontCfg(t testing.TB, p *Proxy, cfg ServiceConfig) *front {
 	t.Helper()
-	var err error
 	own := p == nil
 	if own {
 		p = New(Options{Logger: slog.New(slog.DiscardHandler)})
@@ -122,10 +77,7 @@ func startFrontCfg(t testing.TB, p *Proxy, cfg ServiceConfig) *front {
 	}
 	f := &front{proxy: p, stats: cfg.Stats, done: make(chan struct{}), own: own}
 	svc := p.Service(cfg)
-	f.ln, err = net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.ln = testkit.Listen(t, "127.0.0.1").(*net.TCPListener)
 	f.addr = f.ln.Addr().String()
 	go func() {
 		defer close(f.done)
@@ -159,16 +111,10 @@ func (f *front) dial(t testing.TB) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// eventually polls cond every 10 ms for at most 10 s.
+// eventually waits up to 10 s for cond.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 10*time.Second, cond, what)
 }
 
 func TestProxyEcho(t *testing.T) {
@@ -183,7 +129,7 @@ func TestProxyEcho(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			be := serve(t, echo)
-			srv := rs(be.port)
+			srv := rs(be.Port())
 			f := startFront(t, "rr", 0, srv)
 			c := f.dial(t)
 			defer c.Close()
@@ -223,7 +169,7 @@ func TestProxyEcho(t *testing.T) {
 
 func TestHalfClose(t *testing.T) {
 	be := serve(t, answerAfterEOF)
-	f := startFront(t, "rr", 0, rs(be.port))
+	f := startFront(t, "rr", 0, rs(be.Port()))
 	c := f.dial(t)
 	defer c.Close()
 	if _, err := c.Write(bytes.Repeat([]byte("x"), 1000)); err != nil {
@@ -250,7 +196,7 @@ func TestServerHalfClose(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		got <- string(b)
 	})
-	f := startFront(t, "rr", 0, rs(be.port))
+	f := startFront(t, "rr", 0, rs(be.Port()))
 	c := f.dial(t)
 	defer c.Close()
 	banner, err := io.ReadAll(c)
@@ -275,9 +221,9 @@ func TestPortTranslation(t *testing.T) {
 	be := serve(t, func(c *net.TCPConn) {
 		fmt.Fprint(c, c.LocalAddr().(*net.TCPAddr).Port)
 	})
-	f := startFront(t, "rr", 0, rs(be.port))
+	f := startFront(t, "rr", 0, rs(be.Port()))
 	vsPort := f.ln.Addr().(*net.TCPAddr).Port
-	if vsPort == be.port {
+	if vsPort == be.Port() {
 		t.Fatal("test setup: same ports")
 	}
 	c := f.dial(t)
@@ -286,15 +232,15 @@ func TestPortTranslation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(b) != strconv.Itoa(be.port) {
-		t.Errorf("connection to VS port %d reached port %s, want RS port %d", vsPort, b, be.port)
+	if string(b) != strconv.Itoa(be.Port()) {
+		t.Errorf("connection to VS port %d reached port %s, want RS port %d", vsPort, b, be.Port())
 	}
 }
 
 func TestIdleTimeout(t *testing.T) {
 	const idle = time.Second
 	be := serve(t, echo)
-	f := startFront(t, "rr", idle, rs(be.port))
+	f := startFront(t, "rr", idle, rs(be.Port()))
 
 	t.Run("idle connection is closed", func(t *testing.T) {
 		for _, sendFirst := range []bool{false, true} {
@@ -343,8 +289,8 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestDialFailureRetried(t *testing.T) {
 	be := serve(t, echo)
-	dead1, dead2 := rs(deadPort(t)), rs(deadPort(t))
-	live := rs(be.port)
+	dead1, dead2 := rs(testkit.FreePort(t, "127.0.0.1")), rs(testkit.FreePort(t, "127.0.0.1"))
+	live := rs(be.Port())
 	for _, method := range []string{"rr", "wrr", "lc", "wlc"} {
 		t.Run(method, func(t *testing.T) {
 			f := startFront(t, method, 0, dead1, live, dead2)
@@ -378,7 +324,7 @@ func TestNoServerClosesClient(t *testing.T) {
 		servers []*backend.Server
 	}{
 		{"no real server", nil},
-		{"all real servers dead", []*backend.Server{rs(deadPort(t)), rs(deadPort(t))}},
+		{"all real servers dead", []*backend.Server{rs(testkit.FreePort(t, "127.0.0.1")), rs(testkit.FreePort(t, "127.0.0.1"))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := startFront(t, "rr", 0, tc.servers...)
@@ -403,7 +349,7 @@ func TestNoServerClosesClient(t *testing.T) {
 
 func TestCloseEndsConnections(t *testing.T) {
 	be := serve(t, echo)
-	srv := rs(be.port)
+	srv := rs(be.Port())
 	f := startFront(t, "rr", 0, srv)
 	var conns []*net.TCPConn
 	for range 5 {
@@ -446,7 +392,7 @@ func TestDropOnServer(t *testing.T) {
 	// CloseConns on a real server ends its proxied connections (the hook a
 	// later health-check task uses to drop connections on failure).
 	be := serve(t, echo)
-	srv := rs(be.port)
+	srv := rs(be.Port())
 	f := startFront(t, "rr", 0, srv)
 	c := f.dial(t)
 	defer c.Close()

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // tcpPair returns the two ends of a real TCP connection on 127.0.0.1.
@@ -232,7 +234,7 @@ func TestAwaitWritesResponseEnd(t *testing.T) {
 	backend := delayBackend(t)
 	host, port, _ := net.SplitHostPort(backend)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(t, "127.0.0.2"), host, port))
+		testkit.FreePort(t, "127.0.0.2"), host, port))
 	req := func(target string) string {
 		return "GET /" + target + " HTTP/1.1\r\nHost: www.example.com\r\n\r\n"
 	}
@@ -365,7 +367,7 @@ func TestUpstreamHalfClosedWhileIdle(t *testing.T) {
 	t.Cleanup(stop)
 	host, port, _ := net.SplitHostPort(addr)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(t, "127.0.0.2"), host, port))
+		testkit.FreePort(t, "127.0.0.2"), host, port))
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
 		t.Fatal(err)

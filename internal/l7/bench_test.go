@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // rawBackend is a minimal keep-alive HTTP/1.1 real server that answers
@@ -74,13 +76,13 @@ func benchVS(b *testing.B, tlsOn bool) *fixture {
 	b.Cleanup(stop)
 	host, port, _ := net.SplitHostPort(addr)
 	doc := fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(b, "127.0.0.2"), host, port)
+		testkit.FreePort(b, "127.0.0.2"), host, port)
 	if tlsOn {
-		root := newCA(b, "Root")
-		lc, lk := root.leaf(b, "www.example.com")
+		root := testkit.NewCA(b, "Root")
+		lc, lk := pemPair(root.Server(b, "www.example.com"))
 		doc = fmt.Sprintf("certificates:\n%s", certYAML("c", lc, lk, false)) +
 			fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, certificates: [c]}, realServers: [{address: %s, port: %s}]}\n",
-				freePort(b, "127.0.0.2"), host, port)
+				testkit.FreePort(b, "127.0.0.2"), host, port)
 	}
 	return startVS(b, doc)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // chunkedBackend is a keep-alive real server that reads a chunked request
@@ -76,7 +78,7 @@ func BenchmarkBodyCopy(b *testing.B) {
 	const size = 8 << 20
 	host, port, _ := net.SplitHostPort(chunkedBackend(b))
 	f := startVS(b, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(b, "127.0.0.2"), host, port))
+		testkit.FreePort(b, "127.0.0.2"), host, port))
 	chunk := append(fmt.Appendf(nil, "%x\r\n", 64<<10), append(pattern(64<<10), "\r\n"...)...)
 	for _, dir := range []string{"up", "down"} {
 		b.Run(dir, func(b *testing.B) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestIdleWaitAndPipelining drives the HTTP/1.1 loop through its waits:
@@ -19,7 +21,7 @@ func TestIdleWaitAndPipelining(t *testing.T) {
 	backend := sizedBackend(t, false)
 	host, port, _ := net.SplitHostPort(backend)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(t, "127.0.0.2"), host, port))
+		testkit.FreePort(t, "127.0.0.2"), host, port))
 	big := "X-Pad: " + strings.Repeat("p", 3*preReadSize) + "\r\n"
 	req := func(n int, extra string) string {
 		return fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: www.example.com\r\n%s\r\n", n, extra)

@@ -14,6 +14,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // outcomes records what the pickers' done funcs report (Options.Observe),
@@ -62,8 +63,8 @@ func closingServer(t *testing.T, ip string) *realServer {
 // 1), with pickers reporting to o. HTTP/1.1 and HTTP/2 clients reach the
 // same service.
 func dualVS(t *testing.T, o *outcomes, first, second string) *fixture {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com", "127.0.0.2")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com", "127.0.0.2"))
 	h1, p1, _ := net.SplitHostPort(first)
 	h2, p2, _ := net.SplitHostPort(second)
 	return startVSOpts(t, fmt.Sprintf(`
@@ -77,7 +78,7 @@ virtualServices:
   tls: {offload: true, certificates: [c]}
   http: {retries: 2}
   realServers: [{address: %s, port: %s, weight: 2}, {address: %s, port: %s, weight: 1}]
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2"), h1, p1, h2, p2), balance.Options{Observe: o.observe})
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2"), h1, p1, h2, p2), balance.Options{Observe: o.observe})
 }
 
 // protoClient returns a client of f speaking HTTP/1.1 or HTTP/2 over TLS.
@@ -98,7 +99,7 @@ func protoClient(t *testing.T, f *fixture, proto string) *http.Client {
 func TestRetryIsProtocolNeutral(t *testing.T) {
 	good := startReal(t, "good", "127.0.0.4", 0, nil, nil)
 	closer := closingServer(t, "127.0.0.3")
-	dead := fmt.Sprintf("127.0.0.5:%d", freePort(t, "127.0.0.5"))
+	dead := fmt.Sprintf("127.0.0.5:%d", testkit.FreePort(t, "127.0.0.5"))
 	for _, tc := range []struct {
 		name  string
 		first string
@@ -230,8 +231,8 @@ func TestL7FailureReachesPassiveHealth(t *testing.T) {
 // (HTTP/1.1 connections are not pinned to the server that answered) and
 // the pickers' outcomes going to observe.
 func dualVSPassive(t *testing.T, observe func(*backend.Server, balance.Outcome), first, second string) *fixture {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com", "127.0.0.2")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com", "127.0.0.2"))
 	h1, p1, _ := net.SplitHostPort(first)
 	h2, p2, _ := net.SplitHostPort(second)
 	return startVSOpts(t, fmt.Sprintf(`
@@ -246,5 +247,5 @@ virtualServices:
   healthCheck: {type: tcp}
   tls: {offload: true, certificates: [c]}
   realServers: [{address: %s, port: %s, weight: 2}, {address: %s, port: %s, weight: 1}]
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2"), h1, p1, h2, p2), balance.Options{Observe: observe})
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2"), h1, p1, h2, p2), balance.Options{Observe: observe})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/l7/h1"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func field(name, value string, kind h1.Kind, hop bool) h1.Field {
@@ -140,9 +141,9 @@ func BenchmarkAddFields(b *testing.B) {
 // flushes when it has nothing more buffered), and a body of known length
 // arrives whole with its length.
 func TestH2StreamedBodyFlushed(t *testing.T) {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	release := make(chan struct{})
 	startReal(t, "stream", "127.0.0.3", rsPort, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/fixed" {
@@ -165,8 +166,8 @@ certificates:
 %s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http2, tls: {offload: true, certificates: [c]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2")))
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: root.pool(), ServerName: "h2.example.com"},
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2")))
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: root.Pool(), ServerName: "h2.example.com"},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, f.addr)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -20,8 +21,8 @@ import (
 // h2VS starts an http2 service with TLS offload over real server rs.
 func h2VS(t *testing.T, extra string, rs *realServer) *fixture {
 	t.Helper()
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com", "127.0.0.2")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com", "127.0.0.2"))
 	host, port, _ := strings.Cut(rs.addr, ":")
 	return startVS(t, fmt.Sprintf(`
 certificates:
@@ -32,7 +33,7 @@ virtualServices:
   type: http2
   tls: {offload: true, certificates: [c]}
 %s  realServers: [{address: %s, port: %s}]
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2"), extra, host, port))
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2"), extra, host, port))
 }
 
 // h2Dial opens an HTTP/2 connection with the client preface and SETTINGS

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -20,15 +21,15 @@ import (
 // with the given extra lines over the real servers at addrs.
 func h2Doc(t *testing.T, extra string, addrs ...string) *fixture {
 	t.Helper()
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com", "127.0.0.2")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com", "127.0.0.2"))
 	var rs []string
 	for _, a := range addrs {
 		host, port, _ := net.SplitHostPort(a)
 		rs = append(rs, fmt.Sprintf("{address: %s, port: %s}", host, port))
 	}
 	return startVS(t, fmt.Sprintf("certificates:\n%s\nvirtualServices:\n- address: 127.0.0.2\n  port: %d\n  type: http2\n  tls: {offload: true, certificates: [c]}\n%s  realServers: [%s]\n",
-		certYAML("c", lc, lk, false), freePort(t, "127.0.0.2"), extra, strings.Join(rs, ", ")))
+		certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2"), extra, strings.Join(rs, ", ")))
 }
 
 // h2Client is an HTTP/2-only client of f.

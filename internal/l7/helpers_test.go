@@ -3,22 +3,16 @@ package l7
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +26,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,85 +41,9 @@ func testLogger() *slog.Logger {
 
 // ---- PKI ----
 
-// ca is a test certificate authority.
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string
-}
-
-var serial atomic.Int64
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// newCA returns a self-signed root CA.
-func newCA(t testing.TB, name string) *ca {
-	k := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &ca{cert: c, key: k, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// intermediate returns a CA signed by c.
-func (c *ca) intermediate(t testing.TB, name string) *ca {
-	k := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &k.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, _ := x509.ParseCertificate(der)
-	return &ca{cert: x, key: k, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
-}
-
-// leaf issues a server certificate for names (DNS names or IPs); it
-// returns the certificate and key PEM.
-func (c *ca) leaf(t testing.TB, names ...string) (certPEM, keyPEM string) {
-	k := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &k.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
-}
-
-func (c *ca) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(c.cert)
-	return p
-}
+// pemPair returns the certificate and key of c in PEM, as a configuration
+// document holds them.
+func pemPair(c *testkit.Cert) (certPEM, keyPEM string) { return c.CertPEM(), c.KeyPEM() }
 
 // ---- real servers ----
 
@@ -145,8 +64,7 @@ type echoReply struct {
 type realServer struct {
 	name     string
 	addr     string // host:port
-	srv      *http.Server
-	ln       net.Listener
+	srv      *testkit.HTTPServer
 	requests atomic.Int64
 	conns    atomic.Int64
 }
@@ -156,11 +74,13 @@ type realServer struct {
 // With tlsCert, it serves HTTPS.
 func startReal(t testing.TB, name, ip string, port int, handler http.Handler, tlsCert *tls.Certificate) *realServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
-	if err != nil {
-		t.Fatalf("real server %s: %v", name, err)
+	var ln net.Listener
+	if port == 0 {
+		ln = testkit.Listen(t, ip)
+	} else {
+		ln = testkit.ListenAt(t, net.JoinHostPort(ip, strconv.Itoa(port)))
 	}
-	rs := &realServer{name: name, addr: ln.Addr().String(), ln: ln}
+	rs := &realServer{name: name, addr: ln.Addr().String()}
 	if handler == nil {
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
@@ -175,30 +95,34 @@ func startReal(t testing.TB, name, ip string, port int, handler http.Handler, tl
 		})
 	}
 	inner := handler
-	rs.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rs.requests.Add(1)
-			inner.ServeHTTP(w, r)
-		}),
-		ErrorLog: discardLog,
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				rs.conns.Add(1)
-			}
-		},
-	}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rs.requests.Add(1)
+		inner.ServeHTTP(w, r)
+	})
+	var cfg *tls.Config
 	if tlsCert != nil {
-		rs.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*tlsCert}, NextProtos: []string{"http/1.1"}}
-		go func() { _ = rs.srv.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { _ = rs.srv.Serve(ln) }()
+		cfg = &tls.Config{Certificates: []tls.Certificate{*tlsCert}, NextProtos: []string{"http/1.1"}}
 	}
-	t.Cleanup(rs.stop)
+	rs.srv = testkit.ServeHTTP(t, countingListener{ln, &rs.conns}, counted, cfg)
 	return rs
 }
 
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
 // stop closes the server and every connection it has.
-func (rs *realServer) stop() { _ = rs.srv.Close() }
+func (rs *realServer) stop() { rs.srv.Close() }
 
 func keyPair(t testing.TB, certPEM, keyPEM string) *tls.Certificate {
 	c, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
@@ -429,14 +353,8 @@ func readResponse(t testing.TB, br *bufio.Reader, method string) *http.Response 
 	return resp
 }
 
-// waitFor polls cond every 10 ms for at most 10 s.
+// waitFor waits up to 10 s for cond.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, cond, what)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // plainVS is a plain-HTTP service on 127.0.0.2 over the given real servers.
@@ -31,18 +33,7 @@ virtualServices:
 // plainVSPort is plainVS on a free port of 127.0.0.2.
 func plainVSPort(t testing.TB, extra string, servers ...*realServer) string {
 	t.Helper()
-	return strings.Replace(plainVS(extra, servers...), "port: 0", fmt.Sprintf("port: %d", freePort(t, "127.0.0.2")), 1)
-}
-
-// freePort returns a port on ip that was free a moment ago.
-func freePort(t testing.TB, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return strings.Replace(plainVS(extra, servers...), "port: 0", fmt.Sprintf("port: %d", testkit.FreePort(t, "127.0.0.2")), 1)
 }
 
 func TestProxyForwardsAndKeepsAlive(t *testing.T) {

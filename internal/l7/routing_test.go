@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // TestContentRulesThreeSubVSs routes three host names to three SubVSs,
@@ -49,7 +51,7 @@ virtualServices:
   - {type: http, http: {selectRules: [host-dialin]}, realServers: %s}
   - {type: http, http: {selectRules: [host-disc]}, realServers: %s}
   - {type: http, http: {selectRules: [not-api]}, realServers: %s}
-`, freePort(t, "127.0.0.2"), rs(meet), rs(dial), rs(disc), rs(def))
+`, testkit.FreePort(t, "127.0.0.2"), rs(meet), rs(dial), rs(disc), rs(def))
 	f := startVS(t, doc)
 	c := f.client(nil)
 	for _, tt := range []struct {
@@ -106,7 +108,7 @@ virtualServices:
   subVSs:
   - {type: http, http: {selectRules: [soap]}, realServers: [{address: %s, port: %s}]}
   - {type: http, realServers: [{address: %s, port: %s}]}
-`, freePort(t, "127.0.0.2"), ha, pa, hb, pb))
+`, testkit.FreePort(t, "127.0.0.2"), ha, pa, hb, pb))
 	c := f.client(nil)
 	for _, tt := range []struct{ body, want string }{{"<soap:Envelope>x</soap:Envelope>", "a"}, {"plain", "b"}} {
 		resp, err := c.Post("http://x/svc", "text/xml", strings.NewReader(tt.body))
@@ -190,7 +192,7 @@ func TestRetries(t *testing.T) {
 		}
 	}), nil)
 	good := startReal(t, "good", "127.0.0.4", 0, nil, nil)
-	deadPort := freePort(t, "127.0.0.5")
+	deadPort := testkit.FreePort(t, "127.0.0.5")
 	hc, pc, _ := net.SplitHostPort(closer.addr)
 	hg, pg, _ := net.SplitHostPort(good.addr)
 	f := startVS(t, fmt.Sprintf(`
@@ -202,7 +204,7 @@ virtualServices:
   schedule: rr
   http: {retries: 3}
   realServers: [{address: 127.0.0.5, port: %d}, {address: %s, port: %s}, {address: %s, port: %s}]
-`, freePort(t, "127.0.0.2"), deadPort, hc, pc, hg, pg))
+`, testkit.FreePort(t, "127.0.0.2"), deadPort, hc, pc, hg, pg))
 	c := f.client(nil)
 	for i := range 6 {
 		resp, rep := getEcho(t, c, fmt.Sprintf("http://x/%d", i), nil)
@@ -242,7 +244,7 @@ virtualServices:
 func TestErrorAnswers(t *testing.T) {
 	sorry := startReal(t, "sorry", "127.0.0.7", 0, nil, nil)
 	sh, sp, _ := net.SplitHostPort(sorry.addr)
-	down := freePort(t, "127.0.0.5")
+	down := testkit.FreePort(t, "127.0.0.5")
 	tests := []struct {
 		name, extra string
 		status      int
@@ -257,7 +259,7 @@ func TestErrorAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			doc := fmt.Sprintf("virtualServices:\n- address: 127.0.0.2\n  port: %d\n  type: http\n%s  realServers: [{address: 127.0.0.5, port: %d, enabled: false}]\n",
-				freePort(t, "127.0.0.2"), tt.extra, down)
+				testkit.FreePort(t, "127.0.0.2"), tt.extra, down)
 			f := startVS(t, doc)
 			req, _ := http.NewRequest("GET", "http://www.example.com/a/b?c=d", nil)
 			resp, err := f.client(nil).Do(req)
@@ -272,7 +274,7 @@ func TestErrorAnswers(t *testing.T) {
 		})
 	}
 	// A redirect service with no real servers at all (port 80 → https).
-	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, http: {errorUrl: 'https://%%h%%s'}}\n", freePort(t, "127.0.0.2")))
+	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, http: {errorUrl: 'https://%%h%%s'}}\n", testkit.FreePort(t, "127.0.0.2")))
 	resp, _ := getEcho(t, f.client(nil), "http://meet.example.com/x", nil)
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "https://meet.example.com/x" {
 		t.Errorf("redirect VS: %d %q", resp.StatusCode, resp.Header.Get("Location"))

@@ -9,9 +9,10 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // sizedBackend is a keep-alive real server answering "GET /N" with an
@@ -56,31 +57,11 @@ func sizedBackend(t *testing.T, stray bool) string {
 // serveConns is a real server on 127.0.0.3 (port chosen by the system)
 // that runs handle on every connection in a goroutine of its own and
 // closes the connection when handle returns. stop closes the listener
-// and waits for the handlers (it does not close their connections).
+// and the open connections and waits for the handlers.
 func serveConns(tb testing.TB, handle func(net.Conn)) (addr string, stop func()) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	return ln.Addr().String(), func() { _ = ln.Close(); wg.Wait() }
+	s := testkit.StartTCP(tb, "127.0.0.3", handle)
+	return s.Addr(), s.Close
 }
 
 func pattern(n int) []byte {
@@ -97,8 +78,8 @@ func pattern(n int) []byte {
 func TestLargeBodies(t *testing.T) {
 	backend := sizedBackend(t, false)
 	host, port, _ := net.SplitHostPort(backend)
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "www.example.com")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "www.example.com"))
 	sizes := []int{0, 1, spliceMin - 1, spliceMin, spliceMin + 1, 1<<20 + 7, 3 << 20}
 	for _, tc := range []struct {
 		name string
@@ -106,11 +87,11 @@ func TestLargeBodies(t *testing.T) {
 	}{{"plain", false}, {"tls", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-				freePort(t, "127.0.0.2"), host, port)
+				testkit.FreePort(t, "127.0.0.2"), host, port)
 			if tc.tls {
 				doc = fmt.Sprintf("certificates:\n%s", certYAML("c", lc, lk, false)) +
 					fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, certificates: [c]}, realServers: [{address: %s, port: %s}]}\n",
-						freePort(t, "127.0.0.2"), host, port)
+						testkit.FreePort(t, "127.0.0.2"), host, port)
 			}
 			f := startVS(t, doc)
 			var c net.Conn
@@ -149,7 +130,7 @@ func TestSplicedStrayBytesNotReused(t *testing.T) {
 	backend := sizedBackend(t, true)
 	host, port, _ := net.SplitHostPort(backend)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
-		freePort(t, "127.0.0.2"), host, port))
+		testkit.FreePort(t, "127.0.0.2"), host, port))
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +164,7 @@ func TestSplicedUploadClientFailures(t *testing.T) {
 	t.Cleanup(stop)
 	host, port, _ := net.SplitHostPort(addr)
 	f := startVS(t, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, http: {bodyTimeout: 1}, realServers: [{address: %s, port: %s}]}\n",
-		freePort(t, "127.0.0.2"), host, port))
+		testkit.FreePort(t, "127.0.0.2"), host, port))
 	p, _ := strconv.Atoi(port)
 	srv := f.server(f.cfg.VirtualServices[0].ID, host, p)
 	for _, tc := range []struct {

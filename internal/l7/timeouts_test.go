@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // stallBackend is a real server on 127.0.0.3 that accepts connections and
@@ -54,7 +56,7 @@ func vsDoc(t *testing.T, extra string, addrs ...string) string {
 		rs = append(rs, fmt.Sprintf("{address: %s, port: %s}", host, port))
 	}
 	return fmt.Sprintf("virtualServices:\n- address: 127.0.0.2\n  port: %d\n  type: http\n%s  realServers: [%s]\n",
-		freePort(t, "127.0.0.2"), extra, strings.Join(rs, ", "))
+		testkit.FreePort(t, "127.0.0.2"), extra, strings.Join(rs, ", "))
 }
 
 // TestBodyTimeoutServerNotReading: an upload to a real server that accepts

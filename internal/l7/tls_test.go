@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // portOr returns want when it can be bound on ip (it can as root), else a
@@ -26,7 +28,7 @@ func portOr(t testing.TB, ip string, want int) int {
 	ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, want))
 	if err != nil {
 		t.Logf("%s:%d not available (%v); using a free port", ip, want, err)
-		return freePort(t, ip)
+		return testkit.FreePort(t, ip)
 	}
 	ln.Close()
 	return want
@@ -51,11 +53,11 @@ func certYAML(name, certPEM, keyPEM string, intermediate bool) string {
 // certificate and its intermediate, and forwards to the front ends on 4443
 // over TLS verified against their CA, sending the configured SNI.
 func TestOffloadReencryptPAT(t *testing.T) {
-	pub := newCA(t, "Public Root")
-	inter := pub.intermediate(t, "Public Intermediate")
-	leafC, leafK := inter.leaf(t, "meet.example.com")
-	internal := newCA(t, "Internal CA")
-	feC, feK := internal.leaf(t, "fe.internal")
+	pub := testkit.NewCA(t, "Public Root")
+	inter := pub.Intermediate(t, "Public Intermediate")
+	leafC, leafK := pemPair(inter.Server(t, "meet.example.com"))
+	internal := testkit.NewCA(t, "Internal CA")
+	feC, feK := pemPair(internal.Server(t, "fe.internal"))
 	vsPort := portOr(t, "127.0.4.43", 443)
 	fePort := portOr(t, "127.0.4.44", 4443)
 	startReal(t, "fe1", "127.0.4.44", fePort, nil, keyPair(t, feC, feK))
@@ -75,9 +77,9 @@ virtualServices:
     caBundle: |
 %s
   realServers: [{address: 127.0.4.44, port: %d}]
-`, certYAML("meet", leafC, leafK, false), certYAML("public-inter", inter.pem, "", true), vsPort, indent(internal.pem, 6), fePort)
+`, certYAML("meet", leafC, leafK, false), certYAML("public-inter", inter.CertPEM(), "", true), vsPort, indent(internal.CertPEM(), 6), fePort)
 	f := startVS(t, doc)
-	c := f.client(&tls.Config{RootCAs: pub.pool(), ServerName: "meet.example.com"})
+	c := f.client(&tls.Config{RootCAs: pub.Pool(), ServerName: "meet.example.com"})
 	resp, rep := getEcho(t, c, "https://meet.example.com/meet/abc", nil)
 	if resp.StatusCode != 200 || rep.Server != "fe1" || !rep.TLS || rep.SNI != "fe.internal" || rep.URI != "/meet/abc" {
 		t.Fatalf("status %d reply %+v", resp.StatusCode, rep)
@@ -90,13 +92,13 @@ virtualServices:
 	}
 
 	// A real server whose certificate does not verify gets no request.
-	rogueC, rogueK := newCA(t, "Rogue").leaf(t, "fe.internal")
+	rogueC, rogueK := pemPair(testkit.NewCA(t, "Rogue").Server(t, "fe.internal"))
 	rogue := startReal(t, "rogue", "127.0.4.45", 0, nil, keyPair(t, rogueC, rogueK))
 	_, port, _ := net.SplitHostPort(rogue.addr)
 	doc2 := strings.Replace(strings.Replace(doc, fmt.Sprintf("address: 127.0.4.44, port: %d", fePort), "address: 127.0.4.45, port: "+port, 1),
-		fmt.Sprintf("port: %d", vsPort), fmt.Sprintf("port: %d", freePort(t, "127.0.4.43")), 1)
+		fmt.Sprintf("port: %d", vsPort), fmt.Sprintf("port: %d", testkit.FreePort(t, "127.0.4.43")), 1)
 	f2 := startVS(t, doc2)
-	resp2, _ := getEcho(t, f2.client(&tls.Config{RootCAs: pub.pool(), ServerName: "meet.example.com"}), "https://meet.example.com/", nil)
+	resp2, _ := getEcho(t, f2.client(&tls.Config{RootCAs: pub.Pool(), ServerName: "meet.example.com"}), "https://meet.example.com/", nil)
 	if resp2.StatusCode != 502 || rogue.requests.Load() != 0 {
 		t.Errorf("unverified real server: status %d, it saw %d requests", resp2.StatusCode, rogue.requests.Load())
 	}
@@ -117,10 +119,10 @@ func TestPlainPAT80to8080(t *testing.T) {
 // TestSNI chooses between two certificates by SNI: exact name, wildcard,
 // and the first certificate as default; needHostName refuses no SNI.
 func TestSNI(t *testing.T) {
-	root := newCA(t, "Root")
-	aC, aK := root.leaf(t, "a.example.com")
-	wC, wK := root.leaf(t, "*.b.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	aC, aK := pemPair(root.Server(t, "a.example.com"))
+	wC, wK := pemPair(root.Server(t, "*.b.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	startReal(t, "rs", "127.0.0.3", rsPort, nil, nil)
 	doc := fmt.Sprintf(`
 certificates:
@@ -131,7 +133,7 @@ virtualServices:
   type: http
   tls: {offload: true, certificates: [cert-a, cert-b]}
   realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]
-`, certYAML("cert-a", aC, aK, false), certYAML("cert-b", wC, wK, false), freePort(t, "127.0.0.2"))
+`, certYAML("cert-a", aC, aK, false), certYAML("cert-b", wC, wK, false), testkit.FreePort(t, "127.0.0.2"))
 	f := startVS(t, doc)
 	for _, tt := range []struct{ sni, want string }{
 		{"a.example.com", "a.example.com"},
@@ -152,7 +154,7 @@ virtualServices:
 		}
 	}
 	f2 := startVS(t, strings.Replace(strings.Replace(doc, "offload: true", "offload: true, needHostName: true", 1),
-		"port: "+strings.Split(f.addr, ":")[1], fmt.Sprintf("port: %d", freePort(t, "127.0.0.2")), 1))
+		"port: "+strings.Split(f.addr, ":")[1], fmt.Sprintf("port: %d", testkit.FreePort(t, "127.0.0.2")), 1))
 	if c, err := tls.Dial("tcp", f2.addr, &tls.Config{InsecureSkipVerify: true}); err == nil {
 		c.Close()
 		t.Error("a client without SNI was accepted with needHostName")
@@ -169,17 +171,17 @@ func TestIntermediateServedInChain(t *testing.T) {
 		}
 		t.Skip("openssl not installed")
 	}
-	root := newCA(t, "Chain Root")
-	inter := root.intermediate(t, "Chain Intermediate")
-	lc, lk := inter.leaf(t, "chain.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Chain Root")
+	inter := root.Intermediate(t, "Chain Intermediate")
+	lc, lk := pemPair(inter.Server(t, "chain.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	startReal(t, "rs", "127.0.0.3", rsPort, nil, nil)
 	f := startVS(t, fmt.Sprintf(`
 certificates:
 %s%s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, certificates: [leaf]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("inter", inter.pem, "", true), certYAML("leaf", lc, lk, false), freePort(t, "127.0.0.2")))
+`, certYAML("inter", inter.CertPEM(), "", true), certYAML("leaf", lc, lk, false), testkit.FreePort(t, "127.0.0.2")))
 	cmd := exec.Command(openssl, "s_client", "-connect", f.addr, "-servername", "chain.example.com", "-showcerts")
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.CombinedOutput()
@@ -198,17 +200,17 @@ virtualServices:
 // TestHTTP2ClientHTTP1Servers: an HTTP/2 client (ALPN h2) is served over
 // HTTP/1.1 keep-alive connections to the real servers.
 func TestHTTP2ClientHTTP1Servers(t *testing.T) {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "h2.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "h2.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	a := startReal(t, "a", "127.0.0.3", rsPort, nil, nil)
 	f := startVS(t, fmt.Sprintf(`
 certificates:
 %s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http2, tls: {offload: true, certificates: [c]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2")))
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: root.pool(), ServerName: "h2.example.com"},
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2")))
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: root.Pool(), ServerName: "h2.example.com"},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, f.addr)
@@ -244,9 +246,9 @@ virtualServices:
 // TestWebSocketThroughTLS relays a WebSocket handshake and echoes frames
 // through the tunnel.
 func TestWebSocketThroughTLS(t *testing.T) {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "ws.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "ws.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	startReal(t, "ws", "127.0.0.3", rsPort, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			http.Error(w, "not a websocket", 400)
@@ -268,8 +270,8 @@ certificates:
 %s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, certificates: [c]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2")))
-	c, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: root.pool(), ServerName: "ws.example.com"})
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2")))
+	c, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: root.Pool(), ServerName: "ws.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,9 +300,9 @@ virtualServices:
 // TLS 1.2, and legacy accepts TLS 1.0; the default profile offers no CBC
 // or RSA key exchange suite.
 func TestTLSProfiles(t *testing.T) {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "p.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "p.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	startReal(t, "rs", "127.0.0.3", rsPort, nil, nil)
 	for _, tt := range []struct {
 		profile string
@@ -316,7 +318,7 @@ certificates:
 %s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, profile: %s, certificates: [c]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2"), tt.profile))
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2"), tt.profile))
 			dial := func(v uint16) error {
 				cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v}
 				if v < tls.VersionTLS12 {
@@ -351,19 +353,19 @@ virtualServices:
 // TestSessionResumption: a second connection resumes the first one's
 // session (tickets), also on a new generation of the service.
 func TestSessionResumption(t *testing.T) {
-	root := newCA(t, "Root")
-	lc, lk := root.leaf(t, "r.example.com")
-	rsPort := freePort(t, "127.0.0.3")
+	root := testkit.NewCA(t, "Root")
+	lc, lk := pemPair(root.Server(t, "r.example.com"))
+	rsPort := testkit.FreePort(t, "127.0.0.3")
 	startReal(t, "rs", "127.0.0.3", rsPort, nil, nil)
 	f := startVS(t, fmt.Sprintf(`
 certificates:
 %s
 virtualServices:
 - {address: 127.0.0.2, port: %d, type: http, tls: {offload: true, certificates: [c]}, realServers: [{address: 127.0.0.3, port: `+strconv.Itoa(rsPort)+`}]}
-`, certYAML("c", lc, lk, false), freePort(t, "127.0.0.2")))
+`, certYAML("c", lc, lk, false), testkit.FreePort(t, "127.0.0.2")))
 	cache := tls.NewLRUClientSessionCache(4)
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		cfg := &tls.Config{RootCAs: root.pool(), ServerName: "r.example.com", ClientSessionCache: cache, MaxVersion: v}
+		cfg := &tls.Config{RootCAs: root.Pool(), ServerName: "r.example.com", ClientSessionCache: cache, MaxVersion: v}
 		resumed := false
 		for i := range 3 {
 			c, err := tls.Dial("tcp", f.addr, cfg)

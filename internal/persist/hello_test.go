@@ -1,19 +1,16 @@
 package persist
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // clientHello builds a TLS 1.2-style ClientHello record with the given
@@ -117,7 +114,7 @@ func TestParseHelloBuilt(t *testing.T) {
 // TestParseHelloRealTLS parses the hellos of real crypto/tls handshakes:
 // TLS 1.3 and TLS 1.2.
 func TestParseHelloRealTLS(t *testing.T) {
-	cert := selfSigned(t)
+	cert := testkit.SelfSigned(t, testkit.Leaf{Names: []string{"fulcrum.test"}}).TLS()
 	for _, max := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
 		ch, sh := handshake(t, cert, max)
 		c, err := ParseHello(ch)
@@ -144,29 +141,15 @@ func TestParseHelloRealTLS(t *testing.T) {
 // returns the first bytes each side sent (ClientHello, ServerHello).
 func handshake(t *testing.T, cert tls.Certificate, max uint16) (ch, sh []byte) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t, "127.0.0.1")
 	defer ln.Close()
 	// A relay between client and server records the first record of each.
-	srvLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srvLn.Close()
 	done := make(chan error, 3)
-	go func() {
-		c, err := srvLn.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: max})
-		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-		done <- s.Handshake()
-	}()
+	srv := testkit.StartTLS(t, "127.0.0.1", &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: max}, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		done <- c.(*tls.Conn).Handshake()
+	})
+	defer srv.Close()
 	hellos := make(chan [2][]byte, 1)
 	go func() {
 		var got [2][]byte
@@ -177,7 +160,7 @@ func handshake(t *testing.T, cert tls.Certificate, max uint16) (ch, sh []byte) {
 			return
 		}
 		defer c.Close()
-		s, err := net.Dial("tcp", srvLn.Addr().String())
+		s, err := net.Dial("tcp", srv.Addr())
 		if err != nil {
 			done <- err
 			return
@@ -240,28 +223,4 @@ func relayFirst(dst, src net.Conn) []byte {
 			return first
 		}
 	}
-}
-
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "fulcrum.test"},
-		DNSNames:     []string{"fulcrum.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }

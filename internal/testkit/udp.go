@@ -72,3 +72,6 @@ func (s *UDPServer) Port() int { return s.pc.LocalAddr().(*net.UDPAddr).Port }
 
 // Received returns the number of datagrams read so far.
 func (s *UDPServer) Received() int64 { return s.received.Load() }
+
+// Conn returns the server's socket (to set its buffer sizes, say).
+func (s *UDPServer) Conn() net.PacketConn { return s.pc }

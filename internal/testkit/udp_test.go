@@ -38,6 +38,9 @@ func TestUDPHandler(t *testing.T) {
 	s := StartUDP(t, "127.0.0.8", func(pc net.PacketConn, from net.Addr, p []byte) {
 		_, _ = pc.WriteTo(append([]byte("re: "), p...), from)
 	})
+	if got := s.Conn().LocalAddr().String(); got != s.Addr() {
+		t.Errorf("Conn is on %s, want %s", got, s.Addr())
+	}
 	c, err := net.Dial("udp", s.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -295,7 +295,7 @@ func TestSpoofedFlood(t *testing.T) {
 		maxLost = 5  // datagrams of the legitimate client, out of about 200
 	)
 	echo := startEcho(t, "127.0.0.51", "a")
-	_ = echo.pc.SetReadBuffer(4 << 20)
+	_ = echo.Conn().(*net.UDPConn).SetReadBuffer(4 << 20)
 	probe := startTCPProbe(t)
 	fdsBefore := openFDs(t)
 	stats := new(backend.Counters)

@@ -17,6 +17,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,39 +27,23 @@ var quiet = slog.New(slog.DiscardHandler)
 // echoServer is a UDP real server that answers "<tag> <datagram>" and
 // remembers the addresses it saw.
 type echoServer struct {
-	pc   *net.UDPConn
+	*testkit.UDPServer
 	port int
-	wg   sync.WaitGroup
 	mu   sync.Mutex
 	seen map[netip.AddrPort]bool
 }
 
 func startEcho(t testing.TB, addr, tag string) *echoServer {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &echoServer{pc: pc, port: pc.LocalAddr().(*net.UDPAddr).Port, seen: map[netip.AddrPort]bool{}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.seen[from] = true
-			s.mu.Unlock()
-			_, _ = pc.WriteToUDPAddrPort(append([]byte(tag+" "), buf[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		s.wg.Wait()
+	s := &echoServer{seen: map[netip.AddrPort]bool{}}
+	s.UDPServer = testkit.StartUDP(t, addr, func(pc net.PacketConn, from net.Addr, p []byte) {
+		ap := from.(*net.UDPAddr).AddrPort()
+		s.mu.Lock()
+		s.seen[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
+		s.mu.Unlock()
+		_, _ = pc.WriteTo(append([]byte(tag+" "), p...), from)
 	})
+	s.port = s.Port()
 	return s
 }
 
@@ -87,12 +72,7 @@ type front struct {
 
 func startFront(t testing.TB, vipAddr string, o Options, cfg ServiceConfig) *front {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(vipAddr), 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vip := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	pc.Close()
+	vip := netip.AddrPortFrom(netip.MustParseAddr(vipAddr), uint16(testkit.FreeUDPPort(t, vipAddr)))
 	o.Logger = quiet
 	p := New(o)
 	f := &front{proxy: p, reg: listener.New(quiet), vip: vip, svc: p.Service(cfg)}
@@ -144,15 +124,10 @@ func exchange(t testing.TB, c *net.UDPConn, vip netip.AddrPort, msg string) (str
 	return "", netip.AddrPort{}
 }
 
+// eventually waits up to 10 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 10*time.Second, cond, what)
 }
 
 func TestSessions(t *testing.T) {
@@ -190,9 +165,7 @@ func TestSessions(t *testing.T) {
 	}
 	// A reply is counted once sent: it may reach the client first.
 	wantIn := int64(2*len("hello") + 5)
-	for i := 0; i < 100 && (stats.BytesIn() != wantIn || stats.BytesOut() != wantIn+7*2); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Within(time.Second, func() bool { return stats.BytesIn() == wantIn && stats.BytesOut() == wantIn+7*2 })
 	in, out := stats.BytesIn(), stats.BytesOut()
 	if in != wantIn || out != in+7*2 {
 		t.Errorf("bytes in %d out %d", in, out)
@@ -366,12 +339,7 @@ func TestCloseEndsSessions(t *testing.T) {
 	p := New(Options{Logger: quiet})
 	reg := listener.New(quiet)
 	defer reg.Close()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 50)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vip := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	pc.Close()
+	vip := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.50"), uint16(testkit.FreeUDPPort(t, "127.0.0.50")))
 	svc := p.Service(ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", a.port))})
 	if _, err := reg.Reconcile(listener.Set{UDP: map[netip.AddrPort]listener.PacketHandler{vip: svc}}); err != nil {
 		t.Fatal(err)
@@ -398,12 +366,7 @@ func TestCloseEndsSessions(t *testing.T) {
 // with ICMP port unreachable (ECONNREFUSED on the session's socket); the
 // session stays, and is answered once the server is back.
 func TestRefusedKeepsSession(t *testing.T) {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 51)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close() // nothing listens there now
+	port := testkit.FreeUDPPort(t, "127.0.0.51") // nothing listens there now
 	stats := new(backend.Counters)
 	f := startFront(t, "127.0.0.50", Options{}, ServiceConfig{ID: 1, Picker: picker(t, rsOf("127.0.0.51", port)), Stats: stats})
 	c := phone(t)
