@@ -100,7 +100,7 @@ func TestStartMakesSecretFilesPrivate(t *testing.T) {
 func TestStartRefusesDataDirOfAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root: " + "needs root to give a directory to another user")
+			t.Fatal("CI runs as root, and this test needs root to give a directory to another user")
 		}
 		t.Skip("needs root to give a directory to another user")
 	}

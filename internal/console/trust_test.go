@@ -59,7 +59,7 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root: " + "needs root to make files of another user")
+			t.Fatal("CI runs as root, and this test needs root to make files of another user")
 		}
 		t.Skip("needs root to make files of another user")
 	}
