@@ -69,32 +69,6 @@ func revisionConfig(n uint64) *config.Config {
 	return c
 }
 
-// copyDir copies the regular files of src into a new private directory.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(dst, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // TestStartRefusesDamagedStore runs the start-up path over a store file
 // damaged in each of the 13 ways of issue 15: Start must refuse with one
 // error naming the file and the ways out, without a panic, without
@@ -103,7 +77,7 @@ func TestStartRefusesDamagedStore(t *testing.T) {
 	pristine := makeInstall(t)
 	for _, d := range storetest.Damages(15) {
 		t.Run(d.Name, func(t *testing.T) {
-			dir := copyDir(t, pristine)
+			dir := storetest.CopyDir(t, pristine)
 			path := filepath.Join(dir, store.FileName)
 			if err := d.Apply(path); err != nil {
 				t.Fatal(err)
@@ -205,7 +179,7 @@ func (b *syncBuffer) String() string {
 // reason (naming the revision, not the file) and logs it; before, the
 // connection dropped without an answer or a log line.
 func TestDamagedPageWhileServing(t *testing.T) {
-	dir := copyDir(t, makeInstall(t))
+	dir := storetest.CopyDir(t, makeInstall(t))
 	var logs syncBuffer
 	a, err := Start(Options{DataDir: dir, AdminAddr: "127.0.0.1:0", BcryptCost: bcrypt.MinCost,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})

@@ -60,32 +60,6 @@ func fillStore(t testing.TB, s *Store, revisions int) {
 	}
 }
 
-// copyDir copies the regular files of src into a new directory.
-func copyDir(t testing.TB, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(dst, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
-}
-
 // openRecovering is Open, with a panic turned into a test failure.
 func openRecovering(t *testing.T, dir string) (s *Store, err error) {
 	t.Helper()
@@ -108,7 +82,7 @@ func TestDamagedStore(t *testing.T) {
 	pristine := makeInstall(t)
 	for _, d := range storetest.Damages(15) {
 		t.Run(d.Name, func(t *testing.T) {
-			dir := copyDir(t, pristine)
+			dir := storetest.CopyDir(t, pristine)
 			path := filepath.Join(dir, FileName)
 			if err := d.Apply(path); err != nil {
 				t.Fatalf("damage: %v", err)
@@ -179,7 +153,7 @@ func TestDamageWhileServing(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := copyDir(t, makeInstall(t))
+			dir := storetest.CopyDir(t, makeInstall(t))
 			s, err := Open(dir, Options{})
 			if err != nil {
 				t.Fatal(err)

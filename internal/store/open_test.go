@@ -20,7 +20,7 @@ func TestDamageErrors(t *testing.T) {
 	pristine := makeInstall(t)
 	for _, d := range storetest.Damages(15) {
 		t.Run(d.Name, func(t *testing.T) {
-			dir := copyDir(t, pristine)
+			dir := storetest.CopyDir(t, pristine)
 			path := filepath.Join(dir, FileName)
 			if err := d.Apply(path); err != nil {
 				t.Fatal(err)
