@@ -184,13 +184,18 @@ func (r *reader) serve(ss *session) int {
 			continue
 		}
 		ss.touch()
+		// The reply is marked before it is sent: a client that answers
+		// it at once is read by another goroutine, which must see the
+		// mark to count that datagram as the session's proof.
+		first := !ss.reply.Load() && ss.reply.CompareAndSwap(false, true)
 		r.out, r.to = p, ss.peer
 		werr := ss.vip.Write(r.sendTo)
 		r.out, r.to = nil, nil
-		if werr == nil && r.err == nil {
-			if !ss.reply.Load() {
-				ss.reply.Store(true)
+		if werr != nil || r.err != nil {
+			if first {
+				ss.reply.Store(false) // nothing reached the client
 			}
+		} else {
 			cfg.Stats.AddBytes(0, int64(len(p)))
 			ss.srv.AddBytes(0, int64(len(p)))
 		}
