@@ -147,7 +147,10 @@ func TestMakeRefuses(t *testing.T) {
 		field string
 	}{
 		{"gateway outside", func(_ *Network, cfg *config.Config) { cfg.VirtualServices[0].DefaultGateway = "172.16.0.1" }, "virtualServices[id=1].defaultGateway"},
-		{"VIP outside ranges", func(n *Network, cfg *config.Config) { n.EnforceVIPRanges = true; cfg.VirtualServices[0].Address = "203.0.113.9" }, "virtualServices[id=1].address"},
+		{"VIP outside ranges", func(n *Network, cfg *config.Config) {
+			n.EnforceVIPRanges = true
+			cfg.VirtualServices[0].Address = "203.0.113.9"
+		}, "virtualServices[id=1].address"},
 		{"transparent one-armed", func(_ *Network, cfg *config.Config) {
 			cfg.VirtualServices[0].Transparent = config.Bool(true)
 			cfg.VirtualServices[0].RealServers[0].Address = "192.0.2.77"
