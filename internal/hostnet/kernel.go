@@ -230,9 +230,18 @@ func (m *Manager) ensureAddr(w, old *item) (*item, func() error, error) {
 	for _, a := range have {
 		ap, _ := netip.AddrFromSlice(a.IP)
 		ones, _ := a.Mask.Size()
-		if ap.Unmap() == pf.Addr() && (w.Kind == kindVIP || ones == pf.Bits()) {
-			return old, nil, nil
+		if ap.Unmap() != pf.Addr() || (w.Kind == kindAddr && ones != pf.Bits()) {
+			continue
 		}
+		if w.Kind == kindVIP && a.LinkIndex != l.Attrs().Index {
+			// on another interface: the host's own, or Fulcrum's VIP moving
+			// to this one (the old one goes when the plan is committed)
+			if other, err := m.h.LinkByIndex(a.LinkIndex); err == nil &&
+				m.find((&item{Kind: kindVIP, Link: other.Attrs().Name, Addr: w.Addr}).key()) != nil {
+				continue
+			}
+		}
+		return old, nil, nil
 	}
 	a := &netlink.Addr{IPNet: ipNet(pf)}
 	if w.Kind == kindVIP && pf.Addr().Is6() {

@@ -3,6 +3,7 @@ package hostnet
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,4 +229,69 @@ func childMain() int {
 	}
 	fmt.Println("child ok")
 	return 0
+}
+
+// TestChanges: changes between plans that the kernel makes hard: the
+// interface's primary address replaced (the kernel drops the subnet's
+// other addresses and the routes through it with the old one), and a VIP
+// moving to another interface.
+func TestChanges(t *testing.T) {
+	tp := topo.New(t)
+	f := tp.Fulcrum
+	m := manager(t, f, "")
+	serve(t, f.Listen("tcp", "0.0.0.0:80"))
+	vip := service(1, "192.0.2.50")
+	apply(t, m, plan(t, twoArmed(), false, vip))
+	moved := twoArmed()
+	moved.Interfaces[0].Addresses = []string{"192.0.2.5/24"}
+	apply(t, m, plan(t, moved, false, vip))
+	addr := ipOut(f, "-br", "addr", "show", "eth0")
+	if !strings.Contains(addr, "192.0.2.5/24") || !strings.Contains(addr, "192.0.2.50/32") || strings.Contains(addr, "192.0.2.1/") {
+		t.Errorf("eth0 after its address changed: %s", addr)
+	}
+	if r := ipOut(f, "route", "show", "default"); !strings.Contains(r, "via "+topo.UpstreamAddr) {
+		t.Errorf("default route after the address changed: %q", r)
+	}
+	if got, err := peerSeen(tp.Client, &net.Dialer{}, "192.0.2.50:80"); err != nil || got != topo.ClientAddr {
+		t.Errorf("client to the VIP: %q %v", got, err)
+	}
+
+	ranges := func(on int) *netcfg.Network {
+		n := twoArmed()
+		n.Interfaces[on].VIPRanges = []string{"10.9.0.0/24"}
+		return n
+	}
+	r := service(2, "10.9.0.5")
+	apply(t, m, plan(t, ranges(0), false, r))
+	if a := ipOut(f, "-br", "addr", "show", "eth0"); !strings.Contains(a, "10.9.0.5/32") {
+		t.Fatalf("VIP not on eth0: %s", a)
+	}
+	apply(t, m, plan(t, ranges(1), false, r))
+	if a0, a1 := ipOut(f, "-br", "addr", "show", "eth0"), ipOut(f, "-br", "addr", "show", "eth1"); strings.Contains(a0, "10.9.0.5") || !strings.Contains(a1, "10.9.0.5/32") {
+		t.Errorf("VIP did not move to eth1:\n%s%s", a0, a1)
+	}
+}
+
+// TestClosePending: Close reverts a Prepare not yet committed; the late
+// commit does nothing.
+func TestClosePending(t *testing.T) {
+	tp := topo.New(t)
+	f := tp.Fulcrum
+	before := snapshot(t, f)
+	m, err := New(Options{Log: testLog(t), NetNS: f.Handle, StateFile: filepath.Join(t.TempDir(), "s.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit, _, err := m.Prepare(everything(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	sameSnapshot(t, f, before, "after Close and a late commit")
+	if _, _, err := m.Prepare(nil); err == nil {
+		t.Error("Prepare after Close succeeded")
+	}
 }
