@@ -218,6 +218,10 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 	for _, w := range wants {
 		old := m.find(w.key())
 		rec, undo, err := m.ensure(w, old)
+		if err != nil && w.optional6 && errors.Is(err, unix.EAFNOSUPPORT) {
+			m.log.Info("the kernel has no IPv6: skipped", "item", w.key())
+			continue
+		}
 		if err != nil {
 			m.undo(undos)
 			return nil, nil, m.fieldError(w, err)
