@@ -286,6 +286,10 @@ func TestBadInput(t *testing.T) {
 			if f := fieldOf(t, err); f != c.field || !strings.Contains(err.Error(), c.words) {
 				t.Errorf("error %q, want field %s and %q", err, c.field, c.words)
 			}
+			var e *Error
+			if errors.As(err, &e) && e.FieldError().Error() != err.Error() {
+				t.Errorf("as a field error: %q, want %q", e.FieldError(), err)
+			}
 			sameSnapshot(t, host, before, "after the error")
 			// the manager is usable again
 			apply(t, m, plan(t, nil, false))

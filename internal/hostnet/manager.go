@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -87,6 +88,12 @@ func (e *Error) Error() string { return e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
+
+// FieldError is e as the configuration's field error (for front ends
+// that list errors by path).
+func (e *Error) FieldError() config.FieldError {
+	return config.FieldError{Path: e.Field, Message: e.Err.Error()}
+}
 
 // Manager applies plans to one network namespace. Its methods are safe
 // for concurrent use.
