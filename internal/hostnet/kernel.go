@@ -88,6 +88,9 @@ func (m *Manager) ensure(w, old *item) (*item, func() error, error) {
 // remove undoes an owned item: deletes what Fulcrum created, puts back
 // what it changed. A thing already gone is no error.
 func (m *Manager) remove(it *item) error {
+	if m.h == nil && it.Kind != kindResolv && it.Kind != kindHostname && it.Kind != kindSysctl {
+		return errors.New("netlink is not available")
+	}
 	var err error
 	switch it.Kind {
 	case kindVLAN:
