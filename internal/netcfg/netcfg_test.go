@@ -101,6 +101,7 @@ func TestMake(t *testing.T) {
 		service(2, "198.51.100.5", "10.1.0.254", "10.1.0.20"),
 		service(3, "192.0.2.10", "10.1.0.254", "10.1.0.22"), // the interface's own address: not added
 		service(4, "127.0.0.5", "", "127.0.0.6"),
+		service(5, "192.0.2.10", "", "10.1.0.1"), // the farm-side address of this host: no SNAT rule
 	}}
 	cfg.VirtualServices[0].Transparent = config.Bool(true)
 	p, err := Make(n, cfg, Caps{Managed: true})

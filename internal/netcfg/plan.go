@@ -205,8 +205,8 @@ func Make(n *Network, cfg *config.Config, caps Caps) (*Plan, error) {
 		if cfg.Options.SNAT && usable {
 			for _, rs := range vs.RealServers {
 				a, err := netip.ParseAddr(rs.Address)
-				if err != nil || a.IsLoopback() || a.Unmap().Is4() != vip.Is4() {
-					continue
+				if err != nil || a.IsLoopback() || a.Unmap().Is4() != vip.Is4() || local[a.Unmap()] {
+					continue // a local real server's connections are Fulcrum's own: never translated
 				}
 				a = a.Unmap()
 				if _, ok := snat[a]; !ok {
