@@ -27,12 +27,12 @@ import (
 // Addresses of the safe-apply test: Fulcrum's eth0 faces the admin
 // (10.77.0.0/24), its eth1 the clients (10.88.0.0/24, VIPs in a range).
 const (
-	adminSideFixed = "10.77.0.1"  // set by the test, before Fulcrum: not Fulcrum's
-	adminSideOwned = "10.77.0.5"  // added by Fulcrum: the admin address the change removes
-	adminSideKept  = "10.77.0.6"  // added by a confirmed change
-	adminPeer      = "10.77.0.2"  // the admin's workstation
-	clientSide     = "10.88.0.1"  // Fulcrum's address on the client side (added by Fulcrum)
-	clientPeer     = "10.88.0.2"  // a client
+	adminSideFixed = "10.77.0.1"   // set by the test, before Fulcrum: not Fulcrum's
+	adminSideOwned = "10.77.0.5"   // added by Fulcrum: the admin address the change removes
+	adminSideKept  = "10.77.0.6"   // added by a confirmed change
+	adminPeer      = "10.77.0.2"   // the admin's workstation
+	clientSide     = "10.88.0.1"   // Fulcrum's address on the client side (added by Fulcrum)
+	clientPeer     = "10.88.0.2"   // a client
 	vipInRange     = "10.88.0.105" // a VIP in eth1's VIP range
 	adminPort      = "18443"
 )
