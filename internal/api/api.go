@@ -262,7 +262,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &rtErr):
 		writeError(w, http.StatusConflict, err.Error(), nil)
 	case errors.As(err, &hostErr):
-		writeError(w, http.StatusUnprocessableEntity, err.Error(), nil)
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), hostErr.Fields())
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: at most %d bytes", tooBig.Limit), nil)
 	case errors.As(err, &exists):

@@ -86,6 +86,9 @@ func TestHostInWritePath(t *testing.T) {
 	if !errors.As(err, &hostErr) || !strings.Contains(err.Error(), "network.interfaces[1].name") {
 		t.Fatalf("an interface the host lacks: %v", err)
 	}
+	if f := hostErr.Fields(); len(f) != 1 || f[0].Path != "network.interfaces[1].name" {
+		t.Errorf("the host's field error: %+v", f)
+	}
 	if strings.Contains(e.addrs(), "10.66.0.1") || e.c.Network().Revision != 0 {
 		t.Fatalf("a refused change was half applied: %s, revision %d", e.addrs(), e.c.Network().Revision)
 	}
@@ -128,20 +131,20 @@ func TestHostInWritePath(t *testing.T) {
 	// Revision 2 moves the address, unconfirmed: rolled back on the host
 	// after 5 s.
 	_, err = e.c.ApplyNetwork(NetChange{Actor: bob, Mutate: setNet(func(n *netcfg.Network) {
-		// Another subnet: removing the primary address of a subnet takes
-		// its secondaries with it unless promote_secondaries is set.
-		n.Interfaces[0].Addresses = []string{"10.66.5.1/24"}
+		// The same subnet: removing the primary address takes the new,
+		// secondary one with it unless the host re-applies it.
+		n.Interfaces[0].Addresses = []string{"10.66.0.2/24"}
 	})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := e.addrs(); !strings.Contains(a, "10.66.5.1/24") || strings.Contains(a, "10.66.0.1/24") {
+	if a := e.addrs(); !strings.Contains(a, "10.66.0.2/24") || strings.Contains(a, "10.66.0.1/24") {
 		t.Fatalf("revision 2 not applied: %s", a)
 	}
 	if !waitFor(t, 15*time.Second, func() bool { return e.c.Network().Revision == 3 }) {
 		t.Fatal("revision 2 was not rolled back")
 	}
-	if a := e.addrs(); strings.Contains(a, "10.66.5.1/24") || !strings.Contains(a, "10.66.0.1/24") {
+	if a := e.addrs(); strings.Contains(a, "10.66.0.2/24") || !strings.Contains(a, "10.66.0.1/24") {
 		t.Fatalf("the host after the rollback: %s", a)
 	}
 	if h, err := e.st.NetworkHistory(0, 1); err != nil || h[0].Summary != "rolled back: revision 2 was not confirmed within 5 s" {
