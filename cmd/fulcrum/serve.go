@@ -33,7 +33,14 @@ generated and printed once.
 A store file that is damaged, or missing or empty in a data directory that
 holds an install, is refused: see "fulcrum store check" and "fulcrum store
 salvage", or start afresh with --reinitialise (the old file is kept aside)
-and restore a backup.`,
+and restore a backup.
+
+With --manage-network auto (the default) and the privilege to (root or
+CAP_NET_ADMIN), Fulcrum applies its network settings and what its services
+need (VIP addresses, per-service gateways, SNAT, transparency) to the host
+before the services open their sockets, and removes what it added when it
+stops. A network change not confirmed within its window is rolled back, also
+at the next start if Fulcrum stopped inside the window.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)

@@ -139,10 +139,13 @@ func (c *Controller) Network() NetSnapshot { return *c.net.Load() }
 // Links lists the host's interfaces as the kernel has them.
 func (c *Controller) Links() ([]netcfg.Link, error) {
 	c.mu.Lock()
-	h := c.host
+	h, reason := c.host, c.unmanaged
 	c.mu.Unlock()
 	if h == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnmanaged, c.caps().Reason)
+		if reason == "" {
+			reason = "no host was given to the controller"
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnmanaged, reason)
 	}
 	return h.Links()
 }
