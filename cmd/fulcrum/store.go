@@ -113,8 +113,8 @@ could not be read, 2 nothing was written.`,
 			if r.Revisions > 0 {
 				fmt.Fprintf(out, " (%d-%d)", r.OldestRevision, r.NewestRevision)
 			}
-			fmt.Fprintf(out, ", %d users, %d API keys, %d audit entries, %d templates, %d secrets\n",
-				r.Users, r.APIKeys, r.AuditEntries, r.Templates, r.Secrets)
+			fmt.Fprintf(out, ", %d users, %d API keys, %d audit entries, %d templates, %d secrets, %d network revisions\n",
+				r.Users, r.APIKeys, r.AuditEntries, r.Templates, r.Secrets, r.NetworkRevisions)
 			for _, n := range r.Notes {
 				fmt.Fprintf(out, "  note: %s\n", n)
 			}
@@ -178,8 +178,8 @@ func printReport(w io.Writer, r *store.Report) {
 	if r.Revisions > 0 {
 		fmt.Fprintf(w, " (%d-%d)", r.OldestRevision, r.NewestRevision)
 	}
-	fmt.Fprintf(w, ", %d users, %d API keys, %d audit entries, %d templates readable; checked in %v\n",
-		r.Users, r.APIKeys, r.AuditEntries, r.Templates, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, ", %d users, %d API keys, %d audit entries, %d templates, %d network revisions readable; checked in %v\n",
+		r.Users, r.APIKeys, r.AuditEntries, r.Templates, r.NetworkRevisions, r.Elapsed.Round(time.Millisecond))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}

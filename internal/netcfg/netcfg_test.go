@@ -170,3 +170,50 @@ func TestMakeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestDiff lists the changed settings by path, names interfaces and
+// routes by name and destination, and shows a list of values whole.
+func TestDiff(t *testing.T) {
+	a := &Network{
+		Hostname:   "lb1",
+		Interfaces: []Interface{{Name: "eth0", Addresses: []string{"10.0.0.5/24"}}, {Name: "eth1", MTU: 1500}},
+		Routes:     []Route{{Destination: "10.20.0.0/16", Gateway: "10.0.0.1"}},
+	}
+	b := a.Clone()
+	b.Hostname = "lb2"
+	b.Interfaces = append([]Interface{{Name: "eth0.10", Parent: "eth0", VLAN: 10}}, b.Interfaces...)
+	b.Interfaces[1].Addresses = []string{"10.0.0.5/24", "10.0.0.6/24"}
+	b.Interfaces[2].MTU = 0
+	b.Routes[0].Gateway = "10.0.0.2"
+	b.KeepOnStop = true
+	tests := []struct {
+		name string
+		a, b *Network
+		want []string
+	}{
+		{"equal", a, a.Clone(), nil},
+		{"nil and empty", nil, &Network{}, nil},
+		{"changes", a, b, []string{
+			`~ hostname: "lb1" -> "lb2"`,
+			`+ interfaces[name=eth0.10].name: "eth0.10"`,
+			`+ interfaces[name=eth0.10].parent: "eth0"`,
+			`+ interfaces[name=eth0.10].vlan: 10`,
+			`~ interfaces[name=eth0].addresses: ["10.0.0.5/24"] -> ["10.0.0.5/24","10.0.0.6/24"]`,
+			`- interfaces[name=eth1].mtu: 1500`,
+			`+ keepOnStop: true`,
+			`~ routes[destination=10.20.0.0/16].gateway: "10.0.0.1" -> "10.0.0.2"`,
+		}},
+		{"from nothing", nil, &Network{Gateway: "10.0.0.1"}, []string{`+ gateway: "10.0.0.1"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, d := range Diff(tc.a, tc.b) {
+				got = append(got, d.String())
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("Diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}

@@ -37,6 +37,8 @@ type Report struct {
 	OldestRevision, NewestRevision uint64
 	// Users, APIKeys, AuditEntries and Templates count those records.
 	Users, APIKeys, AuditEntries, Templates int
+	// NetworkRevisions counts the node's network revisions.
+	NetworkRevisions int
 	// InstallID is the ID of the install the store belongs to, if known.
 	InstallID string
 	// Problems lists the damage found, most fundamental first; empty for
@@ -285,6 +287,7 @@ func (ex *examination) report(path string) *Report {
 	if rc := ex.records; rc != nil {
 		r.Revisions, r.OldestRevision, r.NewestRevision = len(rc.configs), rc.oldest, rc.newest
 		r.Users, r.APIKeys, r.AuditEntries, r.Templates = rc.users, rc.keys, rc.audit, rc.templates
+		r.NetworkRevisions = rc.network
 		r.InstallID = rc.installID
 	}
 	return r
@@ -299,6 +302,7 @@ type recordCheck struct {
 	changes, configs              map[uint64]bool
 	oldest, newest                uint64
 	users, keys, audit, templates int
+	network                       int
 	installID                     string
 }
 
@@ -370,6 +374,15 @@ func (rc *recordCheck) value(path [][]byte, k, v []byte) {
 		rc.audit++
 	case bytes.Equal(b, bucketTemplates):
 		rc.templates++
+	case bytes.Equal(b, bucketNetwork):
+		if _, ok := num("network revisions"); !ok {
+			return
+		}
+		if _, err := decodeNetRevision(k, v); err != nil {
+			rc.problem("%v", err)
+			return
+		}
+		rc.network++
 	case bytes.Equal(b, bucketMeta):
 		if bytes.Equal(k, keyInstallID) {
 			rc.installID = string(v)

@@ -35,6 +35,8 @@ type SalvageReport struct {
 	// Users, APIKeys, AuditEntries, Templates and Secrets count the
 	// records copied.
 	Users, APIKeys, AuditEntries, Templates, Secrets int
+	// NetworkRevisions counts the node's network revisions copied.
+	NetworkRevisions int
 	// Lost says what could not be read, or may be missing.
 	Lost []string
 	// Notes say where things came from and which pages were unreadable.
@@ -240,6 +242,8 @@ func classify(v []byte) string {
 		return true
 	}
 	switch {
+	case has("revision", "summary", "network", "confirmed"):
+		return "" // a network revision, which changes (confirmed): not taken from stray pages
 	case has("revision", "summary"):
 		return string(bucketChanges)
 	case has("seq", "action"):

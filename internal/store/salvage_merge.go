@@ -285,6 +285,7 @@ func checkSalvaged(set *salvageSet, r *SalvageReport, primary *salvageSource) {
 	}
 	r.AuditEntries = len(audit)
 	r.Templates = len(set.buckets[string(bucketTemplates)])
+	r.NetworkRevisions = checkSalvagedNetwork(set.buckets[string(bucketNetwork)], r)
 	r.Secrets = len(set.buckets[string(bucketSecrets)])
 	if r.Users == 0 {
 		r.Lost = append(r.Lost, "no user could be read: the next start creates the administrator \"bal\" with a new password")
@@ -334,4 +335,16 @@ func ranges(ns []uint64) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// checkSalvagedNetwork keeps the network revisions of b that decode,
+// reports the others, and returns how many are kept.
+func checkSalvagedNetwork(b map[string][]byte, r *SalvageReport) int {
+	for k, v := range b {
+		if _, err := decodeNetRevision([]byte(k), v); err != nil {
+			r.Lost = append(r.Lost, err.Error())
+			delete(b, k)
+		}
+	}
+	return len(b)
 }
