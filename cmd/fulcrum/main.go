@@ -47,7 +47,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), demoCmd(), applyCmd(), exportCmd(), passwdCmd(), templateCmd(), verifyCmd(), versionCmd(), storeCmd())
-	root.AddCommand(backupCmd(), restoreCmd())
+	root.AddCommand(backupCmd(), restoreCmd(), setupCmd())
 	return root
 }
 
