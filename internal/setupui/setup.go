@@ -375,7 +375,7 @@ func (s *Session) Check(a Answers) InputError {
 	}
 	switch {
 	case a.Interface == "":
-		add(FieldInterface, "is required")
+		// netcfg.Validate: the interface's name is required
 	case s.hostInterface(a.Interface) == nil:
 		var names []string
 		for _, h := range s.links {
@@ -387,7 +387,15 @@ func (s *Session) Check(a Answers) InputError {
 		add(FieldAddress, "is required: an address with prefix length such as 10.0.0.5/24")
 	}
 	n, i := s.network(a)
-	out = append(out, networkFields(n.Validate(), i)...)
+	nes := networkFields(n.Validate(), i)
+	if a.Address == "" || nes.Of(FieldAddress) != nil {
+		// A gateway lies in no subnet because the address is wrong:
+		// that is the address's problem alone.
+		nes = slices.DeleteFunc(nes, func(e FieldError) bool {
+			return e.Field != FieldAddress && strings.Contains(e.Message, "lies in no interface's subnet")
+		})
+	}
+	out = append(out, nes...)
 	if ap, err := netip.ParseAddrPort(n.AdminAddress); err == nil {
 		ip := ap.Addr().Unmap()
 		own := false
