@@ -1,6 +1,7 @@
 // Command fulcrum is the Fulcrum load balancer appliance: the server
-// (serve), a one-command demonstration (demo), and the console tools that
-// change its configuration (apply, export, passwd).
+// (serve), the quick setup of a new appliance (setup), a one-command
+// demonstration (demo), and the console tools that change its
+// configuration (apply, export, passwd).
 package main
 
 import (
