@@ -373,7 +373,7 @@ func TestSetupFlags(t *testing.T) {
 		{"bad host name", with("--hostname", "lb 1"), setupPassword, 2, "--hostname: must be a host name"},
 		{"bad admin listener", with("--admin-addr", "lb1:8443"), setupPassword, 2, "--admin-addr: must be an IP address and port"},
 		{"admin listener elsewhere", with("--admin-addr", "198.51.100.9:8443"), setupPassword, 2, "--admin-addr: 198.51.100.9 is neither"},
-		{"short password", with("--admin-password-file", shortFile), "", 2, "--admin-password-file: must have at least 12 characters"},
+		{"short password", with("--admin-password-file", shortFile), "", 2, "--admin-password-file (or $FULCRUM_ADMIN_PASSWORD): must have at least 12 characters"},
 		{"missing password file", with("--admin-password-file", filepath.Join(tmp, "nope")), "", 2, "--admin-password-file: admin password file"},
 		{"answers without --non-interactive", []string{"--interface", links[0]}, "", 2, "--interface needs --non-interactive"},
 	} {

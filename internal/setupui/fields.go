@@ -45,8 +45,8 @@ var fieldNames = map[Field]struct{ label, flag string }{
 	FieldDNS:           {"DNS servers", "--dns"},
 	FieldSearch:        {"Search domains", "--search"},
 	FieldHostname:      {"Host name", "--hostname"},
-	FieldPassword:      {"Admin password", "--admin-password-file"},
-	FieldPasswordAgain: {"Admin password again", "--admin-password-file"},
+	FieldPassword:      {"Admin password", "--admin-password-file (or $FULCRUM_ADMIN_PASSWORD)"},
+	FieldPasswordAgain: {"Admin password again", "--admin-password-file (or $FULCRUM_ADMIN_PASSWORD)"},
 	FieldAdminAddr:     {"Admin listener", "--admin-addr"},
 	FieldStored:        {"Stored network settings", "stored network settings"},
 }
