@@ -17,11 +17,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/appliance"
@@ -456,11 +458,14 @@ type Result struct {
 // store, the way `fulcrum serve` does) and then the network settings as
 // one confirmed network revision. Bad answers return an InputError and
 // write nothing; when the network revision cannot be stored, the password
-// change is undone.
+// change is undone. Ctrl-C and a closed terminal (SIGINT, SIGHUP) are held
+// off while it writes, so that they cannot stop it between the two.
 func (s *Session) Write(a Answers) (Result, error) {
 	if es := s.Check(a); len(es) > 0 {
 		return Result{}, es
 	}
+	signal.Ignore(os.Interrupt, syscall.SIGHUP)
+	defer signal.Reset(os.Interrupt, syscall.SIGHUP)
 	n, _ := s.network(a)
 	res := Result{DataDir: s.dir, Network: n, AdminAddr: n.AdminAddress, URL: webURL(n.AdminAddress, a.Address)}
 	undo, err := s.writePassword(a.Password, &res)
