@@ -8,6 +8,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/huh"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
 // ErrCancelled is returned by Run when the person at the console leaves
@@ -75,9 +76,9 @@ func Run(s *Session, in io.Reader, out io.Writer) (Result, error) {
 	check := func(f Field) func(string) error {
 		return func(string) error { return s.Check(st.answers()).Of(f) }
 	}
-	pwHelp := fmt.Sprintf("For the administrator %q. At least %d characters; leave empty to keep the current password.", "bal", s.minPassword)
+	pwHelp := fmt.Sprintf("For the administrator %q. At least %d characters; leave empty to keep the current password.", config.FirstAdmin, s.minPassword)
 	if s.NewAdmin() {
-		pwHelp = fmt.Sprintf("Of the first administrator %q. At least %d characters; leave empty to have one generated (shown once at the end).", "bal", s.minPassword)
+		pwHelp = fmt.Sprintf("Of the first administrator %q. At least %d characters; leave empty to have one generated (shown once at the end).", config.FirstAdmin, s.minPassword)
 	}
 	form := huh.NewForm(
 		huh.NewGroup(

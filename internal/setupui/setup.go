@@ -214,18 +214,9 @@ func newPaths(dir string) []string {
 	return out
 }
 
-// DataDir is the data directory.
-func (s *Session) DataDir() string { return s.dir }
-
-// Interfaces are the host's interfaces but loopback, to choose from.
-func (s *Session) Interfaces() []HostInterface { return s.links }
-
 // NewAdmin reports whether the store has no user yet: the password then
 // creates the first administrator.
 func (s *Session) NewAdmin() bool { return len(s.users) == 0 }
-
-// MinPassword is the minimum password length of the store's policy.
-func (s *Session) MinPassword() int { return s.minPassword }
 
 // Defaults are the answers the form proposes: the stored network
 // settings (see Stored) of the first interface that has stored settings,
