@@ -64,7 +64,9 @@ and restore a backup.`,
 		},
 	}
 	dataDirFlag(cmd, &o.DataDir)
-	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", appliance.DefaultAdminAddr, "admin plane listen address (HTTPS)")
+	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", "", "admin plane listen address (HTTPS); default: the network settings' adminAddress (fulcrum setup), else "+appliance.DefaultAdminAddr)
+	cmd.Flags().StringVar(&o.ManageNetwork, "manage-network", appliance.ManageAuto, "apply the network settings and what services need (VIPs, gateways, SNAT, transparency) to the host: auto (when privileged: CAP_NET_ADMIN), on (fail to start without the privilege) or off")
+	cmd.Flags().StringVar(&o.ResolvConf, "resolv-conf", "", "resolver file written from the network settings' DNS (default /etc/resolv.conf)")
 	cmd.Flags().StringVar(&pwFile, "admin-password-file", "", "file holding the first administrator's password (first start only)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&o.Reinitialise, "reinitialise", false, "start with a new, empty store if the store file is missing, empty or damaged (a damaged file is kept aside, renamed fulcrum.db.damaged-<time>); a healthy store is opened as usual")

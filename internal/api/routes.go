@@ -6,6 +6,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
@@ -87,6 +88,16 @@ func (s *Server) table() []route {
 			perm: users, body: backupKeyExport{}, resp: store.BackupKeyInfo{}, status: http.StatusCreated, h: s.importBackupKey},
 		{method: "DELETE", path: v1 + "/backup/keys/{name}", summary: "Stop trusting an imported backup key (name: its ID)",
 			perm: users, status: http.StatusNoContent, h: s.removeBackupKey},
+
+		{method: "GET", path: v1 + "/network", summary: "The node's network settings (ETag: their revision), a pending confirm deadline, and what the configuration needs of the host as applied (VIPs, gateways, SNAT, transparency; managed or why not)",
+			perm: read, resp: networkBody{}, h: s.getNetwork},
+		{method: "PUT", path: v1 + "/network", summary: "Replace the network settings (If-Match: the network revision; ?dryRun=true). Rolled back unless confirmed within confirmSeconds; invalid settings: 422 with the fields",
+			perm: write, body: netcfg.Network{}, resp: netChangeResult{}, h: s.putNetwork, dry: true},
+		{method: "POST", path: v1 + "/network/confirm", summary: "Confirm the pending network change (body {\"revision\": N} or ?revision=N): it is kept",
+			perm: write, body: netConfirm{}, resp: networkBody{}, h: s.confirmNetwork},
+		{method: "GET", path: v1 + "/network/history", summary: "Network settings history, newest first (?before=&limit=)", perm: read, resp: netHistory{}, h: s.networkHistory},
+		{method: "GET", path: v1 + "/network/links", summary: "The host's interfaces as the kernel has them (409 when Fulcrum does not manage the host's network)",
+			perm: read, resp: linkList{}, h: s.networkLinks},
 
 		{method: "GET", path: v1 + "/status", summary: "Runtime status and counters of services and real servers", perm: read, resp: statusBody{}, h: s.getStatus},
 		{method: "GET", path: v1 + "/events", summary: "Health-check events, newest first (query: vs = service ID, limit = at most this many, default 100, 0 = all kept)",

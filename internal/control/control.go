@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
@@ -161,6 +162,17 @@ type Controller struct {
 	rtErr atomic.Pointer[string]
 
 	auditor atomic.Pointer[Auditor]
+
+	// host prepares the host's network for each plan (nil: unmanaged,
+	// for the reason unmanaged); guarded by mu.
+	host      Host
+	unmanaged string
+	// net is the current network settings and plan.
+	net atomic.Pointer[NetSnapshot]
+	// netTimer rolls back an unconfirmed network change; closed stops
+	// network changes. Both guarded by mu.
+	netTimer *time.Timer
+	closed   bool
 }
 
 // SetAuditor has the controller write, through a, the audit entry
@@ -178,11 +190,33 @@ func (c *Controller) audit(actor Actor, rev uint64, summary string) {
 	(*p).AuditAs(actor.User, actor.Method, actor.RemoteAddr, "config", fmt.Sprintf("revision %d: %s", rev, summary), true)
 }
 
-// New loads the current revision from st and hands it to rt. A data-plane
-// error at start-up does not stop the controller (the admin plane must come
-// up so that the problem can be fixed); it is logged and reported by
-// RuntimeError.
+// Options are the optional parts of a controller made by NewWith.
+type Options struct {
+	// Host prepares the host's network for each plan before the data
+	// plane takes it; nil leaves the host alone.
+	Host Host
+	// Unmanaged says why Host is nil (shown in plans, the status and the
+	// API), e.g. "--manage-network off"; "" gives a general sentence.
+	Unmanaged string
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// New loads the current revision from st and hands it to rt, leaving the
+// host's network alone: NewWith without a Host.
 func New(st Store, rt Runtime, log *slog.Logger) (*Controller, error) {
+	return NewWith(st, rt, Options{Logger: log})
+}
+
+// NewWith loads the current revision from st, rolls back a network
+// revision left unconfirmed (see RollBackUnconfirmedNetwork), prepares
+// o.Host for the plan of both and hands the configuration and plan to rt:
+// so a service's VIP is on its interface before the data plane binds it.
+// A host or data-plane error at start-up does not stop the controller (the
+// admin plane must come up so that the problem can be fixed); it is logged
+// and reported by RuntimeError.
+func NewWith(st Store, rt Runtime, o Options) (*Controller, error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -195,14 +229,12 @@ func New(st Store, rt Runtime, log *slog.Logger) (*Controller, error) {
 		cfg = config.Default()
 	}
 	cfg.SetDefaults()
-	c := &Controller{store: st, runtime: rt, log: log}
+	c := &Controller{store: st, runtime: rt, log: log, host: o.Host, unmanaged: o.Unmanaged}
 	c.current.Store(&Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cfg})
-	if rt != nil {
-		if err := rt.Apply(cfg); err != nil {
-			c.setRuntimeError(err)
-			log.Error("data plane could not start the stored configuration", "revision", rev.Revision, "err", err)
-		}
+	if err := c.loadNetwork(); err != nil {
+		return nil, err
 	}
+	c.startPlan(cfg)
 	return c, nil
 }
 
@@ -278,6 +310,13 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	}
 	diff := <-diffs
 	res := Result{Snapshot: cur, Diff: diff}
+	// What the candidate needs of the host: a setting that cannot work
+	// under the network settings is refused like a validation error.
+	netSnap := c.net.Load()
+	plan, err := c.makePlan(netSnap.Network, cand)
+	if err != nil {
+		return res, err
+	}
 	if ch.DryRun || len(diff) == 0 {
 		return res, nil
 	}
@@ -291,13 +330,19 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 			prepared <- preparedResult{pr, err}
 		}()
 	}
-	if c.runtime != nil {
-		if err := c.runtime.Apply(cand); err != nil {
-			if prepared != nil {
-				<-prepared
-			}
-			return res, &RuntimeError{Err: err}
+	hostCommit, hostRevert, err := c.prepareHost(plan)
+	if err != nil {
+		if prepared != nil {
+			<-prepared
 		}
+		return res, err
+	}
+	if err := c.applyRuntime(cand, plan); err != nil {
+		if prepared != nil {
+			<-prepared
+		}
+		hostRevert()
+		return res, &RuntimeError{Err: err}
 	}
 	if summary == "" {
 		summary = Summarize(diff)
@@ -315,11 +360,16 @@ func (c *Controller) Apply(ch Change) (Result, error) {
 	}
 	if err != nil {
 		c.rollback(cur)
+		hostRevert()
 		return res, fmt.Errorf("saving the change: %w", err)
 	}
+	hostCommit()
 	c.setRuntimeError(nil)
 	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}
 	c.current.Store(next)
+	ns := *netSnap
+	ns.Plan = plan
+	c.net.Store(&ns)
 	c.log.Info("configuration applied", "revision", next.Revision, "user", ch.Actor.User, "source", ch.Actor.Source, "summary", summary)
 	c.audit(ch.Actor, next.Revision, next.Change.Summary)
 	c.notify(next)

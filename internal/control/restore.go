@@ -38,31 +38,41 @@ func (c *Controller) RestoreWith(r io.Reader, actor Actor, o store.RestoreOption
 		return cur, plan, nil
 	}
 	cand := p.Config()
-	if c.runtime != nil {
-		if err := c.runtime.Apply(cand); err != nil {
-			return nil, nil, &RuntimeError{Err: err}
-		}
+	netSnap := c.net.Load()
+	hostPlan, err := c.makePlan(netSnap.Network, cand)
+	if err != nil {
+		return nil, nil, err
+	}
+	hostCommit, hostRevert, err := c.prepareHost(hostPlan)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.applyRuntime(cand, hostPlan); err != nil {
+		hostRevert()
+		return nil, nil, &RuntimeError{Err: err}
 	}
 	rev, plan, err := c.store.CommitRestore(cur.Revision, store.Change{User: actor.User, Source: actor.Source, RemoteAddr: actor.RemoteAddr}, p)
 	if err != nil {
 		c.rollback(cur)
+		hostRevert()
 		return nil, nil, err
 	}
+	hostCommit()
 	c.setRuntimeError(nil)
 	next := &Snapshot{Revision: rev.Revision, Change: rev.Change, Config: cand}
 	c.current.Store(next)
+	ns := *netSnap
+	ns.Plan = hostPlan
+	c.net.Store(&ns)
 	c.log.Info("backup restored", "revision", next.Revision, "user", actor.User, "source", actor.Source, "summary", rev.Summary)
 	c.notify(next)
 	return next, plan, nil
 }
 
-// rollback puts the data plane back on cur after it took a configuration
-// that could not be stored.
+// rollback puts the data plane back on cur, with the current plan, after
+// it took a configuration that could not be stored.
 func (c *Controller) rollback(cur *Snapshot) {
-	if c.runtime == nil {
-		return
-	}
-	if err := c.runtime.Apply(cur.Config); err != nil {
+	if err := c.applyRuntime(cur.Config, c.net.Load().Plan); err != nil {
 		c.log.Error("data plane could not return to the current configuration", "err", err)
 	}
 }

@@ -52,6 +52,9 @@ type Plan struct {
 	// announces) because they lie in an interface's subnet or VIP range
 	// and are not the interface's own address; sorted, unique.
 	VIPs []VIP
+	// VIPServices holds, by address of VIPs, the IDs of the virtual
+	// services using it, in order (for errors naming the field).
+	VIPServices map[netip.Addr][]int
 	// Gateways are the per-service default gateways, one routing table
 	// and mark each, in order of their table.
 	Gateways []Gateway
@@ -131,7 +134,7 @@ func Make(n *Network, cfg *config.Config, caps Caps) (*Plan, error) {
 	if caps.Reason == "" && !caps.Managed {
 		caps.Reason = "Fulcrum does not manage this host's network"
 	}
-	p := &Plan{Managed: caps.Managed, Reason: caps.Reason, Network: n, Services: map[int]Service{}}
+	p := &Plan{Managed: caps.Managed, Reason: caps.Reason, Network: n, Services: map[int]Service{}, VIPServices: map[netip.Addr][]int{}}
 	var es config.Errors
 	fail := func(vs *config.VirtualService, field, format string, args ...any) {
 		es = append(es, config.FieldError{Path: fmt.Sprintf("virtualServices[id=%d].%s", vs.ID, field), Message: fmt.Sprintf(format, args...)})
@@ -167,6 +170,7 @@ func Make(n *Network, cfg *config.Config, caps Caps) (*Plan, error) {
 				fail(vs, "address", "%s lies in no interface's subnet or VIP range (%s; VIP ranges are enforced)", vip, n.subnetList())
 			case home != nil && !local[vip]:
 				vips[vip] = home.Name
+				p.VIPServices[vip] = append(p.VIPServices[vip], vs.ID)
 			}
 		}
 		if vs.DefaultGateway != "" {
@@ -227,6 +231,7 @@ func Make(n *Network, cfg *config.Config, caps Caps) (*Plan, error) {
 	slices.SortFunc(p.VIPs, func(a, b VIP) int { return a.Addr.Compare(b.Addr) })
 	if !p.Managed {
 		p.VIPs = nil
+		p.VIPServices = map[netip.Addr][]int{}
 	}
 	if len(es) > 0 {
 		return nil, es
