@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
 // The quick-setup tests run the built binary: the terminal form in a
@@ -421,4 +426,82 @@ func TestSetupFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSetupThenServe: what setup writes is what serve uses — the admin
+// listener from the network settings (serve is not given --admin-addr)
+// and the administrator's password. Serve runs with --manage-network off,
+// so the host is left alone; the interface is one of the machine's.
+func TestSetupThenServe(t *testing.T) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iface := ""
+	for _, f := range ifs {
+		if f.Flags&net.FlagLoopback == 0 {
+			iface = f.Name
+			break
+		}
+	}
+	if iface == "" {
+		t.Fatal("this machine has no interface but loopback (net.Interfaces); the quick setup needs one to set up")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	admin := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t, "127.0.0.1"))
+	out, errOut, code := runEnv(t, []string{"FULCRUM_ADMIN_PASSWORD=" + setupPassword}, "setup", "--non-interactive", "--data-dir", dir,
+		"--interface", iface, "--address", "192.0.2.10/24", "--admin-addr", admin)
+	if code != 0 || !strings.Contains(out, "Web UI: https://"+admin+"/") {
+		t.Fatalf("setup: status %d\n%s%s", code, out, errOut)
+	}
+
+	cmd := exec.Command(fulcrumBinary(t), "serve", "--data-dir", dir, "--manage-network", "off")
+	cmd.Env = os.Environ()
+	var serveOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &serveOut, &serveOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	var status int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", "https://"+admin+"/api/v1/status", nil)
+		req.SetBasicAuth(config.FirstAdmin, setupPassword)
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		break
+	}
+	if status != http.StatusOK {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // serveOut is read after the process ended
+		t.Fatalf("GET https://%s/api/v1/status as %s: status %d; serve said:\n%s", admin, config.FirstAdmin, status, serveOut.String())
+	}
+}
+
+// runEnv runs the binary with args and extra environment.
+func runEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fulcrumBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("fulcrum %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
 }
