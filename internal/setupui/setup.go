@@ -464,7 +464,7 @@ func (s *Session) Write(a Answers) (Result, error) {
 		return Result{}, err
 	}
 	s.written = true
-	a.Password = ""
+	a.Password, a.PasswordAgain = "", ""
 	res.Answers = a
 	ch := store.Change{User: s.user, Source: Source, Summary: summary(a, n.AdminAddress)}
 	rev, err := s.st.CommitNetwork(s.cur.Revision, ch, n, true)

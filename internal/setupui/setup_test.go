@@ -128,6 +128,9 @@ func TestWrite(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if res.Answers.Password != "" || res.Answers.PasswordAgain != "" {
+		t.Errorf("the result holds the password: %+v", res.Answers)
+	}
 	if res.Revision != 1 || res.URL != "https://192.0.2.10:8443/" || res.AdminAddr != "192.0.2.10:8443" || res.Password != "created" || res.Generated != "" {
 		t.Fatalf("result %+v", res)
 	}
