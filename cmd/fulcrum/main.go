@@ -1,6 +1,7 @@
 // Command fulcrum is the Fulcrum load balancer appliance: the server
-// (serve), a one-command demonstration (demo), and the console tools that
-// change its configuration (apply, export, passwd).
+// (serve), the quick setup of a new appliance (setup), a one-command
+// demonstration (demo), and the console tools that change its
+// configuration (apply, export, passwd).
 package main
 
 import (
@@ -47,7 +48,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(), demoCmd(), applyCmd(), exportCmd(), passwdCmd(), templateCmd(), verifyCmd(), versionCmd(), storeCmd())
-	root.AddCommand(backupCmd(), restoreCmd())
+	root.AddCommand(backupCmd(), restoreCmd(), setupCmd())
 	return root
 }
 

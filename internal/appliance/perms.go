@@ -19,6 +19,11 @@ import (
 // secrets) and the admin plane's private key.
 var privateFiles = []string{store.FileName, admin.KeyFile}
 
+// CheckDataDir checks the data directory as Start does (see
+// checkPermissions), for the commands that open the store themselves
+// (fulcrum setup).
+func CheckDataDir(dir string, log *slog.Logger) error { return checkPermissions(dir, log) }
+
 // checkPermissions checks the data directory before Fulcrum uses it.
 //
 // A directory that others can write to is refused, with the command that
