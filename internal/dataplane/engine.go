@@ -120,8 +120,8 @@ type service struct {
 	kind     driver // nil unless served
 	network  string // "tcp" or "udp" when served
 	listen   []netip.AddrPort
-	idle     time.Duration // the idle timeout, defaults resolved (see driver.idleTimeout)
-	source   netip.Addr    // the source address of server-side connections (see sourceAddr)
+	idle     time.Duration  // the idle timeout, defaults resolved (see driver.idleTimeout)
+	source   netip.Addr     // the source address of server-side connections (see sourceAddr)
 	net      netcfg.Service // the plan's entry: mark, transparency, notes
 	picker   balance.Picker
 	table    *persist.Table // nil unless the service persists

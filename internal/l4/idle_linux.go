@@ -45,4 +45,3 @@ func bytesAcked(c *net.TCPConn) (int64, error) {
 	}
 	return int64(info.Bytes_acked), nil
 }
-

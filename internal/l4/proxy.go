@@ -33,9 +33,9 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
-	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // DefaultDialTimeout is how long a dial to a real server may take.
@@ -570,4 +570,3 @@ func finish(dst *net.TCPConn, err error, abort func(), ended *atomic.Int32) {
 		_ = dst.CloseWrite()
 	}
 }
-
