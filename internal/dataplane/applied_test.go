@@ -470,6 +470,9 @@ func TestAppliedSettingsReachTheService(t *testing.T) {
 		if err := e.ApplyPlan(cfg, p); err != nil {
 			t.Fatal(err)
 		}
+		if e.Snapshot().Plan() != p {
+			t.Errorf("plan %d: the snapshot does not keep the plan it was compiled with", i)
+		}
 		s := e.Snapshot().services[0]
 		if i > 0 && s.reused {
 			t.Errorf("plan %d (%+v): the service was reused from the previous plan", i, p.Services[1])

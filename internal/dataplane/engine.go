@@ -108,6 +108,11 @@ type Snapshot struct {
 // Engine.
 func (s *Snapshot) Generation() uint64 { return s.generation }
 
+// Plan returns the plan the snapshot was compiled with: what its
+// configuration needs of the host (nil for the empty snapshot of a new
+// Engine).
+func (s *Snapshot) Plan() *netcfg.Plan { return s.plan }
+
 // service is one top-level virtual service of a Snapshot: the parts every
 // kind of service has, and the handles of the one its driver compiled.
 type service struct {
