@@ -19,8 +19,12 @@ type Options struct {
 	// Transparent sets IP_TRANSPARENT (IPv4) or IPV6_TRANSPARENT (IPv6),
 	// so that the socket may bind to an address that is not local.
 	Transparent bool
-	// NoPort sets IP_BIND_ADDRESS_NO_PORT (best effort): a socket bound
-	// to an address gets its port at connect time, by the whole 4-tuple.
+	// NoPort sets IP_BIND_ADDRESS_NO_PORT (best effort: without it the
+	// connection still works): a socket bound to an address gets its port
+	// at connect time, by the whole 4-tuple. Without it every connection
+	// bound to one source address would need a port of its own, and about
+	// 28,000 concurrent connections from one VIP (or client address)
+	// would exhaust the ephemeral range.
 	NoPort bool
 }
 
