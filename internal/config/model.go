@@ -37,13 +37,20 @@ type Config struct {
 
 // Options are the global settings of the appliance.
 type Options struct {
-	// SNAT enables Server NAT: connections that real servers originate towards
-	// the outside are translated to the appliance's address (LoadMaster
-	// "Enable Server NAT", API `snat`). Default: false.
+	// SNAT enables Server NAT: connections that real servers originate
+	// towards the outside, routed through the appliance, are source-NATed
+	// to the VIP of the first service (by ID) that uses the real server
+	// (LoadMaster "Enable Server NAT", API `snat`). Applied with nftables
+	// rules in a table Fulcrum owns, so it needs Fulcrum to manage the
+	// host's network (CAP_NET_ADMIN) and the real servers to use the
+	// appliance as their gateway; otherwise each service with real
+	// servers says "not applied: SNAT …" in its status. Default: false.
 	SNAT bool `json:"snat"`
 	// SubnetOriginating makes server-side connections of non-transparent
 	// services leave from the appliance's own address on the real server's
-	// subnet instead of the VIP (API `subnetorigin`). Default: false.
+	// subnet (the kernel's source address on the route to it) instead of
+	// the VIP, for every service whatever its own setting (API
+	// `subnetorigin`). Needs no privilege. Default: false.
 	SubnetOriginating bool `json:"subnetOriginating"`
 	// DropOnFail closes the connections to a real server as soon as it goes
 	// Down or is disabled, so clients reconnect elsewhere ("Drop Connections on
@@ -72,8 +79,12 @@ type Options struct {
 	// Health holds the global health-check timers used where a service does
 	// not override them. Default: see DefaultHealthTimers.
 	Health HealthTimers `json:"health"`
-	// ThroughputLimit caps the total data-plane throughput in Mbit/s; 0 means
-	// unlimited. Default: 0.
+	// ThroughputLimit caps the total data-plane throughput in Mbit/s, each
+	// direction on its own, for all services together: layer-4 TCP and
+	// layer-7 (http, http2, TLS included) connections are shaped (a shaped
+	// connection is copied through user space, not spliced), UDP datagrams
+	// over the rate are dropped; hits are counted in each service's
+	// `limitHits.throughput`. 0 means unlimited (no cost). Default: 0.
 	ThroughputLimit int `json:"throughputLimit"`
 	// EnableAPI turns on the LoadMaster-compatible API (/access and
 	// /accessv2), which is off until an administrator enables it, as on a
@@ -191,16 +202,35 @@ type VirtualService struct {
 	// global ConnTimeout (LoadMaster `Idletime`). Default: 0.
 	Idletime int `json:"idleTimeout"`
 	// Transparent makes the real servers see the client's own address
-	// (LoadMaster `Transparent`). Default: false for tcp, true for udp.
+	// (LoadMaster `Transparent`): server-side sockets (layer 4, UDP and
+	// layer 7, whose connections to real servers are then kept per client
+	// address) set IP_TRANSPARENT and bind to the client's address, and
+	// the host routes the replies back to Fulcrum. It needs Fulcrum to
+	// manage the host's network (CAP_NET_ADMIN) and the real servers to
+	// route clients' addresses through the appliance (their default
+	// gateway, or a route); a real server on the VIP's own subnet is
+	// refused (its replies would bypass Fulcrum), and a real server given
+	// by name, of this host or of the other address family sees Fulcrum's
+	// address, with a "not applied: transparency …" note in the status,
+	// as for an unmanaged host. Default: false for tcp, true for udp.
 	Transparent *bool `json:"transparent,omitempty"`
 	// SubnetOriginating makes server-side connections leave from the
-	// appliance's address on the real server's subnet; ignored when
-	// Transparent (LoadMaster `SubnetOriginating`). Default: true for tcp,
-	// false for udp.
+	// appliance's address on the real server's subnet (the kernel's source
+	// on the route to it) instead of the VIP; ignored when Transparent
+	// applies (LoadMaster `SubnetOriginating`). Off, layer-4 and UDP
+	// services connect from the VIP; the layer-7 proxy always connects from
+	// the appliance's address and says so in the status. Default: true for
+	// tcp, false for udp.
 	SubnetOriginating *bool `json:"subnetOriginating,omitempty"`
 	// DefaultGateway is a per-service default gateway for traffic of this
 	// service (LoadMaster `DefaultGW`); an IP address of the same family as
-	// Address. Default: "" (the global gateway).
+	// Address, in the subnet of one of the node's interfaces when it has
+	// any. Replies to clients (from the VIP) and the service's server-side
+	// connections (which carry the gateway's packet mark, SO_MARK) are
+	// routed by a policy-routing table whose default route is this
+	// gateway. Needs Fulcrum to manage the host's network (CAP_NET_ADMIN);
+	// otherwise the status says "not applied: default gateway …". Default:
+	// "" (the global gateway).
 	DefaultGateway string `json:"defaultGateway,omitempty"`
 	// SorryServer receives the traffic when every real server is down; it is
 	// not health checked (LoadMaster `StandbyAddr`/`StandbyPort`).
@@ -295,8 +325,10 @@ type Limits struct {
 	// RequestsPerSec is the maximum HTTP request rate (`RequestsPerSecLimit`);
 	// 0-1000000. Default: 0.
 	RequestsPerSec int `json:"requestsPerSec,omitempty"`
-	// Bandwidth is the maximum throughput in kbit/s (`Bandwidth`); 0-100000000.
-	// Default: 0.
+	// Bandwidth is the maximum throughput of the service in kbit/s, each
+	// direction on its own (`Bandwidth`); 0-100000000. Layer-4 TCP and
+	// layer-7 connections are shaped, UDP datagrams over it are dropped;
+	// hits are counted in `limitHits.bandwidth`. Default: 0.
 	Bandwidth int `json:"bandwidth,omitempty"`
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 )
@@ -30,6 +31,7 @@ type owner struct {
 // force.
 type compiled struct {
 	cfg      *config.Config // the configuration compiled
+	plan     *netcfg.Plan   // what cfg needs of the host
 	prev     *config.Config // the configuration in force; nil before the first Apply
 	services []*service
 	served   int
@@ -85,10 +87,10 @@ func (c *compiled) commitAll() {
 	}
 }
 
-// compile builds a candidate generation from cfg. It opens no socket and
-// changes nothing in force except the settings of kept real servers, which
-// rollback restores.
-func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
+// compile builds a candidate generation from cfg and its plan p. It opens
+// no socket and changes nothing in force except the settings of kept real
+// servers, which rollback restores.
+func (e *Engine) compile(cfg *config.Config, p *netcfg.Plan) (*compiled, error) {
 	// Maps sized for the configuration: with 1,000 services and 10,000
 	// real servers, growing them step by step shows in the profile.
 	nvs, nrs := len(cfg.VirtualServices), 0
@@ -98,6 +100,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 	cur := e.snap.Load()
 	c := &compiled{
 		cfg:      cfg,
+		plan:     p,
 		prev:     cur.cfg,
 		set:      listener.Set{TCP: make(map[netip.AddrPort]listener.Handler, nvs), UDP: map[netip.AddrPort]listener.PacketHandler{}},
 		owners:   make(map[string]owner, nvs),
@@ -123,7 +126,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 	prev := reusable(cur, cfg)
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
-		s := &service{vs: vs, label: label(vs, i)}
+		s := &service{vs: vs, label: label(vs, i), net: p.Service(vs.ID)}
 		c.services = append(c.services, s)
 		st := &vsState{stats: new(backend.Counters)}
 		if vs.ID > 0 {
@@ -152,7 +155,7 @@ func (e *Engine) compile(cfg *config.Config) (*compiled, error) {
 		s.kind = d
 		b := c.builds[d]
 		var err error
-		if old := prev[vs.ID]; old != nil && old.kind == d && config.SameService(old.vs, vs) && b.reusable(old, s) {
+		if old := prev[vs.ID]; old != nil && old.kind == d && config.SameService(old.vs, vs) && samePlan(old.net, s.net) && b.reusable(old, s) {
 			err = c.reuse(b, old, s)
 		} else {
 			err = e.compileServed(c, b, s, st)
@@ -251,6 +254,7 @@ func (e *Engine) compileServed(c *compiled, b build, s *service, st *vsState) er
 		s.state = status.Down
 	}
 	reasons := append(notes(cfg, vs, enabled), b.notes(c, s)...)
+	reasons = append(reasons, planNotes(s)...)
 	s.reason = strings.Join(reasons, "; ")
 	return nil
 }
@@ -457,15 +461,41 @@ func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string 
 	if !isL7(vs) {
 		out = append(out, persistNotes(vs)...)
 	}
-	if config.IsTrue(vs.Transparent) {
-		src := "the virtual service's address"
-		if subnetOriginating(cfg, vs) {
-			src = "Fulcrum's own address on their subnet"
-		}
-		out = append(out, "transparency is not implemented yet: real servers see "+src)
-	}
 	if vs.Limits.RequestsPerSec > 0 && vs.Type != "http" && vs.Type != "http2" {
 		out = append(out, "requestsPerSec applies to HTTP requests and is not enforced by the layer-4 proxy")
+	}
+	return out
+}
+
+// samePlan reports whether two plan entries of a service ask the same of
+// its server-side sockets and give the same notes.
+func samePlan(a, b netcfg.Service) bool {
+	return a.Mark == b.Mark && a.Transparent == b.Transparent && slices.Equal(a.Notes, b.Notes)
+}
+
+// planNotes are the parts of a served service's Status reason that come
+// from its plan entry: the plan's "not applied: …" notes, and for a
+// transparent service each real server of the other address family than
+// the VIP, whose connections leave from Fulcrum's address.
+func planNotes(s *service) []string {
+	out := slices.Clone(s.net.Notes)
+	if !s.net.Transparent {
+		return out
+	}
+	vip, err := netip.ParseAddr(s.vs.Address)
+	if err != nil {
+		return out
+	}
+	check := func(rs []config.RealServer) {
+		for i := range rs {
+			if a, err := netip.ParseAddr(rs[i].Address); err == nil && a.Unmap().Is4() != vip.Unmap().Is4() {
+				out = append(out, fmt.Sprintf("not applied: transparency for real server %s: it is not of the clients' address family, so it sees Fulcrum's address", a))
+			}
+		}
+	}
+	check(s.vs.RealServers)
+	for i := range s.vs.SubVSs {
+		check(s.vs.SubVSs[i].RealServers)
 	}
 	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/udp"
@@ -96,6 +97,7 @@ type Snapshot struct {
 	generation uint64
 	services   []*service
 	cfg        *config.Config // the configuration compiled; nil for an empty snapshot
+	plan       *netcfg.Plan   // what cfg needs of the host, as compiled; nil for an empty snapshot
 	options    config.Options
 	cancel     context.CancelFunc // ends the pickers' background work; nil for an empty snapshot
 	dl         bool               // some served service schedules by dl (fed by health-check latency)
@@ -105,6 +107,11 @@ type Snapshot struct {
 // for each successful Apply after it; 0 for the empty snapshot of a new
 // Engine.
 func (s *Snapshot) Generation() uint64 { return s.generation }
+
+// Plan returns the plan the snapshot was compiled with: what its
+// configuration needs of the host (nil for the empty snapshot of a new
+// Engine).
+func (s *Snapshot) Plan() *netcfg.Plan { return s.plan }
 
 // service is one top-level virtual service of a Snapshot: the parts every
 // kind of service has, and the handles of the one its driver compiled.
@@ -118,8 +125,9 @@ type service struct {
 	kind     driver // nil unless served
 	network  string // "tcp" or "udp" when served
 	listen   []netip.AddrPort
-	idle     time.Duration // the idle timeout, defaults resolved (see driver.idleTimeout)
-	source   netip.Addr    // the source address of server-side connections (see sourceAddr)
+	idle     time.Duration  // the idle timeout, defaults resolved (see driver.idleTimeout)
+	source   netip.Addr     // the source address of server-side connections (see sourceAddr)
+	net      netcfg.Service // the plan's entry: mark, transparency, notes
 	picker   balance.Picker
 	table    *persist.Table // nil unless the service persists
 	tcp      listener.Handler
@@ -198,8 +206,38 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 // ErrClosed is returned by Apply after Close.
 var ErrClosed = errors.New("runtime: engine closed")
 
-// Apply makes cfg, a validated configuration with IDs assigned, the one
-// served. cfg must not be modified afterwards.
+// Unmanaged is the reason Apply gives netcfg.Unmanaged: a process that
+// applies configurations without a plan does not manage the host.
+const Unmanaged = "Fulcrum does not manage this host's network"
+
+// Apply is ApplyPlan with the plan of a host Fulcrum does not manage
+// (netcfg.Unmanaged): per-service gateways, SNAT and transparency are
+// then not applied, and the services using them say so in their status.
+// A setting that cannot work at all is refused with the error of
+// netcfg.Unmanaged, naming the field.
+func (e *Engine) Apply(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("runtime: nil configuration")
+	}
+	p, err := netcfg.Unmanaged(cfg, Unmanaged)
+	if err != nil {
+		return err
+	}
+	return e.ApplyPlan(cfg, p)
+}
+
+// ApplyPlan makes cfg, a validated configuration with IDs assigned, the
+// one served, with p, what cfg needs of the host as the host was prepared
+// for it (netcfg.Make, applied by package hostnet; nil is Unmanaged's).
+// cfg and p must not be modified afterwards. It implements
+// control.PlanRuntime.
+//
+// Server-side sockets of a service whose plan entry has a Mark carry it
+// (SO_MARK), so that the host's policy routing sends them through the
+// service's own gateway; those of a Transparent service leave from the
+// client's own address (IP_TRANSPARENT). The plan's notes are appended to
+// the service's status reason. A service whose plan entry changed is
+// compiled anew, never kept as it was.
 //
 // Every enabled top-level virtual service is served on its address and
 // port and on its extra ports: tcp ones of type http and http2 (with
@@ -213,16 +251,22 @@ var ErrClosed = errors.New("runtime: engine closed")
 // error naming the service, e.g. "virtualServices[id=3] 127.0.0.2:80: also
 // the address of virtualServices[id=1]", and the previous configuration
 // stays in force, untouched.
-func (e *Engine) Apply(cfg *config.Config) error {
+func (e *Engine) ApplyPlan(cfg *config.Config, p *netcfg.Plan) error {
 	if cfg == nil {
 		return errors.New("runtime: nil configuration")
+	}
+	if p == nil {
+		var err error
+		if p, err = netcfg.Unmanaged(cfg, Unmanaged); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
-	c, err := e.compile(cfg)
+	c, err := e.compile(cfg, p)
 	if err != nil {
 		c.rollback()
 		return err
@@ -241,7 +285,7 @@ func (e *Engine) Apply(cfg *config.Config) error {
 	e.vss = c.states
 	e.gen++
 	old := e.snap.Load()
-	snap := &Snapshot{generation: e.gen, services: c.services, cfg: cfg, options: cfg.Options, cancel: c.cancel, dl: c.dl}
+	snap := &Snapshot{generation: e.gen, services: c.services, cfg: cfg, plan: p, options: cfg.Options, cancel: c.cancel, dl: c.dl}
 	e.snap.Store(snap)
 	for k, err := range failed {
 		o := c.owners[k]

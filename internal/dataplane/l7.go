@@ -167,6 +167,8 @@ func (b *l7Build) compile(c *compiled, s *service, st *vsState) error {
 	sc.MaxConns = c.maxConns(vs)
 	sc.ConnRate = st.connRate
 	sc.RequestRate = st.reqRate
+	sc.Bandwidth, sc.Throughput = st.bandwidth, c.throughput
+	sc.Mark, sc.Transparent = s.net.Mark, s.net.Transparent
 	if sc.Pool == nil && len(sc.SubVSs) == 0 {
 		return fmt.Errorf("%s: %w", s.label, l7.ErrNoPool)
 	}
@@ -393,21 +395,16 @@ func ruleNames(vs *config.VirtualService, fn func(string)) {
 // notes are the parts of a layer-7 service's Status reason about what the
 // layer-7 proxy does not do yet.
 func (b *l7Build) notes(_ *compiled, s *service) []string {
-	return l7Notes(b.cfg, s.vs, s.source.IsValid())
+	return l7Notes(b.cfg, s.vs, s.source.IsValid() && !s.net.Transparent)
 }
 
 // l7Notes are the parts of a layer-7 service's Status reason about what
-// the layer-7 proxy does not do yet.
+// the layer-7 proxy does not do yet; vip is true when the service would
+// connect to its real servers from its VIP.
 func l7Notes(cfg *config.Config, vs *config.VirtualService, vip bool) []string {
 	var out []string
 	if !subnetOriginating(cfg, vs) && vip {
 		out = append(out, "the layer-7 proxy connects to real servers from Fulcrum's own address on their subnet, not from the virtual service's")
-	}
-	if vs.Limits.Bandwidth > 0 {
-		out = append(out, "the bandwidth limit is not applied by the layer-7 proxy")
-	}
-	if cfg.Options.ThroughputLimit > 0 {
-		out = append(out, "the global throughput limit is not applied by the layer-7 proxy")
 	}
 	if vs.Persistence.Mode == persist.ModeSSL {
 		out = append(out, "persistence ssl is not applied by the layer-7 proxy: requests are scheduled by "+scheduleName(vs))

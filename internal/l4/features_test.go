@@ -48,7 +48,7 @@ func oneSession(t *testing.T, p *Proxy) *session {
 	return found
 }
 
-func sockopt(t *testing.T, c *net.TCPConn, level, opt int) int {
+func getsockopt(t *testing.T, c *net.TCPConn, level, opt int) int {
 	t.Helper()
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -73,14 +73,14 @@ func TestServerSideKeepAlive(t *testing.T) {
 	ss.mu.Unlock()
 	// A young connection has none yet: Account turns it on from
 	// accountAfter, the runtime calls Account once a second.
-	if on := sockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE); on != 0 {
+	if on := getsockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE); on != 0 {
 		t.Errorf("server-side keep-alive on=%d before the connection is %v old; want 0", on, accountAfter)
 	}
 	time.Sleep(accountAfter)
 	f.proxy.Account()
-	on := sockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
-	idle := sockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
-	cnt := sockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
+	on := getsockopt(t, server, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+	idle := getsockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+	cnt := getsockopt(t, server, unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
 	if on != 1 || idle != int(listener.KeepAlive.Idle/time.Second) || cnt != listener.KeepAlive.Count {
 		t.Errorf("server-side keep-alive on=%d idle=%d count=%d; want %+v", on, idle, cnt, listener.KeepAlive)
 	}

@@ -45,8 +45,3 @@ func bytesAcked(c *net.TCPConn) (int64, error) {
 	}
 	return int64(info.Bytes_acked), nil
 }
-
-// setBindNoPort sets IP_BIND_ADDRESS_NO_PORT on fd.
-func setBindNoPort(fd int) error {
-	return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-}

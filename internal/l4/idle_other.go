@@ -17,6 +17,3 @@ func sinceActivity(*net.TCPConn) (time.Duration, error) { return 0, nil }
 // bytesAcked is not available outside Linux: bytes are counted when a
 // connection ends.
 func bytesAcked(*net.TCPConn) (int64, error) { return 0, errors.New("not supported") }
-
-// setBindNoPort does nothing outside Linux.
-func setBindNoPort(int) error { return nil }

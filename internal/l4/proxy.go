@@ -27,7 +27,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -36,6 +35,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // DefaultDialTimeout is how long a dial to a real server may take.
@@ -125,10 +125,17 @@ type ServiceConfig struct {
 	// the address of the interface that routes to the real server (which
 	// is Fulcrum's own address on the real server's subnet: "subnet
 	// originating requests"). It is used only for real servers of the same
-	// address family. Transparency (the client's own address as source,
-	// which needs IP_TRANSPARENT and policy routing) is not implemented
-	// yet; it will set the source per connection in dialServer.
+	// address family. Transparent overrides it.
 	Source netip.Addr
+	// Transparent makes server-side connections leave from the client's
+	// own address (IP_TRANSPARENT, bound to the client's IP with port 0),
+	// so that real servers see it; the host's policy routing must bring
+	// the replies back (package hostnet). A real server of the other
+	// address family than the client is connected from Source as usual.
+	Transparent bool
+	// Mark is the SO_MARK of server-side sockets (the packet mark of the
+	// service's own default gateway); 0 sets none.
+	Mark uint32
 	// MaxConns is the maximum of concurrent connections; a connection over
 	// it is closed at once and counted (backend.LimitMaxConns). 0 is
 	// unlimited.
@@ -150,6 +157,7 @@ type Service struct {
 	proxy  *Proxy
 	dialer net.Dialer // with Source bound, when there is one
 	plain  net.Dialer // without: for real servers of the other family
+	transp net.Dialer // transparent: LocalAddr set per connection
 	shaped bool
 }
 
@@ -164,12 +172,19 @@ func (p *Proxy) Service(cfg ServiceConfig) *Service {
 	// probe comes after a minute of silence anyway, and the short
 	// connections that are most of them are spared four setsockopt calls.
 	s.plain = net.Dialer{Timeout: p.dialTimeout, KeepAlive: -1}
+	if cfg.Mark != 0 {
+		s.plain.Control = sockopt.Options{Mark: cfg.Mark}.Control()
+	}
 	s.dialer = s.plain
 	if src := cfg.Source; src.IsValid() && !src.IsUnspecified() {
 		s.dialer.LocalAddr = &net.TCPAddr{IP: src.Unmap().AsSlice()}
-		s.dialer.Control = bindNoPort
+		s.dialer.Control = sockopt.Options{Mark: cfg.Mark, NoPort: true}.Control()
 	} else {
 		s.cfg.Source = netip.Addr{}
+	}
+	if cfg.Transparent {
+		s.transp = s.plain
+		s.transp.Control = sockopt.Options{Mark: cfg.Mark, Transparent: true, NoPort: true}.Control()
 	}
 	return s
 }
@@ -476,7 +491,7 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.O
 			return nil, nil, 0, nil, err
 		}
 		start := time.Now()
-		c, err := s.dialServer(srv)
+		c, err := s.dialServer(srv, req.Client.Addr())
 		if err != nil {
 			if p.ctx.Err() != nil { // Close aborted the dial: not the server's fault
 				done(balance.Outcome{})
@@ -494,12 +509,19 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.O
 	return nil, nil, 0, nil, fmt.Errorf("%d dials failed, last: %w", MaxDialRetries+1, lastErr)
 }
 
-// dialServer opens the server-side connection to srv, from the service's
-// Source when it has one of srv's address family.
-func (s *Service) dialServer(srv *backend.Server) (*net.TCPConn, error) {
+// dialServer opens the server-side connection to srv: from client, the
+// client's address, when the service is transparent and srv is of its
+// family; else from the service's Source when it has one of srv's family.
+func (s *Service) dialServer(srv *backend.Server, client netip.Addr) (*net.TCPConn, error) {
 	d := &s.dialer
-	if ap, ok := srv.AddrPort(); ok && s.cfg.Source.IsValid() && ap.Addr().Is4() != s.cfg.Source.Is4() {
+	ap, ok := srv.AddrPort()
+	if ok && s.cfg.Source.IsValid() && ap.Addr().Is4() != s.cfg.Source.Is4() {
 		d = &s.plain
+	}
+	if s.cfg.Transparent && ok && client.IsValid() && client.Unmap().Is4() == ap.Addr().Unmap().Is4() {
+		t := s.transp // a copy: its LocalAddr is this connection's
+		t.LocalAddr = &net.TCPAddr{IP: client.Unmap().AsSlice()}
+		d = &t
 	}
 	c, err := d.DialContext(s.proxy.ctx, "tcp", srv.Addr())
 	if err != nil {
@@ -547,14 +569,4 @@ func finish(dst *net.TCPConn, err error, abort func(), ended *atomic.Int32) {
 	if ended.Add(1) == 1 {
 		_ = dst.CloseWrite()
 	}
-}
-
-// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to
-// a source address, so that the kernel picks its port at connect time by
-// the whole 4-tuple: without it every connection bound to one source
-// address would need a port of its own, and about 28,000 concurrent
-// connections from a VIP would exhaust the ephemeral range.
-// It is best effort: without it the dial still works.
-func bindNoPort(_, _ string, c syscall.RawConn) error {
-	return c.Control(func(fd uintptr) { _ = setBindNoPort(int(fd)) })
 }

@@ -74,11 +74,20 @@ func chunkedBackend(b *testing.B) string {
 // path (chunked bodies are decoded and re-encoded, never spliced), up and
 // down, on one keep-alive connection: the path whose reads and writes are
 // timed for http.bodyMinRate.
-func BenchmarkBodyCopy(b *testing.B) {
+func BenchmarkBodyCopy(b *testing.B) { benchBodyCopy(b, false) }
+
+// BenchmarkBodyCopyCapped is BenchmarkBodyCopy with a bandwidth and a
+// throughput cap configured but not reached: what shaping costs.
+func BenchmarkBodyCopyCapped(b *testing.B) { benchBodyCopy(b, true) }
+
+func benchBodyCopy(b *testing.B, capped bool) {
 	const size = 8 << 20
 	host, port, _ := net.SplitHostPort(chunkedBackend(b))
 	f := startVS(b, fmt.Sprintf("virtualServices:\n- {address: 127.0.0.2, port: %d, type: http, realServers: [{address: %s, port: %s}]}\n",
 		testkit.FreePort(b, "127.0.0.2"), host, port))
+	if capped {
+		capNotReached(b, f)
+	}
 	chunk := append(fmt.Appendf(nil, "%x\r\n", 64<<10), append(pattern(64<<10), "\r\n"...)...)
 	for _, dir := range []string{"up", "down"} {
 		b.Run(dir, func(b *testing.B) {

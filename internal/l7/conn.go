@@ -54,11 +54,16 @@ type connState struct {
 	noSkip bool        // the client pipelines: never skip the read
 }
 
-func newConnState(s *Service, c net.Conn, raw *net.TCPConn, client netip.AddrPort, sni string, m *connMark) *connState {
-	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni, mark: m}
-	cs.isTLS = raw == nil || c != net.Conn(raw)
+// newConnState returns the state of client connection c, which is TLS
+// when isTLS; raw is c when c is plain TCP that may be read and written
+// by raw system calls and spliced, else nil.
+func newConnState(s *Service, c net.Conn, raw *net.TCPConn, isTLS bool, client netip.AddrPort, sni string, m *connMark) *connState {
+	if raw != nil && c != net.Conn(raw) {
+		raw = nil
+	}
+	cs := &connState{svc: s, c: c, raw: raw, client: client, sni: sni, mark: m, isTLS: isTLS}
 	cs.clientIP = client.Addr().AppendTo(cs.ipBuf[:0])
-	if !cs.isTLS {
+	if raw != nil {
 		if rc, err := raw.SyscallConn(); err == nil {
 			cs.rc = rc
 			cs.awaitF = cs.awaitCallback

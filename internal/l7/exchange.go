@@ -156,10 +156,11 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			}
 			return endAnswer, 503
 		}
-		u := up.get(srv, req.sni, !req.replayable)
+		from := up.from(srv, breq.Client.Addr())
+		u := up.get(srv, req.sni, from, !req.replayable)
 		reused := u != nil
 		if u == nil {
-			u, err = up.dial(req.ctx, srv, req.sni)
+			u, err = up.dial(req.ctx, srv, req.sni, from)
 			if err != nil {
 				if req.ctx.Err() != nil {
 					release(balance.Outcome{}) // the client or the proxy gave up: not the server's failure

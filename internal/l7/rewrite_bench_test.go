@@ -21,7 +21,7 @@ const browserRequest = "GET /shop/item.html?id=42&ref=home HTTP/1.1\r\nHost: www
 // rewriteConn is a clientConn holding browserRequest parsed, from client
 // 203.0.113.9, as the proxy holds it when it forwards the head.
 func rewriteConn(tb testing.TB) *clientConn {
-	cs := newConnState(nil, nil, nil, netip.MustParseAddrPort("203.0.113.9:51234"), "", nil)
+	cs := newConnState(nil, nil, nil, true, netip.MustParseAddrPort("203.0.113.9:51234"), "", nil)
 	cs.isTLS = false
 	cc := &clientConn{connState: cs}
 	if err := cc.req.ParseRequest([]byte(browserRequest), h1.Limits{MaxFields: DefaultMaxHeaders, MaxTarget: DefaultMaxURI}); err != nil {

@@ -36,7 +36,9 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // Defaults of the limits and timeouts (config.HTTPSettings documents them).
@@ -329,6 +331,22 @@ type ServiceConfig struct {
 	// RequestRate, when set, answers 429 to requests above its rate
 	// (RequestsPerSecLimit); share one between generations.
 	RequestRate *rate.Limiter
+	// Bandwidth shapes the bytes of each client connection of the service
+	// (both ways, TLS included; LoadMaster's per-service bandwidth
+	// limit); nil is unlimited. A shaped connection is not spliced.
+	Bandwidth *l4.Shaper
+	// Throughput shapes the client connections of all services together
+	// (the global throughput limit); nil is unlimited.
+	Throughput *l4.Shaper
+	// Mark is the SO_MARK of the connections to real servers (the packet
+	// mark of the service's own default gateway); 0 sets none.
+	Mark uint32
+	// Transparent makes connections to real servers leave from the
+	// client's own address (IP_TRANSPARENT), so that real servers see it;
+	// such a connection is kept for reuse by requests of the same client
+	// address only. A real server of the other address family than the
+	// client is connected from Fulcrum's address.
+	Transparent bool
 }
 
 func (c *ServiceConfig) setDefaults() {
@@ -413,7 +431,7 @@ func (s *Service) Update(cfg ServiceConfig) error {
 		if pl == nil || st.pools[pl] != nil {
 			return
 		}
-		st.pools[pl] = newUpstreamPool(s.proxy, pl)
+		st.pools[pl] = newUpstreamPool(s.proxy, pl, sockopt.Options{Mark: cfg.Mark, Transparent: cfg.Transparent, NoPort: cfg.Transparent})
 	}
 	add(cfg.Pool)
 	for _, sv := range cfg.SubVSs {
@@ -526,11 +544,16 @@ func (s *Service) serve(c net.Conn, m *connMark) {
 		client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	}
 	raw, _ := c.(*net.TCPConn)
+	if cfg := &s.st.Load().cfg; cfg.Bandwidth != nil || cfg.Throughput != nil {
+		// Shaped: every byte goes through the shapers, none is spliced or
+		// written by a raw system call.
+		c, raw = newShapedConn(c, cfg.Bandwidth, cfg.Throughput, cfg.Stats, s.proxy.ctx.Done()), nil
+	}
 	conn, sni, ok := s.handshake(c, client, m)
 	if !ok {
 		return
 	}
-	newConnState(s, conn, raw, client, sni, m).serve()
+	newConnState(s, conn, raw, conn != c, client, sni, m).serve()
 	_ = conn.Close()
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // upBufSize is the size of the read and write buffers of a connection to a
@@ -29,6 +31,7 @@ type upConn struct {
 	bw      *bufio.Writer
 	srv     *backend.Server
 	sni     string
+	from    netip.Addr // the client address it was made from (transparent); zero otherwise
 	idle    time.Time
 	untrack func()
 }
@@ -72,14 +75,21 @@ type upstreamPool struct {
 	reserver balance.Reserver
 	// sorryDone is the done func of the pool's sorry server, made once.
 	sorryDone func(balance.Outcome)
+	// opts are the socket options of its connections (mark,
+	// transparency); dialer carries them.
+	opts   sockopt.Options
+	dialer net.Dialer
 
 	mu     sync.Mutex
 	idle   map[*backend.Server][]*upConn
 	closed bool
 }
 
-func newUpstreamPool(p *Proxy, pl *Pool) *upstreamPool {
-	up := &upstreamPool{proxy: p, pool: pl, idle: map[*backend.Server][]*upConn{}}
+func newUpstreamPool(p *Proxy, pl *Pool, opts sockopt.Options) *upstreamPool {
+	up := &upstreamPool{proxy: p, pool: pl, idle: map[*backend.Server][]*upConn{}, opts: opts, dialer: p.dialer}
+	if !opts.Zero() {
+		up.dialer.Control = opts.Control()
+	}
 	up.reserver, _ = pl.Picker.(balance.Reserver)
 	if pl.Sorry != nil {
 		up.sorryDone = balance.Release(pl.Sorry)
@@ -97,16 +107,30 @@ func newUpstreamPool(p *Proxy, pl *Pool) *upstreamPool {
 	return up
 }
 
+// from returns the address a connection to srv for client leaves from:
+// the client's own when the pool is transparent and srv is of its
+// family, else the zero Addr (the kernel's choice).
+func (up *upstreamPool) from(srv *backend.Server, client netip.Addr) netip.Addr {
+	if !up.opts.Transparent || !client.IsValid() {
+		return netip.Addr{}
+	}
+	if ap, ok := srv.AddrPort(); !ok || ap.Addr().Unmap().Is4() != client.Unmap().Is4() {
+		return netip.Addr{}
+	}
+	return client.Unmap()
+}
+
 // get returns an idle connection to srv (with the given SNI when
-// re-encrypting with PassSNI), or nil. With check, an idle connection is
-// first tested for having been closed by the server.
-func (up *upstreamPool) get(srv *backend.Server, sni string, check bool) *upConn {
+// re-encrypting with PassSNI) made from address from, or nil. With check,
+// an idle connection is first tested for having been closed by the
+// server.
+func (up *upstreamPool) get(srv *backend.Server, sni string, from netip.Addr, check bool) *upConn {
 	for {
 		up.mu.Lock()
 		list := up.idle[srv]
 		var u *upConn
 		for i := len(list) - 1; i >= 0; i-- {
-			if list[i].sni == sni {
+			if list[i].sni == sni && list[i].from == from {
 				u = list[i]
 				list = append(list[:i], list[i+1:]...)
 				up.idle[srv] = list
@@ -223,16 +247,23 @@ type errDial struct{ err error }
 func (e *errDial) Error() string { return "connect to real server: " + e.err.Error() }
 func (e *errDial) Unwrap() error { return e.err }
 
-// dial opens a new connection to srv, with TLS when the pool re-encrypts.
-func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni string) (*upConn, error) {
+// dial opens a new connection to srv from address from (zero: the
+// kernel's choice), with TLS when the pool re-encrypts.
+func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni string, from netip.Addr) (*upConn, error) {
 	p := up.proxy
-	c, err := p.dialer.DialContext(ctx, "tcp", srv.Addr())
+	d := &up.dialer
+	if from.IsValid() {
+		t := up.dialer // a copy: its LocalAddr is this connection's
+		t.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
+		d = &t
+	}
+	c, err := d.DialContext(ctx, "tcp", srv.Addr())
 	if err != nil {
 		return nil, &errDial{err}
 	}
 	raw := c.(*net.TCPConn)
 	_ = raw.SetNoDelay(true)
-	u := &upConn{c: c, raw: raw, srv: srv, sni: sni}
+	u := &upConn{c: c, raw: raw, srv: srv, sni: sni, from: from}
 	if cfg := up.pool.Reencrypt; cfg != nil {
 		if sni != "" || (cfg.ServerName == "" && !cfg.InsecureSkipVerify) {
 			cfg = cfg.Clone()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // connect picks a real server and opens a connected socket to it; after
@@ -26,7 +27,7 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.O
 			}
 			return nil, nil, -1, err
 		}
-		fd, local, err := s.dial(srv)
+		fd, local, err := s.dial(srv, req.Client.Addr())
 		if err != nil {
 			if local {
 				done(balance.Outcome{}) // this host's failure: nothing to say of the server
@@ -44,10 +45,12 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.O
 }
 
 // dial opens a non-blocking UDP socket connected to srv, bound to the
-// service's Source when it has one of srv's family. A real server given
-// by DNS name is resolved here, for each new session. local reports an
-// error of this host rather than of the real server.
-func (s *Service) dial(srv *backend.Server) (fd int, local bool, err error) {
+// client's address (port 0) when the service is transparent and client
+// is of srv's family, else to the service's Source when it has one of
+// srv's family. A real server given by DNS name is resolved here, for
+// each new session. local reports an error of this host rather than of
+// the real server.
+func (s *Service) dial(srv *backend.Server, client netip.Addr) (fd int, local bool, err error) {
 	ap, ok := srv.AddrPort()
 	if !ok {
 		ua, err := net.ResolveUDPAddr("udp", srv.Addr())
@@ -64,7 +67,18 @@ func (s *Service) dial(srv *backend.Server) (fd int, local bool, err error) {
 	if fd, err = socket(family); err != nil {
 		return -1, true, fmt.Errorf("socket: %w", err)
 	}
-	if src := s.cfg.Source; src.IsValid() && src.Is4() == ap.Addr().Is4() {
+	src := s.cfg.Source
+	opts := sockopt.Options{Mark: s.cfg.Mark}
+	if client = client.Unmap(); s.cfg.Transparent && client.IsValid() && client.Is4() == ap.Addr().Is4() {
+		src, opts.Transparent = client, true
+	}
+	if !opts.Zero() {
+		if err := opts.Set(fd, family == unix.AF_INET6); err != nil {
+			_ = unix.Close(fd)
+			return -1, true, err
+		}
+	}
+	if src.IsValid() && src.Is4() == ap.Addr().Is4() {
 		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(src, 0), family)); err != nil {
 			_ = unix.Close(fd)
 			return -1, true, fmt.Errorf("bind %s: %w", src, err)

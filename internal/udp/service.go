@@ -31,6 +31,11 @@ type ServiceConfig struct {
 	// Source is the local address of the sockets to the real servers; the
 	// zero Addr lets the kernel choose (see l4.ServiceConfig.Source).
 	Source netip.Addr
+	// Transparent makes the sockets to the real servers leave from the
+	// client's own address (see l4.ServiceConfig.Transparent).
+	Transparent bool
+	// Mark is the SO_MARK of the sockets to the real servers; 0 none.
+	Mark uint32
 	// MaxConns is the maximum of concurrent sessions; 0 is unlimited.
 	MaxConns int
 	// ConnRate limits new sessions per second; nil is unlimited.
