@@ -299,7 +299,11 @@ func (m *Manager) nlRoute(s *routeSpec) (*netlink.Route, error) {
 	return r, nil
 }
 
-// findRoute returns the route of metric 0 to s.Dst in s.Table, or nil.
+// ip6DefaultMetric is the metric the kernel gives an IPv6 route added
+// without one (IP6_RT_PRIO_USER).
+const ip6DefaultMetric = 1024
+
+// findRoute returns the route of metric 0 (1024 for IPv6) to s.Dst in s.Table, or nil.
 func (m *Manager) findRoute(s *routeSpec) (*netlink.Route, error) {
 	dst, err := netip.ParsePrefix(s.Dst)
 	if err != nil {
@@ -320,7 +324,8 @@ func (m *Manager) findRoute(s *routeSpec) (*netlink.Route, error) {
 			ones, _ := r.Dst.Mask.Size()
 			d = netip.PrefixFrom(a.Unmap(), ones)
 		}
-		if d == dst && r.Priority == 0 {
+		// IPv6 routes added without a metric get the kernel's 1024.
+		if d == dst && (r.Priority == 0 || dst.Addr().Is6() && r.Priority == ip6DefaultMetric) {
 			return r, nil
 		}
 	}

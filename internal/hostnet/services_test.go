@@ -288,6 +288,9 @@ func TestTransparent(t *testing.T) {
 			t.Errorf("table 4599 %s: %s", fam, r)
 		}
 	}
+	// The same plan again, with another service beside it, finds every
+	// part in place (the IPv6 local route carries the kernel's metric).
+	apply(t, m, plan(t, twoArmed(), false, vs, service(10, "192.0.2.71", topo.FarmAddrs[0])))
 	vs.Transparent = config.Bool(false)
 	apply(t, m, plan(t, twoArmed(), false, vs))
 	if _, err := peerSeen(f, client(), topo.FarmAddrs[0]+":7000"); err == nil {
