@@ -275,20 +275,26 @@ type revisionList struct {
 }
 
 func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
+	if list, ok := s.changes(w, r, s.hist.History); ok {
+		writeJSON(w, http.StatusOK, revisionList{Current: s.ctl.Current().Revision, Revisions: list})
+	}
+}
+
+// changes reads a page (?before=&limit=) of a history with list; on an
+// error it answers it and reports false.
+func (s *Server) changes(w http.ResponseWriter, r *http.Request, list func(before uint64, limit int) ([]store.Change, error)) ([]store.Change, bool) {
 	before, limit, err := page(r)
-	if err != nil {
-		s.fail(w, err)
-		return
+	if err == nil {
+		var l []store.Change
+		if l, err = list(before, limit); err == nil {
+			if l == nil {
+				l = []store.Change{}
+			}
+			return l, true
+		}
 	}
-	list, err := s.hist.History(before, limit)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	if list == nil {
-		list = []store.Change{}
-	}
-	writeJSON(w, http.StatusOK, revisionList{Current: s.ctl.Current().Revision, Revisions: list})
+	s.fail(w, err)
+	return nil, false
 }
 
 // revisionBody is the response of GET /revisions/{rev}.

@@ -252,20 +252,9 @@ func (s *Server) confirmNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) networkHistory(w http.ResponseWriter, r *http.Request) {
-	before, limit, err := page(r)
-	if err != nil {
-		s.fail(w, err)
-		return
+	if list, ok := s.changes(w, r, s.ctl.NetworkHistory); ok {
+		writeJSON(w, http.StatusOK, netHistory{Current: s.ctl.Network().Revision, Revisions: list})
 	}
-	list, err := s.ctl.NetworkHistory(before, limit)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	if list == nil {
-		list = []store.Change{}
-	}
-	writeJSON(w, http.StatusOK, netHistory{Current: s.ctl.Network().Revision, Revisions: list})
 }
 
 func (s *Server) networkLinks(w http.ResponseWriter, _ *http.Request) {

@@ -76,8 +76,8 @@ func TestInterfaceSettings(t *testing.T) {
 	f.IP("addr", "add", "192.0.2.2/24", "dev", "eth0") // the host's own
 	before := snapshot(t, f)
 	m := manager(t, f, "")
-	serve(t, tp.Farm.Listen("tcp", topo.FarmAddrs[0]+":7000"))
-	serve(t, tp.Outside.Listen("tcp", topo.OutsideAddr+":7000"))
+	topo.ServePeer(t, tp.Farm.Listen("tcp", topo.FarmAddrs[0]+":7000"))
+	topo.ServePeer(t, tp.Outside.Listen("tcp", topo.OutsideAddr+":7000"))
 
 	full := twoArmed()
 	full.Interfaces[0].Addresses = append(full.Interfaces[0].Addresses, "192.0.2.2/24", "2001:db8:1::1/64")

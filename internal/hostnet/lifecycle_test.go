@@ -239,7 +239,7 @@ func TestChanges(t *testing.T) {
 	tp := topo.New(t)
 	f := tp.Fulcrum
 	m := manager(t, f, "")
-	serve(t, f.Listen("tcp", "0.0.0.0:80"))
+	topo.ServePeer(t, f.Listen("tcp", "0.0.0.0:80"))
 	vip := service(1, "192.0.2.50")
 	apply(t, m, plan(t, twoArmed(), false, vip))
 	moved := twoArmed()

@@ -201,23 +201,6 @@ func diffLines(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
-// serve accepts connections on l and writes each peer's address back.
-func serve(t *testing.T, l net.Listener) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, c.RemoteAddr().String())
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); <-done })
-}
-
 // peerSeen dials addr from ns with d and returns the address the server
 // saw (without port).
 func peerSeen(ns *topo.NS, d *net.Dialer, addr string) (string, error) {

@@ -121,7 +121,7 @@ func TestVIP(t *testing.T) {
 	if !strings.Contains(addr, "192.0.2.50/32") || !strings.Contains(addr, "2001:db8:1::50/128") || strings.Contains(addr, "tentative") {
 		t.Errorf("VIPs on eth0:\n%s", addr)
 	}
-	serve(t, f.Listen("tcp", "192.0.2.50:80"))
+	topo.ServePeer(t, f.Listen("tcp", "192.0.2.50:80"))
 	if got, err := peerSeen(tp.Client, &net.Dialer{}, "192.0.2.50:80"); err != nil || got != topo.ClientAddr {
 		t.Errorf("client to the VIP: %q %v", got, err)
 	}
@@ -156,7 +156,7 @@ func TestPerServiceGateway(t *testing.T) {
 	tp := topo.New(t)
 	f := tp.Fulcrum
 	m := manager(t, f, "")
-	serve(t, tp.Internal.Listen("tcp", topo.InternalAddr+":7000"))
+	topo.ServePeer(t, tp.Internal.Listen("tcp", topo.InternalAddr+":7000"))
 	vs := service(7, "192.0.2.50", topo.FarmAddrs[0])
 	vs.DefaultGateway = topo.IGWAddr
 	p := plan(t, twoArmed(), false, vs)
@@ -217,7 +217,7 @@ func TestSNAT(t *testing.T) {
 	tp := topo.New(t)
 	f := tp.Fulcrum
 	m := manager(t, f, "")
-	serve(t, tp.Outside.Listen("tcp", topo.OutsideAddr+":7000"))
+	topo.ServePeer(t, tp.Outside.Listen("tcp", topo.OutsideAddr+":7000"))
 	vs := service(3, "192.0.2.60", topo.FarmAddrs[0])
 	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(topo.FarmAddrs[0])}}
 	fwd := f.ReadSysctl("net.ipv4.ip_forward")
@@ -248,7 +248,7 @@ func TestTransparent(t *testing.T) {
 	tp := topo.New(t)
 	f := tp.Fulcrum
 	m := manager(t, f, "")
-	serve(t, tp.Farm.Listen("tcp", topo.FarmAddrs[0]+":7000"))
+	topo.ServePeer(t, tp.Farm.Listen("tcp", topo.FarmAddrs[0]+":7000"))
 	vs := service(9, "192.0.2.70", topo.FarmAddrs[0])
 	vs.Transparent = config.Bool(true)
 	p := plan(t, twoArmed(), false, vs)

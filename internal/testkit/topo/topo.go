@@ -29,6 +29,7 @@ package topo
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -316,4 +317,23 @@ func (n *NS) Dial(d *net.Dialer, network, addr string) (net.Conn, error) {
 		return err
 	})
 	return c, err
+}
+
+// ServePeer accepts connections on l and answers each with the peer's
+// address as the server sees it ("host:port"), then closes it; it stops
+// in t.Cleanup.
+func ServePeer(t testing.TB, l net.Listener) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, c.RemoteAddr().String())
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close(); <-done })
 }

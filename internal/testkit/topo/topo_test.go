@@ -12,23 +12,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// serve accepts connections on l and writes each peer's address back.
-func serve(t *testing.T, l net.Listener) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, c.RemoteAddr().String())
-			_ = c.Close()
-		}
-	}()
-	t.Cleanup(func() { _ = l.Close(); <-done })
-}
-
 // peer dials addr from n and returns what the server saw as its peer.
 func peer(n *NS, addr string) (string, error) {
 	c, err := n.Dial(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr)
@@ -49,11 +32,11 @@ func peer(n *NS, addr string) (string, error) {
 func TestTopology(t *testing.T) {
 	tp := New(t)
 	tp.ConfigureFulcrum()
-	serve(t, tp.Outside.Listen("tcp", OutsideAddr+":7000"))
-	serve(t, tp.Farm.Listen("tcp", FarmAddrs[0]+":7000"))
-	serve(t, tp.Internal.Listen("tcp", InternalAddr+":7000"))
-	serve(t, tp.Client.Listen("tcp", ClientAddr+":7000"))
-	serve(t, tp.IGW.Listen("tcp", IGWAddr+":7000"))
+	ServePeer(t, tp.Outside.Listen("tcp", OutsideAddr+":7000"))
+	ServePeer(t, tp.Farm.Listen("tcp", FarmAddrs[0]+":7000"))
+	ServePeer(t, tp.Internal.Listen("tcp", InternalAddr+":7000"))
+	ServePeer(t, tp.Client.Listen("tcp", ClientAddr+":7000"))
+	ServePeer(t, tp.IGW.Listen("tcp", IGWAddr+":7000"))
 	cases := []struct {
 		name string
 		from *NS
