@@ -27,6 +27,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit/topo"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -47,6 +48,8 @@ type env struct {
 	auth *admin.Service
 	eng  *dataplane.Engine
 	kemp *Server
+	// ns is the namespace of a managed host (envOpts.managed).
+	ns *topo.NS
 }
 
 type envOpts struct {
@@ -54,6 +57,12 @@ type envOpts struct {
 	limit     rate.Limit
 	burst     int
 	disabled  bool // leave the API off
+	// adminAddr is Options.AdminAddr: where the admin listener says it
+	// is bound.
+	adminAddr string
+	// managed gives the controller a host: a network namespace of the
+	// test's own (see testHost).
+	managed bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -68,10 +77,15 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.eng = dataplane.New(dataplane.Options{Logger: quiet})
 		rt = e.eng
 	}
-	e.ctl, err = control.New(st, rt, quiet)
+	var host control.Host
+	if o.managed {
+		host, e.ns = testHost(t)
+	}
+	e.ctl, err = control.NewWith(st, rt, control.Options{Host: host, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.ctl.Close)
 	e.auth = admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost, Logger: quiet})
 	e.ctl.SetAuditor(e.auth)
 	if _, err := e.auth.Bootstrap(balPW); err != nil {
@@ -81,7 +95,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if limit == 0 {
 		limit = rate.Inf
 	}
-	opts := Options{Control: e.ctl, Auth: e.auth, Backups: st, Version: "test", RateLimit: limit, RateBurst: o.burst, Logger: quiet}
+	opts := Options{Control: e.ctl, Auth: e.auth, Backups: st, Version: "test", RateLimit: limit, RateBurst: o.burst, Logger: quiet,
+		AdminAddr: o.adminAddr}
 	if e.eng != nil {
 		opts.Runtime = e.eng
 	}
