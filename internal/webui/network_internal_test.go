@@ -290,3 +290,6 @@ func TestNotApplied(t *testing.T) {
 		}
 	}
 }
+
+// NewTestHost is testHost for the browser tests (package webui_test).
+func NewTestHost(t testing.TB) (control.Host, *topo.NS) { return testHost(t) }
