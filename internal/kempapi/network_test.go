@@ -2,16 +2,20 @@ package kempapi
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit/topo"
 )
 
@@ -313,13 +317,12 @@ func TestNetworkUnmanaged(t *testing.T) {
 	}
 }
 
-// TestNetworkPending: behind an admin listener bound to one address, a
-// change that does not keep the address the request came on is applied
-// with the confirm window; the answer says so, and confirmnetwork keeps
-// it. (The test server listens on loopback; the listener address the API
-// is told about is what decides here.)
+// TestNetworkPending: the API is served inside the test's namespace on an
+// address the host has outside Fulcrum's settings. A change there could
+// cut the caller off (the address is not among the new settings'), so it
+// waits for confirmation: the answer says so, and confirmnetwork keeps it.
 func TestNetworkPending(t *testing.T) {
-	e := newEnv(t, envOpts{adminAddr: "10.9.9.9:8443", managed: true})
+	e := newEnv(t, envOpts{managed: true, hostAdmin: "10.1.0.5/24"})
 	x := e.ok1("modiface", "interface=eth0&addr=10.0.0.5/24")
 	d := x.at("Success", "Data")
 	if d == nil || d.val("Confirmed") != "N" || d.val("NetworkRevision") == "" || d.val("RollbackIn") == "" || d.val("RollbackIn") == "0" {
@@ -402,5 +405,62 @@ func TestDefaultGWRoundTrip(t *testing.T) {
 	}
 	if got := e.fail1(422, "modvs", "vs=1&DefaultGW=nonsense"); !strings.Contains(got, "DefaultGW") {
 		t.Errorf("bad DefaultGW: %q", got)
+	}
+}
+
+// TestNetworkCutOffRolledBack, with the API served inside the test's
+// namespace on eth0's address: a change that keeps that address is
+// confirmed at once; one that removes it cuts the caller off, so it is
+// pending, and when its window ends the old settings come back and the
+// API answers on the old address again.
+func TestNetworkCutOffRolledBack(t *testing.T) {
+	e := newEnv(t, envOpts{managed: true, adminIn: "10.0.0.5/24"})
+	if !strings.HasPrefix(e.kemp.adminAddr, "10.0.0.5:") {
+		t.Fatalf("admin listener %q", e.kemp.adminAddr)
+	}
+	e.ok1("set", "param=dns1&value=10.0.0.53")
+	s := e.ctl.Network()
+	if !s.Deadline.IsZero() {
+		t.Fatalf("a change keeping the admin address is pending: %+v", s)
+	}
+	rev := s.Revision
+
+	// The caller is cut off: the answer is lost (or, if it arrives, says
+	// the change waits for confirmation).
+	r, err := http.NewRequest(http.MethodGet, e.srv.URL+"/access/modiface?interface=0&addr=10.0.9.6/24", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetBasicAuth("bal", balPW)
+	if res, err := e.srv.Client().Do(r); err == nil {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(b), "<Confirmed>N</Confirmed>") {
+			t.Errorf("answer of the cutting change: %s", b)
+		}
+	} else {
+		t.Logf("the cutting change's answer was lost, as expected: %v", err)
+	}
+	s = e.ctl.Network()
+	if s.Revision != rev+1 || s.Deadline.IsZero() || s.Network.Interface("eth0").Addresses[0] != "10.0.9.6/24" {
+		t.Fatalf("after the cutting change: revision %d (was %d), deadline %v", s.Revision, rev, s.Deadline)
+	}
+	if out := e.ns.IP("-o", "addr", "show", "dev", "eth0"); strings.Contains(out, "10.0.0.5/") || !strings.Contains(out, "10.0.9.6/24") {
+		t.Errorf("eth0 during the window: %s", out)
+	}
+
+	// Rolled back when the window ends.
+	if !testkit.Within(30*time.Second, func() bool {
+		s := e.ctl.Network()
+		return s.Revision == rev+2 && s.Deadline.IsZero()
+	}) {
+		t.Fatalf("not rolled back: %+v", e.ctl.Network())
+	}
+	if out := e.ns.IP("-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "10.0.0.5/24") || strings.Contains(out, "10.0.9.6/") {
+		t.Errorf("eth0 after the rollback: %s", out)
+	}
+	e.srv.Client().CloseIdleConnections()
+	if got := e.ok1("showiface", "interface=0").at("Success", "Data", "Interface").val("IPAddress"); got != "10.0.0.5/24" {
+		t.Errorf("after the rollback showiface says %q", got)
 	}
 }
