@@ -33,7 +33,14 @@ generated and printed once.
 A store file that is damaged, or missing or empty in a data directory that
 holds an install, is refused: see "fulcrum store check" and "fulcrum store
 salvage", or start afresh with --reinitialise (the old file is kept aside)
-and restore a backup.`,
+and restore a backup.
+
+With --manage-network auto (the default) and the privilege to (root or
+CAP_NET_ADMIN), Fulcrum applies its network settings and what its services
+need (VIP addresses, per-service gateways, SNAT, transparency) to the host
+before the services open their sockets, and removes what it added when it
+stops. A network change not confirmed within its window is rolled back, also
+at the next start if Fulcrum stopped inside the window.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(logLevel)
@@ -64,7 +71,9 @@ and restore a backup.`,
 		},
 	}
 	dataDirFlag(cmd, &o.DataDir)
-	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", appliance.DefaultAdminAddr, "admin plane listen address (HTTPS)")
+	cmd.Flags().StringVar(&o.AdminAddr, "admin-addr", "", "admin plane listen address (HTTPS); default: the network settings' adminAddress (fulcrum setup), else "+appliance.DefaultAdminAddr)
+	cmd.Flags().StringVar(&o.ManageNetwork, "manage-network", appliance.ManageAuto, "apply the network settings and what services need (VIPs, gateways, SNAT, transparency) to the host: auto (when privileged: CAP_NET_ADMIN), on (fail to start without the privilege) or off")
+	cmd.Flags().StringVar(&o.ResolvConf, "resolv-conf", "", "resolver file written from the network settings' DNS (default /etc/resolv.conf)")
 	cmd.Flags().StringVar(&pwFile, "admin-password-file", "", "file holding the first administrator's password (first start only)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&o.Reinitialise, "reinitialise", false, "start with a new, empty store if the store file is missing, empty or damaged (a damaged file is kept aside, renamed fulcrum.db.damaged-<time>); a healthy store is opened as usual")

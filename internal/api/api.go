@@ -246,6 +246,7 @@ func setETag(w http.ResponseWriter, rev uint64) {
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	var conflict *store.ConflictError
 	var rtErr *control.RuntimeError
+	var hostErr *control.HostError
 	var tooBig *http.MaxBytesError
 	var locked *admin.LockedError
 	var exists *edit.ExistsError
@@ -260,6 +261,8 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 			Error: conflict.Error(), Revision: conflict.Current})
 	case errors.As(err, &rtErr):
 		writeError(w, http.StatusConflict, err.Error(), nil)
+	case errors.As(err, &hostErr):
+		writeError(w, http.StatusUnprocessableEntity, err.Error(), hostErr.Fields())
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: at most %d bytes", tooBig.Limit), nil)
 	case errors.As(err, &exists):

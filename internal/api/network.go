@@ -284,16 +284,11 @@ func (s *Server) networkLinks(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, linkList{Links: links})
 }
 
-// failNetwork answers a refused network change: invalid settings and a
-// host refusal are 422 with the fields named; the rest as fail does.
+// failNetwork answers a refused network change: invalid settings are 422
+// with the fields; the rest as fail does (a host refusal is 422 there).
 func (s *Server) failNetwork(w http.ResponseWriter, err error) {
-	var hostErr *control.HostError
 	if fields, ok := config.IsErrors(err); ok {
 		writeError(w, http.StatusUnprocessableEntity, "invalid network settings", fields)
-		return
-	}
-	if errors.As(err, &hostErr) {
-		writeError(w, http.StatusUnprocessableEntity, err.Error(), nil)
 		return
 	}
 	if errors.Is(err, control.ErrNoNetStore) {

@@ -24,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
@@ -41,14 +42,36 @@ const (
 	// PasswordEnv is the environment variable that may hold the first
 	// administrator's password.
 	PasswordEnv = "FULCRUM_ADMIN_PASSWORD"
+	// HostnetStateName is the file in the data directory listing what
+	// Fulcrum changed on the host's network (package hostnet).
+	HostnetStateName = "hostnet-state.json"
+)
+
+// Values of Options.ManageNetwork.
+const (
+	// ManageAuto manages the host's network when the process may
+	// (CAP_NET_ADMIN and netlink answer).
+	ManageAuto = "auto"
+	// ManageOn requires it: Start fails without the privilege.
+	ManageOn = "on"
+	// ManageOff leaves the host's network alone.
+	ManageOff = "off"
 )
 
 // Options configure Start.
 type Options struct {
 	// DataDir holds the store, the admin certificate and the console socket.
 	DataDir string
-	// AdminAddr is the admin listener's address (host:port).
+	// AdminAddr is the admin listener's address (host:port); "" means
+	// the network settings' adminAddress, else DefaultAdminAddr.
 	AdminAddr string
+	// ManageNetwork says whether Fulcrum applies its network settings
+	// and what its services need (VIPs, gateways, SNAT, transparency) to
+	// the host: ManageAuto (the default, ""), ManageOn or ManageOff.
+	ManageNetwork string
+	// ResolvConf is the resolver file written from the DNS settings;
+	// "" means hostnet.DefaultResolvConf.
+	ResolvConf string
 	// AdminPassword is the first administrator's password, used only when
 	// the store has no user yet; "" generates one.
 	AdminPassword string
@@ -80,6 +103,8 @@ type Appliance struct {
 	Engine *dataplane.Engine
 	// API is the native REST API.
 	API *api.Server
+	// Host manages the host's network; nil when Fulcrum does not.
+	Host *hostnet.Manager
 
 	templates *templates.Library
 	version   string
@@ -95,9 +120,6 @@ type Appliance struct {
 func Start(o Options) (_ *Appliance, err error) {
 	if o.DataDir == "" {
 		o.DataDir = DefaultDataDir
-	}
-	if o.AdminAddr == "" {
-		o.AdminAddr = DefaultAdminAddr
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -123,10 +145,31 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("persistence cookie secret: %w", err)
 	}
-	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
-	a.Control, err = control.New(st, a.Engine, log)
+	// A network change left unconfirmed by a stop inside its window is
+	// undone before anything is applied.
+	if _, err := control.RollBackUnconfirmedNetwork(st, log); err != nil {
+		return nil, err
+	}
+	unmanaged, err := a.openHost(o, log)
 	if err != nil {
 		return nil, err
+	}
+	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
+	// The controller prepares the host (VIPs on their interfaces) before
+	// the data plane opens the services' sockets.
+	ctlOpts := control.Options{Unmanaged: unmanaged, Logger: log}
+	if a.Host != nil {
+		ctlOpts.Host = a.Host
+	}
+	a.Control, err = control.NewWith(st, a.Engine, ctlOpts)
+	if err != nil {
+		return nil, err
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = a.Control.Network().Network.AdminAddress
+	}
+	if o.AdminAddr == "" {
+		o.AdminAddr = DefaultAdminAddr
 	}
 	policy := func() config.Lockout { return a.Control.Current().Config.Options.AdminLockout }
 	a.Auth = admin.New(st, admin.Options{Policy: policy, Logger: log, BcryptCost: o.BcryptCost})
@@ -173,15 +216,48 @@ func Start(o Options) (_ *Appliance, err error) {
 	a.consoleLn = cl
 	a.serve(cl, a.API.ConsoleHandler())
 
-	fmt.Fprintf(o.Out, "Fulcrum admin API listening on https://%s/api/v1/ (self-signed certificate in %s)\n", a.AdminAddr(), o.DataDir)
+	fmt.Fprintf(o.Out, "Fulcrum admin API listening on https://%s/api/v1/ (self-signed certificate in %s); web UI at https://%s/\n",
+		a.AdminAddr(), o.DataDir, a.AdminAddr())
 	if generated != "" {
 		fmt.Fprintf(o.Out, "Created administrator %q with password: %s\n", config.FirstAdmin, generated)
 		fmt.Fprintf(o.Out, "This password is shown only once. Change it with: fulcrum passwd --data-dir %s\n", o.DataDir)
+	}
+	if snap := a.Control.Network(); snap.Plan != nil && !snap.Plan.Managed {
+		fmt.Fprintf(o.Out, "The host's network is not managed: %s\n", snap.Plan.Reason)
 	}
 	if e := a.Control.RuntimeError(); e != "" {
 		fmt.Fprintf(o.Out, "WARNING: the data plane could not start the stored configuration: %s\n", e)
 	}
 	return a, nil
+}
+
+// openHost opens the manager of the host's network as o.ManageNetwork
+// says, into a.Host, or returns why the host is not managed.
+func (a *Appliance) openHost(o Options, log *slog.Logger) (unmanaged string, err error) {
+	mode := o.ManageNetwork
+	if mode == "" {
+		mode = ManageAuto
+	}
+	switch mode {
+	case ManageOff:
+		return "Fulcrum was started with --manage-network off", nil
+	case ManageAuto, ManageOn:
+	default:
+		return "", fmt.Errorf("--manage-network must be auto, on or off, got %q", mode)
+	}
+	caps := hostnet.Probe()
+	if !caps.Managed {
+		if mode == ManageOn {
+			return "", fmt.Errorf("--manage-network on: Fulcrum cannot manage the host's network: %s (run as root or grant CAP_NET_ADMIN, or use --manage-network off)", caps.Reason)
+		}
+		return caps.Reason, nil
+	}
+	h, err := hostnet.New(hostnet.Options{Log: log, StateFile: filepath.Join(o.DataDir, HostnetStateName), ResolvConf: o.ResolvConf})
+	if err != nil {
+		return "", fmt.Errorf("host network: %w", err)
+	}
+	a.Host = h
+	return "", nil
 }
 
 // openStore opens the store in the data directory and reports what its
@@ -255,7 +331,8 @@ func (a *Appliance) AdminAddr() string {
 // AdminURL returns the admin plane's base URL.
 func (a *Appliance) AdminURL() string { return "https://" + a.AdminAddr() }
 
-// Close stops the listeners, the data plane and the store.
+// Close stops the listeners, the data plane, the host's network (what
+// Fulcrum added is removed) and the store.
 func (a *Appliance) Close() error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -265,9 +342,19 @@ func (a *Appliance) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if a.Control != nil {
+		a.Control.Close() // no rollback timer fires while stopping
+	}
 	if a.Engine != nil {
 		if err := a.Engine.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// After the data plane: the services' sockets are closed before their
+	// VIPs leave the interfaces.
+	if a.Host != nil {
+		if err := a.Host.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("host network: %w", err))
 		}
 	}
 	if a.Store != nil {

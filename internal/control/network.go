@@ -103,6 +103,15 @@ func (e *HostError) Error() string { return "the host's network refused the chan
 // Unwrap returns the host's error.
 func (e *HostError) Unwrap() error { return e.Err }
 
+// Fields returns the field the host names (hostnet.Error), or nil.
+func (e *HostError) Fields() []config.FieldError {
+	var fe interface{ FieldError() config.FieldError }
+	if errors.As(e.Err, &fe) {
+		return []config.FieldError{fe.FieldError()}
+	}
+	return nil
+}
+
 // ErrNoNetStore is returned by the network methods of a controller whose
 // store keeps no network settings.
 var ErrNoNetStore = errors.New("this store keeps no network settings")
@@ -130,10 +139,13 @@ func (c *Controller) Network() NetSnapshot { return *c.net.Load() }
 // Links lists the host's interfaces as the kernel has them.
 func (c *Controller) Links() ([]netcfg.Link, error) {
 	c.mu.Lock()
-	h := c.host
+	h, reason := c.host, c.unmanaged
 	c.mu.Unlock()
 	if h == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnmanaged, c.caps().Reason)
+		if reason == "" {
+			reason = "no host was given to the controller"
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnmanaged, reason)
 	}
 	return h.Links()
 }

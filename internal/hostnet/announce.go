@@ -55,52 +55,57 @@ type sender interface {
 	Close() error
 }
 
+// run announces vip on link. It runs in the managed namespace throughout:
+// the neighbour advertisement's destination names its interface, which
+// is looked up when it is sent.
 func (a *announcer) run(link string, vip netip.Addr) error {
-	var s sender
-	err := a.m.inNS(func() error {
-		ifi, err := net.InterfaceByName(link)
+	return a.m.inNS(func() error {
+		s, err := openSender(link, vip)
 		if err != nil {
 			return err
 		}
-		if len(ifi.HardwareAddr) == 0 {
-			return fmt.Errorf("%s has no hardware address", link)
-		}
-		if vip.Is4() {
-			c, err := arp.Dial(ifi)
-			if err != nil {
-				return fmt.Errorf("ARP socket: %w", err)
+		defer s.Close()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for i := range Announcements {
+			select {
+			case <-a.ctx.Done():
+				return nil
+			case <-t.C:
 			}
-			s = &garp{c: c, ifi: ifi, vip: vip}
-			return nil
+			if err := s.send(); err != nil {
+				return err
+			}
+			if i < Announcements-1 {
+				t.Reset(AnnounceGap)
+			}
 		}
-		c, _, err := ndp.Listen(ifi, ndp.Addr(vip.String()))
-		if err != nil {
-			return fmt.Errorf("NDP socket: %w", err)
-		}
-		s = &una{c: c, ifi: ifi, vip: vip}
+		a.m.log.Debug("announced VIP", "link", link, "vip", vip)
 		return nil
 	})
+}
+
+// openSender opens the socket announcing vip on link.
+func openSender(link string, vip netip.Addr) (sender, error) {
+	ifi, err := net.InterfaceByName(link)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.Close()
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for i := range Announcements {
-		select {
-		case <-a.ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := s.send(); err != nil {
-			return err
-		}
-		if i < Announcements-1 {
-			t.Reset(AnnounceGap)
-		}
+	if len(ifi.HardwareAddr) == 0 {
+		return nil, fmt.Errorf("%s has no hardware address", link)
 	}
-	a.m.log.Debug("announced VIP", "link", link, "vip", vip)
-	return nil
+	if vip.Is4() {
+		c, err := arp.Dial(ifi)
+		if err != nil {
+			return nil, fmt.Errorf("ARP socket: %w", err)
+		}
+		return &garp{c: c, ifi: ifi, vip: vip}, nil
+	}
+	c, _, err := ndp.Listen(ifi, ndp.Addr(vip.String()))
+	if err != nil {
+		return nil, fmt.Errorf("NDP socket: %w", err)
+	}
+	return &una{c: c, ifi: ifi, vip: vip}, nil
 }
 
 // stop ends the announcements and waits for them.

@@ -101,6 +101,7 @@ type item struct {
 	PrevLink   string `json:"prevLink,omitempty"`
 
 	field     string // the setting's path, for errors
+	optional6 bool   // an IPv6 part skipped where the kernel has no IPv6
 	nameField string // the path of the interface's name, for a missing interface
 }
 
@@ -208,8 +209,9 @@ func (m *Manager) wanted(p *netcfg.Plan) ([]*item, error) {
 			if fam == unix.AF_INET6 {
 				dst = "::/0"
 			}
-			add(&item{Kind: kindRoute, Route: &routeSpec{Table: netcfg.TransparentTable, Dst: dst, Dev: "lo", Local: true}, field: fld})
-			add(&item{Kind: kindRule, Rule: &ruleSpec{Priority: PrioTransparent, Family: fam, Mark: netcfg.TransparentMark, Table: netcfg.TransparentTable}, field: fld})
+			v6 := fam == unix.AF_INET6
+			add(&item{Kind: kindRoute, Route: &routeSpec{Table: netcfg.TransparentTable, Dst: dst, Dev: "lo", Local: true}, field: fld, optional6: v6})
+			add(&item{Kind: kindRule, Rule: &ruleSpec{Priority: PrioTransparent, Family: fam, Mark: netcfg.TransparentMark, Table: netcfg.TransparentTable}, field: fld, optional6: v6})
 		}
 		add(&item{Kind: kindChain, Name: "prerouting", Chain: &chainSpec{Transparent: true}, field: fld})
 	}

@@ -88,6 +88,9 @@ func (m *Manager) ensure(w, old *item) (*item, func() error, error) {
 // remove undoes an owned item: deletes what Fulcrum created, puts back
 // what it changed. A thing already gone is no error.
 func (m *Manager) remove(it *item) error {
+	if m.h == nil && it.Kind != kindResolv && it.Kind != kindHostname && it.Kind != kindSysctl {
+		return errors.New("netlink is not available")
+	}
 	var err error
 	switch it.Kind {
 	case kindVLAN:
@@ -230,9 +233,18 @@ func (m *Manager) ensureAddr(w, old *item) (*item, func() error, error) {
 	for _, a := range have {
 		ap, _ := netip.AddrFromSlice(a.IP)
 		ones, _ := a.Mask.Size()
-		if ap.Unmap() == pf.Addr() && (w.Kind == kindVIP || ones == pf.Bits()) {
-			return old, nil, nil
+		if ap.Unmap() != pf.Addr() || (w.Kind == kindAddr && ones != pf.Bits()) {
+			continue
 		}
+		if w.Kind == kindVIP && a.LinkIndex != l.Attrs().Index {
+			// on another interface: the host's own, or Fulcrum's VIP moving
+			// to this one (the old one goes when the plan is committed)
+			if other, err := m.h.LinkByIndex(a.LinkIndex); err == nil &&
+				m.find((&item{Kind: kindVIP, Link: other.Attrs().Name, Addr: w.Addr}).key()) != nil {
+				continue
+			}
+		}
+		return old, nil, nil
 	}
 	a := &netlink.Addr{IPNet: ipNet(pf)}
 	if w.Kind == kindVIP && pf.Addr().Is6() {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -88,6 +89,12 @@ func (e *Error) Error() string { return e.Field + ": " + e.Err.Error() }
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// FieldError is e as the configuration's field error (for front ends
+// that list errors by path).
+func (e *Error) FieldError() config.FieldError {
+	return config.FieldError{Path: e.Field, Message: e.Err.Error()}
+}
+
 // Manager applies plans to one network namespace. Its methods are safe
 // for concurrent use.
 type Manager struct {
@@ -99,7 +106,7 @@ type Manager struct {
 	ns      netns.NsHandle // -1: the process's own
 	owned   []*item        // what Fulcrum owns now, in order of application
 	cur     *netcfg.Plan
-	pending bool
+	pending *tx // the prepared plan not yet committed or reverted
 	ann     *announcer
 	closed  bool
 }
@@ -204,7 +211,7 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 	switch {
 	case m.closed:
 		return nil, nil, errors.New("hostnet: the manager is closed")
-	case m.pending:
+	case m.pending != nil:
 		return nil, nil, errors.New("hostnet: the previous Prepare is neither committed nor reverted")
 	}
 	if len(wants) > 0 && !m.caps.Managed {
@@ -218,6 +225,10 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 	for _, w := range wants {
 		old := m.find(w.key())
 		rec, undo, err := m.ensure(w, old)
+		if err != nil && w.optional6 && errors.Is(err, unix.EAFNOSUPPORT) {
+			m.log.Info("the kernel has no IPv6: skipped", "item", w.key())
+			continue
+		}
 		if err != nil {
 			m.undo(undos)
 			return nil, nil, m.fieldError(w, err)
@@ -232,7 +243,8 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 			next = append(next, rec)
 		}
 	}
-	m.pending = true
+	t := &tx{undos: undos}
+	m.pending = t
 	m.saveLocked(union(next, m.owned))
 	for _, v := range fresh {
 		m.ann.announce(v.Link, v.Addr)
@@ -242,7 +254,10 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 		once.Do(func() {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			m.pending = false
+			if m.pending != t {
+				return // reverted by Close
+			}
+			m.pending = nil
 			keys := map[string]bool{}
 			for _, w := range next {
 				keys[w.key()] = true
@@ -255,6 +270,9 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 			}
 			left := m.removeAll(stale)
 			m.owned = union(next, left)
+			if cascades(stale) {
+				m.reconcile(wants)
+			}
 			m.cur = p
 			m.saveLocked(m.owned)
 		})
@@ -263,12 +281,49 @@ func (m *Manager) Prepare(p *netcfg.Plan) (commit, revert func(), err error) {
 		once.Do(func() {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			m.pending = false
-			m.undo(undos)
+			if m.pending != t {
+				return
+			}
+			m.pending = nil
+			m.undo(t.undos)
 			m.saveLocked(m.owned)
 		})
 	}
 	return commit, revert, nil
+}
+
+// tx is one prepared plan.
+type tx struct {
+	undos []func() error
+}
+
+// cascades reports whether removing items may have made the kernel drop
+// other things: an IPv4 primary address takes its subnet's secondary
+// addresses with it (without promote_secondaries) and routes through it.
+func cascades(items []*item) bool {
+	for _, it := range items {
+		switch it.Kind {
+		case kindVLAN, kindLinkState, kindAddr:
+			return true
+		}
+	}
+	return false
+}
+
+// reconcile ensures wants again after removals, re-adding what the
+// kernel dropped with them; what it adds is owned.
+func (m *Manager) reconcile(wants []*item) {
+	for _, w := range wants {
+		rec, undo, err := m.ensure(w, m.find(w.key()))
+		if err != nil {
+			m.log.Error("re-applying after removals", "item", w.key(), "err", err)
+			continue
+		}
+		if undo != nil && rec != nil {
+			m.log.Info("re-applied what the kernel dropped with a removal", "item", w.key())
+			m.owned = union(m.owned, []*item{rec})
+		}
+	}
 }
 
 // find returns the owned item with key k, or nil.
@@ -354,13 +409,17 @@ func (m *Manager) Links() ([]netcfg.Link, error) {
 // stay when the current plan's Network.KeepOnStop, and stay listed in the
 // state file.
 func (m *Manager) Close() error {
-	m.ann.stop()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil
 	}
 	m.closed = true
+	m.ann.stop()
+	if m.pending != nil {
+		m.undo(m.pending.undos)
+		m.pending = nil
+	}
 	keep := m.cur.Network.KeepOnStop
 	var drop, kept []*item
 	for _, o := range m.owned {

@@ -86,7 +86,7 @@ func addChain(c *nftables.Conn, name string, s *chainSpec) error {
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: srv.AsSlice()},
 				&expr.Immediate{Register: 1, Data: to.AsSlice()},
-				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: uint32(proto), RegAddrMin: 1, RegAddrMax: 1, Specified: true},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: uint32(proto), RegAddrMin: 1},
 			})
 		}
 	}

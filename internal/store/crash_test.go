@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,29 @@ func TestCrashWriterHelper(t *testing.T) {
 			os.Exit(3)
 		}
 		fmt.Printf("committed %d\n", n)
+		// Network revisions up to n, each committed unconfirmed and then
+		// confirmed, as the controller does (a kill may have left them
+		// behind).
+		for {
+			nc, err := s.NetworkCurrent()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "writer: network current:", err)
+				os.Exit(3)
+			}
+			if nc.Revision >= n {
+				break
+			}
+			m := nc.Revision + 1
+			nch := Change{User: "crash", Source: "system", Summary: strconv.FormatUint(m, 10)}
+			if _, err := s.CommitNetwork(nc.Revision, nch, netGen(m), false); err != nil {
+				fmt.Fprintln(os.Stderr, "writer: commit network:", err)
+				os.Exit(3)
+			}
+			if err := s.ConfirmNetwork(m); err != nil {
+				fmt.Fprintln(os.Stderr, "writer: confirm network:", err)
+				os.Exit(3)
+			}
+		}
 		if _, err := s.AppendAudit(AuditEntry{Action: "commit", Detail: strconv.FormatUint(n, 10), Success: true}); err != nil {
 			fmt.Fprintln(os.Stderr, "writer: audit:", err)
 			os.Exit(3)
@@ -254,6 +278,7 @@ func verifyAfterCrash(t *testing.T, dir string, kill int) (rev, auditSeq uint64)
 	if cur.Summary != strconv.FormatUint(cur.Revision, 10) {
 		t.Fatalf("kill %d: revision %d has the change of %q", kill, cur.Revision, cur.Summary)
 	}
+	verifyNetworkAfterCrash(t, s, kill, cur.Revision)
 	h, err := s.History(0, 0)
 	if err != nil {
 		t.Fatalf("kill %d: History: %v", kill, err)
@@ -290,4 +315,35 @@ func verifyAfterCrash(t *testing.T, dir string, kill int) (rev, auditSeq uint64)
 		auditSeq = audit[0].Seq
 	}
 	return cur.Revision, auditSeq
+}
+
+// verifyNetworkAfterCrash checks the network revisions after a kill: the
+// current one is whole (its settings and change), not ahead of the
+// configuration's revision rev, and the history holds the newest
+// MaxRevisions with at most the current one unconfirmed.
+func verifyNetworkAfterCrash(t *testing.T, s *Store, kill int, rev uint64) {
+	t.Helper()
+	nc, err := s.NetworkCurrent()
+	if err != nil {
+		t.Fatalf("kill %d: NetworkCurrent: %v", kill, err)
+	}
+	if nc.Revision > rev {
+		t.Fatalf("kill %d: network revision %d with configuration revision %d", kill, nc.Revision, rev)
+	}
+	if nc.Revision == 0 {
+		return
+	}
+	if !reflect.DeepEqual(nc.Network, netGen(nc.Revision)) || nc.Summary != strconv.FormatUint(nc.Revision, 10) {
+		t.Fatalf("kill %d: network revision %d holds %+v, %q", kill, nc.Revision, nc.Network, nc.Summary)
+	}
+	h, err := s.NetworkHistory(0, 0)
+	if err != nil {
+		t.Fatalf("kill %d: NetworkHistory: %v", kill, err)
+	}
+	if want := min(nc.Revision, uint64(crashOpts.MaxRevisions)); uint64(len(h)) != want {
+		t.Fatalf("kill %d: network history has %d entries, want %d", kill, len(h), want)
+	}
+	if conf, err := s.NetworkConfirmed(); err != nil || conf.Revision+1 < nc.Revision {
+		t.Fatalf("kill %d: newest confirmed network revision %d (%v) with %d current", kill, conf.Revision, err, nc.Revision)
+	}
 }

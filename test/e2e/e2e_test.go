@@ -75,7 +75,15 @@ func (p *proc) output() string {
 // start runs the binary in dir and waits until its output matches ready.
 func start(t *testing.T, dir string, env []string, ready string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	return startCmd(t, dir, env, ready, exec.Command(binary, args...))
+}
+
+// startCmd runs cmd (the binary, or a command that runs it) in dir and
+// waits until its output matches ready.
+func startCmd(t *testing.T, dir string, env []string, ready string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	args := cmd.Args[1:]
+	p := &proc{cmd: cmd, done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
