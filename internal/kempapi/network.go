@@ -544,6 +544,14 @@ func (c *call) netFailure(err error, names map[string]string) *failure {
 	case errors.Is(err, store.ErrNoSpace), errors.Is(err, store.ErrDamaged):
 		return c.s.failure(err)
 	}
+	var host *control.HostError
+	if errors.As(err, &host) && len(host.Fields()) > 0 {
+		var es config.Errors
+		for _, fe := range host.Fields() {
+			es = append(es, config.FieldError{Path: fe.Path, Message: "the host's network refused it: " + fe.Message})
+		}
+		err = es
+	}
 	if es, ok := config.IsErrors(err); ok {
 		parts := make([]string, 0, len(es))
 		for _, e := range es {

@@ -243,6 +243,17 @@ func (s *Server) netDoneIface(w http.ResponseWriter, r *http.Request, p admin.Pr
 		return
 	}
 	status := explain(f, err, prefix)
+	var host *control.HostError
+	if status == 0 && errors.As(err, &host) && len(host.Fields()) > 0 {
+		// The host refused it, naming the setting: shown beside its field
+		// where the form has it.
+		var es config.Errors
+		for _, fe := range host.Fields() {
+			es = append(es, config.FieldError{Path: fe.Path, Message: "the host's network refused it: " + fe.Message})
+		}
+		f.addErrors(es, prefix)
+		status = http.StatusUnprocessableEntity
+	}
 	if status == 0 {
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) {

@@ -113,7 +113,7 @@ func TestNetworkPage(t *testing.T) {
 		{"/network/routes", url.Values{"destination": {"nonsense"}, "gateway": {"10.0.0.1"}}, "f-route-destination", "must be a prefix", 422},
 		{"/network", url.Values{"gateway": {"192.0.2.1"}}, "f-main-gateway", "lies in no interface&#39;s subnet", 422},
 		{"/network", url.Values{"hostname": {"bad_name"}}, "f-main-hostname", "must be a host name", 422},
-		{"/network/iface/eth7", url.Values{"addresses": {"10.7.0.5/24"}}, "", "network.interfaces[1].name", 422},
+		{"/network/iface/eth7", url.Values{"addresses": {"10.7.0.5/24"}}, "", `network.interfaces[1].name: the host&#39;s network refused it: no interface &#34;eth7&#34;`, 422},
 		{"/network", url.Values{"confirmSeconds": {"2"}}, "f-main-confirmSeconds", "must be 5-3600", 422},
 		{"/network", url.Values{"dns.servers": {"10.0.0.53 nonsense"}}, "f-main-dns-servers", "must be an IP address", 422},
 	} {
@@ -189,7 +189,7 @@ func TestNetworkPage(t *testing.T) {
 	}
 
 	// A VLAN child where the kernel has 802.1Q; otherwise the host's
-	// refusal, beside nothing (it names the setting), and nothing stored.
+	// refusal beside the VLAN ID, and nothing stored.
 	rev = ts.ctl.Network().Revision
 	w = ts.post("bal", "/network/vlan", url.Values{"parent": {"eth0"}, "vlan": {"10"}, "netrev": {ts.netRev()}})
 	if vlans {
@@ -213,8 +213,9 @@ func TestNetworkPage(t *testing.T) {
 			t.Fatalf("delete VLAN: %d %.300s", w.Code, w.Body)
 		}
 	} else {
-		if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "network.interfaces[1]") {
-			t.Errorf("VLAN without kernel support: %d %.400s; want the host's refusal naming network.interfaces[1]", w.Code, w.Body)
+		if got := fieldErr(w.Body.String(), "f-vlan-vlan"); w.Code != http.StatusUnprocessableEntity ||
+			!strings.Contains(got, "the host&#39;s network refused it: ") || !strings.Contains(got, "802.1Q") {
+			t.Errorf("VLAN without kernel support: %d, beside the VLAN ID %q; want the host's refusal", w.Code, got)
 		}
 		if ts.ctl.Network().Revision != rev {
 			t.Error("a VLAN the host refused was stored")
