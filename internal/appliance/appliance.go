@@ -293,7 +293,7 @@ func (a *Appliance) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API.Handler())
 	kemp := kempapi.New(kempapi.Options{Control: a.Control, Auth: a.Auth, Backups: a.Store, Runtime: a.Engine,
-		Version: a.version, Logger: a.log})
+		Version: a.version, Logger: a.log, AdminAddr: a.AdminAddr()})
 	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {
 		mux.Handle(p, kemp.Handler())
 	}

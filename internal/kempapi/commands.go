@@ -58,6 +58,19 @@ func init() {
 		"listapikeys":        {readOnly: true, perm: read, run: (*call).listapikeys},
 		"delapikey":          {perm: read, run: (*call).delapikey},
 
+		// Network: interfaces, VLANs, additional addresses, routes (DNS,
+		// host name and default gateways are get/set parameters).
+		"showiface":      {readOnly: true, perm: read, run: (*call).showiface},
+		"modiface":       {perm: write, run: (*call).modiface},
+		"addadditional":  {perm: write, run: func(c *call) result { return c.additional(true) }},
+		"deladditional":  {perm: write, run: func(c *call) result { return c.additional(false) }},
+		"addvlan":        {perm: write, run: (*call).addvlan},
+		"delvlan":        {perm: write, run: (*call).delvlan},
+		"showroute":      {readOnly: true, perm: read, run: (*call).showroute},
+		"addroute":       {perm: write, run: (*call).addroute},
+		"delroute":       {perm: write, run: (*call).delroute},
+		"confirmnetwork": {perm: write, run: (*call).confirmnetwork},
+
 		// System.
 		"backup":      {readOnly: true, perm: admin.PermReadSecrets, run: (*call).backup},
 		"restore":     {perm: write, run: (*call).restore, binary: true, bodyLimit: maxBackup},

@@ -11,6 +11,21 @@ import (
 // to the LoadMaster parameter a client sets it with, so that a validation
 // error names what the client sent: "PersistTimeout: must be 0-2419200".
 var fieldNames = []struct{ suffix, name string }{
+	{"network.interfaces.addresses", "addr"},
+	{"network.interfaces.vipRanges", "addr"},
+	{"network.interfaces.mtu", "mtu"},
+	{"network.interfaces.vlan", "vlanid"},
+	{"network.interfaces.name", "interface"},
+	{"network.interfaces.parent", "interface"},
+	{"network.interfaces", "interface"},
+	{"network.routes.destination", "dest"},
+	{"network.routes.gateway", "gateway"},
+	{"network.routes", "dest"},
+	{"network.gateway", "dfltgw"},
+	{"network.gateway6", "dfltgwv6"},
+	{"network.dns.servers", "nameserver"},
+	{"network.dns.search", "searchlist"},
+	{"network.hostname", "hostname"},
 	{"realServers.address", "rs"},
 	{"realServers.port", "rsport"},
 	{"realServers.weight", "weight"},

@@ -2,6 +2,7 @@ package kempapi
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -9,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
@@ -25,8 +29,10 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
+	"github.com/fulcrum-lb/fulcrum/internal/testkit/topo"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -47,6 +53,8 @@ type env struct {
 	auth *admin.Service
 	eng  *dataplane.Engine
 	kemp *Server
+	// ns is the namespace of a managed host (envOpts.managed).
+	ns *topo.NS
 }
 
 type envOpts struct {
@@ -54,6 +62,19 @@ type envOpts struct {
 	limit     rate.Limit
 	burst     int
 	disabled  bool // leave the API off
+	// adminAddr is Options.AdminAddr: where the admin listener says it
+	// is bound.
+	adminAddr string
+	// managed gives the controller a host: a network namespace of the
+	// test's own (see testHost).
+	managed bool
+	// adminIn (with managed) puts this address (CIDR) on the namespace's
+	// eth0 and serves the API on it, inside the namespace, with a confirm
+	// window of 15 s; the client connects from the namespace.
+	adminIn string
+	// hostAdmin (with managed) is like adminIn, but the address is put on
+	// the namespace's eth1 by the test (ip), outside Fulcrum's settings.
+	hostAdmin string
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -68,9 +89,33 @@ func newEnv(t testing.TB, o envOpts) *env {
 		e.eng = dataplane.New(dataplane.Options{Logger: quiet})
 		rt = e.eng
 	}
-	e.ctl, err = control.New(st, rt, quiet)
+	var host control.Host
+	if o.managed {
+		host, e.ns = testHost(t)
+	}
+	e.ctl, err = control.NewWith(st, rt, control.Options{Host: host, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(e.ctl.Close)
+	var ln net.Listener
+	if o.adminIn != "" {
+		if _, err := e.ctl.ApplyNetwork(control.NetChange{Actor: control.Actor{User: "test", Source: control.SourceCLI}, Confirmed: true,
+			Mutate: func(n *netcfg.Network) error {
+				n.ConfirmSeconds = 15
+				n.Interfaces = []netcfg.Interface{{Name: "eth0", Addresses: []string{o.adminIn}}}
+				return nil
+			}}); err != nil {
+			t.Fatal(err)
+		}
+		ln = e.ns.Listen("tcp", net.JoinHostPort(netip.MustParsePrefix(o.adminIn).Addr().String(), "0"))
+		o.adminAddr = ln.Addr().String()
+	}
+	if o.hostAdmin != "" {
+		e.ns.IP("addr", "add", o.hostAdmin, "dev", "eth1")
+		e.ns.IP("link", "set", "eth1", "up")
+		ln = e.ns.Listen("tcp", net.JoinHostPort(netip.MustParsePrefix(o.hostAdmin).Addr().String(), "0"))
+		o.adminAddr = ln.Addr().String()
 	}
 	e.auth = admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost, Logger: quiet})
 	e.ctl.SetAuditor(e.auth)
@@ -81,7 +126,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if limit == 0 {
 		limit = rate.Inf
 	}
-	opts := Options{Control: e.ctl, Auth: e.auth, Backups: st, Version: "test", RateLimit: limit, RateBurst: o.burst, Logger: quiet}
+	opts := Options{Control: e.ctl, Auth: e.auth, Backups: st, Version: "test", RateLimit: limit, RateBurst: o.burst, Logger: quiet,
+		AdminAddr: o.adminAddr}
 	if e.eng != nil {
 		opts.Runtime = e.eng
 	}
@@ -92,7 +138,20 @@ func newEnv(t testing.TB, o envOpts) *env {
 	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {
 		mux.Handle(p, e.kemp.Handler())
 	}
-	e.srv = httptest.NewTLSServer(mux)
+	e.srv = httptest.NewUnstartedServer(mux)
+	if ln != nil {
+		_ = e.srv.Listener.Close()
+		e.srv.Listener = ln
+	}
+	e.srv.StartTLS()
+	if ln != nil {
+		tr := e.srv.Client().Transport.(*http.Transport)
+		tr.TLSClientConfig.ServerName = "example.com" // a name of httptest's certificate
+		tr.DialContext = func(_ context.Context, network, addr string) (net.Conn, error) {
+			return e.ns.Dial(&net.Dialer{Timeout: 2 * time.Second}, network, addr)
+		}
+		e.srv.Client().Timeout = 2 * time.Second
+	}
 	t.Cleanup(func() {
 		e.srv.Close()
 		if e.eng != nil {

@@ -33,6 +33,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 )
@@ -62,6 +63,12 @@ type Options struct {
 	// RateBurst is the number of calls a client may make at once; 0 means
 	// DefaultRateBurst.
 	RateBurst int
+	// AdminAddr is the address the admin listener is bound to (host:port).
+	// A network change made through this API is confirmed at once when
+	// it is a loopback or wildcard address; otherwise only when the
+	// address the request arrived on stays an interface address (see
+	// docs/kemp-api.md). "" means unknown.
+	AdminAddr string
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -81,12 +88,15 @@ type Server struct {
 	started time.Time
 
 	rates rateSampler
+
+	// adminAddr is Options.AdminAddr.
+	adminAddr string
 }
 
 // New returns a Server.
 func New(o Options) *Server {
 	s := &Server{ctl: o.Control, auth: o.Auth, backups: o.Backups, rt: o.Runtime, version: o.Version,
-		log: o.Logger, nowFn: o.Now}
+		adminAddr: o.AdminAddr, log: o.Logger, nowFn: o.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -221,6 +231,8 @@ type call struct {
 	req request
 	p   params
 	who admin.Principal
+	// links are the kernel's interfaces, read once per call (see ifaces).
+	links *[]netcfg.Link
 }
 
 // command is one API command.

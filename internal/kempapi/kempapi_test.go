@@ -376,7 +376,7 @@ func TestGetSet(t *testing.T) {
 	}
 	mustErrXML(t, e.v1(auth{}, "set", "param=finalpersist&value=30", nil), 422, "finalpersist: must be 60-86400")
 	mustErrXML(t, e.v1(auth{}, "set", "param=transparent&value=1", nil), 422, "Unknown parameter value")
-	mustErrXML(t, e.v1(auth{}, "get", "param=hostname", nil), 422, "Unknown parameter value")
+	mustErrXML(t, e.v1(auth{}, "get", "param=ha1hostname", nil), 422, "Unknown parameter value")
 	mustErrXML(t, e.v1(auth{}, "get", "", nil), 400, "param: String Value missing")
 	mustErrXML(t, e.v1(auth{}, "set", "param=snat", nil), 400, "value: String Value missing")
 	mustErrXML(t, e.v1(auth{}, "set", "param=version&value=1", nil), 422, "read-only")

@@ -106,6 +106,9 @@ func (c *call) get() result {
 	}
 	g, ok := lookupParam(name)
 	if !ok {
+		if np, ok := lookupNetParam(name); ok {
+			return c.getNet(np)
+		}
 		return errUnknownParam.result()
 	}
 	o := c.s.ctl.Current().Config.Options
@@ -118,7 +121,7 @@ func (c *call) getall() result {
 	for _, g := range globalParams {
 		out = append(out, g.get(c.s, &o))
 	}
-	return withData(out...)
+	return withData(append(out, c.netNodes()...)...)
 }
 
 func (c *call) set() result {
@@ -135,6 +138,9 @@ func (c *call) set() result {
 	}
 	g, found := lookupParam(name)
 	if !found {
+		if np, ok := lookupNetParam(name); ok {
+			return c.setNet(np, val)
+		}
 		return errUnknownParam.result()
 	}
 	if g.set == nil {

@@ -67,6 +67,9 @@ func (c *call) listapi() result {
 	for _, g := range globalParams {
 		out = append(out, node{name: "Parameter", kind: kString, str: g.name, item: true})
 	}
+	for _, g := range netParams {
+		out = append(out, node{name: "Parameter", kind: kString, str: g.name, item: true})
+	}
 	return withData(out...)
 }
 

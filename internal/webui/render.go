@@ -33,6 +33,11 @@ type view struct {
 	Can perms
 	// Data is the page's own data.
 	Data any
+	// NetPending is the network change waiting for confirmation, shown
+	// on every page; nil when none is.
+	NetPending *netPending
+	// Here is the page's own path, where a form of the layout returns.
+	Here string
 }
 
 // perms are the permissions templates test.
@@ -48,7 +53,7 @@ func permsOf(p admin.Principal) perms {
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed together with layout.html and parts.html.
 var pageNames = []string{"login", "dashboard", "vs_list", "vs_new", "vs", "rs", "certs", "system",
-	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use", "verify"}
+	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use", "verify", "network"}
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
@@ -119,6 +124,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, p admin.Principa
 	}
 	if p.SessionID != "" && !isFragment(r) {
 		v.Flash = s.takeFlash(p)
+		v.NetPending = s.pendingNet()
+	}
+	v.Here = "/"
+	if r.Method == http.MethodGet {
+		v.Here = r.URL.RequestURI()
+	} else if r.URL.Path == "/network" || strings.HasPrefix(r.URL.Path, "/network/") {
+		v.Here = "/network"
 	}
 	entry := "layout"
 	if t.Lookup("fragment") != nil {

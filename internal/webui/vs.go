@@ -134,6 +134,23 @@ type vsData struct {
 	Open string
 }
 
+// Notes are the "not applied: …" sentences of the service's status
+// reason: settings the host does not apply (a default gateway where
+// Fulcrum does not manage the host's network, …).
+func (d vsData) Notes() []string { return notApplied(d.Status.Reason) }
+
+// notApplied picks the "not applied: …" parts out of a status reason
+// (its parts are separated by "; ").
+func notApplied(reason string) []string {
+	var out []string
+	for _, part := range strings.Split(reason, "; ") {
+		if i := strings.Index(part, "not applied: "); i >= 0 {
+			out = append(out, strings.TrimSpace(part[i:]))
+		}
+	}
+	return out
+}
+
 // sectionView is one section's form on the page.
 type sectionView struct {
 	Key   string

@@ -190,6 +190,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /system", s.page(read, s.systemPage))
 	mux.HandleFunc("POST /system", s.action(write, s.systemUpdate))
 
+	mux.HandleFunc("GET /network", s.page(read, s.networkPage))
+	mux.HandleFunc("POST /network", s.action(write, s.networkUpdate))
+	mux.HandleFunc("POST /network/iface/{name}", s.action(write, s.ifaceUpdate))
+	mux.HandleFunc("POST /network/iface/{name}/delete", s.action(write, s.ifaceDelete))
+	mux.HandleFunc("POST /network/vlan", s.action(write, s.vlanAdd))
+	mux.HandleFunc("POST /network/routes", s.action(write, s.routeAdd))
+	mux.HandleFunc("POST /network/routes/delete", s.action(write, s.routeDelete))
+	mux.HandleFunc("POST /network/confirm", s.action(write, s.networkConfirm))
+
 	mux.HandleFunc("GET /users", s.page(read, s.usersPage))
 	mux.HandleFunc("POST /users", s.action(users, s.userCreate))
 	mux.HandleFunc("POST /users/{name}/role", s.action(users, s.userRole))

@@ -173,6 +173,12 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerWith(t, nil)
+}
+
+// newTestServerWith is newTestServer with a controller that manages host.
+func newTestServerWith(t testing.TB, host control.Host) *testServer {
+	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -183,10 +189,11 @@ func newTestServer(t testing.TB) *testServer {
 		_ = eng.Close()
 		_ = st.Close()
 	})
-	ctl, err := control.New(st, eng, log)
+	ctl, err := control.NewWith(st, eng, control.Options{Host: host, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(ctl.Close)
 	auth := admin.New(st, admin.Options{BcryptCost: bcrypt.MinCost, Logger: log})
 	ctl.SetAuditor(auth)
 	if _, err := auth.Bootstrap("admin password 1"); err != nil {
@@ -258,7 +265,7 @@ func TestPagesRender(t *testing.T) {
 	rev := ts.ctl.Current().Revision
 	pages := []string{"/", "/vs", "/vs/new", "/vs/" + itoa(id), "/vs/" + itoa(id) + "/rs/" + itoa(rsID), "/certificates",
 		"/system", "/users", "/audit", "/history", "/history/" + itoa(int(rev)), "/backup", "/templates",
-		"/templates/lync2013-reverse-proxy", "/verify"}
+		"/templates/lync2013-reverse-proxy", "/verify", "/network"}
 	for _, user := range []string{"bal", "operator", "readonly"} {
 		for _, path := range pages {
 			w := ts.get(user, path)

@@ -258,8 +258,27 @@
     f.addEventListener("click", function () { f.classList.add("gone"); });
   }
 
+  // ---- the countdown of a network change waiting for confirmation ----
+  function setupNetPending() {
+    var banner = document.getElementById("net-pending");
+    var out = document.getElementById("net-countdown");
+    if (!banner || !out) return;
+    var deadline = Number(banner.getAttribute("data-deadline"));
+    if (!deadline) return;
+    var reloaded = false;
+    function tick() {
+      var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      out.textContent = String(left);
+      if (left > 0) { window.setTimeout(tick, 250); return; }
+      // Rolled back by now: show the settings as they are again, once.
+      if (!reloaded) { reloaded = true; window.setTimeout(function () { window.location.reload(); }, 1500); }
+    }
+    tick();
+  }
+
   ready(function () {
     setupFlash();
+    setupNetPending();
     setupMenu();
     setupConfirm();
     setupExpiry();
