@@ -295,3 +295,20 @@ func TestClosePending(t *testing.T) {
 		t.Error("Prepare after Close succeeded")
 	}
 }
+
+// TestHostnameOfForeignNamespace: a manager given another network
+// namespace refuses a host name (it would rename the machine: the host
+// name is the UTS namespace's) and changes nothing.
+func TestHostnameOfForeignNamespace(t *testing.T) {
+	topo.RequireRoot(t)
+	ns := topo.NewNS(t, topo.Prefix(), "uts")
+	m := manager(t, ns, "")
+	before, _ := os.Hostname()
+	_, _, err := m.Prepare(plan(t, &netcfg.Network{Hostname: "not-this-machine"}, false))
+	if err == nil || !strings.Contains(err.Error(), "network.hostname") || !strings.Contains(err.Error(), "UTS namespace") {
+		t.Fatalf("want a refusal naming network.hostname, got %v", err)
+	}
+	if after, _ := os.Hostname(); after != before {
+		t.Fatalf("the machine's host name changed from %q to %q", before, after)
+	}
+}

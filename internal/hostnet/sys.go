@@ -182,7 +182,15 @@ func (m *Manager) ensureResolv(w, old *item) (*item, func() error, error) {
 	return &rec, func() error { return restoreFile(w.Name, cur.content, cur.absent, cur.link) }, nil
 }
 
+// errForeignUTS refuses a host name for a manager of another network
+// namespace: the host name belongs to the UTS namespace, which that
+// namespace does not have, so setting it would rename the machine.
+var errForeignUTS = errors.New("the host name belongs to the process's UTS namespace, not to the network namespace this manager was given (Options.NetNS): it is set only by a manager of its own namespace")
+
 func (m *Manager) ensureHostname(w, old *item) (*item, func() error, error) {
+	if m.ns >= 0 {
+		return nil, nil, errForeignUTS
+	}
 	cur, err := os.Hostname()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the host name: %w", err)
