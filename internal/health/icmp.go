@@ -100,9 +100,8 @@ func openICMP(v6 bool, mark uint32) (c net.PacketConn, raw bool, err error) {
 	if perr == nil {
 		return c, false, nil
 	}
-	var me *markError
-	if errors.As(perr, &me) {
-		return nil, false, perr
+	if me := asMarkError(mark, perr); me != nil {
+		return nil, false, me
 	}
 	network, local := "ip4:icmp", "0.0.0.0"
 	if v6 {
@@ -113,7 +112,7 @@ func openICMP(v6 bool, mark uint32) (c net.PacketConn, raw bool, err error) {
 		lc.Control = markControl(mark)
 	}
 	c, rerr := lc.ListenPacket(context.Background(), network, local)
-	if errors.As(rerr, &me) {
+	if me := asMarkError(mark, rerr); me != nil {
 		return nil, false, me
 	}
 	if rerr != nil {
@@ -121,6 +120,20 @@ func openICMP(v6 bool, mark uint32) (c net.PacketConn, raw bool, err error) {
 			"and no raw socket (%s; needs root or CAP_NET_RAW)", describe(perr), describe(rerr))
 	}
 	return c, true, nil
+}
+
+// asMarkError returns the failure to set mark held by err, or nil. It
+// looks only when mark is not 0, so that an unmarked check does not pay
+// for the search.
+func asMarkError(mark uint32, err error) *markError {
+	if mark == 0 || err == nil {
+		return nil
+	}
+	var me *markError
+	if !errors.As(err, &me) {
+		return nil
+	}
+	return me
 }
 
 // guardPacket ties c's deadline to ctx, like guard.
