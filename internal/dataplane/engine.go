@@ -233,7 +233,8 @@ func (e *Engine) Apply(cfg *config.Config) error {
 // control.PlanRuntime.
 //
 // Server-side sockets of a service whose plan entry has a Mark carry it
-// (SO_MARK), so that the host's policy routing sends them through the
+// (SO_MARK), and so do the sockets of its (and its SubVSs') health
+// checks, so that the host's policy routing sends them through the
 // service's own gateway; those of a Transparent service leave from the
 // client's own address (IP_TRANSPARENT). The plan's notes are appended to
 // the service's status reason. A service whose plan entry changed is
@@ -293,7 +294,7 @@ func (e *Engine) ApplyPlan(cfg *config.Config, p *netcfg.Plan) error {
 	}
 	e.drainer.afterSwap(old, snap)
 	retirePickers(old, snap)
-	e.health.sync(cfg)
+	e.health.sync(cfg, p)
 	e.log.Info("data plane configuration applied", "generation", snap.generation,
 		"services", len(c.services), "served", c.served, "sockets", len(c.set.TCP)+len(c.set.UDP), "notListening", len(failed))
 	return nil

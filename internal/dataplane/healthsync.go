@@ -9,6 +9,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
+	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 )
 
 // healthSync owns the Engine's health.Monitor and keeps it synced with
@@ -29,6 +30,7 @@ type healthSync struct {
 	mu      sync.Mutex
 	idle    *sync.Cond     // signalled when busy turns false
 	next    *config.Config // the configuration to sync next, or nil
+	plan    *netcfg.Plan   // next's network plan
 	busy    bool           // a worker runs
 	passive int            // PassiveFailures of mon; used by the worker only
 }
@@ -46,12 +48,12 @@ func newHealthSync(o health.Options, backends *backend.Registry) *healthSync {
 // monitor returns the monitor in force.
 func (h *healthSync) monitor() *health.Monitor { return h.mon.Load() }
 
-// sync hands cfg, the configuration just applied, to the monitor in the
-// background. Called with Engine.mu held.
-func (h *healthSync) sync(cfg *config.Config) {
+// sync hands cfg, the configuration just applied, and p, its network
+// plan, to the monitor in the background. Called with Engine.mu held.
+func (h *healthSync) sync(cfg *config.Config, p *netcfg.Plan) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.next = cfg
+	h.next, h.plan = cfg, p
 	if !h.busy {
 		h.busy = true
 		go h.worker()
@@ -63,8 +65,8 @@ func (h *healthSync) sync(cfg *config.Config) {
 func (h *healthSync) worker() {
 	for {
 		h.mu.Lock()
-		cfg := h.next
-		h.next = nil
+		cfg, p := h.next, h.plan
+		h.next, h.plan = nil, nil
 		if cfg == nil {
 			h.busy = false
 			h.idle.Broadcast()
@@ -72,7 +74,7 @@ func (h *healthSync) worker() {
 			return
 		}
 		h.mu.Unlock()
-		h.syncNow(cfg)
+		h.syncNow(cfg, p)
 	}
 }
 
@@ -86,11 +88,13 @@ func (h *healthSync) flush() {
 	h.mu.Unlock()
 }
 
-// syncNow syncs the monitor with cfg. The monitor's passive failure count
-// is fixed when it is created, so a change of
-// options.health.passiveFailures replaces it: its checks start afresh.
-// Called by the one running worker.
-func (h *healthSync) syncNow(cfg *config.Config) {
+// syncNow syncs the monitor with cfg and the marks of p: the checks of a
+// service whose plan entry has a Mark carry it, as its server-side
+// connections do, so they take the route of the service's own default
+// gateway. The monitor's passive failure count is fixed when it is
+// created, so a change of options.health.passiveFailures replaces it: its
+// checks start afresh. Called by the one running worker.
+func (h *healthSync) syncNow(cfg *config.Config, p *netcfg.Plan) {
 	n := cfg.Options.Health.PassiveFailures
 	m := h.mon.Load()
 	if n != h.passive {
@@ -103,9 +107,23 @@ func (h *healthSync) syncNow(cfg *config.Config) {
 		h.passive = n
 		m = nm
 	}
-	if err := m.Sync(cfg, h.backends.Get); err != nil {
+	if err := m.SyncPlan(cfg, h.backends.Get, planMarks(p)); err != nil {
 		h.log.Error("health checks not updated", "err", err)
 	}
+}
+
+// planMarks returns the packet mark of a service in p, or nil when p
+// marks no service.
+func planMarks(p *netcfg.Plan) func(vsID int) uint32 {
+	if p == nil {
+		return nil
+	}
+	for _, s := range p.Services {
+		if s.Mark != 0 {
+			return func(id int) uint32 { return p.Service(id).Mark }
+		}
+	}
+	return nil
 }
 
 // close stops the monitor; call flush first.

@@ -348,5 +348,6 @@ func netnsChild(t *testing.T, n netnsNames) {
 	if reply != "10.71.1.2" {
 		t.Errorf("udp transparent: got %q, want 10.71.1.2", reply)
 	}
+	netnsHealth(t, e, nw)
 	t.Log("netns checks done")
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
 // Checker runs one kind of health check against a target. Implementations
@@ -31,6 +33,12 @@ type Target struct {
 	Address string
 	// Port is 1-65535; icmp checks ignore it.
 	Port int
+	// Mark is the packet mark (SO_MARK) of the check's sockets: the mark
+	// of the service's own default gateway (netcfg.Plan), so that the
+	// check takes the route the service's traffic takes; 0 sets none.
+	// Setting it needs CAP_NET_ADMIN; when it cannot be set the check
+	// fails and says so.
+	Mark uint32 `json:",omitempty"`
 }
 
 // String returns "address:port" ("[v6]:port" for IPv6).
@@ -138,11 +146,44 @@ func NewChecker(p Params) (Checker, error) {
 // dialer opens the connections of the TCP-based checks.
 var dialer = net.Dialer{KeepAlive: -1}
 
+// dialerFor returns the dialer of a check of t: the shared one, or, when
+// t has a Mark, one whose sockets carry it.
+func dialerFor(t Target) *net.Dialer {
+	if t.Mark == 0 {
+		return &dialer
+	}
+	d := dialer
+	d.Control = markControl(t.Mark)
+	return &d
+}
+
+// markControl returns a Control function (net.Dialer, net.ListenConfig)
+// that sets the socket's mark; its failure is a *markError.
+func markControl(mark uint32) func(network, address string, c syscall.RawConn) error {
+	set := sockopt.Options{Mark: mark}.Control()
+	return func(network, address string, c syscall.RawConn) error {
+		if err := set(network, address, c); err != nil {
+			return &markError{err: err}
+		}
+		return nil
+	}
+}
+
+// markError is the failure to give a check's socket the service's packet
+// mark: the check cannot take the route of the service's traffic.
+type markError struct{ err error }
+
+func (e *markError) Error() string {
+	return "cannot mark the socket for the service's default gateway: " + e.err.Error() + " (needs CAP_NET_ADMIN)"
+}
+
+func (e *markError) Unwrap() error { return e.err }
+
 // dial connects to t and ties the connection's deadline to ctx: when ctx
 // ends (timeout or Close), blocked reads and writes return. Call stop
 // before closing the connection.
 func dial(ctx context.Context, network string, t Target) (c net.Conn, stop func(), err error) {
-	c, err = dialer.DialContext(ctx, network, t.String())
+	c, err = dialerFor(t).DialContext(ctx, network, t.String())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +219,10 @@ func describe(err error) string {
 	var errno syscall.Errno
 	var ve *tls.CertificateVerificationError
 	var re tls.RecordHeaderError
+	var me *markError
 	switch {
+	case errors.As(err, &me):
+		return me.Error()
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded),

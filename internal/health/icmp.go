@@ -37,7 +37,7 @@ func (icmpChecker) Check(ctx context.Context, t Target) Result {
 		return fail(err.Error())
 	}
 	v6 := !ip.Is4()
-	c, raw, err := openICMP(v6)
+	c, raw, err := openICMP(v6, t.Mark)
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -92,22 +92,48 @@ func resolveIP(ctx context.Context, host string) (netip.Addr, error) {
 	return addrs[0], nil
 }
 
-// openICMP opens a ping socket, or else a raw socket (raw true).
-func openICMP(v6 bool) (c net.PacketConn, raw bool, err error) {
-	c, perr := pingSocket(v6)
+// openICMP opens a ping socket, or else a raw socket (raw true), with
+// the packet mark mark when it is not 0. A mark that cannot be set fails
+// it (a *markError): the raw socket would need the same capability.
+func openICMP(v6 bool, mark uint32) (c net.PacketConn, raw bool, err error) {
+	c, perr := pingSocket(v6, mark)
 	if perr == nil {
 		return c, false, nil
+	}
+	if me := asMarkError(mark, perr); me != nil {
+		return nil, false, me
 	}
 	network, local := "ip4:icmp", "0.0.0.0"
 	if v6 {
 		network, local = "ip6:ipv6-icmp", "::"
 	}
-	c, rerr := net.ListenPacket(network, local)
+	var lc net.ListenConfig
+	if mark != 0 {
+		lc.Control = markControl(mark)
+	}
+	c, rerr := lc.ListenPacket(context.Background(), network, local)
+	if me := asMarkError(mark, rerr); me != nil {
+		return nil, false, me
+	}
 	if rerr != nil {
 		return nil, false, fmt.Errorf("cannot ping: no ping socket (%s; see sysctl net.ipv4.ping_group_range) "+
 			"and no raw socket (%s; needs root or CAP_NET_RAW)", describe(perr), describe(rerr))
 	}
 	return c, true, nil
+}
+
+// asMarkError returns the failure to set mark held by err, or nil. It
+// looks only when mark is not 0, so that an unmarked check does not pay
+// for the search.
+func asMarkError(mark uint32, err error) *markError {
+	if mark == 0 || err == nil {
+		return nil
+	}
+	var me *markError
+	if !errors.As(err, &me) {
+		return nil
+	}
+	return me
 }
 
 // guardPacket ties c's deadline to ctx, like guard.

@@ -6,10 +6,14 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fulcrum-lb/fulcrum/internal/sockopt"
 )
 
-// pingSocket opens an unprivileged ICMP socket (Linux "ping socket").
-func pingSocket(v6 bool) (net.PacketConn, error) {
+// pingSocket opens an unprivileged ICMP socket (Linux "ping socket"),
+// with the packet mark mark when it is not 0 (a *markError when that
+// fails).
+func pingSocket(v6 bool, mark uint32) (net.PacketConn, error) {
 	family, proto := unix.AF_INET, unix.IPPROTO_ICMP
 	var local unix.Sockaddr = &unix.SockaddrInet4{}
 	if v6 {
@@ -18,6 +22,12 @@ func pingSocket(v6 bool) (net.PacketConn, error) {
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, err
+	}
+	if mark != 0 {
+		if err := (sockopt.Options{Mark: mark}).Set(fd, v6); err != nil {
+			_ = unix.Close(fd)
+			return nil, &markError{err: err}
+		}
 	}
 	if err := unix.Bind(fd, local); err != nil {
 		_ = unix.Close(fd)

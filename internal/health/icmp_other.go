@@ -8,6 +8,6 @@ import (
 )
 
 // pingSocket is Linux only; elsewhere icmp checks need a raw socket.
-func pingSocket(bool) (net.PacketConn, error) {
+func pingSocket(bool, uint32) (net.PacketConn, error) {
 	return nil, errors.New("ping sockets are Linux only")
 }

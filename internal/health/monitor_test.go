@@ -745,6 +745,14 @@ func TestSpecFingerprint(t *testing.T) {
 			t.Errorf("changing the %s keeps the fingerprint", name)
 		}
 	}
+	marked := specFor(&o, &base, &rs)
+	marked.Target.Mark = 0x10000
+	if marked.fingerprint() == fp {
+		t.Error("a packet mark keeps the fingerprint")
+	}
+	if marked.paramsKey() != specFor(&o, &base, &rs).paramsKey() {
+		t.Error("a packet mark changes the parameters' key: the checker is no longer shared")
+	}
 }
 
 func TestDataPlaneHookMayCallMonitor(t *testing.T) {

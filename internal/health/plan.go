@@ -25,11 +25,13 @@ type wanted struct {
 	checker Checker
 }
 
-// plan builds the states and checks of cfg, with the data plane's servers.
-// A top-level service unchanged since the last Sync (config.SameService)
-// (and global timers unchanged) keeps its plan; only the data-plane
-// servers of its real servers are looked up again. m.syncMu is held.
-func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Server) (*planned, error) {
+// plan builds the states and checks of cfg, with the data plane's servers
+// and the services' packet marks (nil: none). A top-level service
+// unchanged since the last Sync (config.SameService), whose services keep
+// their marks (and global timers unchanged) keeps its plan; only the
+// data-plane servers of its real servers are looked up again. m.syncMu
+// is held.
+func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Server, marks func(vsID int) uint32) (*planned, error) {
 	p := &planned{health: cfg.Options.Health}
 	// Keys hold the service ID, so real servers of different services can
 	// only collide when service IDs repeat (cfg not validated): then every
@@ -62,7 +64,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 	for i := range cfg.VirtualServices {
 		vs := &cfg.VirtualServices[i]
 		if reuse {
-			if old := m.byID[vs.ID]; old != nil && config.SameService(old.vs, vs) {
+			if old := m.byID[vs.ID]; old != nil && config.SameService(old.vs, vs) && old.sameMarks(marks) {
 				p.forest = append(p.forest, old)
 				for _, v := range old.services {
 					for _, s := range v.servers {
@@ -75,7 +77,7 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 				continue
 			}
 		}
-		t := m.buildTree(cfg, vs, fmt.Sprintf("virtualServices[%d]", i), servers, keys, checkers, &errs)
+		t := m.buildTree(cfg, vs, fmt.Sprintf("virtualServices[%d]", i), servers, marks, keys, checkers, &errs)
 		p.forest = append(p.forest, t)
 		p.changed = append(p.changed, t)
 	}
@@ -98,7 +100,8 @@ func (m *Monitor) plan(cfg *config.Config, servers func(backend.Key) *backend.Se
 // real servers of the whole configuration, to find duplicates across
 // services; otherwise duplicates are looked for within vs.
 func (m *Monitor) buildTree(cfg *config.Config, top *config.VirtualService, path string,
-	servers func(backend.Key) *backend.Server, keys map[backend.Key]*rsState, checkers map[string]Checker, errs *[]error) *tree {
+	servers func(backend.Key) *backend.Server, marks func(vsID int) uint32,
+	keys map[backend.Key]*rsState, checkers map[string]Checker, errs *[]error) *tree {
 	tr := &tree{vs: config.CloneService(top)}
 	if keys == nil {
 		keys = map[backend.Key]*rsState{}
@@ -107,6 +110,7 @@ func (m *Monitor) buildTree(cfg *config.Config, top *config.VirtualService, path
 	var walk func(vs *config.VirtualService, path string, parent *vsState)
 	walk = func(vs *config.VirtualService, path string, parent *vsState) {
 		v := newVSState(vs, parent)
+		v.mark = markOf(marks, vs.ID, parent)
 		tr.services = append(tr.services, v)
 		byID := make(map[int]*config.RealServer, len(vs.RealServers))
 		for i := range vs.RealServers {
@@ -137,6 +141,7 @@ func (m *Monitor) buildTree(cfg *config.Config, top *config.VirtualService, path
 					continue
 				}
 				spec := specFor(&cfg.Options, vs, l)
+				spec.Target.Mark = v.mark
 				spec.Params.RootCAs = m.opts.RootCAs
 				pk := spec.paramsKey()
 				c, ok := checkers[pk]
@@ -176,4 +181,31 @@ func leaderOf(rs *config.RealServer, byID map[int]*config.RealServer) *config.Re
 		cur = next
 	}
 	return rs
+}
+
+// markOf returns the packet mark of the checks of the service with ID id
+// whose parent is parent (nil for a top-level one): its own in marks,
+// else its parent's, as the data plane marks a SubVS's connections with
+// its service's mark.
+func markOf(marks func(vsID int) uint32, id int, parent *vsState) uint32 {
+	var mark uint32
+	if marks != nil {
+		mark = marks(id)
+	}
+	if mark == 0 && parent != nil {
+		mark = parent.mark
+	}
+	return mark
+}
+
+// sameMarks reports whether the services of tr keep the marks they were
+// planned with. A parent comes before its SubVSs, so its mark is
+// compared (and found equal) before theirs are resolved from it.
+func (tr *tree) sameMarks(marks func(vsID int) uint32) bool {
+	for _, v := range tr.services {
+		if markOf(marks, v.id, v.parent) != v.mark {
+			return false
+		}
+	}
+	return true
 }

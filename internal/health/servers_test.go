@@ -285,25 +285,36 @@ type dnsServer struct {
 func startDNS(t testing.TB, ip string) *dnsServer {
 	t.Helper()
 	s := &dnsServer{}
-	s.srv = testkit.StartUDP(t, ip, func(pc net.PacketConn, from net.Addr, q []byte) {
-		n := len(q)
-		if n < 12 {
-			return
-		}
-		name, off, err := readDNSName(q, 12)
-		if err != nil || off+4 > n {
-			return
-		}
-		s.queries.Add(1)
-		s.mu.Lock()
-		s.names = append(s.names, name)
-		s.mu.Unlock()
-		resp := append([]byte(nil), q[:off+4]...)
-		flags := uint16(0x8000|0x0100|0x0080) | uint16(s.rcode.Load())
-		binary.BigEndian.PutUint16(resp[2:], flags)
-		_, _ = pc.WriteTo(resp, from)
-	})
+	s.srv = testkit.StartUDP(t, ip, s.answer)
 	return s
+}
+
+// serveDNS serves DNS on pc, which it owns from then on.
+func serveDNS(t testing.TB, pc net.PacketConn) *dnsServer {
+	t.Helper()
+	s := &dnsServer{}
+	s.srv = testkit.ServeUDP(t, pc, s.answer)
+	return s
+}
+
+// answer answers query q from from on pc.
+func (s *dnsServer) answer(pc net.PacketConn, from net.Addr, q []byte) {
+	n := len(q)
+	if n < 12 {
+		return
+	}
+	name, off, err := readDNSName(q, 12)
+	if err != nil || off+4 > n {
+		return
+	}
+	s.queries.Add(1)
+	s.mu.Lock()
+	s.names = append(s.names, name)
+	s.mu.Unlock()
+	resp := append([]byte(nil), q[:off+4]...)
+	flags := uint16(0x8000|0x0100|0x0080) | uint16(s.rcode.Load())
+	binary.BigEndian.PutUint16(resp[2:], flags)
+	_, _ = pc.WriteTo(resp, from)
 }
 
 func (s *dnsServer) target() Target { return targetOf(s.srv) }

@@ -113,6 +113,7 @@ type vsState struct {
 	enabled      bool // the service and its parent
 	sorry        bool
 	minUp        int
+	mark         uint32 // the packet mark of its checks (markOf)
 	servers      []*rsState
 	subs         []*vsState
 

@@ -31,7 +31,23 @@ import (
 //
 // If a check cannot be built (cfg was not validated), Sync changes nothing
 // and returns every problem with the field's path.
+//
+// Sync's checks carry no packet mark: it is SyncPlan without marks.
 func (m *Monitor) Sync(cfg *config.Config, servers func(backend.Key) *backend.Server) error {
+	return m.SyncPlan(cfg, servers, nil)
+}
+
+// SyncPlan is Sync with the packet marks of the services: marks returns
+// the SO_MARK of a service's server-side connections (the mark of its own
+// default gateway in the network plan, netcfg.Plan.Service(id).Mark), 0
+// for none; marks may be nil (no marks). The sockets of the checks of a
+// service's real servers carry its mark, so that a real server reachable
+// only through the service's gateway is checked the way the service's
+// traffic reaches it; a SubVS without a mark of its own uses its
+// service's, as the data plane does. A changed mark is a changed check
+// (it starts afresh), and a service whose mark (or a SubVS's) changed
+// is planned anew.
+func (m *Monitor) SyncPlan(cfg *config.Config, servers func(backend.Key) *backend.Server, marks func(vsID int) uint32) error {
 	if cfg == nil {
 		return errors.New("health: nil configuration")
 	}
@@ -40,7 +56,7 @@ func (m *Monitor) Sync(cfg *config.Config, servers func(backend.Key) *backend.Se
 	}
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
-	plan, err := m.plan(cfg, servers)
+	plan, err := m.plan(cfg, servers, marks)
 	if err != nil {
 		return err
 	}

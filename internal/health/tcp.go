@@ -11,7 +11,7 @@ type tcpChecker struct{}
 // Check connects and closes the connection at once.
 func (tcpChecker) Check(ctx context.Context, t Target) Result {
 	start := time.Now()
-	c, err := dialer.DialContext(ctx, "tcp", t.String())
+	c, err := dialerFor(t).DialContext(ctx, "tcp", t.String())
 	if err != nil {
 		return down(TypeTCP, t, start, "connect: "+describe(err))
 	}

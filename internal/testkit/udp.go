@@ -27,6 +27,13 @@ func StartUDP(t testing.TB, ip string, handle func(pc net.PacketConn, from net.A
 		t.Fatalf("testkit: listen on udp %s: %v", ip, err)
 		return nil
 	}
+	return ServeUDP(t, pc, handle)
+}
+
+// ServeUDP serves handle on pc, which it owns from then on (a socket
+// opened elsewhere, e.g. in a network namespace), as StartUDP does.
+func ServeUDP(t testing.TB, pc net.PacketConn, handle func(pc net.PacketConn, from net.Addr, p []byte)) *UDPServer {
+	t.Helper()
 	s := &UDPServer{pc: pc}
 	s.wg.Add(1)
 	go func() {
