@@ -183,6 +183,12 @@ func TestValidateErrors(t *testing.T) {
 			v.SubVSs = []VirtualService{{}}
 			c.SetDefaults()
 		}, []string{"virtualServices[0].subVSs: a service has real servers or SubVSs, not both"}},
+		{"subvs gateway", func(c *Config) {
+			v := &c.VirtualServices[0]
+			v.SubVSs = []VirtualService{{RealServers: v.RealServers, DefaultGateway: "127.0.0.254"}}
+			v.RealServers = nil
+			c.SetDefaults()
+		}, []string{"virtualServices[0].subVSs[0].defaultGateway: a SubVS's traffic follows its parent service's default gateway"}},
 		{"gateway family", func(c *Config) { c.VirtualServices[0].DefaultGateway = "::1" }, []string{"virtualServices[0].defaultGateway: must be of the same address family"}},
 		{"nickname control", func(c *Config) { c.VirtualServices[0].NickName = "a\nb" }, []string{"virtualServices[0].nickname"}},
 	}

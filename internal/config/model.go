@@ -228,9 +228,10 @@ type VirtualService struct {
 	// any. Replies to clients (from the VIP) and the service's server-side
 	// connections (which carry the gateway's packet mark, SO_MARK) are
 	// routed by a policy-routing table whose default route is this
-	// gateway. Needs Fulcrum to manage the host's network (CAP_NET_ADMIN);
-	// otherwise the status says "not applied: default gateway …". Default:
-	// "" (the global gateway).
+	// gateway, and so are the health checks of its real servers (and of
+	// its SubVSs', which have no gateway of their own). Needs Fulcrum to
+	// manage the host's network (CAP_NET_ADMIN); otherwise the status says
+	// "not applied: default gateway …". Default: "" (the global gateway).
 	DefaultGateway string `json:"defaultGateway,omitempty"`
 	// SorryServer receives the traffic when every real server is down; it is
 	// not health checked (LoadMaster `StandbyAddr`/`StandbyPort`).

@@ -183,7 +183,9 @@ func (w *walker) vs(v *VirtualService, p string, sub bool) {
 	e.rng(join(p, "idleTimeout"), v.Idletime, 0, 86400)
 	if v.DefaultGateway != "" {
 		gw, err := netip.ParseAddr(v.DefaultGateway)
-		if err != nil {
+		if sub {
+			e.add(join(p, "defaultGateway"), "a SubVS's traffic follows its parent service's default gateway: set it there")
+		} else if err != nil {
 			e.add(join(p, "defaultGateway"), "must be an IP address, got %q", v.DefaultGateway)
 		} else if a, err := netip.ParseAddr(v.Address); err == nil && a.Is4() != gw.Is4() {
 			e.add(join(p, "defaultGateway"), "must be of the same address family as address %s", v.Address)
