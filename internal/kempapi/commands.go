@@ -25,6 +25,22 @@ func init() {
 		"enablers":  {perm: op, run: func(c *call) result { return c.setRSEverywhere(true) }},
 		"disablers": {perm: op, run: func(c *call) result { return c.setRSEverywhere(false) }},
 
+		// Content rules.
+		"showrule":            {readOnly: true, perm: read, run: (*call).showrule},
+		"addrule":             {perm: write, run: (*call).addrule},
+		"modrule":             {perm: write, run: (*call).modrule},
+		"delrule":             {perm: write, run: (*call).delrule},
+		"addrsrule":           {perm: write, run: func(c *call) result { return c.assignRule(slotSelect, false) }},
+		"delrsrule":           {perm: write, run: func(c *call) result { return c.assignRule(slotSelect, true) }},
+		"addprerule":          {perm: write, run: func(c *call) result { return c.assignRule(slotPre, false) }},
+		"delprerule":          {perm: write, run: func(c *call) result { return c.assignRule(slotPre, true) }},
+		"addrequestrule":      {perm: write, run: func(c *call) result { return c.assignRule(slotRequest, false) }},
+		"delrequestrule":      {perm: write, run: func(c *call) result { return c.assignRule(slotRequest, true) }},
+		"addresponserule":     {perm: write, run: func(c *call) result { return c.assignRule(slotResponse, false) }},
+		"delresponserule":     {perm: write, run: func(c *call) result { return c.assignRule(slotResponse, true) }},
+		"addresponsebodyrule": {perm: write, run: (*call).responseBodyRule},
+		"delresponsebodyrule": {perm: write, run: (*call).responseBodyRule},
+
 		// Certificates.
 		"listcert":         {readOnly: true, perm: read, run: func(c *call) result { return c.listCerts(false) }},
 		"listintermediate": {readOnly: true, perm: read, run: func(c *call) result { return c.listCerts(true) }},

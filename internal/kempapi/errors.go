@@ -11,6 +11,22 @@ import (
 // to the LoadMaster parameter a client sets it with, so that a validation
 // error names what the client sent: "PersistTimeout: must be 0-2419200".
 var fieldNames = []struct{ suffix, name string }{
+	{"contentRules.name", "name"},
+	{"contentRules.type", "type"},
+	{"contentRules.matchType", "matchtype"},
+	{"contentRules.match", "header"},
+	{"contentRules.header", "header"},
+	{"contentRules.pattern", "pattern"},
+	{"contentRules.replacement", "replacement"},
+	{"contentRules.setFlag", "setonmatch"},
+	{"contentRules.onlyOnFlag", "onlyonflag"},
+	{"contentRules.onlyOnNoFlag", "onlyonnoflag"},
+	{"contentRules", "name"},
+	{"http.selectRules", "rule"},
+	{"http.preRules", "rule"},
+	{"http.requestRules", "rule"},
+	{"http.responseRules", "rule"},
+	{"http", "VStype"},
 	{"network.interfaces.addresses", "addr"},
 	{"network.interfaces.vipRanges", "addr"},
 	{"network.interfaces.mtu", "mtu"},

@@ -103,10 +103,6 @@ func init() {
 			notAvailable[c] = why
 		}
 	}
-	add("content rules are not supported by Fulcrum yet",
-		"showrule", "addrule", "modrule", "delrule", "addrsrule", "delrsrule",
-		"addprerule", "delprerule", "addrequestrule", "delrequestrule",
-		"addresponserule", "delresponserule", "addresponsebodyrule", "delresponsebodyrule")
 	add("templates are not supported by Fulcrum yet",
 		"listtemplates", "uploadtemplate", "deltemplate", "exportvstmplt")
 	add("adaptive scheduling settings are not supported by Fulcrum yet", "showadaptive", "modadaptive")
