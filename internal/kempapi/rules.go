@@ -91,8 +91,8 @@ func applyRuleParams(r *config.ContentRule, t int, p params) *failure {
 	if v, ok := p.get("pattern"); ok {
 		if t == 2 {
 			h := strings.TrimSpace(v)
-			if h != "" && !headerNameRE.MatchString(h) {
-				return invalid("pattern: Fulcrum deletes a header by its name; %q is not a header name (patterns are not available for type 2)", short(h))
+			if h != "" && (!headerNameRE.MatchString(h) || strings.ContainsAny(h, `.*+?^$|()[]{}\`)) {
+				return invalid("pattern: Fulcrum deletes a header by its name; %q is not a header name (regular expressions are not available for type 2)", short(h))
 			}
 			if h != "" {
 				r.Header = h
