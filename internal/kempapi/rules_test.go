@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
@@ -59,6 +60,7 @@ func echoBackend(t *testing.T, addr string, port int, name string) {
 	t.Helper()
 	ln := testkit.ListenAt(t, net.JoinHostPort(addr, strconv.Itoa(port)))
 	testkit.ServeHTTP(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", name)
 		_, _ = fmt.Fprintf(w, "%s %s %s", name, r.URL.RequestURI(), r.Header.Get("X-Added"))
 	}), nil)
 }
@@ -128,11 +130,27 @@ func rulesTraffic(t *testing.T, e *env, api lyncDriver, net24 string) {
 		api.run(t, "addrequestrule", [][2]string{{"vs", sub}, {"rule", "addhdr"}}, nil)
 		api.run(t, "addrequestrule", [][2]string{{"vs", sub}, {"rule", "rewrite"}}, nil)
 	}
+	// A header deleted from responses.
+	api.run(t, "addrule", [][2]string{{"name", "hidebackend"}, {"type", "2"}, {"pattern", "X-Backend"}}, nil)
+	api.run(t, "addresponserule", [][2]string{{"vs", subs[1]}, {"rule", "hidebackend"}}, nil)
 	base := "http://" + net.JoinHostPort(vip, s(port))
 	only(t, "/api/x", answers(t, base+"/api/x", 3), "api /api/x yes")
 	only(t, "/API/y (nocase)", answers(t, base+"/API/y", 2), "api /API/y yes")
 	only(t, "/other", answers(t, base+"/other", 3), "app /other yes")
 	only(t, "/old/z", answers(t, base+"/old/z", 2), "app /new/z yes")
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	for path, want := range map[string]string{"/api/h": "api", "/h": ""} {
+		res, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if got := res.Header.Get("X-Backend"); got != want {
+			t.Fatalf("%s: X-Backend %q, want %q (the response rule deletes it on the second SubVS only)", path, got, want)
+		}
+	}
 
 	all := api.run(t, "showrule", nil, nil)
 	if fmt.Sprint(all["MatchContentRule/name"], all["AddHeaderRule/name"], all["ModifyURLRule/name"], all["AddHeaderRule/HeaderValue"]) !=
