@@ -151,3 +151,11 @@ func (c *call) responseBodyRule() result {
 	}
 	return invalid("rule: %s is not a replace-body rule (type 5): Fulcrum's content rules do not change response bodies", name).result()
 }
+
+// ruleCount is the number of rules in a slot of v, for showvs.
+func ruleCount(v *config.VirtualService, slot ruleSlot) int {
+	if v.HTTP == nil {
+		return 0
+	}
+	return len(*slot.list(v.HTTP))
+}

@@ -195,6 +195,9 @@ func TestRuleAssignmentCommands(t *testing.T) {
 		if h == nil || fmt.Sprint(h.PreRules, h.ResponseRules) != "[flag] [hide fixloc]" {
 			t.Fatalf("assigned: %+v", h)
 		}
+		if vs := d.run(t, "showvs", [][2]string{{"vs", "1"}}, nil); fmt.Sprint(vs["NPreProcessRules"], vs["NResponseRules"], vs["NRequestRules"]) != "[1] [2] [0]" {
+			t.Fatalf("showvs rule counts: %v %v %v", vs["NPreProcessRules"], vs["NResponseRules"], vs["NRequestRules"])
+		}
 		got := d.run(t, "showrule", [][2]string{{"name", "hide"}}, nil)
 		if got["DeleteHeaderRule/pattern"][0] != "Server" || got["DeleteHeaderRule/onlyonnoflag"][0] != "2" {
 			t.Fatalf("showrule hide: %v", got)
