@@ -75,9 +75,12 @@ func (c *call) assignRule(slot ruleSlot, del bool) result {
 		return f.result()
 	}
 	cfg := c.s.ctl.Current().Config
-	v, _, f := findVS(cfg, c.p)
+	v, parent, f := findVS(cfg, c.p)
 	if f != nil {
 		return f.result()
+	}
+	if slot == slotPre && parent != nil && !del {
+		return invalid("vs: pre-processing rules run before a SubVS is chosen: assign them to the SubVS's parent service (index %d)", parent.ID).result()
 	}
 	targetID := v.ID
 	if slot == slotSelect {
@@ -104,7 +107,12 @@ func (c *call) assignRule(slot ruleSlot, del bool) result {
 			}
 			return invalid("rule: %s is a content matching rule (type 0); request and response rules add, delete or replace headers or modify the URL", name)
 		}
-		t := cfg.VirtualServiceByID(targetID)
+		var t, tp *config.VirtualService
+		cfg.Walk(func(x, par *config.VirtualService) {
+			if x.ID == targetID && t == nil {
+				t, tp = x, par
+			}
+		})
 		if t == nil {
 			return errUnknownVS
 		}
@@ -113,6 +121,12 @@ func (c *call) assignRule(slot ruleSlot, del bool) result {
 				return invalid("rule: %s is not assigned here", name)
 			}
 			t.HTTP = &config.HTTPSettings{}
+			if tp != nil && tp.HTTP != nil {
+				// A SubVS without http settings of its own uses its
+				// parent's host rewrite and error answers: keep them.
+				ph := tp.HTTP
+				t.HTTP.HostRewrite, t.HTTP.ErrorCode, t.HTTP.ErrorURL, t.HTTP.ErrorPage = ph.HostRewrite, ph.ErrorCode, ph.ErrorURL, ph.ErrorPage
+			}
 		}
 		l := slot.list(t.HTTP)
 		at := slices.Index(*l, name)

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
@@ -259,6 +261,7 @@ func TestRuleErrors(t *testing.T) {
 		{"addprerule", "vs=1&rule=h", 422, "rule: h is not a content matching rule"},
 		{"addrequestrule", "vs=99&rule=h", 422, "Unknown VS"},
 		{"delrequestrule", "vs=1&rule=h", 422, "rule: h is not assigned here"},
+		{"addprerule", "vs=2&rule=m", 422, "vs: pre-processing rules run before a SubVS is chosen"},
 		{"addresponsebodyrule", "vs=1&rule=h", 422, "Fulcrum's content rules do not change response bodies"},
 		{"delresponsebodyrule", "vs=1&rule=nope", 422, "Unknown rule"},
 	}
@@ -277,10 +280,24 @@ func TestRuleErrors(t *testing.T) {
 	if n := len(e.ctl.Current().Config.ContentRules); n != before {
 		t.Fatalf("refusals changed the rules: %d, want %d", n, before)
 	}
+	// A SubVS given its first rule keeps what it used of its parent's
+	// http settings (set here through the native path: ErrorCode is not
+	// a LoadMaster parameter Fulcrum takes).
+	if _, err := e.ctl.Apply(control.Change{Actor: control.Actor{User: "test", Source: control.SourceCLI},
+		Mutate: func(cfg *config.Config) error {
+			cfg.VirtualServices[0].HTTP = &config.HTTPSettings{HostRewrite: "inner.example", ErrorCode: 404}
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
 	// A rule in use cannot be deleted.
 	e.ok1("addrsrule", "vs=1&rs=!2&rule=m")
 	mustErrXML(t, e.v1(auth{}, "addrsrule", "vs=1&rs=!2&rule=m", nil), 422, "rule: m is already assigned here")
 	mustErrXML(t, e.v1(auth{}, "delrule", "name=m", nil), 422, "Rule in use: m is assigned to virtual service 2")
+	if h := e.ctl.Current().Config.VirtualServices[0].SubVSs[0].HTTP; h == nil || h.HostRewrite != "inner.example" || h.ErrorCode != 404 ||
+		fmt.Sprint(h.SelectRules) != "[m]" {
+		t.Fatalf("SubVS http settings after addrsrule: %+v", h)
+	}
 	// A real server of a service with SubVSs is not a rule target.
 	sub := e.ctl.Current().Config.VirtualServices[0].SubVSs[0].ID
 	e.ok1("addrs", "vs="+strconv.Itoa(sub)+"&rs=127.0.96.10&rsport=80")
