@@ -174,16 +174,18 @@ func exportName(p params, v *config.VirtualService) string {
 // exportvstmplt answers a template of a service and its SubVSs as a file
 // (v1: the YAML document itself; v2: base64 in "data"), as LoadMaster
 // answers its template file. Its address becomes the parameter vip and its
-// real servers the parameter servers. name (Fulcrum's) names it.
+// real servers the parameter servers; the content rules it uses come
+// with it. name (Fulcrum's) names it.
 func (c *call) exportvstmplt() result {
-	v, parent, f := findVS(c.s.ctl.Current().Config, c.p)
+	cfg := c.s.ctl.Current().Config
+	v, parent, f := findVS(cfg, c.p)
 	if f != nil {
 		return f.result()
 	}
 	if parent != nil {
 		return invalid("vs: a SubVS is exported with its parent: export Virtual Service %d", parent.ID).result()
 	}
-	t, err := templates.FromVirtualService(v, exportName(c.p, v), "")
+	t, err := templates.FromService(cfg, v, exportName(c.p, v), "")
 	if err != nil {
 		return templateFailure(c.s, err).result()
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
@@ -325,4 +327,46 @@ func FuzzTemplateUpload(f *testing.F) {
 		}
 		_, _ = templates.Parse(doc)
 	})
+}
+
+// TestTemplateExportWithRules exports a content-switched service (SubVSs
+// chosen by a path rule, a request header added), imports the file and
+// applies it at another address: the copy routes real traffic by path
+// as the original does, with its own renamed rules.
+func TestTemplateExportWithRules(t *testing.T) {
+	e := newEnv(t, envOpts{dataPlane: true})
+	vip1, vip2, a1, b1 := "127.0.126.1", "127.0.126.2", "127.0.126.11", "127.0.126.12"
+	pa := backend(t, a1, testkit.FreePort(t, a1), "app-a", false)
+	pb := backend(t, b1, testkit.FreePort(t, b1), "app-b", false)
+	port := testkit.FreePort(t, vip1)
+	if _, err := e.ctl.Apply(control.Change{Actor: control.Actor{User: "test", Source: control.SourceCLI}, Summary: "content switching",
+		Mutate: func(c *config.Config) error {
+			c.ContentRules = append(c.ContentRules,
+				config.ContentRule{Name: "to-a", Type: "match", Match: "url", MatchType: "prefix", Pattern: "/a"},
+				config.ContentRule{Name: "not-a", Type: "match", Match: "url", MatchType: "prefix", Pattern: "/a", Negate: true})
+			c.VirtualServices = append(c.VirtualServices, config.VirtualService{Address: vip1, Port: port, Protocol: "tcp", Type: "http",
+				NickName: "switched", SubVSs: []config.VirtualService{
+					{NickName: "a", Type: "http", HTTP: &config.HTTPSettings{SelectRules: []string{"to-a"}}, RealServers: []config.RealServer{{Address: a1, Port: pa}}},
+					{NickName: "b", Type: "http", HTTP: &config.HTTPSettings{SelectRules: []string{"not-a"}}, RealServers: []config.RealServer{{Address: b1, Port: pb}}},
+				}})
+			return nil
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	only(t, "original /a", answers(t, "http://"+vip1+":"+strconv.Itoa(port)+"/a", 2), "app-a")
+
+	api := tmplAPIs[3] // v2, strings, no Content-Type
+	x := api.call(t, e, "exportvstmplt", [][2]string{{"vs", vip1}, {"port", strconv.Itoa(port)}, {"name", "switched-app"}}, nil)
+	if x.status != 200 || !bytes.Contains(x.file, []byte("name: to-a-${vip}")) || !bytes.Contains(x.file, []byte("to-a-${vip}")) {
+		t.Fatalf("exportvstmplt: %d %s", x.status, x.file)
+	}
+	api.call(t, e, "uploadtemplate", nil, x.file).must(t, "upload", 200, "")
+	api.call(t, e, "addvs", [][2]string{{"vs", vip2}, {"port", strconv.Itoa(port)}, {"template", "switched-app"}}, nil).must(t, "apply", 200, "")
+	cfg := e.ctl.Current().Config
+	if len(cfg.ContentRules) != 4 || cfg.ContentRules[2].Name != "to-a-"+vip2 || cfg.VirtualServices[1].SubVSs[0].HTTP.SelectRules[0] != "to-a-"+vip2 {
+		t.Fatalf("rules %+v", cfg.ContentRules)
+	}
+	base := "http://" + vip2 + ":" + strconv.Itoa(port)
+	only(t, "copy /a", answers(t, base+"/a/x", 3), "app-a")
+	only(t, "copy /", answers(t, base+"/other", 3), "app-b")
 }
