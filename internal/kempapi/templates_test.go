@@ -370,3 +370,30 @@ func TestTemplateExportWithRules(t *testing.T) {
 	only(t, "copy /a", answers(t, base+"/a/x", 3), "app-a")
 	only(t, "copy /", answers(t, base+"/other", 3), "app-b")
 }
+
+// TestTemplateLyncReverseProxyTraffic applies the built-in Lync reverse
+// proxy template through /accessv2 only and sends real traffic through
+// both of its services: HTTPS on 443 re-encrypted to the front ends' 4443,
+// HTTP on 80 to their 8080.
+func TestTemplateLyncReverseProxyTraffic(t *testing.T) {
+	net24 := "127.0.127"
+	vip, fe1, fe2 := net24+".1", net24+".11", net24+".12"
+	if preferredPort(t, vip, 443) != 443 || preferredPort(t, vip, 80) != 80 {
+		t.Skip("ports 443 and 80 cannot be bound here; the template's ports are fixed")
+	}
+	for _, fe := range []string{fe1, fe2} {
+		if backend(t, fe, 4443, "tls-"+fe, true) != 4443 || backend(t, fe, 8080, "web-"+fe, false) != 8080 {
+			t.Skip("ports 4443 and 8080 cannot be bound here")
+		}
+	}
+	e := newEnv(t, envOpts{dataPlane: true})
+	ch := newChain(t, "lync.example.com")
+	e.ok2("addcert", map[string]any{"cert": "lync", "data": base64.StdEncoding.EncodeToString(ch.leafPEM)})
+	j := e.ok2("addvs", map[string]any{"vs": vip, "port": 443, "prot": "tcp", "template": "lync2013-reverse-proxy",
+		"certificate": "lync", "frontEnds": fe1 + " " + fe2})
+	if j.get("VSPort").s != "443" || j.get("SSLAcceleration").b != true || len(j.get("Rs").arr) != 2 {
+		t.Fatalf("addvs: %v", j.keys)
+	}
+	only(t, "443", answers(t, "https://"+vip+"/dialin/", 6), "tls-"+fe1, "tls-"+fe2)
+	only(t, "80", answers(t, "http://"+vip+"/", 6), "web-"+fe1, "web-"+fe2)
+}
