@@ -184,12 +184,13 @@ func (s *Server) exportTemplate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	v := s.ctl.Current().Config.VirtualServiceByID(id)
+	cfg := s.ctl.Current().Config
+	v := cfg.VirtualServiceByID(id)
 	if v == nil {
 		s.fail(w, fmt.Errorf("virtual service %d: %w", id, control.ErrNotFound))
 		return
 	}
-	t, err := templates.FromVirtualService(v, req.Name, req.Title)
+	t, err := templates.FromService(cfg, v, req.Name, req.Title)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -292,7 +292,7 @@ func openStore(o Options, log *slog.Logger) (*store.Store, error) {
 func (a *Appliance) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API.Handler())
-	kemp := kempapi.New(kempapi.Options{Control: a.Control, Auth: a.Auth, Backups: a.Store, Runtime: a.Engine,
+	kemp := kempapi.New(kempapi.Options{Control: a.Control, Auth: a.Auth, Backups: a.Store, Runtime: a.Engine, Templates: a.templates,
 		Version: a.version, Logger: a.log, AdminAddr: a.AdminAddr()})
 	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {
 		mux.Handle(p, kemp.Handler())

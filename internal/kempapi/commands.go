@@ -1,6 +1,9 @@
 package kempapi
 
-import "github.com/fulcrum-lb/fulcrum/internal/admin"
+import (
+	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
+)
 
 // commands are the commands Fulcrum answers, by LoadMaster name. The table
 // is filled in init because listapi, one of its commands, lists it.
@@ -86,6 +89,12 @@ func init() {
 		"addroute":       {perm: write, run: (*call).addroute},
 		"delroute":       {perm: write, run: (*call).delroute},
 		"confirmnetwork": {perm: write, run: (*call).confirmnetwork},
+
+		// Templates (templates.go).
+		"listtemplates":  {readOnly: true, perm: read, run: (*call).listtemplates},
+		"uploadtemplate": {perm: write, run: (*call).uploadtemplate, binary: true, bodyLimit: templates.MaxDocumentSize},
+		"deltemplate":    {perm: write, run: (*call).deltemplate},
+		"exportvstmplt":  {readOnly: true, perm: read, run: (*call).exportvstmplt},
 
 		// System.
 		"backup":      {readOnly: true, perm: admin.PermReadSecrets, run: (*call).backup},

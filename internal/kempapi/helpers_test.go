@@ -31,6 +31,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit/topo"
 )
@@ -126,13 +127,17 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if limit == 0 {
 		limit = rate.Inf
 	}
+	lib, err := templates.NewLibrary(st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := Options{Control: e.ctl, Auth: e.auth, Backups: st, Version: "test", RateLimit: limit, RateBurst: o.burst, Logger: quiet,
-		AdminAddr: o.adminAddr}
+		AdminAddr: o.adminAddr, Templates: lib}
 	if e.eng != nil {
 		opts.Runtime = e.eng
 	}
 	e.kemp = New(opts)
-	native := api.New(api.Options{Control: e.ctl, Auth: e.auth, History: st, Logger: quiet})
+	native := api.New(api.Options{Control: e.ctl, Auth: e.auth, History: st, Logger: quiet, Templates: lib})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", native.Handler())
 	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {

@@ -20,6 +20,7 @@ package kempapi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,6 +37,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/templates"
 )
 
 // Backuper writes backup files; *store.Store implements it.
@@ -54,6 +56,9 @@ type Options struct {
 	// Runtime reports service status and counters for showvs, stats and
 	// vstotals; nil reports every enabled service Down.
 	Runtime status.Source
+	// Templates is the template library (the native API's); nil means the
+	// built-in templates only, with imports refused.
+	Templates *templates.Library
 	// Version is Fulcrum's version, reported by get?param=version,
 	// listapi and licenseinfo.
 	Version string
@@ -81,6 +86,7 @@ type Server struct {
 	auth    *admin.Service
 	backups Backuper
 	rt      status.Source
+	tpl     *templates.Library
 	version string
 	log     *slog.Logger
 	nowFn   func() time.Time
@@ -96,7 +102,14 @@ type Server struct {
 // New returns a Server.
 func New(o Options) *Server {
 	s := &Server{ctl: o.Control, auth: o.Auth, backups: o.Backups, rt: o.Runtime, version: o.Version,
-		adminAddr: o.AdminAddr, log: o.Logger, nowFn: o.Now}
+		adminAddr: o.AdminAddr, log: o.Logger, nowFn: o.Now, tpl: o.Templates}
+	if s.tpl == nil {
+		lib, err := templates.BuiltinOnly()
+		if err != nil {
+			panic(fmt.Sprintf("kempapi: built-in templates: %v", err)) // embedded files, checked by their tests
+		}
+		s.tpl = lib
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -137,10 +137,10 @@ func TestUnknownAndUnavailableCommands(t *testing.T) {
 	}
 	a, j := e.v2(map[string]any{"cmd": "logging.df", "apiuser": "bal", "apipass": balPW})
 	mustErrJSON(t, a, j, http.StatusMethodNotAllowed, "Unknown command")
-	for _, cmd := range []string{"listtemplates", "uploadtemplate", "showadaptive", "modadaptive", "getcipherset"} {
+	for _, cmd := range []string{"showadaptive", "modadaptive", "getcipherset"} {
 		mustErrXML(t, e.v1(auth{}, cmd, "name=x", nil), http.StatusUnprocessableEntity, "Command not available")
 	}
-	mustErrXML(t, e.v1(auth{}, "addvs", "vs=127.0.90.1&port=80&template=Lync", nil), http.StatusUnprocessableEntity, "templates")
+	mustErrXML(t, e.v1(auth{}, "addvs", "vs=127.0.90.1&port=80&template=Lync", nil), http.StatusUnprocessableEntity, "Unknown template")
 	// Unauthenticated callers learn nothing about which commands exist.
 	mustErrXML(t, e.v1(auth{none: true}, "geostats", "", nil), http.StatusUnauthorized, "Authorization required")
 }

@@ -136,8 +136,8 @@ func (c *call) showAfter(cfg *config.Config, id int) result {
 }
 
 func (c *call) addvs() result {
-	if c.p.has("template") {
-		return invalid("Command not available: templates are not supported by Fulcrum yet").result()
+	if name, ok := templateParam(c.p); ok {
+		return c.addvsTemplate(name)
 	}
 	vs := strings.TrimSpace(c.p.str("vs"))
 	if vs == "" {
