@@ -183,6 +183,13 @@ func TestValidateErrors(t *testing.T) {
 			v.SubVSs = []VirtualService{{}}
 			c.SetDefaults()
 		}, []string{"virtualServices[0].subVSs: a service has real servers or SubVSs, not both"}},
+		{"subvs pre-rules", func(c *Config) {
+			v := &c.VirtualServices[0]
+			c.ContentRules = []ContentRule{{Name: "r", Type: "match", Pattern: "/a"}}
+			v.SubVSs = []VirtualService{{RealServers: v.RealServers, HTTP: &HTTPSettings{PreRules: []string{"r"}}}}
+			v.RealServers = nil
+			c.SetDefaults()
+		}, []string{"virtualServices[0].subVSs[0].http.preRules: pre-processing rules run before a SubVS is chosen"}},
 		{"subvs gateway", func(c *Config) {
 			v := &c.VirtualServices[0]
 			v.SubVSs = []VirtualService{{RealServers: v.RealServers, DefaultGateway: "127.0.0.254"}}

@@ -74,7 +74,8 @@ type HTTPSettings struct {
 	// rule matched. Only on SubVSs. Default: none.
 	SelectRules []string `json:"selectRules,omitempty"`
 	// PreRules names match rules evaluated first, in order, only to set
-	// flags (LoadMaster `addprerule`). Default: none.
+	// flags (LoadMaster `addprerule`). Only on top-level services: they
+	// run before a SubVS is chosen. Default: none.
 	PreRules []string `json:"preRules,omitempty"`
 	// RequestRules names the header and URL rules applied, in order, to
 	// requests before they are sent on (LoadMaster `addrequestrule`).

@@ -242,6 +242,9 @@ func (w *walker) subVS(v *VirtualService, p string) {
 	if v.ExtraPorts != "" {
 		w.e.add(join(p, "extraPorts"), "a SubVS has no ports of its own")
 	}
+	if v.HTTP != nil && len(v.HTTP.PreRules) > 0 {
+		w.e.add(join(p, "http.preRules"), "pre-processing rules run before a SubVS is chosen: set them on the parent service")
+	}
 }
 
 func (w *walker) address(v *VirtualService, p string) {
