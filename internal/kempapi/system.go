@@ -109,7 +109,6 @@ func init() {
 		"addresponserule", "delresponserule", "addresponsebodyrule", "delresponsebodyrule")
 	add("templates are not supported by Fulcrum yet",
 		"listtemplates", "uploadtemplate", "deltemplate", "exportvstmplt")
-	add("adaptive scheduling settings are not supported by Fulcrum yet", "showadaptive", "modadaptive")
 	add("Fulcrum selects ciphers by TLS version set (TLSType); there are no cipher sets to manage",
 		"modifycipherset", "getcipherset", "delcipherset")
 	add("certificate backups are part of Fulcrum's backup command", "backupcert", "restorecert")
