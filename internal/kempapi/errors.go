@@ -91,6 +91,7 @@ var fieldNames = []struct{ suffix, name string }{
 	{"transparent", "Transparent"},
 	{"subnetOriginating", "SubnetOriginating"},
 	{"defaultGateway", "DefaultGW"},
+	{"followVsId", "FollowVSID"},
 	{"addVia", "AddVia"},
 	{"name", "user"},
 	{"password", "password"},
