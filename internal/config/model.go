@@ -96,9 +96,9 @@ type Options struct {
 	// Adaptive holds the agent settings of the adaptive scheduling method
 	// (LoadMaster showadaptive/modadaptive). Default: see DefaultAdaptive.
 	Adaptive Adaptive `json:"adaptive"`
-	// APIRateLimit is the number of LoadMaster-API calls one client may make
-	// in 3 seconds before its connection is dropped, as on a LoadMaster;
-	// 0 means 30. 0-10000. Default: 0.
+	// APIRateLimit is the number of LoadMaster-API calls one client address
+	// (IPv6: /64) may make in 3 seconds, as on a LoadMaster; further calls
+	// are answered 429 with Retry-After. 0 means 30. 0-10000. Default: 0.
 	APIRateLimit int `json:"apiRateLimit,omitempty"`
 }
 

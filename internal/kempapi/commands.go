@@ -61,6 +61,10 @@ func init() {
 		"getall":     {readOnly: true, perm: read, run: (*call).getall},
 		"set":        {perm: write, run: (*call).set},
 
+		// Adaptive scheduling's agent settings (options.adaptive).
+		"showadaptive": {readOnly: true, perm: read, run: (*call).showadaptive},
+		"modadaptive":  {perm: write, run: (*call).modadaptive},
+
 		// Statistics.
 		"stats":    {readOnly: true, perm: read, run: (*call).stats},
 		"vstotals": {readOnly: true, perm: read, run: (*call).vstotals},

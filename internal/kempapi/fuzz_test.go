@@ -84,6 +84,8 @@ func FuzzAccess(f *testing.F) {
 		{"usersetperms", "user=bob&perms=real", nil},
 		{"showvs", "vs=%00&port=-1", nil},
 		{"dupvs", "vs=1&newport=81", nil},
+		{"modadaptive", "AdaptiveURL=/l&AdaptivePort=81&AdaptiveInterval=2&MinPercent=3", nil},
+		{"modvs", "vs=1&FollowVSID=2", nil},
 		{"logging/df", "", nil},
 	} {
 		f.Add(s.cmd, s.query, s.body)
@@ -136,6 +138,7 @@ func FuzzAccessV2(f *testing.F) {
 		`{"cmd":"addrs","vs":1,"rs":"192.0.2.2","rsport":8080,"critical":false}`,
 		`{"cmd":"set","param":"snat","val":true}`,
 		`{"cmd":"addcert","cert":"c","data":"AAAA"}`,
+		`{"cmd":"modadaptive","AdaptivePort":81,"MinPercent":"4","AdaptiveURL":"/x"}`,
 		`{"cmd":"logging.df"}`,
 		`{"cmd":"get","param":null}`,
 		`{"cmd":["x"]}`,

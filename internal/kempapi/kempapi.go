@@ -12,7 +12,7 @@
 // applied; no parameter reaches a shell or a file path. Callers are
 // authenticated by the admin service (HTTP Basic, API keys) and limited
 // per client address (by default LoadMaster's 30 calls in 3 seconds;
-// beyond it the connection is dropped).
+// beyond it the answer is 429 with LoadMaster's error body and Retry-After).
 //
 // See docs/kemp-api.md for every command, its parameters and how they map
 // onto Fulcrum's configuration.
@@ -169,8 +169,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 
-	if !s.limits.allow(admin.RemoteHost(r.RemoteAddr), s.now()) {
-		s.drop(w, write)
+	if f := s.limits.check(admin.RemoteHost(r.RemoteAddr), s.now()); f != nil {
+		retryAfterHeader(w, f)
+		write(w, f.result())
 		return
 	}
 	if !s.ctl.Current().Config.Options.EnableAPI {
@@ -224,17 +225,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := s.run(r, req, who)
 	write(w, res)
-}
-
-// drop answers a client over its rate limit as a LoadMaster does: the
-// connection is closed without an answer. Where the connection cannot be
-// taken over (HTTP/2), the answer is 429.
-func (s *Server) drop(w http.ResponseWriter, write func(http.ResponseWriter, result)) {
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		_ = conn.Close()
-		return
-	}
-	write(w, result{status: http.StatusTooManyRequests, message: "Too many requests"})
 }
 
 // call is one command being run.

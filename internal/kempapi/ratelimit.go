@@ -1,16 +1,21 @@
 package kempapi
 
 import (
+	"math"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// LoadMaster drops the connection of a client that makes more than 30 calls
-// in less than 3 seconds; these are the defaults of Options.RateLimit and
-// Options.RateBurst.
+// LoadMaster allows a client 30 calls in 3 seconds (it drops the
+// connection of one that makes more); these are the defaults of
+// Options.RateLimit and Options.RateBurst. Fulcrum answers a call over the
+// limit with 429, LoadMaster's error body and Retry-After instead, so that
+// the client can read why (see check).
 const (
 	DefaultRateBurst = 30
 	DefaultRateLimit = rate.Limit(DefaultRateBurst) / 3 // calls per second
@@ -78,6 +83,33 @@ func clientKey(host string) netip.Prefix {
 	}
 	p, _ := a.Prefix(64) // a valid IPv6 address always has a /64
 	return p
+}
+
+// check is allow as an answer: nil when the client may make one more call
+// at now, otherwise the 429 failure to answer with — LoadMaster's error
+// body (XML for /access, JSON for /accessv2, written by the caller) saying
+// what the limit is, and the seconds until the next call is allowed
+// (Retry-After).
+func (l *limiter) check(host string, now time.Time) *failure {
+	if l.allow(host, now) {
+		return nil
+	}
+	l.mu.Lock()
+	limit, burst := l.limit, l.burst
+	wait := 1.0 // tokens missing before the next call
+	if b := l.clients[clientKey(host)]; b != nil {
+		wait = 1 - b.l.TokensAt(now)
+	}
+	l.mu.Unlock()
+	retry := 60
+	window := "no time"
+	if limit > 0 {
+		retry = max(1, int(math.Ceil(wait/float64(limit))))
+		window = strconv.FormatFloat(float64(burst)/float64(limit), 'f', -1, 64) + " s"
+	}
+	return &failure{status: http.StatusTooManyRequests, retryAfter: retry,
+		msg: "Too many requests: this address made more than " + strconv.Itoa(burst) + " API calls in " + window +
+			" (options.apiRateLimit); try again in " + strconv.Itoa(retry) + " s"}
 }
 
 // allow reports whether the client may make one more call at now.

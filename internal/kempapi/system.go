@@ -103,7 +103,6 @@ func init() {
 			notAvailable[c] = why
 		}
 	}
-	add("adaptive scheduling settings are not supported by Fulcrum yet", "showadaptive", "modadaptive")
 	add("Fulcrum selects ciphers by TLS version set (TLSType); there are no cipher sets to manage",
 		"modifycipherset", "getcipherset", "delcipherset")
 	add("certificate backups are part of Fulcrum's backup command", "backupcert", "restorecert")

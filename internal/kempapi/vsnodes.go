@@ -171,7 +171,7 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]st
 	ns = append(ns,
 		numStr("SSLRewrite", 0),
 		str("VStype", v.Type),
-		inum("FollowVSID", 0),
+		inum("FollowVSID", v.FollowVSID),
 		str("Protocol", v.Protocol),
 		str("Schedule", scheduleOut(v.Schedule)),
 	)

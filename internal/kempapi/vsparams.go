@@ -131,6 +131,7 @@ func init() {
 	add("Idletime", integer(func(c *vsCtx) *int { return &c.v.Idletime }))
 	add("Transparent", b(func(c *vsCtx) **bool { return &c.v.Transparent }))
 	add("SubnetOriginating", b(func(c *vsCtx) **bool { return &c.v.SubnetOriginating }))
+	add("FollowVSID", followVSID)
 	add("DefaultGW", func(c *vsCtx, _, val string) *failure {
 		c.v.DefaultGateway = strings.TrimSpace(val)
 		return nil
@@ -319,7 +320,7 @@ func init() {
 		{"Transactionlimit", "the web application firewall"}, {"ServerInit", "server-initiated protocols"},
 		{"StartTLSMode", "STARTTLS handling"}, {"Verify", "intrusion detection"},
 		{"ClientCert", "client certificates"}, {"SecurityHeaderOptions", "HSTS headers"}, {"SameSite", "the edge security pack"},
-		{"MatchLen", "binary health-check match lengths"}, {"FollowVSID", "port following"}, {"PortFollow", "port following"},
+		{"MatchLen", "binary health-check match lengths"}, {"PortFollow", "port following (use FollowVSID)"},
 		{"InputAuthMode", "the edge security pack"}, {"OutputAuthMode", "the edge security pack"}, {"QoS", "IP ToS marking"},
 		{"CachePercent", "caching"}, {"ResponseRemapMsgFormat", "response status remapping"},
 		{"ErrorCode", "fixed error answers"}, {"SSLRewrite", "redirect rewriting"},

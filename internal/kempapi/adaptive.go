@@ -1,0 +1,58 @@
+package kempapi
+
+import (
+	"strings"
+
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+)
+
+// The settings of the agent that real servers of services scheduled by
+// adaptive run (options.adaptive), under LoadMaster's names: showadaptive
+// answers them, modadaptive changes any of them and answers the result.
+// LoadMaster's element names are those of the parameters of its
+// modadaptive command (REST22; Kemp's PowerShell module names them the
+// same); no recorded answer of showadaptive exists, so the order is
+// LoadMaster's parameter order.
+
+// adaptiveNodes are the agent settings as showadaptive answers them.
+func adaptiveNodes(a *config.Adaptive) []node {
+	return []node{
+		str("AdaptiveURL", a.URL),
+		inum("AdaptivePort", a.Port),
+		inum("AdaptiveInterval", a.Interval),
+		inum("MinPercent", a.MinPercent),
+	}
+}
+
+func (c *call) showadaptive() result {
+	o := c.s.ctl.Current().Config.Options
+	return withData(adaptiveNodes(&o.Adaptive)...)
+}
+
+// modadaptive sets the parameters given; values are validated by the
+// configuration model (options.adaptive), errors name the parameter.
+func (c *call) modadaptive() result {
+	snap, f := c.apply("", func(cfg *config.Config) error {
+		a := &cfg.Options.Adaptive
+		if u, ok := c.p.get("adaptiveurl"); ok {
+			a.URL = u
+		}
+		for _, x := range []struct {
+			name  string
+			field *int
+		}{{"AdaptivePort", &a.Port}, {"AdaptiveInterval", &a.Interval}, {"MinPercent", &a.MinPercent}} {
+			n, ok, f := intParam(c.p, strings.ToLower(x.name), x.name)
+			if f != nil {
+				return f
+			}
+			if ok {
+				*x.field = n
+			}
+		}
+		return nil
+	})
+	if f != nil {
+		return f.result()
+	}
+	return withData(adaptiveNodes(&snap.Config.Options.Adaptive)...)
+}
