@@ -233,6 +233,9 @@ func init() {
 			return invalid("%s: Invalid integer value %q", display, short(val))
 		}
 		if c.v.HealthCheck.MinUp == 0 {
+			if n == 0 {
+				return nil // what showvs shows without EnhancedHealthChecks
+			}
 			return invalid("%s: can only be set when EnhancedHealthChecks is enabled", display)
 		}
 		if n < 1 {
@@ -352,6 +355,11 @@ func applyVSParams(cfg *config.Config, v, parent *config.VirtualService, p param
 			continue
 		}
 		if parent != nil && (vp.name == "vsaddress" || vp.name == "vsport" || vp.name == "extraports") {
+			// showvs of a SubVS says VSAddress "" and VSPort 0: an echo
+			// of them is accepted.
+			if v := strings.TrimSpace(val); v == "" || (vp.name == "vsport" && v == "0") {
+				continue
+			}
 			return invalid("%s: a SubVS has no address or port of its own", vp.display)
 		}
 		if f := vp.set(c, val); f != nil {
