@@ -89,13 +89,13 @@ func tlsTypeOut(t config.TLS) int {
 // narrowest profile that offers the enabled versions (legacy for TLS 1.0
 // or 1.1, modern for TLS 1.3 alone, else intermediate), and the versions
 // when they are fewer than the profile's. It refuses what Fulcrum cannot
-// offer: SSLv3, no version at all, or versions with a gap.
-func tlsFromType(n int) (profile string, versions []string, err error) {
+// offer, saying why: SSLv3, no version at all, or versions with a gap.
+func tlsFromType(n int) (profile string, versions []string, why string) {
 	if n < 0 || n > 31 {
-		return "", nil, fmt.Errorf("must be 0-31 (the bits of the disabled versions: 1 SSLv3, 2 TLS1.0, 4 TLS1.1, 8 TLS1.2, 16 TLS1.3), got %d", n)
+		return "", nil, fmt.Sprintf("must be 0-31 (the bits of the disabled versions: 1 SSLv3, 2 TLS1.0, 4 TLS1.1, 8 TLS1.2, 16 TLS1.3), got %d", n)
 	}
 	if n&1 == 0 {
-		return "", nil, fmt.Errorf("Fulcrum never offers SSLv3: bit 1 must be set (e.g. 1 for TLS 1.0-1.3, 7 for TLS 1.2-1.3), got %d", n)
+		return "", nil, fmt.Sprintf("Fulcrum never offers SSLv3: bit 1 must be set (e.g. 1 for TLS 1.0-1.3, 7 for TLS 1.2-1.3), got %d", n)
 	}
 	var on []string
 	last := -1
@@ -104,13 +104,13 @@ func tlsFromType(n int) (profile string, versions []string, err error) {
 			continue
 		}
 		if last >= 0 && last != i-1 {
-			return "", nil, fmt.Errorf("Fulcrum offers one range of TLS versions without gaps, got %d (TLS %s)", n, strings.Join(append(on, b.version), ", "))
+			return "", nil, fmt.Sprintf("Fulcrum offers one range of TLS versions without gaps, got %d (TLS %s)", n, strings.Join(append(on, b.version), ", "))
 		}
 		on, last = append(on, b.version), i
 	}
 	switch {
 	case len(on) == 0:
-		return "", nil, fmt.Errorf("disables every TLS version, got %d", n)
+		return "", nil, fmt.Sprintf("disables every TLS version, got %d", n)
 	case slices.Contains(on, "1.0") || slices.Contains(on, "1.1"):
 		profile = "legacy"
 	case len(on) == 1 && on[0] == "1.3":
@@ -119,9 +119,9 @@ func tlsFromType(n int) (profile string, versions []string, err error) {
 		profile = "intermediate"
 	}
 	if slices.Equal(on, config.ProfileVersions(profile)) {
-		return profile, nil, nil
+		return profile, nil, ""
 	}
-	return profile, on, nil
+	return profile, on, ""
 }
 
 // setTLSType reads TLSType into the service's profile and versions. On a
@@ -136,9 +136,9 @@ func setTLSType(c *vsCtx, display, val string) *failure {
 	if !c.v.TLS.Offload && (n == 0 || n == tlsMask(c.v.TLS)) {
 		return nil
 	}
-	profile, versions, err := tlsFromType(n)
-	if err != nil {
-		return invalid("%s: %s", display, err.Error())
+	profile, versions, why := tlsFromType(n)
+	if why != "" {
+		return invalid("%s: %s", display, why)
 	}
 	if !c.v.TLS.Offload {
 		return invalid("%s: sets the TLS versions of SSL acceleration, which this service does not have (give SSLAcceleration=Y with it)", display)

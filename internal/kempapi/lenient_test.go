@@ -370,9 +370,9 @@ func TestTLSTypeMapping(t *testing.T) {
 		{17, "legacy", []string{"1.0", "1.1", "1.2"}}, {19, "legacy", []string{"1.1", "1.2"}}, {23, "intermediate", []string{"1.2"}},
 		{25, "legacy", []string{"1.0", "1.1"}}, {27, "legacy", []string{"1.1"}}, {29, "legacy", []string{"1.0"}},
 	} {
-		p, v, err := tlsFromType(c.n)
-		if err != nil || p != c.profile || !slices.Equal(v, c.versions) {
-			t.Errorf("%d: %s %v %v, want %s %v", c.n, p, v, err, c.profile, c.versions)
+		p, v, why := tlsFromType(c.n)
+		if why != "" || p != c.profile || !slices.Equal(v, c.versions) {
+			t.Errorf("%d: %s %v %q, want %s %v", c.n, p, v, why, c.profile, c.versions)
 		}
 		if got := tlsTypeOut(config.TLS{Offload: true, Profile: p, Versions: v}); got != c.n {
 			t.Errorf("%d shows as %d", c.n, got)
