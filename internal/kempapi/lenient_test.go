@@ -481,3 +481,28 @@ func hasWarning(e *env, id int) bool {
 	}
 	return false
 }
+
+// FuzzTLSType: every TLSType is either refused with a reason or shown
+// back as given.
+func FuzzTLSType(f *testing.F) {
+	for _, n := range []int{0, 1, 2, 3, 5, 7, 15, 23, 29, 31, 32, -1} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, n int) {
+		p, v, why := tlsFromType(n)
+		if why != "" {
+			if p != "" || v != nil {
+				t.Fatalf("%d refused (%s) with a result %s %v", n, why, p, v)
+			}
+			return
+		}
+		if got := tlsTypeOut(config.TLS{Offload: true, Profile: p, Versions: v}); got != n {
+			t.Fatalf("%d shows as %d", n, got)
+		}
+		for _, x := range v {
+			if !slices.Contains(config.ProfileVersions(p), x) {
+				t.Fatalf("%d: version %s outside profile %s", n, x, p)
+			}
+		}
+	})
+}
