@@ -453,6 +453,15 @@ func TestSelfSignedOffload(t *testing.T) {
 			if n := len(e.ctl.Current().Config.Certificates); n != 1 {
 				t.Errorf("%d certificates, want the one generated", n)
 			}
+			// It is in the stored revision, so a restart serves the same one.
+			rev, err := e.st.Current()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rev.Config.Certificates) != 1 || rev.Config.Certificates[0].Name != certs.SelfSignedName ||
+				rev.Config.Certificates[0].CertPEM != e.ctl.Current().Config.Certificates[0].CertPEM {
+				t.Errorf("stored revision %d lacks the generated certificate", rev.Revision)
+			}
 			// Assigning a certificate replaces it; the warning goes.
 			ch := newChain(t, "web.example.com")
 			e.mustXML(e.v1(auth{}, "addcert", "cert=web", ch.leafPEM), 200, "addcert")
