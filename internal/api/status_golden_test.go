@@ -201,7 +201,7 @@ func everyField() []status.VS {
 	disabled := status.RS{ID: 15, Address: "10.0.0.15", Port: 8080, Weight: 1000, State: status.Disabled,
 		Health: status.Unknown, Status: status.Disabled}
 	return []status.VS{
-		{ID: 1, Address: "192.0.2.10", Port: 443, Protocol: "tcp", State: status.Up, Reason: "a note",
+		{ID: 1, Address: "192.0.2.10", Port: 443, Protocol: "tcp", State: status.Up, Reason: "a note; a warning", Warnings: []string{"a warning"},
 			Sockets:     []status.Socket{{Address: "192.0.2.10:443", Listening: true}, {Address: "192.0.2.10:8443", Error: "bind: address already in use"}},
 			ActiveConns: 3, TotalConns: 1000, BytesIn: 123456, BytesOut: 654321, Errors: 2, Rates: rates,
 			LimitHits:   status.LimitHits{MaxConns: 1, ConnsPerSec: 2, Bandwidth: 3, Throughput: 4, Sessions: 5, GlobalConns: 6, Abuse: 7},

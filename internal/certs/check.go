@@ -65,6 +65,9 @@ func Check(list []config.Certificate, now time.Time) []Warning {
 		if why := weakKey(chain[0].PublicKey); why != "" && !c.Intermediate {
 			out = append(out, Warning{c.Name, "weak key: " + why})
 		}
+		if !c.Intermediate && IsSelfSigned(c.CertPEM) {
+			out = append(out, Warning{c.Name, "Fulcrum's generated self-signed certificate, which clients cannot verify: assign a certificate of your own to the services using it"})
+		}
 		for i := 0; i+1 < len(chain); i++ {
 			if chain[i].CheckSignatureFrom(chain[i+1]) != nil {
 				out = append(out, Warning{c.Name, fmt.Sprintf("broken chain: certificate %d (%s) is not signed by certificate %d (%s)",

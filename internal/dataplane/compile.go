@@ -13,6 +13,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/listener"
@@ -255,6 +256,8 @@ func (e *Engine) compileServed(c *compiled, b build, s *service, st *vsState) er
 	}
 	reasons := append(notes(cfg, vs, enabled), b.notes(c, s)...)
 	reasons = append(reasons, planNotes(s)...)
+	s.warnings = warnings(cfg, vs)
+	reasons = append(reasons, s.warnings...)
 	s.reason = strings.Join(reasons, "; ")
 	return nil
 }
@@ -334,7 +337,7 @@ func (c *compiled) reuse(b build, old, s *service) error {
 	}
 	s.network, s.listen, s.idle, s.source = old.network, old.listen, old.idle, old.source
 	s.picker, s.table = old.picker, old.table
-	s.state, s.reason = old.state, old.reason
+	s.state, s.reason, s.warnings = old.state, old.reason, old.warnings
 	s.reused = true
 	if s.table != nil {
 		c.tables = append(c.tables, tableID(s.vs))
@@ -465,6 +468,22 @@ func notes(cfg *config.Config, vs *config.VirtualService, enabled int) []string 
 		out = append(out, "requestsPerSec applies to HTTP requests and is not enforced by the layer-4 proxy")
 	}
 	return out
+}
+
+// warnings are the parts of a served service's Status reason about what
+// works but needs the operator's attention (status.VS.Warnings).
+func warnings(cfg *config.Config, vs *config.VirtualService) []string {
+	if !vs.TLS.Offload || !isL7(vs) {
+		return nil
+	}
+	for _, name := range vs.TLS.Certificates {
+		for i := range cfg.Certificates {
+			if ct := &cfg.Certificates[i]; ct.Name == name && !ct.Intermediate && certs.IsSelfSigned(ct.CertPEM) {
+				return []string{certs.SelfSignedWarning}
+			}
+		}
+	}
+	return nil
 }
 
 // samePlan reports whether two plan entries of a service ask the same of

@@ -120,6 +120,7 @@ type service struct {
 	label    string
 	state    status.State
 	reason   string
+	warnings []string // the parts of reason that are warnings (status.VS.Warnings)
 	stats    *backend.Counters
 	servers  []realServer
 	kind     driver // nil unless served

@@ -37,6 +37,7 @@ func (e *Engine) Status() []status.VS {
 			Protocol:    vs.Protocol,
 			State:       s.state,
 			Reason:      s.reason,
+			Warnings:    s.warnings,
 			ActiveConns: c.Active(),
 			TotalConns:  c.Total(),
 			BytesIn:     c.BytesIn(),

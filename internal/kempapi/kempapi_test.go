@@ -187,7 +187,7 @@ func TestVirtualServices(t *testing.T) {
 	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&Idletime=90000", nil), 422, "Idletime: must be 0-86400")
 	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&Enable=maybe", nil), 422, "Enable: Invalid boolean value")
 	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&Cache=1", nil), 422, "Cache: caching is not available")
-	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&VStype=gen&ForceL7=1", nil), 422, "ForceL7")
+	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&ForceL4=1", nil), 422, "ForceL4: VStype http is served at layer 7")
 	mustErrXML(t, e.v1(auth{}, "showvs", "vs=127.0.91.1&port=*", nil), 422, "wildcard")
 	e.ok1("modvs", "vs=1&Cache=0&Intercept=N&ForceL7=1&unknownparameter=whatever")
 	// Less than a minute of persistence turns it off, as on a LoadMaster.
@@ -338,7 +338,7 @@ func TestCertificates(t *testing.T) {
 	e.ok1("addvs", "vs=127.0.93.1&port=443&VStype=http&SSLAcceleration=1&CertFile=lync&TLSType=7&CipherSet=BestPractices")
 	mustErrXML(t, e.v1(auth{}, "delcert", "cert=lync", nil), 422, "assigned to Virtual Service 1")
 	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&CertFile=nosuch", nil), 422, "CertFile: no certificate named")
-	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&TLSType=3", nil), 422, "TLSType")
+	mustErrXML(t, e.v1(auth{}, "modvs", "vs=1&TLSType=5", nil), 422, "TLSType")
 	if d := e.ok1("showvs", "vs=1").data(); d.val("CertFile") != "lync" || d.val("TlsType") != "7" || d.val("SSLAcceleration") != "Y" {
 		t.Errorf("TLS settings: %s %s %s", d.val("CertFile"), d.val("TlsType"), d.val("SSLAcceleration"))
 	}

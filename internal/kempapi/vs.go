@@ -2,9 +2,11 @@ package kempapi
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
@@ -172,7 +174,11 @@ func (c *call) addvs() result {
 	if f := applyVSParams(cfg, &v, nil, c.p); f != nil {
 		return f.result()
 	}
-	snap, f := c.edit(edit.AddVirtualService{VS: v})
+	var add control.Edit = edit.AddVirtualService{VS: v}
+	if slices.Contains(v.TLS.Certificates, certs.SelfSignedName) && !hasCert(cfg, certs.SelfSignedName) {
+		add = edit.All{add, selfSignedCert{}}
+	}
+	snap, f := c.edit(add)
 	if f != nil {
 		return f.result()
 	}
@@ -191,17 +197,40 @@ func (c *call) modvs() result {
 			return f
 		}
 		if c.p.has("createsubvs") {
-			if parent != nil {
-				return invalid("createsubvs: a SubVS cannot have SubVSs of its own")
+			if f := createSubVS(v, parent); f != nil {
+				return f
 			}
-			v.SubVSs = append(v.SubVSs, config.VirtualService{})
 		}
-		return nil
+		_, err := selfSignedCert{}.Apply(cfg)
+		return err
 	}})
 	if f != nil {
 		return f.result()
 	}
 	return c.showAfter(snap.Config, id)
+}
+
+// createSubVS adds a SubVS to v, as modvs createsubvs does. Like a
+// LoadMaster, it turns a gen service into a layer-7 parent (type http),
+// and the SubVS is of its parent's type.
+func createSubVS(v, parent *config.VirtualService) *failure {
+	if parent != nil {
+		return invalid("createsubvs: a SubVS cannot have SubVSs of its own")
+	}
+	if v.Type == "gen" {
+		if v.Protocol == "udp" {
+			return invalid("createsubvs: SubVSs are chosen by HTTP content, which a udp service does not carry")
+		}
+		v.Type = "http"
+	}
+	v.SubVSs = append(v.SubVSs, config.VirtualService{Type: v.Type})
+	return nil
+}
+
+// hasCert reports whether cfg has a certificate (or intermediate) named
+// name.
+func hasCert(cfg *config.Config, name string) bool {
+	return slices.ContainsFunc(cfg.Certificates, func(ct config.Certificate) bool { return ct.Name == name })
 }
 
 func (c *call) delvs() result {

@@ -87,10 +87,6 @@ func layer(v *config.VirtualService) int {
 	return 4
 }
 
-// tlsType is LoadMaster's TLSType bitmask of disabled protocol versions
-// (1 SSLv3, 2 TLS1.0, 4 TLS1.1, 8 TLS1.2, 16 TLS1.3) for a TLS profile.
-var tlsTypes = map[string]int{"legacy": 1, "intermediate": 7, "modern": 15}
-
 var addVias = []string{"xff", "xff-via", "none", "clientside-via", "clientside", "xff-novia", "via"}
 
 var checkMethods = []string{"HEAD", "GET", "POST", "OPTIONS"}
@@ -218,10 +214,6 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]st
 	if parent != nil {
 		masterID = parent.ID
 	}
-	tlsType := 0
-	if v.TLS.Offload {
-		tlsType = tlsTypes[v.TLS.Profile]
-	}
 	transparent := 0
 	if config.IsTrue(v.Transparent) {
 		transparent = 1
@@ -241,7 +233,7 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]st
 		inum("IsTransparent", transparent),
 		inum("AddVia", index(addVias, v.AddVia)),
 		inum("QoS", 0),
-		numStr("TlsType", tlsType),
+		numStr("TlsType", tlsTypeOut(v.TLS)),
 		yn("NeedHostName", v.TLS.NeedHostName),
 		yn("OCSPVerify", false),
 		yn("AllowHTTP2", false),

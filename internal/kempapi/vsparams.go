@@ -16,6 +16,8 @@ type vsCtx struct {
 	v      *config.VirtualService
 	parent *config.VirtualService
 	p      params
+	// forceL7 is set when the request says ForceL7=Y (see checkLayer).
+	forceL7 bool
 }
 
 // vsParam maps one LoadMaster service parameter onto the model.
@@ -232,6 +234,9 @@ func init() {
 			return invalid("%s: Invalid integer value %q", display, short(val))
 		}
 		if c.v.HealthCheck.MinUp == 0 {
+			if n == 0 {
+				return nil // what showvs shows without EnhancedHealthChecks
+			}
 			return invalid("%s: can only be set when EnhancedHealthChecks is enabled", display)
 		}
 		if n < 1 {
@@ -248,22 +253,7 @@ func init() {
 		return nil
 	})
 	add("NeedHostName", flag(func(c *vsCtx) *bool { return &c.v.TLS.NeedHostName }))
-	add("TLSType", func(c *vsCtx, display, val string) *failure {
-		n, good := parseInt(val)
-		if !good {
-			return invalid("%s: Invalid integer value %q", display, short(val))
-		}
-		if n == 0 && !c.v.TLS.Offload {
-			return nil // what Fulcrum shows for a service without TLS
-		}
-		for profile, t := range tlsTypes {
-			if t == n {
-				c.v.TLS.Profile = profile
-				return nil
-			}
-		}
-		return invalid("%s: Fulcrum offers TLS 1.0-1.3 (1), TLS 1.2-1.3 (7) or TLS 1.3 only (15), got %d", display, n)
-	})
+	add("TLSType", setTLSType)
 	add("CipherSet", func(c *vsCtx, display, val string) *failure {
 		val = strings.TrimSpace(val)
 		if val == "" || (strings.EqualFold(val, "BestPractices") && c.v.TLS.Profile != "legacy") {
@@ -351,20 +341,6 @@ func init() {
 	}
 }
 
-// checkLayer accepts ForceL7/ForceL4 when they agree with the layer the
-// service type gives.
-func checkLayer(c *vsCtx, display, val string, want int) *failure {
-	x, good := parseBool(val)
-	if !good {
-		return invalid("%s: Invalid boolean value %q (use Y/N, y/n, 1/0)", display, short(val))
-	}
-	if x == (layer(c.v) == want) {
-		return nil
-	}
-	return invalid("%s: Fulcrum serves layer 7 for VStype http, http2 and tls and layer 4 for gen; this service is %s",
-		display, c.v.Type)
-}
-
 // applyVSParams applies every known service parameter present in p to v.
 // Unknown parameters are ignored, as on a LoadMaster.
 func applyVSParams(cfg *config.Config, v, parent *config.VirtualService, p params) *failure {
@@ -380,12 +356,18 @@ func applyVSParams(cfg *config.Config, v, parent *config.VirtualService, p param
 			continue
 		}
 		if parent != nil && (vp.name == "vsaddress" || vp.name == "vsport" || vp.name == "extraports") {
+			// showvs of a SubVS says VSAddress "" and VSPort 0: an echo
+			// of them is accepted.
+			if v := strings.TrimSpace(val); v == "" || (vp.name == "vsport" && v == "0") {
+				continue
+			}
 			return invalid("%s: a SubVS has no address or port of its own", vp.display)
 		}
 		if f := vp.set(c, val); f != nil {
 			return f
 		}
 	}
+	offloadDefault(v)
 	return nil
 }
 

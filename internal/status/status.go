@@ -39,6 +39,10 @@ type VS struct {
 	// Reason explains a Down or NotServed state and anything the service
 	// does not do yet; "" when there is nothing to say.
 	Reason string `json:"reason,omitempty"`
+	// Warnings are what the service does that works but needs the
+	// operator's attention, e.g. TLS offload with Fulcrum's generated
+	// self-signed certificate; they are part of Reason too.
+	Warnings []string `json:"warnings,omitempty"`
 	// Sockets are the service's listening sockets (main port first, then
 	// the extra ports) and whether each is open; empty unless served.
 	Sockets []Socket `json:"sockets,omitempty"`
