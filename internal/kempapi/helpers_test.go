@@ -62,7 +62,10 @@ type envOpts struct {
 	dataPlane bool
 	limit     rate.Limit
 	burst     int
-	disabled  bool // leave the API off
+	// configLimit leaves the rate limit to options.apiRateLimit (by
+	// default LoadMaster's 30 calls in 3 s) instead of no limit.
+	configLimit bool
+	disabled    bool // leave the API off
 	// adminAddr is Options.AdminAddr: where the admin listener says it
 	// is bound.
 	adminAddr string
@@ -124,7 +127,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		t.Fatal(err)
 	}
 	limit := o.limit
-	if limit == 0 {
+	if limit == 0 && !o.configLimit {
 		limit = rate.Inf
 	}
 	lib, err := templates.NewLibrary(st)
