@@ -106,11 +106,17 @@ func TestLyncScriptV2(t *testing.T) {
 	}
 	net24 := "127.0.77"
 	vip, fe1, fe2, owa := net24+".1", net24+".11", net24+".12", net24+".21"
-	httpsPort := 443
+	// The template creates 443 and 80; a machine where they cannot be
+	// bound moves them (modvs VSPort), as the seed moves its services.
+	httpsPort, httpPort := preferredPort(t, vip, 443), preferredPort(t, vip, 80)
 	fePort := preferredPort(t, fe1, 4443)
 	tlsEcho(t, fe1, fePort, "fe1")
 	tlsEcho(t, fe2, fePort, "fe2")
 	owaPort := preferredPort(t, owa, 443)
+	webPort := backend(t, fe1, 8080, "web1", false)
+	if p := backend(t, fe2, webPort, "web2", false); p != webPort {
+		t.Fatalf("web servers on ports %d and %d", webPort, p)
+	}
 	tlsEcho(t, owa, owaPort, "owa")
 	ch := newChain(t, "lync.example.com", "meet.example.com", "dialin.example.com", "lyncweb.example.com", "owa.example.com")
 	s := &lyncScript{t: t, e: e}
@@ -135,14 +141,25 @@ func TestLyncScriptV2(t *testing.T) {
 	if tmpl == "" {
 		t.Fatalf("listtemplates has no Lync 2013 reverse proxy: %v", l)
 	}
-	vs := s.call("addvs", "vs", vip, "port", strconv.Itoa(httpsPort), "prot", "tcp", "template", tmpl, "certificate", "lync")
+	vs := s.call("addvs", "vs", vip, "port", "443", "prot", "tcp", "template", tmpl, "certificate", "lync")
 	parent := vs["Index"][0]
+	if httpsPort != 443 {
+		s.call("modvs", "vs", parent, "VSPort", strconv.Itoa(httpsPort))
+	}
+	if httpPort != 80 {
+		s.call("modvs", "vs", vip, "port", "80", "prot", "tcp", "VSPort", strconv.Itoa(httpPort))
+	}
 	if vs["NickName"][0] != "Lync Reverse Proxy HTTPS" || vs["SSLAcceleration"][0] != "Y" || vs["SSLReencrypt"][0] != "Y" {
 		t.Fatalf("addvs template: %v", vs)
 	}
 	// The seed: check the certificate, Super HTTP and Source IP, least
 	// connection (modvs echoing the template's values).
 	s.call("modvs", "vs", parent, "CertFile", "lync", "IntermediateCerts", "lyncca", "Persist", "super-src", "PersistTimeout", "1800", "Schedule", "lc")
+
+	// The template's HTTP service (80 to the Front Ends' 8080).
+	for _, fe := range []string{fe1, fe2} {
+		s.call("addrs", "vs", vip, "port", strconv.Itoa(httpPort), "prot", "tcp", "rs", fe, "rsport", strconv.Itoa(webPort))
+	}
 
 	// SubVSs: the Front Ends' web services (4443) and Office Web Apps (443).
 	s.call("modvs", "vs", parent, "createsubvs", "")
@@ -189,7 +206,11 @@ func TestLyncScriptV2(t *testing.T) {
 	if len(show["Rs/Addr"]) != 2 || show["Rs/Port"][0] != strconv.Itoa(fePort) || show["NRequestRules"][0] != "1" {
 		t.Fatalf("showvs web services: %v", show)
 	}
-	s.call("listvs")
+	show = s.call("showvs", "vs", office)
+	t.Logf("SubVS Office Web Apps: SSLAcceleration %v SSLReencrypt %v (it re-encrypts as its parent does)", show["SSLAcceleration"], show["SSLReencrypt"])
+	if l := s.call("listvs"); len(l["VS/Index"]) != 4 {
+		t.Fatalf("listvs: 2 services and 2 SubVSs, got %v", l["VS/Index"])
+	}
 	t.Logf("script: %d calls succeeded, %d answers 429 (waited %s as Retry-After said), %s", s.calls, s.n429, s.wait, time.Since(start).Round(time.Millisecond))
 	if s.calls < 40 {
 		t.Fatalf("only %d calls: the script is meant to exceed the default rate limit's burst", s.calls)
@@ -206,6 +227,7 @@ func TestLyncScriptV2(t *testing.T) {
 			}
 		}
 	}
+	only(t, "http 80", answers(t, "http://"+net.JoinHostPort(vip, strconv.Itoa(httpPort))+"/dialin/", 4), "web1", "web2")
 	only(t, "owa host", answersHost(t, base+"/hosting/discovery", "owa.example.com", 3), "owa /hosting/discovery tls https")
 }
 
