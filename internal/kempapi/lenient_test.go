@@ -515,3 +515,31 @@ func FuzzTLSType(f *testing.F) {
 		}
 	})
 }
+
+// TestSubVSReencryptFollowsParent: a SubVS re-encrypts as its parent
+// does (the layer-7 proxy applies the parent's setting); showvs says so,
+// an echo of it is accepted and a contradiction is refused.
+func TestSubVSReencryptFollowsParent(t *testing.T) {
+	for _, w := range wires {
+		t.Run(w.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{})
+			ch := newChain(t, "web.example.com")
+			e.mustXML(e.v1(auth{}, "addcert", "cert=web", ch.leafPEM), 200, "addcert")
+			w.ok(t, e, "addvs", kv("vs", "127.0.183.1"), kv("port", "443"), kv("VStype", "http"),
+				kv("SSLAcceleration", "1"), kv("CertFile", "web"), kv("SSLReencrypt", "1"))
+			sub := w.ok(t, e, "modvs", kv("vs", "1"), kv("createsubvs", "")).data["SubVS/VSIndex"]
+			if len(sub) != 1 {
+				t.Fatalf("createsubvs: %v", sub)
+			}
+			if d := w.ok(t, e, "showvs", kv("vs", sub[0])); d.val("SSLReencrypt") != "Y" {
+				t.Errorf("SubVS of a re-encrypting parent shows SSLReencrypt %s", d.val("SSLReencrypt"))
+			}
+			w.ok(t, e, "modvs", kv("vs", sub[0]), kv("SSLReencrypt", "Y"))
+			w.refused(t, e, "SSLReencrypt: a SubVS re-encrypts as its parent service does", "modvs", kv("vs", sub[0]), kv("SSLReencrypt", "N"))
+			w.ok(t, e, "modvs", kv("vs", "1"), kv("SSLReencrypt", "0"))
+			if d := w.ok(t, e, "showvs", kv("vs", sub[0])); d.val("SSLReencrypt") != "N" {
+				t.Errorf("after the parent stopped re-encrypting the SubVS shows SSLReencrypt %s", d.val("SSLReencrypt"))
+			}
+		})
+	}
+}

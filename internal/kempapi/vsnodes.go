@@ -115,7 +115,7 @@ func vsNodes(cfg *config.Config, v, parent *config.VirtualService, st map[int]st
 	ns = append(ns,
 		yn("Enable", enabled(v.Enabled)),
 		yn("SSLReverse", false),
-		yn("SSLReencrypt", v.TLS.Reencrypt),
+		yn("SSLReencrypt", reencrypts(v, parent)),
 	)
 	if v.TLS.Offload {
 		ns = append(ns, yn("SSLAcceleration", true))
@@ -322,3 +322,10 @@ func formatHeaders(h map[string]string) string {
 }
 
 // --- commands ---
+
+// reencrypts reports whether v's connections to its real servers use TLS:
+// its own setting, or for a SubVS its parent's, which the layer-7 proxy
+// applies to every SubVS.
+func reencrypts(v, parent *config.VirtualService) bool {
+	return v.TLS.Reencrypt || parent != nil && parent.TLS.Reencrypt
+}

@@ -246,7 +246,21 @@ func init() {
 		return nil
 	})
 	add("SSLAcceleration", flag(func(c *vsCtx) *bool { return &c.v.TLS.Offload }))
-	add("SSLReencrypt", flag(func(c *vsCtx) *bool { return &c.v.TLS.Reencrypt }))
+	add("SSLReencrypt", func(c *vsCtx, display, val string) *failure {
+		if c.parent == nil {
+			return flag(func(c *vsCtx) *bool { return &c.v.TLS.Reencrypt })(c, display, val)
+		}
+		// A SubVS re-encrypts exactly when its parent does (showvs shows
+		// the parent's value): an echo is accepted, a change refused.
+		x, good := parseBool(val)
+		if !good {
+			return invalid("%s: Invalid boolean value %q (use Y/N, y/n, 1/0)", display, short(val))
+		}
+		if x != reencrypts(c.v, c.parent) {
+			return invalid("%s: a SubVS re-encrypts as its parent service does: set it on the parent", display)
+		}
+		return nil
+	})
 	add("CertFile", func(c *vsCtx, _, val string) *failure {
 		names := strings.FieldsFunc(val, func(r rune) bool { return r == ' ' || r == ',' })
 		c.v.TLS.Certificates = names
