@@ -86,23 +86,31 @@ func TestGolden(t *testing.T) {
 	for _, cmd := range goldenCommands {
 		for _, ext := range []string{".xml", ".json"} {
 			name := cmd + ext
-			path := filepath.Join("testdata", "golden", name)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got[name], 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/kempapi -run Golden -update to create it)", err)
-			}
-			if !bytes.Equal(want, got[name]) {
-				t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, got[name])
-			}
+			matchGolden(t, "", name, "Golden", got[name])
 		}
+	}
+}
+
+// matchGolden compares body with the golden file testdata/golden/<dir>/name
+// (dir may be ""), or writes it with -update; test names the test to run
+// with -update.
+func matchGolden(t *testing.T, dir, name, test string, body []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", dir, name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/kempapi -run %s -update to create it)", err, test)
+	}
+	if !bytes.Equal(want, body) {
+		t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, body)
 	}
 }

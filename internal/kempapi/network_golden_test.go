@@ -2,7 +2,6 @@ package kempapi
 
 import (
 	"bufio"
-	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,23 +86,7 @@ func TestNetworkGolden(t *testing.T) {
 		got[k] = v
 	}
 	for name, body := range got {
-		path := filepath.Join("testdata", "golden", "network", name)
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, body, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test ./internal/kempapi -run NetworkGolden -update to create it)", err)
-		}
-		if !bytes.Equal(want, body) {
-			t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, body)
-		}
+		matchGolden(t, "network", name, "NetworkGolden", body)
 	}
 }
 

@@ -1,9 +1,6 @@
 package kempapi
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,23 +51,7 @@ func TestRulesGolden(t *testing.T) {
 			if a.status != 200 {
 				t.Fatalf("%s: %d %s", name, a.status, a.body)
 			}
-			path := filepath.Join("testdata", "golden", "rules", name)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, a.body, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/kempapi -run RulesGolden -update to create it)", err)
-			}
-			if !bytes.Equal(want, a.body) {
-				t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, a.body)
-			}
+			matchGolden(t, "rules", name, "RulesGolden", a.body)
 		}
 	}
 }

@@ -1,9 +1,6 @@
 package kempapi
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,23 +77,7 @@ func TestTemplatesGolden(t *testing.T) {
 		got[k] = v
 	}
 	for name, body := range got {
-		path := filepath.Join("testdata", "golden", "templates", name)
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, body, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test ./internal/kempapi -run TemplatesGolden -update to create it)", err)
-		}
-		if !bytes.Equal(want, body) {
-			t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, body)
-		}
+		matchGolden(t, "templates", name, "TemplatesGolden", body)
 	}
 
 	facts := readShape(t, "listtemplates.txt")
