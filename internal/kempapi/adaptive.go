@@ -1,8 +1,6 @@
 package kempapi
 
 import (
-	"strings"
-
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
@@ -37,19 +35,7 @@ func (c *call) modadaptive() result {
 		if u, ok := c.p.get("adaptiveurl"); ok {
 			a.URL = u
 		}
-		for _, x := range []struct {
-			name  string
-			field *int
-		}{{"AdaptivePort", &a.Port}, {"AdaptiveInterval", &a.Interval}, {"MinPercent", &a.MinPercent}} {
-			n, ok, f := intParam(c.p, strings.ToLower(x.name), x.name)
-			if f != nil {
-				return f
-			}
-			if ok {
-				*x.field = n
-			}
-		}
-		return nil
+		return c.setInts(intField{"AdaptivePort", &a.Port}, intField{"AdaptiveInterval", &a.Interval}, intField{"MinPercent", &a.MinPercent})
 	})
 	if f != nil {
 		return f.result()

@@ -171,22 +171,32 @@ func (c *call) showhealth() result {
 func (c *call) modhealth() result {
 	snap, f := c.apply("", func(cfg *config.Config) error {
 		h := &cfg.Options.Health
-		for _, x := range []struct {
-			name  string
-			field *int
-		}{{"RetryInterval", &h.Interval}, {"Timeout", &h.Timeout}, {"RetryCount", &h.RetryCount}} {
-			n, ok, f := intParam(c.p, strings.ToLower(x.name), x.name)
-			if f != nil {
-				return f
-			}
-			if ok {
-				*x.field = n
-			}
-		}
-		return nil
+		return c.setInts(intField{"RetryInterval", &h.Interval}, intField{"Timeout", &h.Timeout}, intField{"RetryCount", &h.RetryCount})
 	})
 	if f != nil {
 		return f.result()
 	}
 	return withData(healthNodes(&snap.Config.Options)...)
+}
+
+// intField is an integer parameter (as LoadMaster spells it) and the
+// field it sets.
+type intField struct {
+	name  string
+	field *int
+}
+
+// setInts sets each field whose parameter the call has; the first bad
+// value is returned as a failure (an error) naming its parameter.
+func (c *call) setInts(fields ...intField) error {
+	for _, x := range fields {
+		n, ok, f := intParam(c.p, strings.ToLower(x.name), x.name)
+		if f != nil {
+			return f
+		}
+		if ok {
+			*x.field = n
+		}
+	}
+	return nil
 }
