@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,26 +49,11 @@ func goldenAnswers(t *testing.T, v2 bool) map[string][]byte {
 	e := newEnv(t, envOpts{})
 	out := map[string][]byte{}
 	for _, s := range goldenScenario {
-		var a answer
 		name := s.cmd + ".xml"
 		if v2 {
 			name = s.cmd + ".json"
-			m := map[string]any{"cmd": s.cmd, "apiuser": "bal", "apipass": balPW}
-			for _, p := range s.params {
-				if n, err := strconv.Atoi(p[1]); err == nil {
-					m[p[0]] = n
-				} else {
-					m[p[0]] = p[1]
-				}
-			}
-			a, _ = e.v2(m)
-		} else {
-			var q []string
-			for _, p := range s.params {
-				q = append(q, p[0]+"="+strings.ReplaceAll(p[1], " ", "%20"))
-			}
-			a = e.v1(auth{}, s.cmd, strings.Join(q, "&"), nil)
 		}
+		a := e.scenarioCall(v2, s.cmd, s.params, nil)
 		if a.status != 200 {
 			t.Fatalf("%s: %d %s", name, a.status, a.body)
 		}
@@ -113,4 +99,31 @@ func matchGolden(t *testing.T, dir, name, test string, body []byte) {
 	if !bytes.Equal(want, body) {
 		t.Errorf("%s differs from the golden file (run with -update if the change is intended):\n%s", name, body)
 	}
+}
+
+// scenarioCall makes one call of a golden scenario: over /accessv2 (v2)
+// with numeric values as JSON numbers, except the parameters named in
+// text, and body as base64 "data"; or over /access with the parameters
+// in the query (spaces escaped) and body as the request body.
+func (e *env) scenarioCall(v2 bool, cmd string, params [][2]string, body []byte, text ...string) answer {
+	if v2 {
+		m := map[string]any{"cmd": cmd, "apiuser": "bal", "apipass": balPW}
+		for _, p := range params {
+			if n, err := strconv.Atoi(p[1]); err == nil && !slices.Contains(text, p[0]) {
+				m[p[0]] = n
+			} else {
+				m[p[0]] = p[1]
+			}
+		}
+		if body != nil {
+			m["data"] = body // encoding/json writes a []byte as base64
+		}
+		a, _ := e.v2(m)
+		return a
+	}
+	var q []string
+	for _, p := range params {
+		q = append(q, p[0]+"="+strings.ReplaceAll(p[1], " ", "%20"))
+	}
+	return e.v1(auth{}, cmd, strings.Join(q, "&"), body)
 }

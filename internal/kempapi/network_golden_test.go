@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -50,26 +49,11 @@ func netGoldenAnswers(t *testing.T, v2 bool) map[string][]byte {
 	e := newEnv(t, envOpts{managed: true})
 	out := map[string][]byte{}
 	for _, s := range netGoldenScenario {
-		var a answer
 		name := s.file + ".xml"
 		if v2 {
 			name = s.file + ".json"
-			m := map[string]any{"cmd": s.cmd, "apiuser": "bal", "apipass": balPW}
-			for _, p := range s.params {
-				if n, err := strconv.Atoi(p[1]); err == nil {
-					m[p[0]] = n
-				} else {
-					m[p[0]] = p[1]
-				}
-			}
-			a, _ = e.v2(m)
-		} else {
-			var q []string
-			for _, p := range s.params {
-				q = append(q, p[0]+"="+p[1])
-			}
-			a = e.v1(auth{}, s.cmd, strings.Join(q, "&"), nil)
 		}
+		a := e.scenarioCall(v2, s.cmd, s.params, nil)
 		if a.status != s.status {
 			t.Fatalf("%s: %d, want %d: %s", name, a.status, s.status, a.body)
 		}

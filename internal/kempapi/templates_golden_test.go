@@ -1,8 +1,6 @@
 package kempapi
 
 import (
-	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -33,33 +31,15 @@ func tmplGoldenAnswers(t *testing.T, v2 bool) map[string][]byte {
 	e := newEnv(t, envOpts{})
 	out := map[string][]byte{}
 	for _, s := range tmplGoldenScenario {
-		var a answer
 		name := s.file + ".xml"
+		if v2 {
+			name = s.file + ".json"
+		}
 		var body []byte
 		if s.body != "" {
 			body = []byte(s.body)
 		}
-		if v2 {
-			name = s.file + ".json"
-			m := map[string]any{"cmd": s.cmd, "apiuser": "bal", "apipass": balPW}
-			for _, p := range s.params {
-				if n, err := strconv.Atoi(p[1]); err == nil && p[0] != "vs" {
-					m[p[0]] = n
-				} else {
-					m[p[0]] = p[1]
-				}
-			}
-			if body != nil {
-				m["data"] = body // encoding/json writes a []byte as base64
-			}
-			a, _ = e.v2(m)
-		} else {
-			var q []string
-			for _, p := range s.params {
-				q = append(q, p[0]+"="+strings.ReplaceAll(p[1], " ", "%20"))
-			}
-			a = e.v1(auth{}, s.cmd, strings.Join(q, "&"), body)
-		}
+		a := e.scenarioCall(v2, s.cmd, s.params, body, "vs")
 		if a.status != s.status {
 			t.Fatalf("%s: %d, want %d: %s", name, a.status, s.status, a.body)
 		}
