@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -100,20 +99,7 @@ func makeInstall(t *testing.T) string {
 // run runs the binary with args and returns its output and exit status.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, fulcrumBinary(t), args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("fulcrum %v: %v", args, err)
-	}
-	return o.String(), e.String(), code
+	return runEnv(t, nil, args...)
 }
 
 // serve starts `fulcrum serve` and waits until it serves; stop sends
