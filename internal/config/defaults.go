@@ -31,6 +31,8 @@ func DefaultOptions() Options {
 		Health:        DefaultHealthTimers(),
 		AdminLockout:  DefaultLockout(),
 		Adaptive:      DefaultAdaptive(),
+		Logging:       Logging{AccessLog: AccessLog{Format: "json"}},
+		Alerts:        Alerts{CertExpiryDays: DefaultCertExpiryDays, Email: Email{Security: "starttls", Severity: "warning"}},
 	}
 }
 
@@ -85,6 +87,8 @@ func (o *Options) setDefaults() {
 	setInt(&o.Adaptive.Port, a.Port)
 	setInt(&o.Adaptive.Interval, a.Interval)
 	setInt(&o.Adaptive.MinPercent, a.MinPercent)
+	o.Logging.setDefaults()
+	o.Alerts.setDefaults()
 }
 
 func (v *VirtualService) setDefaults(sub bool) {

@@ -17,7 +17,8 @@ var update = flag.Bool("update", false, "rewrite golden files (docs/configuratio
 
 // docTypes are the documented types, in the order the reference shows them.
 var docTypes = []any{Config{}, Options{}, HealthTimers{}, Lockout{}, Adaptive{}, VirtualService{}, Persistence{}, Limits{},
-	TLS{}, HealthCheck{}, RealServer{}, Endpoint{}, Certificate{}, SmokeCheck{}, HTTPSettings{}, ContentRule{}}
+	TLS{}, HealthCheck{}, RealServer{}, Endpoint{}, Certificate{}, SmokeCheck{}, HTTPSettings{}, ContentRule{},
+	Metrics{}, Logging{}, SyslogHost{}, AccessLog{}, Alerts{}, Email{}, Webhook{}}
 
 // TestConfigurationReference keeps docs/configuration.md equal to what the
 // doc comments of the model say; run `go test ./internal/config -run
@@ -26,7 +27,7 @@ func TestConfigurationReference(t *testing.T) {
 	fset := token.NewFileSet()
 	comments := map[string]string{} // "Type" and "Type.Field" → doc
 	var decls []ast.Decl
-	for _, name := range []string{"model.go", "l7.go", "checks.go"} {
+	for _, name := range []string{"model.go", "l7.go", "checks.go", "observability.go"} {
 		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
 		if err != nil {
 			t.Fatal(err)

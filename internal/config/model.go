@@ -100,6 +100,15 @@ type Options struct {
 	// (IPv6: /64) may make in 3 seconds, as on a LoadMaster; further calls
 	// are answered 429 with Retry-After. 0 means 30. 0-10000. Default: 0.
 	APIRateLimit int `json:"apiRateLimit,omitempty"`
+	// Metrics are the settings of the Prometheus exposition (GET
+	// /metrics). Default: Fulcrum's names only.
+	Metrics Metrics `json:"metrics"`
+	// Logging says where events (remote syslog) and access logs go.
+	// Default: nowhere but the process's own log.
+	Logging Logging `json:"logging"`
+	// Alerts are the e-mail and webhook alerts and the certificate expiry
+	// warning. Default: none; certificates warned 30 days ahead.
+	Alerts Alerts `json:"alerts"`
 }
 
 // Adaptive are the settings of the agent that real servers of services
@@ -201,6 +210,11 @@ type VirtualService struct {
 	// Idletime is the idle connection timeout in seconds, 0-86400; 0 uses the
 	// global ConnTimeout (LoadMaster `Idletime`). Default: 0.
 	Idletime int `json:"idleTimeout"`
+	// AccessLog writes one access log line per request (layer 7) or per
+	// connection (layer 4) or session (UDP) of this service to the access
+	// log file and the syslog hosts with accessLogs (options.logging). A
+	// SubVS's requests are logged by its parent's setting. Default: false.
+	AccessLog bool `json:"accessLog,omitempty"`
 	// Transparent makes the real servers see the client's own address
 	// (LoadMaster `Transparent`): server-side sockets (layer 4, UDP and
 	// layer 7, whose connections to real servers are then kept per client

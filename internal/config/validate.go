@@ -116,6 +116,8 @@ func (o *Options) validate(e *errs, p string) {
 	e.rng(join(a, "interval"), o.Adaptive.Interval, 1, 600)
 	e.rng(join(a, "minPercent"), o.Adaptive.MinPercent, 0, 50)
 	e.rng(join(p, "apiRateLimit"), o.APIRateLimit, 0, 10000)
+	o.Logging.validate(e, join(p, "logging"))
+	o.Alerts.validate(e, join(p, "alerts"))
 }
 
 func (ct *Certificate) validate(e *errs, p string) {
@@ -181,6 +183,9 @@ func (w *walker) vs(v *VirtualService, p string, sub bool) {
 	e.oneOf(join(p, "schedule"), v.Schedule, Schedules)
 	w.persistence(v, join(p, "persistence"))
 	e.rng(join(p, "idleTimeout"), v.Idletime, 0, 86400)
+	if v.AccessLog && sub {
+		e.add(join(p, "accessLog"), "a SubVS's requests are logged by its parent service's accessLog: set it there")
+	}
 	if v.DefaultGateway != "" {
 		gw, err := netip.ParseAddr(v.DefaultGateway)
 		if sub {

@@ -97,6 +97,9 @@ type L7 struct {
 	ActiveRequests int64 `json:"activeRequests"`
 	// RequestRate is the requests per second over the last second.
 	RequestRate float64 `json:"requestRate"`
+	// HTTP are the request counters of every request the service received
+	// (those passed to SubVSs included).
+	HTTP HTTP `json:"http"`
 	// SubVSs are the service's SubVSs, in configuration order.
 	SubVSs []SubVS `json:"subVSs,omitempty"`
 }
@@ -114,6 +117,9 @@ type SubVS struct {
 	// Health is the SubVS's status by its health checks (as VS.Health);
 	// "" before the health monitor has the configuration.
 	Health State `json:"health,omitempty"`
+	// HTTP are the request counters of the requests the SubVS was chosen
+	// for.
+	HTTP HTTP `json:"http"`
 	// RealServers are the SubVS's real servers, in configuration order.
 	RealServers []RS `json:"realServers"`
 }
@@ -197,6 +203,78 @@ type RS struct {
 	LastCheck time.Time `json:"lastCheck,omitzero"`
 	// Latency is the duration of the last health check (nanoseconds).
 	Latency time.Duration `json:"latency,omitempty"`
+	// CheckFailures counts the failed health checks of the real server
+	// since it was added (or Fulcrum started).
+	CheckFailures int64 `json:"checkFailures"`
+	// Requests is the number of HTTP requests sent to the real server
+	// (layer-7 services; a retried request counts at each server tried).
+	Requests int64 `json:"requests"`
+	// Responses count the real server's answers relayed to clients, by
+	// status class (layer-7 services).
+	Responses Responses `json:"responses"`
+	// ResponseTime is the moving average of the time from the request's
+	// head going out to the response's head coming back (layer 7) or of
+	// the connect time (layer 4), in nanoseconds; 0 before the first.
+	ResponseTime time.Duration `json:"responseTime,omitempty"`
+}
+
+// HTTP are the request counters of a layer-7 service or SubVS. Bytes are
+// counted in the service's BytesIn and BytesOut (header and body, both
+// directions, as on the wire before TLS).
+type HTTP struct {
+	// Requests is the number of requests received (each counted once,
+	// however often it was retried).
+	Requests int64 `json:"requests"`
+	// Responses count the answers sent to clients by status class, the
+	// error answers Fulcrum made itself (502, 503, 504) included.
+	Responses Responses `json:"responses"`
+	// ProxyErrors counts the error answers Fulcrum made itself because no
+	// real server answered (also counted in Responses.C5xx).
+	ProxyErrors int64 `json:"proxyErrors"`
+	// Aborted counts requests that ended without a complete answer (the
+	// client or the server broke off).
+	Aborted int64 `json:"aborted"`
+	// Retries counts attempts beyond the first made for a request.
+	Retries int64 `json:"retries"`
+	// TTFB is the histogram of the time from the request's head going out
+	// to a real server to the response's head coming back (relayed
+	// answers only).
+	TTFB Histogram `json:"ttfb"`
+	// Duration is the histogram of the total time of a request, from its
+	// head being read to the last byte of its answer being written.
+	Duration Histogram `json:"duration"`
+}
+
+// Responses count answers by HTTP status class.
+type Responses struct {
+	// C1xx counts informational answers (a 101 switching protocols).
+	C1xx int64 `json:"1xx"`
+	// C2xx counts success answers.
+	C2xx int64 `json:"2xx"`
+	// C3xx counts redirections.
+	C3xx int64 `json:"3xx"`
+	// C4xx counts client errors.
+	C4xx int64 `json:"4xx"`
+	// C5xx counts server errors.
+	C5xx int64 `json:"5xx"`
+	// Other counts answers with a status outside 100-599.
+	Other int64 `json:"other"`
+}
+
+// DurationBounds are the upper bounds, in seconds, of the buckets of every
+// duration Histogram (as Prometheus's defaults, with 1 ms and 2.5 ms, 25 s
+// and 60 s added for long requests); the +Inf bucket is implicit.
+var DurationBounds = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60}
+
+// Histogram is a cumulative histogram of durations, in Prometheus's shape.
+type Histogram struct {
+	// Counts are, for each bound of DurationBounds, the number of
+	// observations not above it (cumulative).
+	Counts []uint64 `json:"counts"`
+	// Count is the number of observations (the +Inf bucket).
+	Count uint64 `json:"count"`
+	// Sum is the sum of the observations in seconds.
+	Sum float64 `json:"sum"`
 }
 
 // Limits are the data plane's shares of the descriptor limit and how much
