@@ -9,6 +9,7 @@
 package events
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,19 @@ func (s Severity) String() string {
 		return "unknown"
 	}
 	return severityNames[s]
+}
+
+// MarshalText encodes the severity as its keyword (JSON "err").
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a severity keyword.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, ok := ParseSeverity(string(b))
+	if !ok {
+		return fmt.Errorf("unknown severity %q: want one of %s", b, strings.Join(severityNames[:], ", "))
+	}
+	*s = v
+	return nil
 }
 
 // ParseSeverity returns the severity named by an RFC 5424 keyword, and
@@ -97,7 +111,7 @@ type Event struct {
 	// Time is when it happened.
 	Time time.Time `json:"time"`
 	// Severity is how serious it is.
-	Severity Severity `json:"-"`
+	Severity Severity `json:"severity"`
 	// Kind is one of the Kind constants.
 	Kind string `json:"kind"`
 	// Message is a one-line description for people.

@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,4 +107,18 @@ func TestSubscribersNeverBlockPublish(t *testing.T) {
 	}
 	wg.Wait()
 	fast.Close()
+}
+
+func TestEventJSON(t *testing.T) {
+	b, err := json.Marshal(Event{Seq: 1, Severity: Warning, Kind: KindRSDown, Message: "m"})
+	if err != nil || !strings.Contains(string(b), `"severity":"warning"`) {
+		t.Fatalf("%s %v", b, err)
+	}
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil || e.Severity != Warning {
+		t.Errorf("round trip %+v %v", e, err)
+	}
+	if err := json.Unmarshal([]byte(`{"severity":"warn"}`), &e); err == nil || !strings.Contains(err.Error(), "warn") {
+		t.Errorf("bad severity accepted: %v", err)
+	}
 }
