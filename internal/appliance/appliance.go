@@ -24,6 +24,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/events"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
@@ -105,6 +106,10 @@ type Appliance struct {
 	API *api.Server
 	// Host manages the host's network; nil when Fulcrum does not.
 	Host *hostnet.Manager
+	// Events is the event log (health transitions, configuration
+	// changes, logins, certificate expiry) that the Logs page, syslog and
+	// alerts read.
+	Events *events.Bus
 
 	templates *templates.Library
 	version   string
@@ -135,7 +140,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Appliance{Store: st, log: log}
+	a := &Appliance{Store: st, log: log, Events: events.NewBus(0)}
 	defer func() {
 		if err != nil {
 			_ = a.Close()

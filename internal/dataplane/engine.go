@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
+
 	"golang.org/x/time/rate"
 
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
@@ -49,6 +51,10 @@ type Options struct {
 	// options.health.passiveFailures is used. Logger defaults to the
 	// Engine's.
 	Health health.Options
+	// AccessLog receives the access log entries of the services whose
+	// accessLog is on; nil turns access logging off (such services say
+	// "not applied: …").
+	AccessLog accesslog.Logger
 }
 
 // retryEvery is how often sockets that could not be opened are tried
@@ -71,7 +77,8 @@ type Engine struct {
 	snap       atomic.Pointer[Snapshot]
 	tables     *persist.Registry // persistence tables by VS ID; survive reloads
 	secret     []byte
-	drivers    []driver // one per kind of service, asked in order (see driverFor)
+	accessLog  accesslog.Logger // nil: off
+	drivers    []driver         // one per kind of service, asked in order (see driverFor)
 
 	health  *healthSync // the health monitor, synced in the background
 	drainer *drainer    // drain timers of services and real servers
@@ -177,6 +184,7 @@ func New(o Options) *Engine {
 	e := &Engine{
 		tables:     persist.NewRegistry(),
 		secret:     secret,
+		accessLog:  o.AccessLog,
 		log:        log,
 		listeners:  listener.New(log),
 		backends:   backend.NewRegistry(),
