@@ -13,10 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
-
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
