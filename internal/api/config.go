@@ -21,7 +21,7 @@ var timeNow = time.Now
 func (s *Server) getOptions(w http.ResponseWriter, r *http.Request) {
 	snap := s.ctl.Current()
 	setETag(w, snap.Revision)
-	writeJSON(w, http.StatusOK, snap.Config.Options)
+	writeJSON(w, http.StatusOK, redact(r, snap.Config).Options)
 }
 
 // updateOptions serves PUT (replace; absent fields take their defaults) and
@@ -34,12 +34,16 @@ func (s *Server) updateOptions(w http.ResponseWriter, r *http.Request) {
 	}
 	merge := r.Method == http.MethodPatch
 	res, ok := s.apply(w, r, control.Change{Mutate: func(c *config.Config) error {
+		cur := c.Clone().Options // decoding into next may reuse the lists' arrays
 		next := config.Options{}
 		if merge {
-			next = c.Options
+			next = c.Clone().Options
 		}
 		if err := config.DecodeInto(body, &next); err != nil {
 			return prefix(err, "options")
+		}
+		if err := next.KeepSecrets(&cur); err != nil {
+			return err
 		}
 		c.Options = next
 		return nil
@@ -67,7 +71,8 @@ func prefix(err error, path string) error {
 	return out
 }
 
-// redact returns c without private keys unless the caller may read secrets.
+// redact returns c without private keys, the e-mail password and webhook
+// secrets unless the caller may read secrets.
 func redact(r *http.Request, c *config.Config) *config.Config {
 	if principal(r).Can(admin.PermReadSecrets) {
 		return c
@@ -75,9 +80,10 @@ func redact(r *http.Request, c *config.Config) *config.Config {
 	out := c.Clone()
 	for i := range out.Certificates {
 		if out.Certificates[i].KeyPEM != "" {
-			out.Certificates[i].KeyPEM = "(redacted)"
+			out.Certificates[i].KeyPEM = config.Redacted
 		}
 	}
+	out.Options.RedactSecrets()
 	return out
 }
 
@@ -123,6 +129,9 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, ok := s.apply(w, r, control.Change{DryRun: dry, Summary: r.URL.Query().Get("summary"), Mutate: func(c *config.Config) error {
+		if err := cfg.Options.KeepSecrets(&c.Options); err != nil {
+			return err
+		}
 		*c = *cfg
 		return nil
 	}})

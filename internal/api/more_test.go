@@ -225,3 +225,35 @@ func TestCertificateWarnings(t *testing.T) {
 		t.Errorf("status certificate warnings %q", st.CertificateWarnings)
 	}
 }
+
+// The e-mail password and webhook secrets are secrets like private keys:
+// hidden from read-only users, kept when a document gives back the
+// placeholder, and never in a diff in clear.
+func TestAlertSecretsRedacted(t *testing.T) {
+	e := newEnv(t)
+	e.must(req{method: "PATCH", path: "/api/v1/options", body: `{"alerts":{"email":{"server":"mail.example","from":"lb@example.com",
+		"to":["ops@example.com"],"user":"lb","password":"smtp password 1"},"webhooks":[{"url":"https://hooks.example/a","secret":"hook secret 1"}]}}`}, http.StatusOK)
+	e.must(req{method: "POST", path: "/api/v1/users", body: `{"name":"viewer","password":"viewer password 12"}`}, http.StatusCreated)
+	for _, p := range []string{"/api/v1/options", "/api/v1/config", "/api/v1/revisions/1"} {
+		r := e.must(req{method: "GET", path: p, user: "viewer", pass: "viewer password 12"}, http.StatusOK)
+		if bytes.Contains(r.body, []byte("smtp password 1")) || bytes.Contains(r.body, []byte("hook secret 1")) {
+			t.Errorf("%s shows a secret to a read-only user: %s", p, r.body)
+		}
+	}
+	// An administrator sends back what a read-only user saw: the secrets stay.
+	e.must(req{method: "PATCH", path: "/api/v1/options", body: `{"alerts":{"email":{"server":"mail.example","from":"lb@example.com",
+		"to":["ops@example.com"],"user":"lb","password":"(redacted)","severity":"err"},"webhooks":[{"url":"https://hooks.example/a","secret":"(redacted)"}]}}`}, http.StatusOK)
+	o := e.ctl.Current().Config.Options.Alerts
+	if o.Email.Password != "smtp password 1" || o.Webhooks[0].Secret != "hook secret 1" || o.Email.Severity != "err" {
+		t.Errorf("placeholders not resolved: %+v", o)
+	}
+	r := e.must(req{method: "PATCH", path: "/api/v1/options", body: `{"alerts":{"webhooks":[{"url":"https://hooks.example/b","secret":"(redacted)"}]}}`}, http.StatusBadRequest)
+	if !bytes.Contains(r.body, []byte("options.alerts.webhooks[0].secret")) {
+		t.Errorf("placeholder for an unknown webhook: %s", r.body)
+	}
+	e.must(req{method: "PATCH", path: "/api/v1/options", body: `{"alerts":{"email":{"password":"smtp password 2"}}}`}, http.StatusOK)
+	d := e.must(req{method: "GET", path: "/api/v1/revisions/3/diff"}, http.StatusOK)
+	if bytes.Contains(d.body, []byte("smtp password")) || !bytes.Contains(d.body, []byte("options.alerts.email.password")) {
+		t.Errorf("diff of a password change: %s", d.body)
+	}
+}

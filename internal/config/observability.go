@@ -321,3 +321,53 @@ func (a *Alerts) validate(e *errs, p string) {
 		validCAs(e, join(wp, "caCert"), w.CACert)
 	}
 }
+
+// Redacted is what a secret (a private key, the e-mail password, a webhook
+// secret) reads as for a caller who may not read secrets. A document that
+// gives it back for the e-mail password or a webhook secret keeps the
+// stored value (see KeepSecrets).
+const Redacted = "(redacted)"
+
+// RedactSecrets replaces the e-mail password and the webhook secrets of o
+// with Redacted; o's lists are copied, so the caller's configuration is
+// untouched.
+func (o *Options) RedactSecrets() {
+	if o.Alerts.Email.Password != "" {
+		o.Alerts.Email.Password = Redacted
+	}
+	o.Alerts.Webhooks = append([]Webhook(nil), o.Alerts.Webhooks...)
+	for i := range o.Alerts.Webhooks {
+		if o.Alerts.Webhooks[i].Secret != "" {
+			o.Alerts.Webhooks[i].Secret = Redacted
+		}
+	}
+}
+
+// KeepSecrets puts back, where o holds Redacted, the secret that cur holds:
+// the e-mail password, and the secret of the webhook with the same URL. A
+// Redacted webhook secret without such a webhook in cur is an error naming
+// the field.
+func (o *Options) KeepSecrets(cur *Options) error {
+	var e errs
+	if o.Alerts.Email.Password == Redacted {
+		o.Alerts.Email.Password = cur.Alerts.Email.Password
+	}
+	for i := range o.Alerts.Webhooks {
+		w := &o.Alerts.Webhooks[i]
+		if w.Secret != Redacted {
+			continue
+		}
+		w.Secret = ""
+		found := false
+		for _, c := range cur.Alerts.Webhooks {
+			if c.URL == w.URL {
+				w.Secret, found = c.Secret, true
+				break
+			}
+		}
+		if !found {
+			e.add(join(index("options.alerts.webhooks", i), "secret"), "%s stands for a stored secret, but no stored webhook has URL %q: give the secret", Redacted, w.URL)
+		}
+	}
+	return e.err()
+}
