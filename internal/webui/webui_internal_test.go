@@ -265,7 +265,7 @@ func TestPagesRender(t *testing.T) {
 	rev := ts.ctl.Current().Revision
 	pages := []string{"/", "/vs", "/vs/new", "/vs/" + itoa(id), "/vs/" + itoa(id) + "/rs/" + itoa(rsID), "/certificates",
 		"/system", "/users", "/audit", "/history", "/history/" + itoa(int(rev)), "/backup", "/templates",
-		"/templates/lync2013-reverse-proxy", "/verify", "/network"}
+		"/templates/lync2013-reverse-proxy", "/verify", "/network", "/logs", "/system/logging"}
 	for _, user := range []string{"bal", "operator", "readonly"} {
 		for _, path := range pages {
 			w := ts.get(user, path)
