@@ -78,7 +78,9 @@ func fillLogging(f *form, o *config.Options) {
 // fillEmail fills the e-mail form; the password is never filled.
 func fillEmail(f *form, m *config.Email) {
 	f.set("server", m.Server)
-	f.set("port", m.Port)
+	if m.Port != 0 {
+		f.set("port", m.Port)
+	}
 	f.set("security", m.Security)
 	f.set("serverName", m.ServerName)
 	f.set("caCert", m.CACert)
