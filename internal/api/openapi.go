@@ -25,6 +25,7 @@ var enums = map[string][]string{
 	"Options.AlwaysPersist":   config.AlwaysPersistModes,
 	"newUser.Role":            config.Roles,
 	"userPatch.Role":          config.Roles,
+	"Event.Severity":          config.Severities,
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)

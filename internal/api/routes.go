@@ -102,6 +102,10 @@ func (s *Server) table() []route {
 		{method: "GET", path: v1 + "/status", summary: "Runtime status and counters of services and real servers", perm: read, resp: statusBody{}, h: s.getStatus},
 		{method: "GET", path: v1 + "/events", summary: "Health-check events, newest first (query: vs = service ID, limit = at most this many, default 100, 0 = all kept)",
 			perm: read, resp: eventsBody{}, h: s.getEvents},
+		{method: "GET", path: v1 + "/logs", summary: "The event log, newest first (query: severity = at least this severe, an RFC 5424 keyword; kind = a group prefix " +
+			"such as rs. or one kind; q = text in the message or a field, case-insensitive; before = events numbered below this seq, for paging; " +
+			"limit = at most this many, default 100, 0 = all kept)",
+			perm: read, resp: logsBody{}, h: s.getLogs},
 		{method: "GET", path: v1 + "/audit", summary: "Audit log, newest first (?before=&limit=)", perm: users, resp: auditList{}, h: s.audit},
 
 		{method: "GET", path: v1 + "/users", summary: "List users (others than the caller need the users permission)", perm: read, resp: userList{}, h: s.listUsers},

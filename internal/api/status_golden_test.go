@@ -163,7 +163,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 		t.Fatalf("%v (run with -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("GET /api/v1/status differs from %s (run with -update if the change is deliberate):\n%s", path, got)
+		t.Errorf("the answer differs from %s (run with -update if the change is deliberate):\n%s", path, got)
 	}
 }
 

@@ -189,7 +189,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers})
+		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers, Events: a.Events})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
@@ -303,7 +303,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		mux.Handle(p, kemp.Handler())
 	}
 	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
-		Status: a.Engine, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
+		Status: a.Engine, Events: a.Events, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
 	mux.Handle("/", ui.Handler())
 	return mux
 }

@@ -28,6 +28,13 @@ var labels = map[string]map[string]string{
 	"method":     {},
 	"role":       {"admin": "Admin (everything)", "operator": "Operator (enable/disable real servers)", "read-only": "Read-only"},
 	"tlsVersion": {"1.0": "TLS 1.0", "1.1": "TLS 1.1", "1.2": "TLS 1.2", "1.3": "TLS 1.3"},
+	"severity": {
+		"emerg": "emerg only", "alert": "alert and more severe", "crit": "crit and more severe", "err": "err and more severe",
+		"warning": "warning and more severe", "notice": "notice and more severe", "info": "info and more severe", "debug": "debug (everything)",
+	},
+	"syslogProtocol":  {"udp": "UDP (RFC 5426)", "tcp": "TCP (RFC 6587)", "tls": "TLS (RFC 5425)"},
+	"accessLogFormat": {"json": "JSON lines", "haproxy": "HAProxy HTTP log format"},
+	"emailSecurity":   {"starttls": "STARTTLS (required)", "tls": "TLS (implicit, port 465)", "none": "None (no password sent)"},
 }
 
 // registered returns the labelled values of an enumeration whose values
@@ -72,6 +79,14 @@ func values(kind string) []string {
 		return config.Roles
 	case "tlsVersion":
 		return config.TLSVersions
+	case "severity":
+		return config.Severities
+	case "syslogProtocol":
+		return config.SyslogProtocols
+	case "accessLogFormat":
+		return config.AccessLogFormats
+	case "emailSecurity":
+		return config.EmailSecurities
 	}
 	return nil
 }

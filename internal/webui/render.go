@@ -53,7 +53,7 @@ func permsOf(p admin.Principal) perms {
 // pageNames are the templates under templates/ that are whole pages; each
 // is parsed together with layout.html and parts.html.
 var pageNames = []string{"login", "dashboard", "vs_list", "vs_new", "vs", "rs", "certs", "system",
-	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use", "verify", "network"}
+	"users", "audit", "history", "revision", "backup", "confirm", "error", "live_vs_list", "live_vs", "templates", "template_use", "verify", "network", "logs", "logging"}
 
 func (s *Server) funcs() template.FuncMap {
 	return template.FuncMap{
@@ -75,6 +75,15 @@ func (s *Server) funcs() template.FuncMap {
 		"endpoint": endpoint,
 		"name":     displayName,
 		"enabled":  func(b *bool) bool { return b == nil || *b },
+		"sevCls":   severityClass,
+		"either": func(c bool, a, b string) string {
+			if c {
+				return a
+			}
+			return b
+		},
+		"sevOpts":  severityOptions,
+		"kindOpts": kindOptions,
 
 		// The states a page shows without a status: a real server that
 		// is not enabled, and one the data plane reports nothing about.

@@ -151,7 +151,7 @@ var sections = map[string]section{
 	},
 	"advanced": {
 		Title:  "Advanced properties",
-		Fields: []string{"defaultGateway", "sorryServer.address", "sorryServer.port", "addVia"},
+		Fields: []string{"defaultGateway", "sorryServer.address", "sorryServer.port", "addVia", "accessLog"},
 		fill: func(f *form, v *config.VirtualService) {
 			f.set("defaultGateway", v.DefaultGateway)
 			if v.SorryServer != nil {
@@ -159,6 +159,7 @@ var sections = map[string]section{
 				f.set("sorryServer.port", v.SorryServer.Port)
 			}
 			f.set("addVia", v.AddVia)
+			f.set("accessLog", v.AccessLog)
 		},
 		apply: func(p *parser, v *config.VirtualService, sub bool) {
 			v.DefaultGateway = p.str("defaultGateway")
@@ -169,6 +170,10 @@ var sections = map[string]section{
 				v.SorryServer = &config.Endpoint{Address: addr, Port: port}
 			}
 			v.AddVia = p.str("addVia")
+			if !sub {
+				// A SubVS's requests are logged by its parent's switch.
+				v.AccessLog = p.bool("accessLog")
+			}
 		},
 	},
 	"limits": {

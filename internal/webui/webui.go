@@ -32,6 +32,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/events"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -70,6 +71,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Events is the appliance's event log, shown by the Logs page; nil
+	// means an empty log (and no test events).
+	Events *events.Bus
 	// Verify gives deployment verification the data plane's view: Counters
 	// (to tell which real server answered) and Down (the real servers that
 	// are Down). Roots, VS and Timeout are set per run. Zero means
@@ -84,6 +88,7 @@ type Server struct {
 	hist   History
 	tpl    *templates.Library
 	status status.Source
+	events *events.Bus
 	log    *slog.Logger
 	now    func() time.Time
 	// verifyOpt are the Options.Verify.
@@ -101,7 +106,7 @@ type Server struct {
 // New returns a Server. It panics only if the embedded page templates or
 // built-in application templates do not parse, which tests rule out.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, log: o.Logger, now: o.Now,
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, events: o.Events, log: o.Logger, now: o.Now,
 		verifyOpt: o.Verify, flashes: map[string]flash{}}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -189,6 +194,18 @@ func (s *Server) Handler() http.Handler {
 
 	mux.HandleFunc("GET /system", s.page(read, s.systemPage))
 	mux.HandleFunc("POST /system", s.action(write, s.systemUpdate))
+
+	mux.HandleFunc("GET /logs", s.page(read, s.logsPage))
+	mux.HandleFunc("GET /system/logging", s.page(read, s.loggingPage))
+	mux.HandleFunc("POST /system/logging", s.action(write, s.loggingUpdate))
+	mux.HandleFunc("POST /system/logging/email", s.action(write, s.emailUpdate))
+	mux.HandleFunc("POST /system/logging/syslog", s.action(write, s.syslogAdd))
+	mux.HandleFunc("POST /system/logging/syslog/{i}", s.action(write, s.syslogUpdate))
+	mux.HandleFunc("POST /system/logging/syslog/{i}/delete", s.action(write, s.syslogDelete))
+	mux.HandleFunc("POST /system/logging/webhooks", s.action(write, s.webhookAdd))
+	mux.HandleFunc("POST /system/logging/webhooks/{i}", s.action(write, s.webhookUpdate))
+	mux.HandleFunc("POST /system/logging/webhooks/{i}/delete", s.action(write, s.webhookDelete))
+	mux.HandleFunc("POST /system/logging/test", s.action(op, s.testEvent))
 
 	mux.HandleFunc("GET /network", s.page(read, s.networkPage))
 	mux.HandleFunc("POST /network", s.action(write, s.networkUpdate))

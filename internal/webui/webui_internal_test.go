@@ -20,6 +20,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
+	"github.com/fulcrum-lb/fulcrum/internal/events"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
@@ -167,6 +168,7 @@ type testServer struct {
 	h       http.Handler
 	st      *store.Store
 	ctl     *control.Controller
+	bus     *events.Bus
 	cookies map[string]*http.Cookie
 	csrf    map[string]string
 }
@@ -205,8 +207,9 @@ func newTestServerWith(t testing.TB, host control.Host) *testServer {
 			t.Fatal(err)
 		}
 	}
-	s := New(Options{Control: ctl, Auth: auth, History: st, Logger: log, Status: eng})
-	ts := &testServer{s: s, h: s.Handler(), st: st, ctl: ctl, cookies: map[string]*http.Cookie{}, csrf: map[string]string{}}
+	bus := events.NewBus(0)
+	s := New(Options{Control: ctl, Auth: auth, History: st, Logger: log, Status: eng, Events: bus})
+	ts := &testServer{s: s, h: s.Handler(), st: st, ctl: ctl, bus: bus, cookies: map[string]*http.Cookie{}, csrf: map[string]string{}}
 	for user, pw := range map[string]string{"bal": "admin password 1", "operator": "password of operator", "readonly": "password of read-only"} {
 		p, c, err := auth.Login(user, pw, "192.0.2.1:1234")
 		if err != nil {
@@ -265,7 +268,7 @@ func TestPagesRender(t *testing.T) {
 	rev := ts.ctl.Current().Revision
 	pages := []string{"/", "/vs", "/vs/new", "/vs/" + itoa(id), "/vs/" + itoa(id) + "/rs/" + itoa(rsID), "/certificates",
 		"/system", "/users", "/audit", "/history", "/history/" + itoa(int(rev)), "/backup", "/templates",
-		"/templates/lync2013-reverse-proxy", "/verify", "/network"}
+		"/templates/lync2013-reverse-proxy", "/verify", "/network", "/logs", "/system/logging"}
 	for _, user := range []string{"bal", "operator", "readonly"} {
 		for _, path := range pages {
 			w := ts.get(user, path)
