@@ -47,7 +47,7 @@ at the next start if Fulcrum stopped inside the window.`,
 			if err != nil {
 				return err
 			}
-			o.Logger, o.Out, o.Version = log, cmd.OutOrStdout(), version
+			o.Logger, o.Out, o.Version, o.Commit = log, cmd.OutOrStdout(), version, commit
 			o.AdminPassword = os.Getenv(appliance.PasswordEnv)
 			if pwFile != "" {
 				if o.AdminPassword, err = appliance.ReadPasswordFile(pwFile); err != nil {
@@ -77,6 +77,7 @@ at the next start if Fulcrum stopped inside the window.`,
 	cmd.Flags().StringVar(&pwFile, "admin-password-file", "", "file holding the first administrator's password (first start only)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&o.Reinitialise, "reinitialise", false, "start with a new, empty store if the store file is missing, empty or damaged (a damaged file is kept aside, renamed fulcrum.db.damaged-<time>); a healthy store is opened as usual")
+	cmd.Flags().StringVar(&o.MetricsAddr, "metrics-addr", "", "also serve Prometheus metrics (GET /metrics) WITHOUT authentication on this host:port, for scrapers that cannot send credentials; off by default because the admin plane stays authenticated (its /metrics takes an API key) and this listener exposes service names and addresses to anyone who can reach it: put it on a management network")
 	cmd.Flags().StringVar(&pprofAddr, "pprof-listen", "", "serve net/http/pprof on this loopback address (off by default; for profiling)")
 	return cmd
 }

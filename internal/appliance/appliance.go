@@ -27,6 +27,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/events"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
+	"github.com/fulcrum-lb/fulcrum/internal/metrics"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -85,6 +86,13 @@ type Options struct {
 	BcryptCost int
 	// Version is reported by the LoadMaster-compatible API.
 	Version string
+	// Commit is the build's commit, for fulcrum_build_info.
+	Commit string
+	// MetricsAddr, when not "", serves GET /metrics without authentication
+	// on a listener of its own (host:port), for scrapers that cannot send
+	// credentials; it belongs on a management network. /metrics on the
+	// admin listener is always there, authenticated like the API.
+	MetricsAddr string
 	// Reinitialise starts a new store when the store file is missing,
 	// empty or damaged, keeping a damaged file aside (see
 	// store.Options.Reinitialise); without it Start refuses such a store
@@ -110,7 +118,10 @@ type Appliance struct {
 	// changes, logins, certificate expiry) that the Logs page, syslog and
 	// alerts read.
 	Events *events.Bus
+	// Metrics is the Prometheus exporter of the data plane's status.
+	Metrics *metrics.Exporter
 
+	metricsLn net.Listener
 	templates *templates.Library
 	version   string
 	adminLn   net.Listener
@@ -191,6 +202,10 @@ func Start(o Options) (_ *Appliance, err error) {
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
 		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers, Events: a.Events})
 
+	if err := a.startMetrics(o.MetricsAddr, o.Version, o.Commit); err != nil {
+		return nil, err
+	}
+
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
 		return nil, fmt.Errorf("admin address %q: %w", o.AdminAddr, err)
@@ -223,6 +238,9 @@ func Start(o Options) (_ *Appliance, err error) {
 
 	fmt.Fprintf(o.Out, "Fulcrum admin API listening on https://%s/api/v1/ (self-signed certificate in %s); web UI at https://%s/\n",
 		a.AdminAddr(), o.DataDir, a.AdminAddr())
+	if addr := a.MetricsAddr(); addr != "" {
+		fmt.Fprintf(o.Out, "Prometheus metrics without authentication at http://%s%s\n", addr, MetricsPath)
+	}
 	if generated != "" {
 		fmt.Fprintf(o.Out, "Created administrator %q with password: %s\n", config.FirstAdmin, generated)
 		fmt.Fprintf(o.Out, "This password is shown only once. Change it with: fulcrum passwd --data-dir %s\n", o.DataDir)
@@ -297,6 +315,7 @@ func openStore(o Options, log *slog.Logger) (*store.Store, error) {
 func (a *Appliance) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a.API.Handler())
+	mux.Handle(MetricsPath, a.metricsHandler())
 	kemp := kempapi.New(kempapi.Options{Control: a.Control, Auth: a.Auth, Backups: a.Store, Runtime: a.Engine, Templates: a.templates,
 		Version: a.version, Logger: a.log, AdminAddr: a.AdminAddr()})
 	for _, p := range []string{"/access", "/access/", "/accessv2", "/accessv2/"} {
