@@ -38,7 +38,7 @@ func (f *fixture) Status() []status.VS {
 	defer f.mu.Unlock()
 	return f.vs
 }
-func (f *fixture) Limits() status.Limits           { return status.Limits{} }
+func (f *fixture) Limits() status.Limits          { return status.Limits{} }
 func (f *fixture) Events(int, int) []health.Event { return []health.Event{} }
 
 var t0 = time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
@@ -198,7 +198,7 @@ func TestHourRingWraps(t *testing.T) {
 	if len(d.T) != HourPoints {
 		t.Fatalf("%d points, want %d", len(d.T), HourPoints)
 	}
-	if want := float64(t0.Add(time.Duration(n-1)*2*time.Second).Unix()); d.T[len(d.T)-1] != want {
+	if want := float64(t0.Add(time.Duration(n-1) * 2 * time.Second).Unix()); d.T[len(d.T)-1] != want {
 		t.Errorf("last time %v, want %v", d.T[len(d.T)-1], want)
 	}
 	for i := 1; i < len(d.T); i++ {
