@@ -177,13 +177,20 @@ type counters struct {
 	conns, in, out, req, r4, r5 int64
 }
 
+// columnLen is the length of a column: the hour ring, then the day ring,
+// in one allocation (6,480 bytes: Go's size class wastes 4.7 %, where two
+// allocations would waste 10 %).
+const columnLen = HourPoints + DayPoints
+
 // ring is one resolution's columns of a series; a nil column (only the
 // request fields) reads as 0 wherever the series has data.
 type ring [numFields][]code16
 
 // series is the history of one object.
 type series struct {
-	hour, day ring
+	// cols are the columns by field, each columnLen long, nil for a
+	// request field never used.
+	cols [numFields][]code16
 	// The counters at the previous sample.
 	prevCounters
 	// seen is the number of the last sample that saw the object; lastAt
@@ -444,33 +451,49 @@ func rate(cur, prev int64, dt float64) float64 {
 func newSeries() *series {
 	s := &series{}
 	for f := range RequestsPerSec {
-		s.hour[f] = make([]code16, HourPoints)
-		s.day[f] = make([]code16, DayPoints)
+		s.cols[f] = make([]code16, columnLen)
 	}
 	return s
 }
 
+// ring returns the columns of one range.
+func (s *series) ring(rng Range) ring {
+	var r ring
+	for f, c := range s.cols {
+		switch {
+		case c == nil:
+		case rng == Day:
+			r[f] = c[HourPoints:]
+		default:
+			r[f] = c[:HourPoints:HourPoints]
+		}
+	}
+	return r
+}
+
+// column returns field f's column, made if it is not yet.
+func (s *series) column(f Field) []code16 {
+	if s.cols[f] == nil {
+		s.cols[f] = make([]code16, columnLen)
+	}
+	return s.cols[f]
+}
+
 // fillAbsent marks every point of both rings absent.
 func (s *series) fillAbsent() {
-	for _, col := range []([]code16){s.hour[Active], s.day[Active]} {
-		for i := range col {
-			col[i] = code16Absent
-		}
+	col := s.cols[Active]
+	for i := range col {
+		col[i] = code16Absent
 	}
 }
 
 // write stores a present point in the hour ring and adds it to the minute.
 func (s *series) write(slot int, vals [numFields]float64) {
 	for f, v := range vals {
-		col := s.hour[f]
-		if col == nil {
-			if v == 0 {
-				continue
-			}
-			col = make([]code16, HourPoints)
-			s.hour[f] = col
+		if s.cols[f] == nil && v == 0 {
+			continue
 		}
-		col[slot] = encode(v)
+		s.column(Field(f))[slot] = encode(v)
 	}
 	s.sum[Active] = max(s.sum[Active], vals[Active])
 	for f := ConnsPerSec; f < numFields; f++ {
@@ -481,14 +504,15 @@ func (s *series) write(slot int, vals [numFields]float64) {
 
 // absent stores an absent point in the hour ring.
 func (s *series) absent(slot int) {
-	s.hour[Active][slot] = code16Absent
+	s.cols[Active][slot] = code16Absent
 }
 
 // closeMinute writes the minute's day point (absent if no sample saw the
 // object) and starts the next minute.
 func (s *series) closeMinute(slot int) {
+	slot += HourPoints
 	if s.n == 0 {
-		s.day[Active][slot] = code16Absent
+		s.cols[Active][slot] = code16Absent
 		return
 	}
 	for f := range numFields {
@@ -496,15 +520,10 @@ func (s *series) closeMinute(slot int) {
 		if f != Active {
 			v /= float64(s.n)
 		}
-		col := s.day[f]
-		if col == nil {
-			if v == 0 {
-				continue
-			}
-			col = make([]code16, DayPoints)
-			s.day[f] = col
+		if s.cols[f] == nil && v == 0 {
+			continue
 		}
-		col[slot] = encode(v)
+		s.column(f)[slot] = encode(v)
 	}
 	s.sum, s.n = [numFields]float64{}, 0
 }
@@ -512,8 +531,8 @@ func (s *series) closeMinute(slot int) {
 // Bytes returns the memory of the series' columns.
 func (s *series) bytes() int {
 	n := 0
-	for f := range numFields {
-		n += 2 * (len(s.hour[f]) + len(s.day[f]))
+	for _, c := range s.cols {
+		n += 2 * len(c)
 	}
 	return n
 }

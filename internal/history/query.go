@@ -120,10 +120,7 @@ func (h *History) GetMany(rng Range, since time.Time, keys []Key, fields []Field
 			}
 			continue
 		}
-		r := &s.hour
-		if rng == Day {
-			r = &s.day
-		}
+		r := s.ring(rng)
 		cols := make(map[string]Column, len(fields))
 		for _, f := range fields {
 			col := make(Column, 0, n-first)
