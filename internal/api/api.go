@@ -21,6 +21,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -64,6 +65,9 @@ type Options struct {
 	// Down returns the real servers that are Down, by service ID, for
 	// deployment verification.
 	Down func() map[int][]string
+	// StatsHistory is the statistics history GET /history reads; nil
+	// answers 404 there.
+	StatsHistory *history.History
 	// Logger receives error logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -77,6 +81,7 @@ type Server struct {
 	status   status.Source
 	counters func() map[verify.RSRef]int64
 	down     func() map[int][]string
+	stats    *history.History
 	log      *slog.Logger
 	routes   []route
 }
@@ -111,7 +116,7 @@ func (rt route) handler() http.HandlerFunc {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, stats: o.StatsHistory, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -109,17 +109,17 @@ type Key struct {
 	RS int
 }
 
-// String names the key as the API's query does.
+// String names the key by the API's query parameters.
 func (k Key) String() string {
 	switch {
 	case k == Key{}:
 		return "total"
 	case k.SubVS != 0 && k.RS != 0:
-		return fmt.Sprintf("vs=%d&subvs=%d&rs=%d", k.VS, k.SubVS, k.RS)
+		return fmt.Sprintf("vs=%d subvs=%d rs=%d", k.VS, k.SubVS, k.RS)
 	case k.SubVS != 0:
-		return fmt.Sprintf("vs=%d&subvs=%d", k.VS, k.SubVS)
+		return fmt.Sprintf("vs=%d subvs=%d", k.VS, k.SubVS)
 	case k.RS != 0:
-		return fmt.Sprintf("vs=%d&rs=%d", k.VS, k.RS)
+		return fmt.Sprintf("vs=%d rs=%d", k.VS, k.RS)
 	}
 	return fmt.Sprintf("vs=%d", k.VS)
 }
