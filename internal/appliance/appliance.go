@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/events"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
@@ -85,6 +86,9 @@ type Options struct {
 	BcryptCost int
 	// Version is reported by the LoadMaster-compatible API.
 	Version string
+	// HistoryInterval is the statistics history's sampling interval; 0
+	// means history.DefaultInterval (2 s). Tests shorten it.
+	HistoryInterval time.Duration
 	// Reinitialise starts a new store when the store file is missing,
 	// empty or damaged, keeping a damaged file aside (see
 	// store.Options.Reinitialise); without it Start refuses such a store
@@ -110,6 +114,8 @@ type Appliance struct {
 	// changes, logins, certificate expiry) that the Logs page, syslog and
 	// alerts read.
 	Events *events.Bus
+	// History is the statistics history of the data plane's counters.
+	History *history.History
 
 	templates *templates.Library
 	version   string
@@ -160,6 +166,7 @@ func Start(o Options) (_ *Appliance, err error) {
 		return nil, err
 	}
 	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
+	a.History = startHistory(a.Engine, o.HistoryInterval, log)
 	// The controller prepares the host (VIPs on their interfaces) before
 	// the data plane opens the services' sockets.
 	ctlOpts := control.Options{Unmanaged: unmanaged, Logger: log}
@@ -189,7 +196,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers})
+		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers, StatsHistory: a.History})
 
 	host, _, err := net.SplitHostPort(o.AdminAddr)
 	if err != nil {
@@ -303,7 +310,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		mux.Handle(p, kemp.Handler())
 	}
 	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
-		Status: a.Engine, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
+		Status: a.Engine, StatsHistory: a.History, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
 	mux.Handle("/", ui.Handler())
 	return mux
 }
@@ -350,6 +357,7 @@ func (a *Appliance) Close() error {
 	if a.Control != nil {
 		a.Control.Close() // no rollback timer fires while stopping
 	}
+	a.stopHistory() // before the data plane it reads
 	if a.Engine != nil {
 		if err := a.Engine.Close(); err != nil {
 			errs = append(errs, err)

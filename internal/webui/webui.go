@@ -32,6 +32,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -63,6 +64,9 @@ type Options struct {
 	History History
 	// Status is the data plane's status; nil means no status.
 	Status status.Source
+	// StatsHistory is the statistics history the graphs start from; nil
+	// means graphs of what the open page sees only.
+	StatsHistory *history.History
 	// Templates is the application template library; nil means the
 	// built-in templates only.
 	Templates *templates.Library
@@ -84,6 +88,7 @@ type Server struct {
 	hist   History
 	tpl    *templates.Library
 	status status.Source
+	stats  *history.History
 	log    *slog.Logger
 	now    func() time.Time
 	// verifyOpt are the Options.Verify.
@@ -101,7 +106,7 @@ type Server struct {
 // New returns a Server. It panics only if the embedded page templates or
 // built-in application templates do not parse, which tests rule out.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, log: o.Logger, now: o.Now,
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, stats: o.StatsHistory, log: o.Logger, now: o.Now,
 		verifyOpt: o.Verify, flashes: map[string]flash{}}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -157,6 +162,7 @@ func (s *Server) Handler() http.Handler {
 	read, write, op, users, secrets := admin.PermRead, admin.PermWrite, admin.PermOperate, admin.PermUsers, admin.PermReadSecrets
 	mux.HandleFunc("GET /{$}", s.page(read, s.dashboard))
 	mux.HandleFunc("GET /ui/metrics", s.page(read, s.metricsJSON))
+	mux.HandleFunc("GET /ui/history", s.page(read, s.historyJSON))
 
 	mux.HandleFunc("GET /vs", s.page(read, s.vsList))
 	mux.HandleFunc("GET /vs/live", s.page(read, s.vsListLive))
