@@ -22,6 +22,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/control/edit"
 	"github.com/fulcrum-lb/fulcrum/internal/events"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -68,6 +69,9 @@ type Options struct {
 	// Events is the appliance's event log, served by GET /logs; nil means
 	// an empty log.
 	Events *events.Bus
+	// StatsHistory is the statistics history GET /history reads; nil
+	// answers 404 there.
+	StatsHistory *history.History
 	// Logger receives error logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -82,6 +86,7 @@ type Server struct {
 	counters func() map[verify.RSRef]int64
 	down     func() map[int][]string
 	events   *events.Bus
+	stats    *history.History
 	log      *slog.Logger
 	routes   []route
 }
@@ -116,7 +121,7 @@ func (rt route) handler() http.HandlerFunc {
 
 // New returns a Server.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, events: o.Events, log: o.Logger}
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, counters: o.Counters, down: o.Down, events: o.Events, stats: o.StatsHistory, log: o.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

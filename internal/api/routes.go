@@ -6,6 +6,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/netcfg"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -106,6 +107,11 @@ func (s *Server) table() []route {
 			"such as rs. or one kind; q = text in the message or a field, case-insensitive; before = events numbered below this seq, for paging; " +
 			"limit = at most this many, default 100, 0 = all kept)",
 			perm: read, resp: logsBody{}, h: s.getLogs},
+		{method: "GET", path: v1 + "/history", summary: "Statistics history for graphs (query: none = the appliance's total, vs = service ID, " +
+			"subvs and rs = a SubVS's or real server's ID within vs; range = 1h (2-second points, default) or 24h (1-minute points); " +
+			"since = Unix seconds, only newer points; fields = comma-separated names of: active, cps, bytesIn, bytesOut, rps, r4xx, r5xx). " +
+			"Compact JSON: t (Unix seconds) and one array per field, null where the object did not exist",
+			perm: read, resp: history.Doc{}, h: s.getHistory},
 		{method: "GET", path: v1 + "/audit", summary: "Audit log, newest first (?before=&limit=)", perm: users, resp: auditList{}, h: s.audit},
 
 		{method: "GET", path: v1 + "/users", summary: "List users (others than the caller need the users permission)", perm: read, resp: userList{}, h: s.listUsers},

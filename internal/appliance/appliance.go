@@ -25,6 +25,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/events"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/metrics"
@@ -93,6 +94,9 @@ type Options struct {
 	// credentials; it belongs on a management network. /metrics on the
 	// admin listener is always there, authenticated like the API.
 	MetricsAddr string
+	// HistoryInterval is the statistics history's sampling interval; 0
+	// means history.DefaultInterval (2 s). Tests shorten it.
+	HistoryInterval time.Duration
 	// Reinitialise starts a new store when the store file is missing,
 	// empty or damaged, keeping a damaged file aside (see
 	// store.Options.Reinitialise); without it Start refuses such a store
@@ -120,6 +124,8 @@ type Appliance struct {
 	Events *events.Bus
 	// Metrics is the Prometheus exporter of the data plane's status.
 	Metrics *metrics.Exporter
+	// History is the statistics history of the data plane's counters.
+	History *history.History
 
 	metricsLn net.Listener
 	templates *templates.Library
@@ -171,6 +177,7 @@ func Start(o Options) (_ *Appliance, err error) {
 		return nil, err
 	}
 	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
+	a.History = startHistory(a.Engine, o.HistoryInterval, log)
 	// The controller prepares the host (VIPs on their interfaces) before
 	// the data plane opens the services' sockets.
 	ctlOpts := control.Options{Unmanaged: unmanaged, Logger: log}
@@ -200,7 +207,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	}
 	a.version = o.Version
 	a.API = api.New(api.Options{Control: a.Control, Auth: a.Auth, History: st, Logger: log, Templates: a.templates,
-		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers, Events: a.Events})
+		Status: a.Engine, Counters: a.rsCounters, Down: a.downServers, Events: a.Events, StatsHistory: a.History})
 
 	if err := a.startMetrics(o.MetricsAddr, o.Version, o.Commit); err != nil {
 		return nil, err
@@ -322,7 +329,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		mux.Handle(p, kemp.Handler())
 	}
 	ui := webui.New(webui.Options{Control: a.Control, Auth: a.Auth, History: a.Store, Templates: a.templates, Logger: a.log,
-		Status: a.Engine, Events: a.Events, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
+		Status: a.Engine, Events: a.Events, StatsHistory: a.History, Verify: verify.Options{Counters: a.rsCounters, Down: a.downServers}})
 	mux.Handle("/", ui.Handler())
 	return mux
 }
@@ -369,6 +376,7 @@ func (a *Appliance) Close() error {
 	if a.Control != nil {
 		a.Control.Close() // no rollback timer fires while stopping
 	}
+	a.stopHistory() // before the data plane it reads
 	if a.Engine != nil {
 		if err := a.Engine.Close(); err != nil {
 			errs = append(errs, err)

@@ -33,6 +33,7 @@ import (
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/events"
+	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
@@ -64,6 +65,9 @@ type Options struct {
 	History History
 	// Status is the data plane's status; nil means no status.
 	Status status.Source
+	// StatsHistory is the statistics history the graphs start from; nil
+	// means graphs of what the open page sees only.
+	StatsHistory *history.History
 	// Templates is the application template library; nil means the
 	// built-in templates only.
 	Templates *templates.Library
@@ -89,6 +93,7 @@ type Server struct {
 	tpl    *templates.Library
 	status status.Source
 	events *events.Bus
+	stats  *history.History
 	log    *slog.Logger
 	now    func() time.Time
 	// verifyOpt are the Options.Verify.
@@ -106,7 +111,7 @@ type Server struct {
 // New returns a Server. It panics only if the embedded page templates or
 // built-in application templates do not parse, which tests rule out.
 func New(o Options) *Server {
-	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, events: o.Events, log: o.Logger, now: o.Now,
+	s := &Server{ctl: o.Control, auth: o.Auth, hist: o.History, tpl: o.Templates, status: o.Status, events: o.Events, stats: o.StatsHistory, log: o.Logger, now: o.Now,
 		verifyOpt: o.Verify, flashes: map[string]flash{}}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -162,6 +167,7 @@ func (s *Server) Handler() http.Handler {
 	read, write, op, users, secrets := admin.PermRead, admin.PermWrite, admin.PermOperate, admin.PermUsers, admin.PermReadSecrets
 	mux.HandleFunc("GET /{$}", s.page(read, s.dashboard))
 	mux.HandleFunc("GET /ui/metrics", s.page(read, s.metricsJSON))
+	mux.HandleFunc("GET /ui/history", s.page(read, s.historyJSON))
 
 	mux.HandleFunc("GET /vs", s.page(read, s.vsList))
 	mux.HandleFunc("GET /vs/live", s.page(read, s.vsListLive))
