@@ -25,9 +25,12 @@ const (
 	// hour ring.
 	DefaultInterval = 2 * time.Second
 	// DefaultMaxSeries is the cap on the number of series (the
-	// appliance's total not counted): 1,000 services with 10 real servers
-	// each, and a SubVS or more for some.
-	DefaultMaxSeries = 12_000
+	// appliance's total not counted): at most about 90 MiB (46,114 bytes a
+	// series with every column, 25,920 without the request columns of
+	// layer 7). Services and SubVSs get theirs before real servers, so
+	// 1,000 services with 10 real servers each keep the history of every
+	// service and of the first 1,000 real servers.
+	DefaultMaxSeries = 2_000
 	// DefaultGoneAfter is how long the series of an object that is no
 	// longer in the status (a deleted service or real server) is kept
 	// before it is dropped. Coming back within it (an undo, a rollback)
@@ -314,14 +317,13 @@ func (h *History) Sample(now time.Time) {
 		h.minuteAt = now.UnixMilli()
 	}
 	var tot [numFields]float64
+	// Services and SubVSs first, real servers after: when the cap is
+	// reached, services keep their history before real servers get one.
 	for i := range list {
 		v := &list[i]
 		vals := h.observe(Key{VS: v.ID}, vsCounters(v), v.ActiveConns, now, stamp, slot)
 		for f := range tot {
 			tot[f] += vals[f]
-		}
-		for _, rs := range v.RealServers {
-			h.observe(Key{VS: v.ID, RS: rs.ID}, rsCounters(&rs), rs.ActiveConns, now, stamp, slot)
 		}
 		if v.L7 == nil {
 			continue
@@ -329,6 +331,17 @@ func (h *History) Sample(now time.Time) {
 		for _, sv := range v.L7.SubVSs {
 			c, active := subVSCounters(&sv)
 			h.observe(Key{VS: v.ID, SubVS: sv.ID}, c, active, now, stamp, slot)
+		}
+	}
+	for i := range list {
+		v := &list[i]
+		for _, rs := range v.RealServers {
+			h.observe(Key{VS: v.ID, RS: rs.ID}, rsCounters(&rs), rs.ActiveConns, now, stamp, slot)
+		}
+		if v.L7 == nil {
+			continue
+		}
+		for _, sv := range v.L7.SubVSs {
 			for _, rs := range sv.RealServers {
 				h.observe(Key{VS: v.ID, SubVS: sv.ID, RS: rs.ID}, rsCounters(&rs), rs.ActiveConns, now, stamp, slot)
 			}

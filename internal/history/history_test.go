@@ -265,27 +265,31 @@ func TestGoneAndBack(t *testing.T) {
 func TestCap(t *testing.T) {
 	src := &fixture{}
 	h := New(Options{Source: src, MaxSeries: 3, Logger: slog.New(slog.DiscardHandler)})
-	// Service 1 with two real servers fills the cap; service 2 gets none.
-	src.set(status.VS{ID: 1, RealServers: []status.RS{{ID: 1}, {ID: 2}}}, status.VS{ID: 2, ActiveConns: 5})
+	// Services first: services 1 and 2 and real server 1 fill the cap;
+	// real server 2 gets none.
+	src.set(status.VS{ID: 1, RealServers: []status.RS{{ID: 1}, {ID: 2, ActiveConns: 5}}}, status.VS{ID: 2, ActiveConns: 5})
 	h.Sample(t0)
 	h.Sample(t0.Add(2 * time.Second))
 	st := h.Stats()
 	if st.Series != 3 || st.Untracked != 1 || st.MaxSeries != 3 {
 		t.Errorf("stats %+v", st)
 	}
-	d := get(t, h, Query{Key: Key{VS: 2}})
+	if d := get(t, h, Query{Key: Key{VS: 2}}); d.Untracked != "" || lastOf(d.Series["active"]) != 5 {
+		t.Errorf("a service lost its history to a real server: %+v", d)
+	}
+	d := get(t, h, Query{Key: Key{VS: 1, RS: 2}})
 	if !strings.Contains(d.Untracked, "cap of 3 series") || d.Series != nil || len(d.T) != 2 {
 		t.Errorf("over the cap: %+v", d)
 	}
-	// The total still counts the service.
+	// The total still counts every service.
 	if got := lastOf(get(t, h, Query{}).Series["active"]); got != 5 {
 		t.Errorf("total active %v, want 5", got)
 	}
-	// Deleting service 1 frees the cap once its series are dropped.
-	src.set(status.VS{ID: 2, ActiveConns: 5})
+	// Deleting service 2 frees the cap once its series is dropped.
+	src.set(status.VS{ID: 1, RealServers: []status.RS{{ID: 1}, {ID: 2, ActiveConns: 5}}})
 	h.Sample(t0.Add(DefaultGoneAfter + 4*time.Second))
 	h.Sample(t0.Add(DefaultGoneAfter + 6*time.Second))
-	if d := get(t, h, Query{Key: Key{VS: 2}}); d.Untracked != "" || lastOf(d.Series["active"]) != 5 {
+	if d := get(t, h, Query{Key: Key{VS: 1, RS: 2}}); d.Untracked != "" || lastOf(d.Series["active"]) != 5 {
 		t.Errorf("after room was made: %+v", d)
 	}
 }

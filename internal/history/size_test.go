@@ -38,7 +38,7 @@ func heapAlloc() uint64 {
 // for. docs/observability.md quotes the figures it logs.
 func TestMemoryAt1000x10(t *testing.T) {
 	if testing.Short() {
-		t.Skip("allocates about 500 MB")
+		t.Skip("allocates about 100 MB")
 	}
 	src := &fixture{}
 	before := heapAlloc()
@@ -50,15 +50,21 @@ func TestMemoryAt1000x10(t *testing.T) {
 	src.set() // the fixture's status is not the history's
 	after := heapAlloc()
 	st := h.Stats()
-	if st.Series != 11_000 || st.Untracked != 0 {
-		t.Fatalf("stats %+v, want 11,000 series", st)
+	// The cap: every service, then real servers up to 2,000 series.
+	if st.Series != DefaultMaxSeries || st.Untracked != 11_000-DefaultMaxSeries {
+		t.Fatalf("stats %+v, want %d series and %d untracked", st, DefaultMaxSeries, 11_000-DefaultMaxSeries)
 	}
-	if want := 11_001 * SeriesBytes; st.Bytes != want {
-		t.Errorf("accounted %d bytes, want %d (11,001 × %d)", st.Bytes, want, SeriesBytes)
+	for _, k := range []Key{{VS: 1}, {VS: 1000}, {VS: 1, RS: 1}} {
+		if d, err := h.Get(Query{Key: k, Range: Hour}); err != nil || d.Series == nil {
+			t.Errorf("%v has no history: %v", k, err)
+		}
+	}
+	if want := (DefaultMaxSeries + 1) * SeriesBytes; st.Bytes != want {
+		t.Errorf("accounted %d bytes, want %d (%d × %d)", st.Bytes, want, DefaultMaxSeries+1, SeriesBytes)
 	}
 	grown := after - before
-	t.Logf("11,000 series: heap %d MiB (%.0f bytes a series), columns %d MiB, %d bytes a series", grown>>20,
-		float64(grown)/11_000, st.Bytes>>20, SeriesBytes)
+	t.Logf("%d series: heap %d MiB (%.0f bytes a series), columns %d MiB, %d bytes a series", st.Series, grown>>20,
+		float64(grown)/float64(st.Series), st.Bytes>>20, SeriesBytes)
 	// The columns are the memory: series headers and the map add little.
 	if float64(grown) > 1.05*float64(st.Bytes) {
 		t.Errorf("heap grew by %d bytes, more than 5%% over the %d bytes of columns", grown, st.Bytes)
