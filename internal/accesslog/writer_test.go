@@ -315,4 +315,3 @@ func TestWriterFlushesWithoutClose(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
