@@ -180,4 +180,3 @@ func TestAccessLogOff(t *testing.T) {
 		t.Fatalf("lines %+v, want only the marker", got)
 	}
 }
-

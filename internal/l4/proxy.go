@@ -363,13 +363,13 @@ type session struct {
 // Causes of a connection's end, in session.term, and their names in
 // access log entries (accesslog.Entry.Termination).
 const (
-	termNone      uint32 = iota // both sides closed normally
-	termIdle                    // the idle timeout
-	termClient                  // the client→server copy failed first (a reset by the client)
-	termServer                  // the server→client copy failed first
-	termClosed                  // Fulcrum closed it: service removed or drained, or shutdown
-	termNoServer                // no real server to pick
-	termConnect                 // every dial failed
+	termNone     uint32 = iota // both sides closed normally
+	termIdle                   // the idle timeout
+	termClient                 // the client→server copy failed first (a reset by the client)
+	termServer                 // the server→client copy failed first
+	termClosed                 // Fulcrum closed it: service removed or drained, or shutdown
+	termNoServer               // no real server to pick
+	termConnect                // every dial failed
 )
 
 var termNames = [...]string{"", "idle-timeout", "client-abort", "server-abort", "closed", "no-server", "connect-failed"}
