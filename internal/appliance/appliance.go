@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
@@ -110,6 +111,9 @@ type Appliance struct {
 	// changes, logins, certificate expiry) that the Logs page, syslog and
 	// alerts read.
 	Events *events.Bus
+	// AccessLog writes the access logs of the services with accessLog
+	// (its Stats are the metrics' figures).
+	AccessLog *accesslog.Writer
 
 	templates *templates.Library
 	version   string
@@ -159,7 +163,8 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
+	a.AccessLog = accesslog.New(accesslog.Options{Logger: log})
+	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret, AccessLog: a.AccessLog})
 	// The controller prepares the host (VIPs on their interfaces) before
 	// the data plane opens the services' sockets.
 	ctlOpts := control.Options{Unmanaged: unmanaged, Logger: log}
@@ -170,6 +175,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.startAccessLog()
 	if o.AdminAddr == "" {
 		o.AdminAddr = a.Control.Network().Network.AdminAddress
 	}
@@ -352,6 +358,12 @@ func (a *Appliance) Close() error {
 	}
 	if a.Engine != nil {
 		if err := a.Engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// After the data plane, whose connections log as they end.
+	if a.AccessLog != nil {
+		if err := a.AccessLog.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
