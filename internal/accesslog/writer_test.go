@@ -315,3 +315,47 @@ func TestWriterFlushesWithoutClose(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// BenchmarkLog measures Log (formatting in the caller's goroutine and
+// queueing) with the writer goroutine appending to a file, per format,
+// from parallel producers. Drops are reported: the figure is the cost of
+// a line the writer keeps up with, or not.
+func BenchmarkLog(b *testing.B) {
+	for _, format := range []string{FormatJSON, FormatHAProxy} {
+		b.Run(format, func(b *testing.B) {
+			w := New(Options{})
+			if err := w.Configure(config.AccessLog{File: filepath.Join(b.TempDir(), "access.log"), Format: format}, nil); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				e := httpEntry()
+				for pb.Next() {
+					w.Log(e)
+				}
+			})
+			b.StopTimer()
+			_ = w.Close()
+			st := w.Stats()
+			b.ReportMetric(float64(st.Dropped)/float64(b.N), "dropped/op")
+			b.ReportMetric(float64(st.Bytes)/float64(max(st.Lines, 1)), "B/line")
+		})
+	}
+}
+
+// BenchmarkFormat measures formatting alone.
+func BenchmarkFormat(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		f    appendFunc
+	}{{FormatJSON, AppendJSON}, {FormatHAProxy, AppendHAProxy}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := httpEntry()
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = c.f(buf[:0], e)
+			}
+		})
+	}
+}
