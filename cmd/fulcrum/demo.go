@@ -79,7 +79,7 @@ the admin API. Everything is removed on exit.`,
 			}
 			fmt.Fprintf(out, "\nTry:\n  for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:%d/; done\n", port)
 			fmt.Fprintf(out, "  curl -sk -u bal:PASSWORD %s/api/v1/status\n\nStop with Ctrl-C.\n", a.AdminURL())
-			waitForSignal()
+			waitForSignal(func() { _ = a.ReopenLogs() })
 			return nil
 		},
 	}

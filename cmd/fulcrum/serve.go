@@ -65,7 +65,13 @@ at the next start if Fulcrum stopped inside the window.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Fulcrum %s serving configuration revision %d from %s. Stop with Ctrl-C.\n",
 				version, a.Control.Current().Revision, o.DataDir)
-			waitForSignal()
+			waitForSignal(func() {
+				if err := a.ReopenLogs(); err != nil {
+					log.Error("SIGHUP: logs not reopened", "err", err)
+					return
+				}
+				log.Info("SIGHUP: logs reopened")
+			})
 			fmt.Fprintln(cmd.OutOrStdout(), "stopping")
 			return a.Close()
 		},
@@ -135,9 +141,17 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-func waitForSignal() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	<-ch
-	signal.Stop(ch)
+// waitForSignal returns at SIGINT or SIGTERM, and calls hup at every
+// SIGHUP (logrotate's postrotate: the log files are reopened).
+func waitForSignal(hup func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for sig := range ch {
+		if sig == syscall.SIGHUP {
+			hup()
+			continue
+		}
+		return
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
@@ -126,6 +127,9 @@ type Appliance struct {
 	Metrics *metrics.Exporter
 	// History is the statistics history of the data plane's counters.
 	History *history.History
+	// AccessLog writes the access logs of the services with accessLog
+	// (its Stats are the metrics' figures).
+	AccessLog *accesslog.Writer
 
 	metricsLn net.Listener
 	templates *templates.Library
@@ -176,7 +180,8 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret})
+	a.AccessLog = accesslog.New(accesslog.Options{Logger: log})
+	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret, AccessLog: a.AccessLog})
 	a.History = startHistory(a.Engine, o.HistoryInterval, log)
 	// The controller prepares the host (VIPs on their interfaces) before
 	// the data plane opens the services' sockets.
@@ -188,6 +193,7 @@ func Start(o Options) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.startAccessLog()
 	if o.AdminAddr == "" {
 		o.AdminAddr = a.Control.Network().Network.AdminAddress
 	}
@@ -379,6 +385,12 @@ func (a *Appliance) Close() error {
 	a.stopHistory() // before the data plane it reads
 	if a.Engine != nil {
 		if err := a.Engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// After the data plane, whose connections log as they end.
+	if a.AccessLog != nil {
+		if err := a.AccessLog.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -99,7 +99,7 @@ var applied = map[string]applier{
 	"virtualServices[].persistence.mask6":          {by: "persist"},
 	"virtualServices[].persistence.refresh":        {by: "persist"},
 	"virtualServices[].idleTimeout":                {by: "dataplane (driver idleTimeout)"},
-	"virtualServices[].accessLog":                  {by: "l7, l4, udp (accesslog.Logger)"},
+	"virtualServices[].accessLog":                  {by: "l7, l4, udp (accesslog.Logger)", noted: true},
 	"virtualServices[].transparent":                {by: "dataplane (IP_TRANSPARENT via netcfg.Plan) and hostnet (reply routing)", noted: true},
 	"virtualServices[].subnetOriginating":          {by: "dataplane (sourceAddr)", noted: true},
 	"virtualServices[].defaultGateway":             {by: "dataplane (SO_MARK via netcfg.Plan) and hostnet (policy routes)", noted: true},
@@ -325,6 +325,14 @@ func notAppliedCases() []notAppliedCase {
 			want: "type tls (STARTTLS) is served as a layer-4 TCP proxy"},
 		{path: "virtualServices[].limits.requestsPerSec", vs: func(vs *config.VirtualService) { vs.Type, vs.Limits.RequestsPerSec = "tls", 10 },
 			want: "requestsPerSec applies to HTTP requests and is not enforced by the layer-4 proxy"},
+		{path: "virtualServices[].accessLog", vs: func(vs *config.VirtualService) { vs.AccessLog = true },
+			want: NoAccessLogDestination},
+		{path: "virtualServices[].accessLog", vs: func(vs *config.VirtualService) { vs.AccessLog, vs.Protocol = true, "udp" },
+			want: NoAccessLogDestination},
+		{path: "virtualServices[].accessLog", vs: func(vs *config.VirtualService) { vs.AccessLog, vs.Type = true, "http" },
+			want: NoAccessLogDestination},
+		{path: "virtualServices[].accessLog", vs: func(vs *config.VirtualService) { vs.AccessLog = true },
+			opts: func(o *config.Options) { o.Logging.AccessLog.File = "/var/log/fulcrum/access.log" }, want: NoAccessLogWriter},
 	}
 }
 

@@ -255,6 +255,7 @@ func (e *Engine) compileServed(c *compiled, b build, s *service, st *vsState) er
 		s.state = status.Down
 	}
 	reasons := append(notes(cfg, vs, enabled), b.notes(c, s)...)
+	reasons = append(reasons, e.accessLogNotes(cfg, vs)...)
 	reasons = append(reasons, planNotes(s)...)
 	s.warnings = warnings(cfg, vs)
 	reasons = append(reasons, s.warnings...)

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
 	"github.com/fulcrum-lb/fulcrum/internal/persist"
@@ -56,7 +57,8 @@ type build interface {
 // l4Driver serves tcp services at layer 4 (types gen and tls) with the
 // l4.Proxy.
 type l4Driver struct {
-	proxy *l4.Proxy
+	proxy     *l4.Proxy
+	accessLog accesslog.Logger // Engine.accessLog
 }
 
 func (d *l4Driver) serves(vs *config.VirtualService) bool {
@@ -98,6 +100,8 @@ func (b l4Build) compile(c *compiled, s *service, st *vsState) error {
 		ConnRate:    st.connRate,
 		Bandwidth:   st.bandwidth,
 		Throughput:  c.throughput,
+		AccessLog:   accessLogFor(b.d.accessLog, c.cfg, s.vs),
+		VSName:      vsName(s.vs),
 	})
 	s.tcp = s.handler
 	return nil
@@ -118,7 +122,8 @@ func (l4Build) rollback()                          {}
 
 // udpDriver serves udp services (type gen) with the udp.Proxy.
 type udpDriver struct {
-	proxy *udp.Proxy
+	proxy     *udp.Proxy
+	accessLog accesslog.Logger // Engine.accessLog
 }
 
 func (d *udpDriver) serves(vs *config.VirtualService) bool {
@@ -161,6 +166,8 @@ func (b udpBuild) compile(c *compiled, s *service, st *vsState) error {
 		ConnRate:    st.connRate,
 		Bandwidth:   st.bandwidth,
 		Throughput:  c.throughput,
+		AccessLog:   accessLogFor(b.d.accessLog, c.cfg, s.vs),
+		VSName:      vsName(s.vs),
 	})
 	s.pkt = s.uhandler
 	return nil

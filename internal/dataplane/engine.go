@@ -200,8 +200,8 @@ func New(o Options) *Engine {
 	e.drainer = newDrainer(log, e.proxy, e.udp)
 	e.drivers = []driver{
 		newL7Driver(e.l7, log),
-		&udpDriver{proxy: e.udp},
-		&l4Driver{proxy: e.proxy},
+		&udpDriver{proxy: e.udp, accessLog: e.accessLog},
+		&l4Driver{proxy: e.proxy, accessLog: e.accessLog},
 	}
 	e.backends.SetHealthHook(e.onHealth)
 	e.account = startAccountant(e)

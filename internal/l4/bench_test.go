@@ -3,8 +3,14 @@ package l4
 import (
 	"io"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
+	"github.com/fulcrum-lb/fulcrum/internal/backend"
+	"github.com/fulcrum-lb/fulcrum/internal/balance"
+	"github.com/fulcrum-lb/fulcrum/internal/config"
 )
 
 // roundTrips sends size-byte requests over c and reads size-byte answers
@@ -48,8 +54,30 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkConnect is a whole connection through the proxy: connect, one
 // 64-byte round trip, close.
 func BenchmarkConnect(b *testing.B) {
+	for _, logged := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "accesslog"}[logged], func(b *testing.B) { benchConnect(b, logged) })
+	}
+}
+
+// benchConnect: with logged, the service writes an access log line (JSON,
+// to a file) per connection.
+func benchConnect(b *testing.B, logged bool) {
 	be := serve(b, echo)
-	f := startFront(b, "rr", time.Minute, rs(be.Port()))
+	cfg := ServiceConfig{Name: "bench", VSName: "bench", IdleTimeout: time.Minute}
+	picker, err := balance.New("rr", []*backend.Server{rs(be.Port())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Picker = picker
+	if logged {
+		w := accesslog.New(accesslog.Options{})
+		b.Cleanup(func() { _ = w.Close() })
+		if err := w.Configure(config.AccessLog{File: filepath.Join(b.TempDir(), "access.log"), Format: "json"}, nil); err != nil {
+			b.Fatal(err)
+		}
+		cfg.AccessLog = w
+	}
+	f := startFrontCfg(b, nil, cfg)
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()

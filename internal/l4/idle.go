@@ -3,6 +3,7 @@ package l4
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,16 +17,18 @@ type watchdog struct {
 	client, server *net.TCPConn
 	idle           time.Duration
 	abort          func()
+	term           *atomic.Uint32 // gets termIdle when the watchdog aborts
 
 	mu      sync.Mutex
 	t       *time.Timer
 	stopped bool
 }
 
-// watch starts a watchdog that calls abort once client and server have
-// been idle for idle.
-func watch(client, server *net.TCPConn, idle time.Duration, abort func()) *watchdog {
-	w := &watchdog{client: client, server: server, idle: idle, abort: abort}
+// watch starts a watchdog that records termIdle in term (unless a cause
+// is there) and calls abort once client and server have been idle for
+// idle.
+func watch(client, server *net.TCPConn, idle time.Duration, abort func(), term *atomic.Uint32) *watchdog {
+	w := &watchdog{client: client, server: server, idle: idle, abort: abort, term: term}
 	w.mu.Lock()
 	w.t = time.AfterFunc(idle, w.check)
 	w.mu.Unlock()
@@ -41,6 +44,7 @@ func (w *watchdog) check() {
 	since, err := quietest(w.client, w.server)
 	if err != nil || since >= w.idle {
 		w.stopped = true
+		w.term.CompareAndSwap(termNone, termIdle)
 		w.abort()
 		return
 	}

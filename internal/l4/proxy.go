@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
@@ -148,6 +149,12 @@ type ServiceConfig struct {
 	// Throughput shapes the traffic of all services together (the global
 	// throughput limit); nil is unlimited.
 	Throughput *Shaper
+	// AccessLog receives one entry at the end of each connection (the
+	// service's accessLog); nil logs nothing.
+	AccessLog accesslog.Logger
+	// VSName names the service in access log entries: its nickname, or
+	// its address:port.
+	VSName string
 }
 
 // Service proxies the connections of one virtual service. It is a
@@ -279,6 +286,7 @@ func (p *Proxy) CloseService(id int) int {
 	defer p.scanMu.Unlock()
 	list := p.sessions(func(ss *session) bool { return ss.svc.cfg.ID == id })
 	for _, ss := range list {
+		ss.term.CompareAndSwap(termNone, termClosed)
 		ss.close()
 	}
 	clear(list)
@@ -317,6 +325,7 @@ func (p *Proxy) Close() error {
 	list := p.sessions(nil)
 	p.cancel()
 	for _, ss := range list {
+		ss.term.CompareAndSwap(termNone, termClosed)
 		ss.close()
 	}
 	clear(list)
@@ -346,6 +355,55 @@ type session struct {
 	// finished (client→server and server→client), or -1: a finished
 	// direction is counted exactly, without reading the kernel.
 	finIn, finOut atomic.Int64
+	// term is why the connection ended (termNone…): the first cause
+	// recorded wins.
+	term atomic.Uint32
+}
+
+// Causes of a connection's end, in session.term, and their names in
+// access log entries (accesslog.Entry.Termination).
+const (
+	termNone     uint32 = iota // both sides closed normally
+	termIdle                   // the idle timeout
+	termClient                 // the client→server copy failed first (a reset by the client)
+	termServer                 // the server→client copy failed first
+	termClosed                 // Fulcrum closed it: service removed or drained, or shutdown
+	termNoServer               // no real server to pick
+	termConnect                // every dial failed
+)
+
+var termNames = [...]string{"", "idle-timeout", "client-abort", "server-abort", "closed", "no-server", "connect-failed"}
+
+// entries are the access log entries being filled: one per connection
+// while it is logged, none kept.
+var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
+
+// logEntry writes the access log entry of the connection that ended,
+// when the service logs them; srv is nil when no real server took it.
+func (ss *session) logEntry(client netip.AddrPort, srv *backend.Server, retries int, in, out int64) {
+	cfg := &ss.svc.cfg
+	if cfg.AccessLog == nil {
+		return
+	}
+	e := entries.Get().(*accesslog.Entry)
+	*e = accesslog.Entry{Time: ss.born, Kind: accesslog.KindTCP, VS: cfg.ID, VSName: cfg.VSName,
+		Client: unmap(client), BytesIn: in, BytesOut: out, TTFB: -1, Duration: time.Since(ss.born), Retries: retries,
+		Termination: termNames[ss.term.Load()]}
+	if a, ok := ss.client.LocalAddr().(*net.TCPAddr); ok {
+		e.Frontend = unmap(a.AddrPort())
+	}
+	if srv != nil {
+		e.Server, e.ServerID = srv.Addr(), srv.Settings().ID
+	}
+	cfg.AccessLog.Log(e)
+	*e = accesslog.Entry{}
+	entries.Put(e)
+}
+
+// unmap turns an IPv4-mapped IPv6 address (a dual-stack socket's) into
+// IPv4.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // close closes both sides; it is safe to call more than once and from any
@@ -450,9 +508,17 @@ func (ss *session) run() {
 	if err != nil {
 		if p.ctx.Err() == nil {
 			cfg.Stats.AddError()
+			if len(req.Avoid) > 0 {
+				ss.term.CompareAndSwap(termNone, termConnect)
+			} else {
+				ss.term.CompareAndSwap(termNone, termNoServer)
+			}
+		} else {
+			ss.term.CompareAndSwap(termNone, termClosed)
 		}
 		p.log.Debug("l4: no real server", "service", cfg.Name, "client", req.Client, "err", err)
 		ss.close()
+		ss.logEntry(req.Client, nil, max(len(req.Avoid)-1, 0), 0, 0)
 		return
 	}
 	// The connection's outcome is its dial's: the server accepted it in
@@ -460,6 +526,7 @@ func (ss *session) run() {
 	defer func() { done(balance.Outcome{Latency: dialed}) }()
 	if !ss.setServer(server, srv) {
 		ss.close()
+		ss.logEntry(req.Client, srv, len(req.Avoid), 0, 0)
 		return
 	}
 	untrack := srv.Track(server)
@@ -469,10 +536,11 @@ func (ss *session) run() {
 	if ss.svc.shaped {
 		in, out = ss.pipeShaped(server)
 	} else {
-		in, out = pipe(ss.client, server, cfg.IdleTimeout, ss.close, &ss.finIn, &ss.finOut)
+		in, out = pipe(ss.client, server, cfg.IdleTimeout, ss.close, &ss.finIn, &ss.finOut, &ss.term)
 	}
 	ss.end(in, out)
 	ss.close()
+	ss.logEntry(req.Client, srv, len(req.Avoid), in, out)
 }
 
 // connect picks a real server and dials it, and returns the picker's done
@@ -536,10 +604,11 @@ func (s *Service) dialServer(srv *backend.Server, client netip.Addr) (*net.TCPCo
 // on; a direction that fails calls abort, which closes both connections
 // and so ends the other direction too. With idle > 0 a watchdog calls
 // abort when no byte has moved either way for idle. Each direction stores
-// its count in finIn or finOut as soon as it is done.
-func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, finOut *atomic.Int64) (in, out int64) {
+// its count in finIn or finOut as soon as it is done, and records the
+// first cause of an abnormal end in term.
+func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, finOut *atomic.Int64, term *atomic.Uint32) (in, out int64) {
 	if idle > 0 {
-		w := watch(client, server, idle, abort)
+		w := watch(client, server, idle, abort, term)
 		defer w.stop()
 	}
 	up := make(chan int64, 1)
@@ -547,12 +616,12 @@ func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, 
 	go func() {
 		n, err := copyAdaptive(server, client)
 		finIn.Store(n)
-		finish(server, err, abort, &ended)
+		finish(server, err, abort, &ended, term, termClient)
 		up <- n
 	}()
 	n, err := copyAdaptive(client, server)
 	finOut.Store(n)
-	finish(client, err, abort, &ended)
+	finish(client, err, abort, &ended, term, termServer)
 	return <-up, n
 }
 
@@ -560,8 +629,10 @@ func pipe(client, server *net.TCPConn, idle time.Duration, abort func(), finIn, 
 // the directions that have ended: the first to reach EOF half-closes dst;
 // the last does not, as both connections are closed next, which sends
 // the FIN (a shutdown call saved per connection).
-func finish(dst *net.TCPConn, err error, abort func(), ended *atomic.Int32) {
+// A failed direction records cause in term unless a cause is there.
+func finish(dst *net.TCPConn, err error, abort func(), ended *atomic.Int32, term *atomic.Uint32, cause uint32) {
 	if err != nil {
+		term.CompareAndSwap(termNone, cause)
 		ended.Add(1)
 		abort()
 		return

@@ -87,7 +87,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return
 func (ss *session) pipeShaped(server *net.TCPConn) (in, out int64) {
 	cfg := &ss.svc.cfg
 	if cfg.IdleTimeout > 0 {
-		w := watch(ss.client, server, cfg.IdleTimeout, ss.close)
+		w := watch(ss.client, server, cfg.IdleTimeout, ss.close, &ss.term)
 		defer w.stop()
 	}
 	up := make(chan int64, 1)
@@ -95,12 +95,12 @@ func (ss *session) pipeShaped(server *net.TCPConn) (in, out int64) {
 	go func() {
 		n, err := ss.shapedCopy(server, ss.client, true)
 		ss.finIn.Store(n)
-		finish(server, err, ss.close, &ended)
+		finish(server, err, ss.close, &ended, &ss.term, termClient)
 		up <- n
 	}()
 	n, err := ss.shapedCopy(ss.client, server, false)
 	ss.finOut.Store(n)
-	finish(ss.client, err, ss.close, &ended)
+	finish(ss.client, err, ss.close, &ended, &ss.term, termServer)
 	return <-up, n
 }
 

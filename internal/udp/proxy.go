@@ -173,7 +173,7 @@ func (p *Proxy) CloseService(id int) int {
 	n := 0
 	for _, ss := range p.table.values() {
 		if ss.svc.cfg.ID == id {
-			ss.close()
+			ss.end(termClosed)
 			n++
 		}
 	}
@@ -190,7 +190,7 @@ func (p *Proxy) Close() error {
 	p.once.Do(func() { close(p.stop) }) // the starters and the sweep end
 	p.starting.Wait()                   // no session start is under way, and none will be
 	for _, ss := range p.table.values() {
-		ss.close()
+		ss.end(termClosed)
 	}
 	var errs []error
 	for _, ps := range sets {
@@ -261,7 +261,7 @@ func (p *Proxy) sweep() {
 			}
 		})
 		for _, ss := range idle {
-			ss.close()
+			ss.end(termIdle)
 		}
 		clear(idle)
 		idle = idle[:0]

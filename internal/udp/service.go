@@ -4,10 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l4"
@@ -48,6 +50,13 @@ type ServiceConfig struct {
 	// first datagram (balance.Request.HashKey): the hook through which
 	// persistence on a SIP Call-ID ("udpsip") plugs in.
 	HashKey func(p []byte) string
+	// AccessLog receives one entry at the end of each session (the
+	// service's accessLog), and one for a client no session could be
+	// started for (no real server); nil logs nothing.
+	AccessLog accesslog.Logger
+	// VSName names the service in access log entries: its nickname, or
+	// its address:port.
+	VSName string
 }
 
 // Service proxies the datagrams of one UDP virtual service. It is a
@@ -122,23 +131,31 @@ func (s *Service) start(k key, first []byte) *session {
 	if cfg.HashKey != nil {
 		req.HashKey = cfg.HashKey(first)
 	}
+	born := time.Now()
 	srv, done, fd, err := s.connect(&req)
 	if err != nil {
 		p.releaseSlot(slot)
 		st.Close()
 		st.AddError()
 		p.log.Debug("udp: no real server", "service", cfg.Name, "client", k.client, "err", err)
+		if cfg.AccessLog != nil {
+			term := termNoServer
+			if len(req.Avoid) > 0 {
+				term = termConnect
+			}
+			s.logEntry(k, born, nil, max(len(req.Avoid)-1, 0), int64(len(first)), 0, term)
+		}
 		return nil
 	}
 	ss := &session{svc: s, key: k, srv: srv, done: done, fd: fd, slot: slot, set: p.setOf(slot),
-		peer: peerSockaddr(k.sock, k.client)}
+		peer: peerSockaddr(k.sock, k.client), born: born, retries: len(req.Avoid)}
 	ss.touch()
 	if ss.vip, err = k.sock.SyscallConn(); err == nil {
 		p.slots.store(slot, ss)
 		err = ss.set.add(p, ss)
 	}
 	if err != nil {
-		ss.close()
+		ss.end(termClosed)
 		st.AddError()
 		p.warn("udp: no session", "service", cfg.Name, "err", err)
 		return nil
@@ -159,7 +176,7 @@ func (s *Service) start(k key, first []byte) *session {
 	}
 	if evictedOK { // cannot happen either: a slot was taken
 		evicted.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
-		evicted.close()
+		evicted.end(termEvicted)
 	}
 	return ss
 }
@@ -178,6 +195,48 @@ func (s *Service) makeRoom() bool {
 		return false
 	}
 	victim.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
-	victim.close()
+	victim.end(termEvicted)
 	return s.cfg.Stats.TryOpen(int64(s.cfg.MaxConns))
+}
+
+// Causes of a session's end, in session.term, and their names in access
+// log entries (accesslog.Entry.Termination).
+const (
+	termNone     uint32 = iota // not ended yet, or by a failure to set it up
+	termIdle                   // the idle timeout: a session's normal end
+	termEvicted                // ended to make room for a new client (session table or the service's maxConns full)
+	termClosed                 // Fulcrum closed it: service removed, real server removed or dropped, or shutdown
+	termNoServer               // no real server to pick (no session was started)
+	termConnect                // every real server tried failed (no session was started)
+)
+
+var termNames = [...]string{"", "idle-timeout", "evicted", "closed", "no-server", "connect-failed"}
+
+// entries are the access log entries being filled, none kept.
+var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
+
+// logEntry writes the access log entry of a session of client k that
+// started at born and ended for term; srv is nil when no real server took
+// it.
+func (s *Service) logEntry(k key, born time.Time, srv *backend.Server, retries int, in, out int64, term uint32) {
+	cfg := &s.cfg
+	e := entries.Get().(*accesslog.Entry)
+	*e = accesslog.Entry{Time: born, Kind: accesslog.KindUDP, VS: cfg.ID, VSName: cfg.VSName,
+		Client: unmap(k.client), BytesIn: in, BytesOut: out, TTFB: -1, Duration: time.Since(born), Retries: retries,
+		Termination: termNames[term]}
+	if a, ok := k.sock.LocalAddr().(*net.UDPAddr); ok {
+		e.Frontend = unmap(a.AddrPort())
+	}
+	if srv != nil {
+		e.Server, e.ServerID = srv.Addr(), srv.Settings().ID
+	}
+	cfg.AccessLog.Log(e)
+	*e = accesslog.Entry{}
+	entries.Put(e)
+}
+
+// unmap turns an IPv4-mapped IPv6 address (a dual-stack socket's) into
+// IPv4.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

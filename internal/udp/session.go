@@ -35,6 +35,12 @@ type session struct {
 	reply atomic.Bool     // a reply was sent to the client
 	proof atomic.Bool     // the client sent a datagram after a reply: it is no spoofed source
 
+	// For the access log (counted only when the service logs):
+	born    time.Time
+	retries int
+	in, out atomic.Int64  // bytes forwarded to the real server, and to the client
+	term    atomic.Uint32 // why it ended (termIdle…); the first cause set wins
+
 	closing atomic.Bool
 	mu      sync.Mutex // guards fd against its close, and untrack
 	fd      int        // the socket to the real server; -1 once closed
@@ -55,8 +61,15 @@ func (ss *session) rank() int64 {
 // Close ends the session (io.Closer, so that backend.Server.CloseConns
 // drops it).
 func (ss *session) Close() error {
-	ss.close()
+	ss.end(termClosed)
 	return nil
+}
+
+// end records why the session ends (unless a cause is there) and ends
+// it.
+func (ss *session) end(term uint32) {
+	ss.term.CompareAndSwap(termNone, term)
+	ss.close()
 }
 
 // close ends the session and releases all it holds, once; it may be
@@ -80,6 +93,9 @@ func (ss *session) close() {
 	ss.done(balance.Outcome{})
 	ss.svc.cfg.Stats.Close()
 	p.releaseSlot(ss.slot)
+	if ss.svc.cfg.AccessLog != nil {
+		ss.svc.logEntry(ss.key, ss.born, ss.srv, ss.retries, ss.in.Load(), ss.out.Load(), ss.term.Load())
+	}
 }
 
 // police reports whether a datagram of n bytes in direction in may pass
@@ -122,6 +138,9 @@ func (ss *session) forward(p []byte) {
 	n := int64(len(p))
 	ss.svc.cfg.Stats.AddBytes(n, 0)
 	ss.srv.AddBytes(n, 0)
+	if ss.svc.cfg.AccessLog != nil {
+		ss.in.Add(n)
+	}
 }
 
 // reader reads real servers' replies and sends them to the clients; a
@@ -198,6 +217,9 @@ func (r *reader) serve(ss *session) int {
 		} else {
 			cfg.Stats.AddBytes(0, int64(len(p)))
 			ss.srv.AddBytes(0, int64(len(p)))
+			if cfg.AccessLog != nil {
+				ss.out.Add(int64(len(p)))
+			}
 		}
 	}
 	if n < len(r.bufs) {

@@ -35,7 +35,7 @@ func (p *Proxy) acquire() (int32, error) {
 			break
 		}
 		victim.svc.cfg.Stats.AddLimitHit(backend.LimitSessions)
-		victim.close()
+		victim.end(termEvicted)
 	}
 	return -1, errFull
 }
