@@ -142,6 +142,38 @@ func (a *Alerter) Configure(c config.Alerts) error {
 	return errors.Join(errs...)
 }
 
+// Stats are the alerter's counters, for the metrics.
+type Stats struct {
+	// MailsSent and MailsFailed count mails (batches of events).
+	MailsSent   int64 `json:"mailsSent"`
+	MailsFailed int64 `json:"mailsFailed"`
+	// Webhooks are the webhooks' counters in configuration order.
+	Webhooks []WebhookStats `json:"webhooks"`
+}
+
+// WebhookStats are one webhook's counters.
+type WebhookStats struct {
+	// URL is the webhook's URL.
+	URL string `json:"url"`
+	// Sent and Failed count events posted and events given up on after
+	// their attempts; Dropped those that did not fit the queue.
+	Sent    int64 `json:"sent"`
+	Failed  int64 `json:"failed"`
+	Dropped int64 `json:"dropped"`
+}
+
+// Stats returns the counters.
+func (a *Alerter) Stats() Stats {
+	st := Stats{MailsSent: a.mail.sent.Load(), MailsFailed: a.mail.failed.Load(), Webhooks: []WebhookStats{}}
+	a.mu.Lock()
+	hooks := a.hooks
+	a.mu.Unlock()
+	for _, h := range hooks {
+		st.Webhooks = append(st.Webhooks, WebhookStats{URL: h.cfg.URL, Sent: h.sent.Load(), Failed: h.failed.Load(), Dropped: h.dropped.Load()})
+	}
+	return st
+}
+
 // Event sends e to every destination whose severity covers it.
 func (a *Alerter) Event(e events.Event) {
 	if e.Kind == events.KindSystem && e.Fields[SinkField] == "alert" {

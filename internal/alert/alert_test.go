@@ -97,6 +97,11 @@ func (s *smtpSession) Logout() error { return nil }
 // startSMTP starts an SMTP server on 127/8; with cert it offers STARTTLS
 // (and AUTH only after it).
 func startSMTP(t *testing.T, cert *testkit.Cert) (*smtpBackend, string, int) {
+	return startSMTPOn(t, cert, false)
+}
+
+// startSMTPOn is startSMTP; implicit serves TLS from the first byte.
+func startSMTPOn(t *testing.T, cert *testkit.Cert, implicit bool) (*smtpBackend, string, int) {
 	t.Helper()
 	b := &smtpBackend{got: make(chan struct{}, 10)}
 	srv := smtp.NewServer(b)
@@ -105,7 +110,10 @@ func startSMTP(t *testing.T, cert *testkit.Cert) (*smtpBackend, string, int) {
 	if cert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, MinVersion: tls.VersionTLS12}
 	}
-	ln := testkit.Listen(t, testkit.LoopbackAddr())
+	var ln net.Listener = testkit.Listen(t, testkit.LoopbackAddr())
+	if implicit {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
@@ -211,6 +219,42 @@ func TestMailOverSTARTTLSWithAuth(t *testing.T) {
 	if e := el.list(); len(e) != 0 {
 		t.Errorf("errors: %q", e)
 	}
+	// The mail is counted once the relay's answer to DATA and QUIT are in.
+	testkit.Eventually(t, 10*time.Second, func() bool { return a.Stats().MailsSent == 2 }, "two mails counted")
+	if st := a.Stats(); st.MailsFailed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestMailOverImplicitTLS(t *testing.T) {
+	ca := testkit.NewCA(t, "mail CA")
+	b, ip, port := startSMTPOn(t, ca.Server(t, "smtps.test"), true)
+	var el errorLog
+	a := New(Options{Hostname: "lb1", OnError: el.add, BatchWindow: 50 * time.Millisecond})
+	defer a.Close()
+	err := a.Configure(config.Alerts{Email: config.Email{Server: ip, Port: port, Security: "tls", ServerName: "smtps.test",
+		CACert: ca.CertPEM(), User: "alerts", Password: "s3cret pass", From: "lb@example.com", To: []string{"ops@example.com"}, Severity: "crit"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Event(events.Event{Severity: events.Err, Kind: events.KindRSDown, Message: "err is below crit"})
+	a.Event(events.Event{Severity: events.Crit, Kind: events.KindVSDown, Message: "über-service is Down"})
+	select {
+	case <-b.got:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no mail; errors %q", el.list())
+	}
+	b.mu.Lock()
+	m := b.mails[0]
+	b.mu.Unlock()
+	msg, err := mail.ReadMessage(strings.NewReader(string(m.data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if !m.tls || m.user != "alerts" || subject != "[Fulcrum lb1] crit: über-service is Down" || strings.Contains(string(m.data), "below crit") {
+		t.Errorf("tls %v user %q subject %q\n%s", m.tls, m.user, subject, m.data)
+	}
 }
 
 func TestMailRefusedWithoutSTARTTLS(t *testing.T) {
@@ -225,6 +269,9 @@ func TestMailRefusedWithoutSTARTTLS(t *testing.T) {
 	a.Event(events.Event{Severity: events.Err, Kind: events.KindRSDown, Message: "one"})
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(el.list()) == 1 }, "the error reported")
 	a.Close()
+	if st := a.Stats(); st.MailsFailed != 1 || st.MailsSent != 0 {
+		t.Errorf("stats %+v", st)
+	}
 	if e := el.list()[0]; !strings.Contains(e, "email: ") || !strings.Contains(e, "does not offer STARTTLS") {
 		t.Errorf("error %q", e)
 	}
@@ -304,6 +351,9 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 	mu.Unlock()
 	if !strings.Contains(last, `"after"`) {
 		t.Errorf("got %s", last)
+	}
+	if st := a.Stats(); len(st.Webhooks) != 1 || st.Webhooks[0] != (WebhookStats{URL: hook.URL, Sent: 2, Failed: 2}) {
+		t.Errorf("stats %+v", st)
 	}
 	if e := el.list(); len(e) != 1 || !strings.Contains(e[0], "400 Bad Request") || !strings.HasPrefix(e[0], srv.URL()+"/hook: attempt 1 of 3") {
 		t.Errorf("errors %q", e)

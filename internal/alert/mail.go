@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -34,6 +35,8 @@ type mailer struct {
 	more     int // events beyond MaxBatch in the batch
 	firstAt  time.Time
 	lastSent time.Time
+
+	sent, failed atomic.Int64
 
 	wake  chan struct{}
 	stopc chan struct{}
@@ -140,9 +143,11 @@ func (m *mailer) flush() {
 		err = sendMail(cfg, tcfg, m.a.o.Hostname, msg)
 	}
 	if err != nil {
+		m.failed.Add(1)
 		m.a.failed(&m.st, "email", fmt.Errorf("mail of %d events to %s: %w", len(batch)+more, strings.Join(cfg.To, ", "), err))
 		return
 	}
+	m.sent.Add(1)
 	m.a.succeeded(&m.st)
 }
 

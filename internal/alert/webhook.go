@@ -48,6 +48,8 @@ type webhook struct {
 	done    chan struct{}
 	st      streak
 	dropped atomic.Int64
+	sent    atomic.Int64
+	failed  atomic.Int64
 	once    sync.Once
 }
 
@@ -96,8 +98,10 @@ func (h *webhook) run() {
 				if h.ctx.Err() != nil {
 					return
 				}
+				h.failed.Add(1)
 				h.a.failed(&h.st, h.cfg.URL, err)
 			} else {
+				h.sent.Add(1)
 				h.a.succeeded(&h.st)
 			}
 		}
