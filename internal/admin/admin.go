@@ -78,6 +78,11 @@ type Options struct {
 	// user does not exist. Nil means errors.Is with store.ErrNotFound or
 	// ErrNoSuchUser.
 	IsNotFound func(error) bool
+	// OnAudit, when set, is called with every audit entry written
+	// (aggregated failures once per entry, as stored), after the write
+	// and whether or not it succeeded. It must not block; it may be
+	// called from several goroutines at once.
+	OnAudit func(store.AuditEntry)
 }
 
 // Service is the admin plane's security core. Create it with New.
@@ -88,6 +93,7 @@ type Service struct {
 	log        *slog.Logger
 	cost       int
 	isNotFound func(error) bool
+	onAudit    func(store.AuditEntry)
 
 	// usersMu serialises read-modify-write changes of users and keys so
 	// that checks such as "not the last admin" hold when the change is
@@ -113,6 +119,7 @@ func New(b Backend, o Options) *Service {
 		log:        o.Logger,
 		cost:       o.BcryptCost,
 		isNotFound: o.IsNotFound,
+		onAudit:    o.OnAudit,
 	}
 	if s.nowFn == nil {
 		s.nowFn = time.Now

@@ -54,6 +54,9 @@ func (s *Service) writeAudit(e store.AuditEntry, failure bool) {
 		s.log.Error("admin: cannot write audit entry", "err", err,
 			"user", e.User, "action", e.Action, "detail", e.Detail, "success", e.Success)
 	}
+	if s.onAudit != nil {
+		s.onAudit(e)
+	}
 }
 
 // auditResult audits a change whose outcome is err.

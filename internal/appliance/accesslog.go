@@ -16,6 +16,7 @@ type accessLogSink struct {
 
 	mu      sync.Mutex // orders the Configure calls of Start and of changes
 	applied config.AccessLog
+	forward bool // lines go to the syslog hub too
 	ok      bool // applied is in force
 }
 
@@ -26,20 +27,29 @@ func (a *Appliance) startAccessLog() {
 	s := &accessLogSink{w: a.AccessLog}
 	apply := func(cfg *config.Config) {
 		set := cfg.Options.Logging.AccessLog
+		// Lines go to the syslog hub only when a host takes them: the
+		// hub's ForwardAccess sends to the hosts with accessLogs.
+		forward := false
+		for _, h := range cfg.Options.Logging.Syslog {
+			forward = forward || h.AccessLogs
+		}
+		var fwd accesslog.Forwarder
+		if forward && a.Syslog != nil {
+			fwd = a.Syslog
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.ok && s.applied == set {
+		if s.ok && s.applied == set && s.forward == forward {
 			return
 		}
-		// The syslog hub (the Forwarder) is connected by the lead.
-		if err := s.w.Configure(set, nil); err != nil {
+		if err := s.w.Configure(set, fwd); err != nil {
 			s.ok = false
 			a.log.Error("access log not applied", "err", err)
 			a.Events.Publish(events.Event{Severity: events.Err, Kind: events.KindSystem,
 				Message: "access log not applied: " + err.Error(), Fields: map[string]string{"file": set.File}})
 			return
 		}
-		s.applied, s.ok = set, true
+		s.applied, s.forward, s.ok = set, forward, true
 	}
 	apply(a.Control.Current().Config)
 	a.Control.Subscribe(func(snap *control.Snapshot) { apply(snap.Config) })

@@ -21,17 +21,20 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admin"
+	"github.com/fulcrum-lb/fulcrum/internal/alert"
 	"github.com/fulcrum-lb/fulcrum/internal/api"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/events"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/history"
 	"github.com/fulcrum-lb/fulcrum/internal/hostnet"
 	"github.com/fulcrum-lb/fulcrum/internal/kempapi"
 	"github.com/fulcrum-lb/fulcrum/internal/metrics"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/store"
+	"github.com/fulcrum-lb/fulcrum/internal/syslog"
 	"github.com/fulcrum-lb/fulcrum/internal/templates"
 	"github.com/fulcrum-lb/fulcrum/internal/verify"
 	"github.com/fulcrum-lb/fulcrum/internal/webui"
@@ -130,7 +133,13 @@ type Appliance struct {
 	// AccessLog writes the access logs of the services with accessLog
 	// (its Stats are the metrics' figures).
 	AccessLog *accesslog.Writer
+	// Syslog forwards events, and access log lines given to its
+	// ForwardAccess, to the remote syslog hosts of options.logging.syslog.
+	Syslog *syslog.Hub
+	// Alerts mails events and posts them to webhooks (options.alerts).
+	Alerts *alert.Alerter
 
+	notify    *notifier
 	metricsLn net.Listener
 	templates *templates.Library
 	version   string
@@ -162,6 +171,8 @@ func Start(o Options) (_ *Appliance, err error) {
 		return nil, err
 	}
 	a := &Appliance{Store: st, log: log, Events: events.NewBus(0)}
+	a.notify = newNotifier(a.Events, log)
+	a.Syslog, a.Alerts = a.notify.hub, a.notify.alert
 	defer func() {
 		if err != nil {
 			_ = a.Close()
@@ -181,7 +192,8 @@ func Start(o Options) (_ *Appliance, err error) {
 		return nil, err
 	}
 	a.AccessLog = accesslog.New(accesslog.Options{Logger: log})
-	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret, AccessLog: a.AccessLog})
+	a.Engine = dataplane.New(dataplane.Options{Logger: log, PersistSecret: secret, AccessLog: a.AccessLog,
+		Health: health.Options{OnEvent: a.notify.healthEvent}})
 	a.History = startHistory(a.Engine, o.HistoryInterval, log)
 	// The controller prepares the host (VIPs on their interfaces) before
 	// the data plane opens the services' sockets.
@@ -201,12 +213,13 @@ func Start(o Options) (_ *Appliance, err error) {
 		o.AdminAddr = DefaultAdminAddr
 	}
 	policy := func() config.Lockout { return a.Control.Current().Config.Options.AdminLockout }
-	a.Auth = admin.New(st, admin.Options{Policy: policy, Logger: log, BcryptCost: o.BcryptCost})
+	a.Auth = admin.New(st, admin.Options{Policy: policy, Logger: log, BcryptCost: o.BcryptCost, OnAudit: a.notify.auditEvent})
 	a.Control.SetAuditor(a.Auth)
 	generated, err := a.Auth.Bootstrap(o.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("create the first administrator: %w", err)
 	}
+	a.notify.start(a.Control)
 	a.templates, err = templates.NewLibrary(st)
 	if err != nil {
 		return nil, err
@@ -404,6 +417,9 @@ func (a *Appliance) Close() error {
 	if a.Store != nil {
 		if a.Auth != nil {
 			a.Auth.FlushAudit() // the last minute's aggregated failures
+		}
+		if a.notify != nil {
+			a.notify.close() // after the audit's last entries: they are sent too
 		}
 		if a.consoleLn != nil {
 			_ = os.Remove(filepath.Join(filepath.Dir(a.Store.Path()), SocketName))

@@ -122,9 +122,12 @@ type Email struct {
 	User string `json:"user,omitempty"`
 	// Password is User's password. Default: "".
 	Password string `json:"password,omitempty"`
-	// From is the sender address. Required with Server.
+	// From is the sender address. Required with To.
 	From string `json:"from,omitempty"`
-	// To are the recipients; 1-20 with Server.
+	// To are the recipients; at most 20. A Server without recipients
+	// sends no mail (a setup in progress, as LoadMaster's API sets one
+	// parameter per call): the Logging & alerts page says so.
+	// Default: none.
 	To []string `json:"to,omitempty"`
 	// Severity is the least severe level mailed. Default: "warning".
 	Severity string `json:"severity"`
@@ -286,11 +289,11 @@ func (a *Alerts) validate(e *errs, p string) {
 			e.add(join(mp, "server"), "must be an IP address or host name, got %q", m.Server)
 		}
 		e.rng(join(mp, "port"), m.Port, 1, 65535)
-		if _, err := mail.ParseAddress(m.From); err != nil || strings.ContainsAny(m.From, "\r\n") {
+		if _, err := mail.ParseAddress(m.From); (err != nil && (m.From != "" || len(m.To) > 0)) || strings.ContainsAny(m.From, "\r\n") {
 			e.add(join(mp, "from"), "must be an e-mail address, got %q", m.From)
 		}
-		if len(m.To) == 0 || len(m.To) > MaxEmailTo {
-			e.add(join(mp, "to"), "1-%d recipients, got %d", MaxEmailTo, len(m.To))
+		if len(m.To) > MaxEmailTo {
+			e.add(join(mp, "to"), "at most %d recipients, got %d", MaxEmailTo, len(m.To))
 		}
 		for i, to := range m.To {
 			if _, err := mail.ParseAddress(to); err != nil || strings.ContainsAny(to, "\r\n") {

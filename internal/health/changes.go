@@ -15,7 +15,8 @@ type change struct {
 	key    backend.Key
 	h      backend.Health
 	reason string
-	notify bool // call OnChange
+	notify bool   // call OnChange
+	ev     *Event // call OnEvent with it
 }
 
 // record applies one check result to t. m.mu is held.
@@ -70,7 +71,7 @@ func (m *Monitor) healthChanged(t *task, now time.Time) {
 // queueChange queues a health write and OnChange call. m.mu is held, so
 // the queue has the order of the changes.
 func (m *Monitor) queueChange(c change) {
-	if c.srv == nil && (!c.notify || m.opts.OnChange == nil) {
+	if c.srv == nil && (!c.notify || m.opts.OnChange == nil) && c.ev == nil {
 		return
 	}
 	m.nmu.Lock()
@@ -104,6 +105,9 @@ func (m *Monitor) notify() {
 			}
 			if c.notify && m.opts.OnChange != nil {
 				m.opts.OnChange(c.key, c.h, c.reason)
+			}
+			if c.ev != nil {
+				m.opts.OnEvent(*c.ev)
 			}
 		}
 	}

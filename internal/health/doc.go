@@ -8,7 +8,8 @@
 // gateway, which their checks' sockets then carry), keeping the state of
 // every check whose specification did not change;
 // results go to the real servers' backend.Server (SetHealth) and to
-// Options.OnChange; Status and Events expose statuses and transitions to
+// Options.OnChange; transitions go to Options.OnEvent (the appliance's event
+// bus); Status and Events expose statuses and transitions to
 // the API. ReportFailure and ReportSuccess are the passive checks fed by
 // the proxies.
 //

@@ -25,6 +25,11 @@ type Options struct {
 	// changes, and never under the Monitor's lock, so OnChange may call the
 	// Monitor. It must not block for long: later changes wait for it.
 	OnChange func(key backend.Key, h backend.Health, reason string)
+	// OnEvent, when set, is called with every event (status transition
+	// of a service or real server) the Monitor records, in order, from
+	// the same goroutine as OnChange and never under the Monitor's lock.
+	// It must not block: later changes wait for it.
+	OnEvent func(Event)
 	// EventLogSize is the number of events kept; default 1000.
 	EventLogSize int
 	// MaxConcurrent bounds the checks in flight at once; default 1000. When

@@ -132,7 +132,13 @@ func TestDetectionAndRecovery(t *testing.T) {
 	tg := h.target()
 	var ch changes
 	var srvs servers
-	m := newMonitor(t, Options{Unit: unit, OnChange: ch.record})
+	var evMu sync.Mutex
+	var hooked []Event
+	m := newMonitor(t, Options{Unit: unit, OnChange: ch.record, OnEvent: func(e Event) {
+		evMu.Lock()
+		hooked = append(hooked, e)
+		evMu.Unlock()
+	}})
 	v := vsOf(1, TypeHTTP, rsOf(10, tg))
 	v.HealthCheck.Timeout = 8
 	c := cfgOf(t, v)
@@ -209,6 +215,15 @@ func TestDetectionAndRecovery(t *testing.T) {
 	}
 	if ev[0].Seq <= ev[len(ev)-1].Seq {
 		t.Error("events not newest first")
+	}
+	// OnEvent saw every recorded event, in order.
+	testkit.Eventually(t, 5*time.Second, func() bool { evMu.Lock(); defer evMu.Unlock(); return len(hooked) == len(ev) }, "OnEvent calls")
+	evMu.Lock()
+	defer evMu.Unlock()
+	for i, e := range hooked {
+		if want := ev[len(ev)-1-i]; e != want {
+			t.Errorf("OnEvent %d: %+v, want %+v", i, e, want)
+		}
 	}
 }
 

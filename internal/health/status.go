@@ -297,6 +297,9 @@ func (m *Monitor) evaluate(v *vsState, now time.Time) {
 // event records e and logs it. m.mu is held.
 func (m *Monitor) event(e Event) {
 	e = m.events.add(e)
+	if m.opts.OnEvent != nil {
+		m.queueChange(change{ev: &e})
+	}
 	level := slog.LevelInfo
 	if e.To == StatusDown || e.To == StatusSorry {
 		level = slog.LevelWarn

@@ -55,11 +55,14 @@ type loggingData struct {
 	Email *form
 	// HasPassword says a mail password is stored (never its value).
 	HasPassword bool
-	Syslog      []syslogRow
-	AddSyslog   *form
-	Webhooks    []webhookRow
-	AddWebhook  *form
-	Test        *form
+	// NoRecipients says a mail server is set without recipients: no
+	// mail is sent.
+	NoRecipients bool
+	Syslog       []syslogRow
+	AddSyslog    *form
+	Webhooks     []webhookRow
+	AddWebhook   *form
+	Test         *form
 	// MaxSyslog and MaxWebhooks are the list bounds.
 	MaxSyslog, MaxWebhooks int
 	// Open is the id of the form with errors, to scroll to.
@@ -123,7 +126,7 @@ func keepPosted(f *form, r *http.Request, secrets ...string) *form {
 func (s *Server) loggingView(failed map[string]*form) loggingData {
 	o := s.ctl.Current().Config.Options
 	d := loggingData{MaxSyslog: config.MaxSyslogHosts, MaxWebhooks: config.MaxWebhooks, NoBus: s.events == nil,
-		HasPassword: o.Alerts.Email.Password != ""}
+		HasPassword: o.Alerts.Email.Password != "", NoRecipients: o.Alerts.Email.Server != "" && len(o.Alerts.Email.To) == 0}
 	pick := func(id string, fresh func() *form) *form {
 		if f, ok := failed[id]; ok {
 			d.Open = id
