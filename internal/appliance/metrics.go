@@ -18,11 +18,12 @@ const MetricsPath = "/metrics"
 // its own (--metrics-addr).
 func (a *Appliance) startMetrics(addr, version, commit string) error {
 	exp, err := metrics.New(metrics.Options{
-		Source:  a.Engine,
-		Config:  func() *config.Config { return a.Control.Current().Config },
-		Version: version,
-		Commit:  commit,
-		Logger:  a.log,
+		Source:   a.Engine,
+		Config:   func() *config.Config { return a.Control.Current().Config },
+		Version:  version,
+		Commit:   commit,
+		Pipeline: a.pipelineCounts,
+		Logger:   a.log,
 	})
 	if err != nil {
 		return err
@@ -64,4 +65,27 @@ func (a *Appliance) MetricsAddr() string {
 		return ""
 	}
 	return a.metricsLn.Addr().String()
+}
+
+// pipelineCounts are the access log's, syslog senders' and alerter's
+// counters, for the metrics.
+func (a *Appliance) pipelineCounts() metrics.Pipeline {
+	var p metrics.Pipeline
+	if a.AccessLog != nil {
+		st := a.AccessLog.Stats()
+		p.AccessLines, p.AccessBytes, p.AccessDropped, p.AccessWriteErrors = st.Lines, st.Bytes, st.Dropped, st.WriteErrors
+	}
+	if a.Syslog != nil {
+		for _, h := range a.Syslog.Stats() {
+			p.Syslog = append(p.Syslog, metrics.SyslogHost{Host: h.Host, Sent: h.Sent, Dropped: h.Dropped, Queued: h.Queued, Connected: h.Connected})
+		}
+	}
+	if a.Alerts != nil {
+		st := a.Alerts.Stats()
+		p.MailsSent, p.MailsFailed = st.MailsSent, st.MailsFailed
+		for _, w := range st.Webhooks {
+			p.Webhooks = append(p.Webhooks, metrics.WebhookCounts{Sent: w.Sent, Failed: w.Failed, Dropped: w.Dropped})
+		}
+	}
+	return p
 }

@@ -34,6 +34,9 @@ type Options struct {
 	// access log's and syslog senders' drop counters
 	// (prometheus.NewCounterFunc is enough). Their names must not clash.
 	Extra []prometheus.Collector
+	// Pipeline returns the counters of the access log, syslog and alert
+	// senders at scrape time; nil leaves their families out.
+	Pipeline func() Pipeline
 	// Logger receives scrape errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -45,6 +48,7 @@ type Collector struct {
 	version string
 	commit  string
 	started time.Time
+	pipe    func() Pipeline
 }
 
 // NewCollector returns the collector of o.Source (Extra, Logger unused).
@@ -52,7 +56,7 @@ func NewCollector(o Options) (*Collector, error) {
 	if o.Source == nil {
 		return nil, errors.New("metrics: no status source")
 	}
-	return &Collector{src: o.Source, cfg: o.Config, version: o.Version, commit: o.Commit, started: time.Now()}, nil
+	return &Collector{src: o.Source, cfg: o.Config, version: o.Version, commit: o.Commit, started: time.Now(), pipe: o.Pipeline}, nil
 }
 
 // Exporter is the registry of Fulcrum's collector, the Go runtime and
@@ -176,6 +180,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s.put(fFDLimit, float64(lim.Budget.Limit))
 	s.put(fServices, float64(len(vss)))
 	s.put(fBuildInfo, 1, c.version, c.commit, runtime.Version())
+	if c.pipe != nil {
+		s.pipeline(c.pipe())
+	}
 	if !s.haproxy {
 		return
 	}

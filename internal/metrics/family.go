@@ -217,6 +217,8 @@ var families = []*Family{
 	fRSUp, fRSStatus, fRSWeight, fRSConns, fRSConnsTotal, fRSBytesIn, fRSBytesOut, fRSFailures, fRSCheckFail, fRSCheckTime,
 	fRSRequests, fRSResponses, fRSResponseTime,
 	fConns, fConnsLimit, fConnsRefused, fUDPSessions, fUDPLimit, fFDLimit, fServices, fBuildInfo,
+	fAccessLines, fAccessBytes, fAccessDropped, fAccessErrors, fSyslogSent, fSyslogDropped, fSyslogQueued, fSyslogUp,
+	fMails, fWebhookEvents,
 
 	hFeCurSess, hFeLimitSess, hFeSessTotal, hFeBytesIn, hFeBytesOut, hFeStatus, hFeLimitRate, hFeHTTPResp, hFeHTTPReq,
 	hFeConnsTotal, hFeDeniedConns, hFeCompIn, hFeCompOut, hFeCompBypass, hFeCompResp, hFeCacheLook, hFeCacheHits,

@@ -318,14 +318,14 @@ func TestExtraCollectors(t *testing.T) {
 		t.Error("New without a source succeeded")
 	}
 	dropped := 0.0
-	extra := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fulcrum_accesslog_dropped_total", Help: "test"},
+	extra := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fulcrum_test_extra_total", Help: "test"},
 		func() float64 { dropped++; return dropped })
 	exp, err := New(Options{Source: e, Extra: []prometheus.Collector{extra}, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fams := parse(t, (&rig{exp: exp}).scrape(t))
-	if v, ok := value(fams, "fulcrum_accesslog_dropped_total", nil); !ok || v != 1 {
+	if v, ok := value(fams, "fulcrum_test_extra_total", nil); !ok || v != 1 {
 		t.Errorf("extra counter: %v %v", v, ok)
 	}
 	clash := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fulcrum_connections", Help: "clash"}, func() float64 { return 0 })
@@ -342,4 +342,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestPipelineCounters(t *testing.T) {
+	e := dataplane.New(dataplane.Options{Logger: quiet})
+	defer e.Close()
+	p := Pipeline{AccessLines: 7, AccessBytes: 700, AccessDropped: 2, AccessWriteErrors: 1,
+		Syslog:    []SyslogHost{{Host: "tls://192.0.2.1:6514", Sent: 5, Dropped: 1, Queued: 3, Connected: true}},
+		MailsSent: 4, MailsFailed: 1, Webhooks: []WebhookCounts{{Sent: 9, Failed: 2, Dropped: 0}}}
+	exp, err := New(Options{Source: e, Pipeline: func() Pipeline { return p }, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := parse(t, (&rig{exp: exp}).scrape(t))
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"fulcrum_accesslog_lines_total", nil, 7},
+		{"fulcrum_accesslog_bytes_total", nil, 700},
+		{"fulcrum_accesslog_dropped_total", nil, 2},
+		{"fulcrum_accesslog_write_errors_total", nil, 1},
+		{"fulcrum_syslog_messages_total", map[string]string{"host": "tls://192.0.2.1:6514"}, 5},
+		{"fulcrum_syslog_dropped_total", map[string]string{"host": "tls://192.0.2.1:6514"}, 1},
+		{"fulcrum_syslog_queued", map[string]string{"host": "tls://192.0.2.1:6514"}, 3},
+		{"fulcrum_syslog_connected", map[string]string{"host": "tls://192.0.2.1:6514"}, 1},
+		{"fulcrum_alert_mails_total", map[string]string{"result": "sent"}, 4},
+		{"fulcrum_alert_mails_total", map[string]string{"result": "failed"}, 1},
+		{"fulcrum_alert_webhook_events_total", map[string]string{"webhook": "1", "result": "sent"}, 9},
+		{"fulcrum_alert_webhook_events_total", map[string]string{"webhook": "1", "result": "failed"}, 2},
+	} {
+		if v, ok := value(fams, tc.name, tc.labels); !ok || v != tc.want {
+			t.Errorf("%s%v = %v (%v), want %v", tc.name, tc.labels, v, ok, tc.want)
+		}
+	}
 }
