@@ -422,4 +422,3 @@ func TestL7CountersProxyErrors(t *testing.T) {
 		t.Errorf("real server: %d requests, %d failures; want none sent, failures counted", rs.Requests, rs.Failures)
 	}
 }
-
