@@ -19,6 +19,7 @@ import (
 
 	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/health"
 	"github.com/fulcrum-lb/fulcrum/internal/status"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
@@ -421,4 +422,20 @@ func TestL7CountersProxyErrors(t *testing.T) {
 	if rs := e.Status()[0].RealServers[0]; rs.Requests != 0 || rs.Failures == 0 {
 		t.Errorf("real server: %d requests, %d failures; want none sent, failures counted", rs.Requests, rs.Failures)
 	}
+}
+
+// TestCheckFailuresInStatus: the failed health checks of a real server
+// nobody listens on are counted in its status.
+func TestCheckFailuresInStatus(t *testing.T) {
+	e := New(Options{Logger: quiet, Health: health.Options{Logger: quiet, Unit: 50 * time.Millisecond}})
+	t.Cleanup(func() { e.Close() })
+	dead := testkit.FreePort(t, "127.0.0.1")
+	port := testkit.FreePort(t, "127.0.0.9")
+	vs := httpVS(1, "127.0.0.9", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: dead, Weight: 1})
+	vs.HealthCheck = config.HealthCheck{Type: "tcp"} // every 9 units of 50 ms
+	mustApply(t, e, conf(t, vs))
+	testkit.EventuallyState(t, 15*time.Second, func() (bool, string) {
+		rs := e.Status()[0].RealServers[0]
+		return rs.CheckFailures >= 2, fmt.Sprintf("%d check failures, status %s", rs.CheckFailures, rs.Status)
+	}, "two failed checks to be counted")
 }
