@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,8 +145,11 @@ type h2req struct {
 	// fields as name + value + 4 each, DATA payload)
 	cnt   reqCount
 	bytes byteMeter
-	entry accesslog.Entry
+	entry *accesslog.Entry // from entries while the service logs; nil otherwise
 }
+
+// entries are the access log entries of HTTP/2 streams, reused.
+var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
 
 // Path implements rules.Request.
 func (q *h2req) Path() []byte { return q.path }
@@ -340,7 +344,8 @@ func (q *h2req) begin(cfg *ServiceConfig) {
 	n += headerBytes(r.Header)
 	q.bytes.in += n
 	if cfg.AccessLog != nil {
-		q.entry = accesslog.Entry{Method: r.Method, Host: r.Host, URI: r.RequestURI, Proto: "HTTP/2.0",
+		q.entry = entries.Get().(*accesslog.Entry)
+		*q.entry = accesslog.Entry{Method: r.Method, Host: r.Host, URI: r.RequestURI, Proto: "HTTP/2.0",
 			UserAgent: r.Header.Get("User-Agent")}
 	}
 }
@@ -367,10 +372,15 @@ func (q *h2req) end(st *state) {
 	q.cnt.record(cfg, time.Now())
 	in, out := q.bytes.in, q.bytes.out
 	q.bytes.flushVS(cfg.Stats)
-	if cfg.AccessLog != nil {
+	if e := q.entry; e != nil {
 		hc := q.hc
-		logEntry(&q.entry, cfg, &q.cnt, hc.client, hc.tc.LocalAddr(), hc.sni, in, out)
-		cfg.AccessLog.Log(&q.entry)
+		logEntry(e, cfg, &q.cnt, hc.client, hc.tc.LocalAddr(), hc.sni, in, out)
+		if cfg.AccessLog != nil {
+			cfg.AccessLog.Log(e)
+		}
+		*e = accesslog.Entry{} // no request's strings kept alive
+		entries.Put(e)
+		q.entry = nil
 	}
 }
 
