@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
@@ -223,7 +221,7 @@ func TestL7Counters(t *testing.T) {
 			if tc.h2 {
 				h2conf := tlsConf.Clone()
 				h2conf.NextProtos = []string{"h2"}
-				rt = &http2.Transport{TLSClientConfig: h2conf, DisableCompression: true}
+				rt = &http.Transport{TLSClientConfig: h2conf, ForceAttemptHTTP2: true, DisableCompression: true}
 			} else {
 				rt = &http.Transport{DialContext: dial, DialTLSContext: dial, DisableCompression: true,
 					TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
@@ -264,6 +262,9 @@ func TestL7Counters(t *testing.T) {
 				resp.Body.Close()
 				if err != nil {
 					t.Fatal(err)
+				}
+				if tc.h2 != (resp.ProtoMajor == 2) {
+					t.Fatalf("%s %s: answered over %s", method, path, resp.Proto)
 				}
 				if resp.StatusCode != code {
 					t.Fatalf("%s %s: status %d %q, want %d", method, path, resp.StatusCode, b, code)
