@@ -440,3 +440,34 @@ func TestCheckFailuresInStatus(t *testing.T) {
 		return rs.CheckFailures >= 2, fmt.Sprintf("%d check failures, status %s", rs.CheckFailures, rs.Status)
 	}, "two failed checks to be counted")
 }
+
+// TestL7CountersSurviveReload: a changed service (and SubVS) keeps its
+// request counters, and an unchanged real server its own.
+func TestL7CountersSurviveReload(t *testing.T) {
+	e := newEngine(t)
+	web := startCountedWeb(t, "a")
+	port := testkit.FreePort(t, "127.0.0.9")
+	none := config.HealthCheck{Type: "none"}
+	vs := httpVS(1, "127.0.0.9", port)
+	vs.HealthCheck = none
+	vs.SubVSs = []config.VirtualService{{ID: 2, Type: "http", HealthCheck: none,
+		RealServers: []config.RealServer{{ID: 21, Address: "127.0.0.1", Port: web.port, Weight: 1}}}}
+	mustApply(t, e, conf(t, vs))
+	c := newClient(nil, true)
+	t.Cleanup(c.CloseIdleConnections)
+	send := func(n int) {
+		for range n {
+			get(t, c, "http://"+hostPort("127.0.0.9", port)+"/", "")
+		}
+	}
+	send(5)
+	vs.Idletime = 120 // a change of the service: compiled anew
+	mustApply(t, e, conf(t, vs))
+	send(5)
+	testkit.EventuallyState(t, 5*time.Second, func() (bool, string) {
+		l := e.Status()[0].L7
+		sub := l.SubVSs[0]
+		return l.HTTP.Requests == 10 && sub.HTTP.Requests == 10 && sub.RealServers[0].Requests == 10,
+			fmt.Sprintf("service %d, SubVS %d, real server %d requests", l.HTTP.Requests, sub.HTTP.Requests, sub.RealServers[0].Requests)
+	}, "the counters to go on across the reload")
+}
