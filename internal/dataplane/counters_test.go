@@ -471,3 +471,22 @@ func TestL7CountersSurviveReload(t *testing.T) {
 			fmt.Sprintf("service %d, SubVS %d, real server %d requests", l.HTTP.Requests, sub.HTTP.Requests, sub.RealServers[0].Requests)
 	}, "the counters to go on across the reload")
 }
+
+// TestAccessLogNotApplied: a service asking for an access log from a
+// Fulcrum that writes none says so in its status.
+func TestAccessLogNotApplied(t *testing.T) {
+	e := newEngine(t) // no access logger
+	web := startCountedWeb(t, "a")
+	port := testkit.FreePort(t, "127.0.0.9")
+	vs := httpVS(1, "127.0.0.9", port, config.RealServer{ID: 11, Address: "127.0.0.1", Port: web.port, Weight: 1})
+	vs.HealthCheck, vs.AccessLog = config.HealthCheck{Type: "none"}, true
+	mustApply(t, e, conf(t, vs))
+	if r := e.Status()[0].Reason; !strings.Contains(r, "not applied: accessLog") {
+		t.Errorf("reason %q, want the access log not applied", r)
+	}
+	vs.AccessLog = false
+	mustApply(t, e, conf(t, vs))
+	if r := e.Status()[0].Reason; strings.Contains(r, "accessLog") {
+		t.Errorf("reason %q without accessLog", r)
+	}
+}
