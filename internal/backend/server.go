@@ -167,6 +167,9 @@ type Server struct {
 	bytesOut atomic.Int64
 	failures atomic.Int64
 
+	requests  atomic.Int64             // HTTP requests (attempts) sent
+	responses [NumClasses]atomic.Int64 // HTTP answers relayed, by class
+
 	health   atomic.Int32 // a Health
 	draining atomic.Bool
 	meter    meter

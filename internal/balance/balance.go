@@ -192,7 +192,6 @@ type core struct {
 	changed func(i int32)
 
 	onOutcome func(*backend.Server, Outcome) // Options.Observe
-	latency   bool                           // feed the latency of successes to Metrics (dl)
 }
 
 // entry is a server with the settings captured when the Picker was built.

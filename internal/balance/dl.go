@@ -20,7 +20,6 @@ import (
 type weightedResponse struct{ *core }
 
 func newWeightedResponse(c *core, _ Options) (Picker, error) {
-	c.latency = true // the proxies' measured latencies feed the moving average
 	return weightedResponse{c}, nil
 }
 

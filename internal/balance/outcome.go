@@ -49,10 +49,10 @@ func (c *core) finish(e *entry, o Outcome) {
 }
 
 // report hands a pick's outcome on: a measured success's latency to e's
-// Metrics when the method schedules by it (dl), and the outcome to
-// Options.Observe.
+// Metrics (the response time dl schedules by and the status shows, for
+// every method), and the outcome to Options.Observe.
 func (c *core) report(e *entry, o Outcome) {
-	if c.latency && o.Succeeded() {
+	if o.Succeeded() {
 		e.m.ObserveLatency(o.Latency)
 	}
 	if c.onOutcome != nil && (o.Err != nil || o.Latency > 0) {

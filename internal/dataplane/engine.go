@@ -92,10 +92,11 @@ type Engine struct {
 // vsState is the state of a virtual service that outlives a generation.
 type vsState struct {
 	stats     *backend.Counters
-	connRate  *rate.Limiter     // nil when unlimited
-	bandwidth *l4.Shaper        // nil when unlimited
-	reqRate   *rate.Limiter     // layer 7: nil when unlimited
-	requests  *backend.Counters // layer 7: the requests of the service's own pool
+	connRate  *rate.Limiter         // nil when unlimited
+	bandwidth *l4.Shaper            // nil when unlimited
+	reqRate   *rate.Limiter         // layer 7: nil when unlimited
+	requests  *backend.Counters     // layer 7: the requests of the service's own pool
+	http      *backend.HTTPCounters // layer 7: every request of the service
 }
 
 // Snapshot is one compiled, immutable generation of the configuration.
@@ -143,8 +144,9 @@ type service struct {
 	uhandler *udp.Service // nil unless served over UDP
 	l7       *l7.Service  // nil unless served at layer 7 (http, http2)
 	requests *backend.Counters
-	subs     []*subVS // the SubVSs of a layer-7 service
-	reused   bool     // compiled parts taken over from the generation in force (see reuse)
+	http     *backend.HTTPCounters // layer 7: every request of the service
+	subs     []*subVS              // the SubVSs of a layer-7 service
+	reused   bool                  // compiled parts taken over from the generation in force (see reuse)
 }
 
 // served reports whether the service has sockets.
@@ -199,7 +201,7 @@ func New(o Options) *Engine {
 	e.health = newHealthSync(ho, e.backends)
 	e.drainer = newDrainer(log, e.proxy, e.udp)
 	e.drivers = []driver{
-		newL7Driver(e.l7, log),
+		newL7Driver(e.l7, log, o.AccessLog),
 		&udpDriver{proxy: e.udp, accessLog: e.accessLog},
 		&l4Driver{proxy: e.proxy, accessLog: e.accessLog},
 	}

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/certs"
@@ -30,6 +31,7 @@ type subVS struct {
 	picker   balance.Picker
 	table    *persist.Table
 	requests *backend.Counters
+	http     *backend.HTTPCounters
 }
 
 // l7Driver serves http and http2 services, with their SubVSs, with the
@@ -45,10 +47,14 @@ type l7Driver struct {
 	svcs     map[int]*l7.Service
 	tickets  map[int]*certs.TicketKeys
 	subStats map[int]*backend.Counters
+	subHTTP  map[int]*backend.HTTPCounters
+	// accessLog receives the entries of services with accessLog; nil: off.
+	accessLog accesslog.Logger
 }
 
-func newL7Driver(p *l7.Proxy, log *slog.Logger) *l7Driver {
-	return &l7Driver{proxy: p, log: log, svcs: map[int]*l7.Service{}, tickets: map[int]*certs.TicketKeys{}, subStats: map[int]*backend.Counters{}}
+func newL7Driver(p *l7.Proxy, log *slog.Logger, al accesslog.Logger) *l7Driver {
+	return &l7Driver{proxy: p, log: log, svcs: map[int]*l7.Service{}, tickets: map[int]*certs.TicketKeys{},
+		subStats: map[int]*backend.Counters{}, subHTTP: map[int]*backend.HTTPCounters{}, accessLog: al}
 }
 
 func (d *l7Driver) serves(vs *config.VirtualService) bool { return isL7(vs) }
@@ -76,6 +82,7 @@ func (d *l7Driver) begin(c *compiled) build {
 		tickets:  map[int]*certs.TicketKeys{},
 		services: map[int]*l7.Service{},
 		subStats: map[int]*backend.Counters{},
+		subHTTP:  map[int]*backend.HTTPCounters{},
 	}
 }
 
@@ -89,8 +96,9 @@ type l7Build struct {
 	tickets   map[int]*certs.TicketKeys // by VS ID, for the next generation
 	services  map[int]*l7.Service       // by VS ID, for the next generation
 	subStats  map[int]*backend.Counters // request counters by SubVS ID
-	created   []*l7.Service             // new Services, closed by rollback
-	updates   []l7Update                // Services in force given a new configuration by commit
+	subHTTP   map[int]*backend.HTTPCounters
+	created   []*l7.Service // new Services, closed by rollback
+	updates   []l7Update    // Services in force given a new configuration by commit
 }
 
 // l7Update is a Service in force and the configuration commit gives it.
@@ -135,7 +143,10 @@ func (b *l7Build) compile(c *compiled, s *service, st *vsState) error {
 	if st.requests == nil {
 		st.requests = new(backend.Counters)
 	}
-	s.requests = st.requests
+	if st.http == nil {
+		st.http = new(backend.HTTPCounters)
+	}
+	s.requests, s.http = st.requests, st.http
 	if n := vs.Limits.RequestsPerSec; n > 0 {
 		if st.reqRate == nil || st.reqRate.Limit() != rate.Limit(n) {
 			st.reqRate = rate.NewLimiter(rate.Limit(n), n) // a burst of one second
@@ -154,7 +165,7 @@ func (b *l7Build) compile(c *compiled, s *service, st *vsState) error {
 		if err != nil {
 			return fmt.Errorf("%s.subVSs[%d]: %w", s.label, i, err)
 		}
-		pools[v] = l7.Servers{Picker: sub.picker, Persist: persistence(sub.picker), Sorry: sorryServer(v), Stats: sub.requests}
+		pools[v] = l7.Servers{Picker: sub.picker, Persist: persistence(sub.picker), Sorry: sorryServer(v), Stats: sub.requests, HTTP: sub.http}
 	}
 	bld := &l7.Build{Config: b.cfg, Rules: b.rules, Certs: b.store, Tickets: tickets, Pools: pools}
 	sc, err := bld.BuildService(s.label, vs)
@@ -162,7 +173,9 @@ func (b *l7Build) compile(c *compiled, s *service, st *vsState) error {
 		return err
 	}
 	// The pools count requests; the service counts client connections.
-	sc.Stats = s.stats
+	sc.Stats, sc.HTTP = s.stats, st.http
+	sc.AccessLog = accessLogFor(b.d.accessLog, b.cfg, vs)
+	sc.VS, sc.VSName = vs.ID, vsName(vs)
 	sc.IdleTimeout = s.idle
 	sc.MaxConns = c.maxConns(vs)
 	sc.ConnRate = st.connRate
@@ -205,11 +218,14 @@ func (b *l7Build) compileSubVS(c *compiled, s *service, v *config.VirtualService
 		return nil, fmt.Errorf("%s: SubVS id must be assigned before the service is served", s.label)
 	}
 	sub := &subVS{vs: v, label: label, servers: make([]realServer, len(v.RealServers))}
-	sub.requests = b.d.subStats[v.ID]
+	sub.requests, sub.http = b.d.subStats[v.ID], b.d.subHTTP[v.ID]
 	if sub.requests == nil {
 		sub.requests = new(backend.Counters)
 	}
-	b.subStats[v.ID] = sub.requests
+	if sub.http == nil {
+		sub.http = new(backend.HTTPCounters)
+	}
+	b.subStats[v.ID], b.subHTTP[v.ID] = sub.requests, sub.http
 	all := make([]*backend.Server, 0, len(v.RealServers))
 	for j := range v.RealServers {
 		rs := &v.RealServers[j]
@@ -242,7 +258,7 @@ func (b *l7Build) reusable(old, s *service) bool {
 // Update, so its connections to real servers stay open.
 func (b *l7Build) reuse(c *compiled, old, s *service) error {
 	vs := s.vs
-	s.l7, s.tcp, s.requests = old.l7, old.tcp, old.requests
+	s.l7, s.tcp, s.requests, s.http = old.l7, old.tcp, old.requests, old.http
 	b.tickets[vs.ID] = b.d.tickets[vs.ID]
 	b.services[vs.ID] = old.l7
 	for i, o := range old.subs {
@@ -251,14 +267,14 @@ func (b *l7Build) reuse(c *compiled, old, s *service) error {
 			return fmt.Errorf("%s: internal error: SubVSs of an unchanged service differ", s.label)
 		}
 		sub := &subVS{vs: v, label: o.label, servers: make([]realServer, len(o.servers)),
-			picker: o.picker, table: o.table, requests: o.requests}
+			picker: o.picker, table: o.table, requests: o.requests, http: o.http}
 		for j, r := range o.servers {
 			if err := c.keep(o.label, &v.RealServers[j], r.srv); err != nil {
 				return err
 			}
 			sub.servers[j] = realServer{rs: &v.RealServers[j], srv: r.srv}
 		}
-		b.subStats[v.ID] = o.requests
+		b.subStats[v.ID], b.subHTTP[v.ID] = o.requests, o.http
 		if sub.table != nil {
 			c.tables = append(c.tables, tableID(v))
 		}
@@ -283,7 +299,7 @@ func (b *l7Build) commit() {
 			_ = svc.Close()
 		}
 	}
-	b.d.svcs, b.d.tickets, b.d.subStats = b.services, b.tickets, b.subStats
+	b.d.svcs, b.d.tickets, b.d.subStats, b.d.subHTTP = b.services, b.tickets, b.subStats, b.subHTTP
 }
 
 // rollback closes the Services compile created.

@@ -88,9 +88,15 @@ func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *stat
 	if s.requests != nil {
 		l.Requests, l.ActiveRequests, l.RequestRate = s.requests.Total(), s.requests.Active(), s.requests.Rates().ConnsPerSec
 	}
+	if s.http != nil {
+		l.HTTP = httpStatus(s.http.Snapshot())
+	}
 	for _, sub := range s.subs {
 		ss := status.SubVS{ID: sub.vs.ID, NickName: sub.vs.NickName, Requests: sub.requests.Total(),
 			ActiveRequests: sub.requests.Active(), RealServers: make([]status.RS, 0, len(sub.servers))}
+		if sub.http != nil {
+			ss.HTTP = httpStatus(sub.http.Snapshot())
+		}
 		for _, r := range sub.servers {
 			rs, up := realServerStatus(r)
 			if up {
@@ -106,6 +112,31 @@ func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *stat
 		l.SubVSs = append(l.SubVSs, ss)
 	}
 	return l
+}
+
+// httpStatus is the status model of a layer-7 service's or SubVS's
+// request counters.
+func httpStatus(h backend.HTTPSnapshot) status.HTTP {
+	return status.HTTP{
+		Requests:    h.Requests,
+		Responses:   responses(h.Responses),
+		ProxyErrors: h.ProxyErrors,
+		Aborted:     h.Aborted,
+		Retries:     h.Retries,
+		TTFB:        histogram(h.TTFB),
+		Duration:    histogram(h.Duration),
+	}
+}
+
+// responses is the status model of counts by status class.
+func responses(r [backend.NumClasses]int64) status.Responses {
+	return status.Responses{C1xx: r[backend.Class1xx], C2xx: r[backend.Class2xx], C3xx: r[backend.Class3xx],
+		C4xx: r[backend.Class4xx], C5xx: r[backend.Class5xx], Other: r[backend.ClassOther]}
+}
+
+// histogram is the status model of a duration histogram.
+func histogram(h backend.HistogramSnapshot) status.Histogram {
+	return status.Histogram{Counts: append([]uint64(nil), h.Counts[:]...), Count: h.Count, Sum: h.Sum.Seconds()}
 }
 
 // drainingOf returns the IDs of the real servers the data plane is
@@ -145,6 +176,11 @@ func realServerStatus(r realServer) (status.RS, bool) {
 		rs.BytesOut = r.srv.BytesOut()
 		rs.Failures = r.srv.Failures()
 		rs.Rates = r.srv.Rates()
+		rs.Requests = r.srv.Requests()
+		rs.Responses = responses(r.srv.Responses())
+		if d, ok := r.srv.Metrics().Latency(); ok {
+			rs.ResponseTime = d
+		}
 		if rs.Enabled {
 			rs.State = status.Enabled
 			if h == backend.HealthDown {
@@ -209,6 +245,7 @@ func mergeHealth(st *status.VS, hv *health.VSStatus, draining map[int]bool) {
 			continue
 		}
 		rs.Status, rs.Reason, rs.LastCheck, rs.Latency = status.State(h.Status), h.Reason, h.LastCheck, h.Latency
+		rs.CheckFailures = h.CheckFailures
 		if draining[rs.ID] && rs.Status == status.Disabled {
 			// The health monitor sees the configuration; the data plane
 			// knows the disabled server still drains.

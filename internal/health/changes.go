@@ -42,6 +42,7 @@ func (m *Monitor) record(t *task, res Result, at time.Time) {
 	} else {
 		t.oks = 0
 		t.fails++
+		t.failed++
 		switch {
 		case first:
 			t.health, t.reason = backend.HealthDown, res.Reason+" (first check)"

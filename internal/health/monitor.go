@@ -115,6 +115,7 @@ type task struct {
 	reason     string         // why health is what it is
 	fails, oks int            // consecutive
 	checks     int
+	failed     int64 // failed checks, cumulative (a changed check keeps the count)
 	lastCheck  time.Time
 	latency    time.Duration
 	lastResult string

@@ -162,6 +162,10 @@ func TestDetectionAndRecovery(t *testing.T) {
 	start := time.Now()
 	rs = waitRS(t, m, 1, 10, StatusDown, 10*detect+5*time.Second)
 	t.Logf("503: Down after %v (bound %v)", time.Since(start), detect)
+	failedBefore := rs.CheckFailures
+	if failedBefore < int64(rs.Failures) || failedBefore < 2 {
+		t.Errorf("%d check failures counted, %d consecutive", failedBefore, rs.Failures)
+	}
 	if want := "http 503 from " + tg.String() + "/ after 2 retries"; rs.Reason != want {
 		t.Errorf("reason %q, want %q", rs.Reason, want)
 	}
@@ -189,7 +193,12 @@ func TestDetectionAndRecovery(t *testing.T) {
 	// It comes back: Up within rise × interval.
 	h2 := startHTTPOn(t, testkit.ListenAt(t, addr), nil)
 	start = time.Now()
-	waitRS(t, m, 1, 10, StatusUp, 10*recover+5*time.Second)
+	rs = waitRS(t, m, 1, 10, StatusUp, 10*recover+5*time.Second)
+	// The count of failed checks is cumulative: both outages, kept once
+	// the server is Up again.
+	if rs.CheckFailures < failedBefore+2 || rs.Failures != 0 {
+		t.Errorf("after two outages: %d check failures (%d after the first), %d consecutive", rs.CheckFailures, failedBefore, rs.Failures)
+	}
 	t.Logf("restarted: Up after %v (bound %v)", time.Since(start), recover)
 	if len(h2.requests()) < 2 {
 		t.Errorf("%d checks after the restart, want at least rise = 2", len(h2.requests()))

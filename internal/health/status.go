@@ -100,6 +100,10 @@ type RSStatus struct {
 	Failures int `json:"failures,omitempty"`
 	// Successes counts the consecutive passed checks.
 	Successes int `json:"successes,omitempty"`
+	// CheckFailures counts every failed check since the real server was
+	// first checked (a follower: its leader's), across changes of its
+	// check.
+	CheckFailures int64 `json:"checkFailures,omitempty"`
 }
 
 // vsState is the monitor's view of one service.
@@ -341,7 +345,7 @@ func (m *Monitor) Status() []VSStatus {
 					rs.Target = t.spec.Target.Address
 				}
 				rs.LastCheck, rs.LastResult, rs.LastUp, rs.Latency = t.lastCheck, t.lastResult, t.lastUp, t.latency
-				rs.Failures, rs.Successes = t.fails, t.oks
+				rs.Failures, rs.Successes, rs.CheckFailures = t.fails, t.oks, t.failed
 			}
 			vs.RealServers = append(vs.RealServers, rs)
 		}

@@ -117,6 +117,7 @@ func (m *Monitor) apply(p *planned) {
 				// new check's first result, which decides alone (no false
 				// Unknown in between).
 				t.health, t.reason = old.health, old.task.reason
+				t.failed = old.task.failed
 			}
 			tr.tasks[i] = t
 			created = append(created, t)

@@ -370,32 +370,36 @@ type rateSampler struct {
 	at    time.Time
 	conns map[int]int64
 	bytes map[int]int64
+	reqs  map[int]int64 // layer-7 requests
 	// rates computed at the last sample
 	connRate map[int]int64
 	byteRate map[int]int64
+	reqRate  map[int]int64
 }
 
-// sample records counters at now and returns connections and bytes per
-// second per service ID.
-func (r *rateSampler) sample(now time.Time, st []status.VS) (conns, bytes map[int]int64) {
+// sample records counters at now and returns connections, bytes and
+// layer-7 requests per second per service ID.
+func (r *rateSampler) sample(now time.Time, st []status.VS) (conns, bytes, reqs map[int]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at.IsZero() || now.Sub(r.at) >= time.Second {
 		elapsed := now.Sub(r.at).Seconds()
-		cr, br := map[int]int64{}, map[int]int64{}
-		nc, nb := map[int]int64{}, map[int]int64{}
+		cr, br, rr := map[int]int64{}, map[int]int64{}, map[int]int64{}
+		nc, nb, nr := map[int]int64{}, map[int]int64{}, map[int]int64{}
+		rate := func(now, before int64) int64 {
+			if d := now - before; d > 0 && !r.at.IsZero() && elapsed > 0 {
+				return int64(float64(d) / elapsed)
+			}
+			return 0
+		}
 		for _, v := range st {
 			nc[v.ID], nb[v.ID] = v.TotalConns, v.BytesIn+v.BytesOut
-			if !r.at.IsZero() && elapsed > 0 {
-				if d := nc[v.ID] - r.conns[v.ID]; d > 0 {
-					cr[v.ID] = int64(float64(d) / elapsed)
-				}
-				if d := nb[v.ID] - r.bytes[v.ID]; d > 0 {
-					br[v.ID] = int64(float64(d) / elapsed)
-				}
+			if v.L7 != nil {
+				nr[v.ID] = v.L7.HTTP.Requests
 			}
+			cr[v.ID], br[v.ID], rr[v.ID] = rate(nc[v.ID], r.conns[v.ID]), rate(nb[v.ID], r.bytes[v.ID]), rate(nr[v.ID], r.reqs[v.ID])
 		}
-		r.at, r.conns, r.bytes, r.connRate, r.byteRate = now, nc, nb, cr, br
+		r.at, r.conns, r.bytes, r.reqs, r.connRate, r.byteRate, r.reqRate = now, nc, nb, nr, cr, br, rr
 	}
-	return r.connRate, r.byteRate
+	return r.connRate, r.byteRate, r.reqRate
 }

@@ -15,10 +15,12 @@ func boolInt(b bool) int {
 }
 
 // stats reports the data plane's counters in LoadMaster's stats layout:
-// VStotals, one <Vs> per service, one <Rs> per real server, Timestamp and
-// ChangeTime. Fulcrum counts connections and bytes; the appliance-wide
-// sections of a LoadMaster (CPU, Memory, Network, DiskUsage, ClientLimits)
-// and packet counts are not reported.
+// VStotals, one <Vs> per service, one <Rs> per real server, TPS (HTTP
+// requests per second of the layer-7 services, and of those with TLS
+// offload), Timestamp and ChangeTime. Fulcrum counts connections, bytes
+// (header and body at layer 7) and requests; the appliance-wide sections
+// of a LoadMaster (CPU, Memory, Network, DiskUsage, ClientLimits) and
+// packet counts are not reported.
 func (c *call) stats() result {
 	snap := c.s.ctl.Current()
 	var list []status.VS
@@ -26,7 +28,7 @@ func (c *call) stats() result {
 		list = c.s.rt.Status()
 	}
 	now := c.s.now()
-	connRate, byteRate := c.s.rates.sample(now, list)
+	connRate, byteRate, reqRate := c.s.rates.sample(now, list)
 	byID := map[int]status.VS{}
 	var tConns, tBytes, tConnRate, tByteRate int64
 	for _, st := range list {
@@ -91,6 +93,15 @@ func (c *call) stats() result {
 		}
 	}
 	out = append(out, rss...)
+	var tps, sslTPS int64
+	for i := range snap.Config.VirtualServices {
+		v := &snap.Config.VirtualServices[i]
+		tps += reqRate[v.ID]
+		if v.TLS.Offload {
+			sslTPS += reqRate[v.ID]
+		}
+	}
+	out = append(out, group("TPS", num("Total", tps), num("SSL", sslTPS)))
 	out = append(out,
 		group("Timestamp", num("Sec", now.Unix()), num("Usec", int64(now.Nanosecond()/1000))),
 		num("ChangeTime", changeTime(snap.Change.Time.Unix(), snap.Revision)),

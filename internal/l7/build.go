@@ -43,6 +43,9 @@ type Servers struct {
 	Sorry *backend.Server
 	// Stats counts the pool's requests; may be nil.
 	Stats *backend.Counters
+	// HTTP counts the requests of a SubVS; nil for the service's own
+	// pool (ServiceConfig.HTTP counts those).
+	HTTP *backend.HTTPCounters
 }
 
 // BuildService compiles an http or http2 virtual service into a
@@ -128,6 +131,10 @@ func (b *Build) BuildService(name string, vs *config.VirtualService) (ServiceCon
 		if err != nil {
 			return sc, err
 		}
+		pl.SubVS, pl.SubVSName = sub.ID, sub.NickName
+		if pl.SubVSName == "" {
+			pl.SubVSName = fmt.Sprintf("SubVS %d", sub.ID)
+		}
 		sv := SubVS{Pool: pl}
 		if sub.HTTP != nil {
 			if sv.Select, err = b.Rules.Lookup(sub.HTTP.SelectRules); err != nil {
@@ -147,7 +154,7 @@ func (b *Build) pool(name string, vs, parent *config.VirtualService) (*Pool, err
 		return nil, fmt.Errorf("%s: no real servers compiled for it", name)
 	}
 	pl := &Pool{Name: name, Picker: srv.Picker, Persist: srv.Persist, Sorry: srv.Sorry, Stats: srv.Stats,
-		HashURL: vs.Schedule == "uhash"}
+		HTTP: srv.HTTP, HashURL: vs.Schedule == "uhash"}
 	var err error
 	t := vs.TLS
 	if vs != parent && !t.Reencrypt && parent.TLS.Reencrypt {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/h1"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
@@ -38,6 +39,11 @@ type connState struct {
 	isTLS    bool
 
 	pin pinned // per connection scheduling
+
+	// bytes counts the client's bytes (read: in, written: out); logIn
+	// and logOut are its counts when the last request ended.
+	bytes         byteMeter
+	logIn, logOut int64
 
 	pre    []byte // bytes read while idle, not yet taken by the reader; aliases preBuf
 	ipBuf  [48]byte
@@ -78,9 +84,12 @@ func (cs *connState) Read(p []byte) (int, error) {
 	if len(cs.pre) > 0 {
 		n := copy(p, cs.pre)
 		cs.pre = cs.pre[n:]
+		cs.bytes.in += int64(n)
 		return n, nil
 	}
-	return cs.c.Read(p)
+	n, err := cs.c.Read(p)
+	cs.bytes.in += int64(n)
+	return n, err
 }
 
 // skipProbe bounds the wait for the next request after a response written
@@ -209,9 +218,10 @@ func (cs *connState) serve() {
 		}
 		putClientConn(cc)
 		if !keep {
-			return
+			break
 		}
 	}
+	cs.bytes.flushVS(cs.svc.st.Load().cfg.Stats) // what no request took (a refused one, a partial head)
 }
 
 // clientConn is the per-request state of an HTTP/1.1 client connection:
@@ -242,6 +252,8 @@ type clientConn struct {
 	timeIn      bool      // reads from the client count on clk
 	sentAt      time.Time // when the request head of the current attempt went out
 	headAt      time.Time // when the head of its response came in
+	cnt         reqCount
+	entry       accesslog.Entry // the access log's, reused
 }
 
 // clientOut is the destination of a client connection's writer: the
@@ -251,20 +263,25 @@ type clientOut struct {
 	hold    bool
 	pending []byte     // aliases the writer's buffer
 	clk     *bodyClock // when set, writes count on it (a response body)
+	bytes   *byteMeter // the connection's: writes count as out
 }
 
 // Write writes p to the connection, or with hold keeps it in pending.
 func (o *clientOut) Write(p []byte) (int, error) {
 	if o.hold {
 		o.pending = p
+		o.bytes.out += int64(len(p))
 		return len(p), nil
 	}
 	if o.clk == nil {
-		return o.c.Write(p)
+		n, err := o.c.Write(p)
+		o.bytes.out += int64(n)
+		return n, err
 	}
 	t := time.Now()
 	n, err := o.c.Write(p)
 	o.clk.add(time.Since(t), n)
+	o.bytes.out += int64(n)
 	return n, err
 }
 
@@ -290,7 +307,7 @@ func getClientConn(cs *connState) *clientConn {
 	} else {
 		cc.br.Reset(cc)
 	}
-	cc.out.c = cs.c
+	cc.out.c, cc.out.bytes = cs.c, &cs.bytes
 	if cc.bw == nil {
 		cc.bw = bufio.NewWriterSize(&cc.out, clientWriteBuf)
 	} else {
@@ -369,6 +386,8 @@ func (cc *clientConn) run() bool {
 		}
 		head, err := readHeadWait(cc.br, cfg.MaxHeaderBytes, cc.headWait)
 		if err != nil {
+			cc.cnt.begin(time.Now())
+			cc.entry = accesslog.Entry{}
 			switch {
 			case errors.Is(err, errHeadTooLarge):
 				cc.refuse(h1.ErrHeadTooLarge)
@@ -377,18 +396,25 @@ func (cc *clientConn) run() bool {
 			case cc.br.Buffered() > 0:
 				cc.refuse(h1.ErrIncomplete)
 			}
+			if cc.cnt.Status != 0 {
+				cc.endRequest(st)
+			}
 			return false
 		}
 		err = cc.req.ParseRequest(head, h1.Limits{MaxFields: cfg.MaxHeaders, MaxTarget: cfg.MaxURI})
 		_, _ = cc.br.Discard(len(head))
+		cc.beginRequest(st, err == nil)
 		if err != nil {
 			var pe *h1.Error
 			if errors.As(err, &pe) {
 				cc.refuse(pe)
+				cc.endRequest(st)
 			}
 			return false
 		}
-		if !cc.serveRequest(st) {
+		keep := cc.serveRequest(st)
+		cc.endRequest(st)
+		if !keep {
 			return false
 		}
 		if cc.br.Buffered() == 0 && len(cc.out.pending) > 0 {
@@ -444,9 +470,50 @@ func (cc *clientConn) refuse(e *h1.Error) {
 	cc.svc.proxy.log.Debug("l7: request refused", "service", cc.svc.st.Load().cfg.Name, "client", cc.client,
 		"status", e.Status, "reason", e.Reason)
 	_ = cc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cc.cnt.answered(e.Status)
 	writeSimple(cc.bw, e.Status, nil, "", true)
-	_ = cc.bw.Flush()
+	cc.cnt.complete = cc.bw.Flush() == nil
 	lingerClose(cc.c, cc.raw)
+}
+
+// beginRequest starts counting the request whose head was just read
+// (parsed when parsed: then the access log takes its strings now, before
+// the buffer they alias is reused).
+func (cc *clientConn) beginRequest(st *state, parsed bool) {
+	cc.cnt.begin(time.Now())
+	if st.cfg.AccessLog == nil {
+		return
+	}
+	e := &cc.entry
+	*e = accesslog.Entry{}
+	if !parsed {
+		return
+	}
+	r := &cc.req
+	e.Method, e.Host, e.URI = methodString(r.Method), string(r.Host), string(r.Target)
+	e.Proto = "HTTP/1.1"
+	if r.Minor == 0 {
+		e.Proto = "HTTP/1.0"
+	}
+	for i := range r.Fields {
+		if f := &r.Fields[i]; len(f.Name) == len("User-Agent") && equalFoldString(string(f.Name), "user-agent") {
+			e.UserAgent = string(f.Value)
+			break
+		}
+	}
+}
+
+// endRequest adds the request to the counters and the access log.
+func (cc *clientConn) endRequest(st *state) {
+	cfg := &st.cfg
+	cc.cnt.record(cfg, time.Now())
+	cc.bytes.flushVS(cfg.Stats)
+	in, out := cc.bytes.in-cc.logIn, cc.bytes.out-cc.logOut
+	cc.logIn, cc.logOut = cc.bytes.in, cc.bytes.out
+	if cfg.AccessLog != nil {
+		logEntry(&cc.entry, cfg, &cc.cnt, cc.client, cc.c.LocalAddr(), cc.sni, in, out)
+		cfg.AccessLog.Log(&cc.entry)
+	}
 }
 
 // lingerClose half-closes c and reads what the client still sends for a

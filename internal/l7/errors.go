@@ -88,7 +88,8 @@ func (cc *clientConn) errorResponse(st *state, pl *Pool, status int) {
 	// The write deadline in force is the last response's, which may be
 	// long past on a keep-alive connection.
 	_ = cc.c.SetWriteDeadline(time.Now().Add(st.cfg.BodyTimeout))
+	cc.cnt.answered(a.status)
 	writeSimple(cc.bw, a.status, a.body, a.location, cc.closeAfter)
 	cc.wrote = true
-	_ = cc.bw.Flush()
+	cc.cnt.complete = cc.bw.Flush() == nil
 }

@@ -82,6 +82,9 @@ type exchanger interface {
 	// answered reports whether part of a response reached the client,
 	// so that it can no longer get an error answer.
 	answered() bool
+	// status is the status of the response the last roundTrip relayed
+	// (or began to).
+	status() int
 }
 
 // exchangeReq is what the attempt loop needs of one request besides its
@@ -100,6 +103,15 @@ type exchangeReq struct {
 	replayable bool
 	// sni is the name sent to re-encrypting real servers (PassSNI).
 	sni string
+
+	// What exchange reports besides its ending, for the counters and the
+	// access log: the attempts made (picks), the last server tried, the
+	// time to the first byte of the response relayed (-1: none), and how
+	// the request ended ("" normally).
+	attempts int
+	srv      *backend.Server
+	ttfb     time.Duration
+	term     string
 }
 
 // pinned is the real server a client connection's requests go to while
@@ -124,7 +136,8 @@ type pinned struct {
 // ServiceConfig.Retries attempts beyond the first that were the servers'
 // failures, after RetryTimeout, or when req.ctx is done. Every attempt's
 // outcome goes to the picker's done func (see balance.Outcome); pl.Stats
-// counts the request.
+// counts the request; each server tried counts it (Requests), the answer
+// it gave (Responses) and its bytes.
 func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) {
 	cfg := &st.cfg
 	up := st.pools[pl]
@@ -133,6 +146,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		defer pl.Stats.Close()
 	}
 	breq := req.breq
+	req.attempts, req.srv, req.ttfb, req.term = 0, nil, -1, ""
 	deadline := time.Now().Add(cfg.RetryTimeout)
 	tries, stale := 0, 0
 	failStatus := 502 // what the client gets when the servers tried failed; 504 once one timed out
@@ -152,10 +166,14 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		srv, release, err := pick(st, pl, up, breq, x, req.pin)
 		if err != nil {
 			if len(breq.Avoid) > 0 {
+				req.term = termOf(failStatus)
 				return endAnswer, failStatus // servers were tried and failed
 			}
+			req.term = "no-server"
 			return endAnswer, 503
 		}
+		req.attempts++
+		req.srv = srv
 		from := up.from(srv, breq.Client.Addr())
 		u := up.get(srv, req.sni, from, !req.replayable)
 		reused := u != nil
@@ -164,6 +182,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			if err != nil {
 				if req.ctx.Err() != nil {
 					release(balance.Outcome{}) // the client or the proxy gave up: not the server's failure
+					req.term = "client-abort"
 					return endAborted, 502
 				}
 				up.proxy.log.Debug("l7: connect failed", "pool", pl.Name, "server", srv.Addr(), "err", err)
@@ -172,12 +191,22 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				if again() {
 					continue
 				}
+				req.term = termOf(failStatus)
 				return endAnswer, failStatus
 			}
 		}
 		res := x.roundTrip(st, pl, up, u, srv)
+		u.io.bytes.flushRS(srv)
+		if res != retry || !reused {
+			srv.AddRequest() // not a kept connection the server had closed
+		}
+		if x.answered() {
+			srv.AddResponse(x.status())
+			req.ttfb = max(x.latency(), 0)
+		}
 		if res != done && res != failedClient && req.ctx.Err() != nil {
 			release(balance.Outcome{})
+			req.term = "client-abort"
 			return endAborted, 502
 		}
 		switch res {
@@ -197,6 +226,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			if (reused && stale <= 2 || tries <= cfg.Retries) && time.Now().Before(deadline) && req.ctx.Err() == nil {
 				continue
 			}
+			req.term = termOf(failStatus)
 			return endAnswer, failStatus
 		case timedOut:
 			// No response head within ResponseTimeout, or the body not
@@ -206,6 +236,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			blame(srv)
 			release(balance.Outcome{Err: errResponseTimeout})
 			failStatus = 504
+			req.term = "server-timeout"
 			if x.answered() {
 				return endBroken, 0
 			}
@@ -215,9 +246,14 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			return endAnswer, 504
 		case failed:
 			release(balance.Outcome{Err: errBadResponse})
+			req.term = "bad-response"
 			return endFailed, 502
 		default:
 			release(balance.Outcome{})
+			req.term = "client-abort"
+			if x.answered() {
+				req.term = "server-abort" // or the client: relaying cannot tell
+			}
 			return endBroken, 0
 		}
 	}
@@ -256,6 +292,14 @@ func pick(st *state, pl *Pool, up *upstreamPool, breq *balance.Request, info Req
 		pin.srv, pin.pool = srv, pl
 	}
 	return srv, release, nil
+}
+
+// termOf is the access log's termination of an error answer's status.
+func termOf(status int) string {
+	if status == 504 {
+		return "server-timeout"
+	}
+	return "connect-failed"
 }
 
 func containsServer(list []*backend.Server, s *backend.Server) bool {

@@ -44,9 +44,11 @@ func (cc *clientConn) serveRequest(st *state) bool {
 	}
 	pl := route(st, cc, &cc.flags)
 	if pl == nil {
+		cc.cnt.ProxyError, cc.cnt.term = true, "no-server"
 		cc.errorResponse(st, nil, 503)
 		return cc.finishUnread()
 	}
+	cc.cnt.pool = pl
 	if len(cfg.RequestRules)+len(pl.RequestRules) > 0 {
 		e := reqEditor{cc}
 		for _, rl := range cfg.RequestRules {
@@ -104,20 +106,27 @@ func (cc *clientConn) exchange(st *state, pl *Pool) bool {
 	if pl.PassSNI {
 		xr.sni = cc.sni
 	}
-	switch end, status := exchange(st, pl, cc, &xr); end {
+	end, status := exchange(st, pl, cc, &xr)
+	cc.cnt.ended(&xr)
+	switch end {
 	case endRelayed:
 		return !cc.closeAfter
 	case endAnswer:
+		cc.cnt.ProxyError = true
 		cc.errorResponse(st, pl, status)
 		return cc.finishUnread()
 	case endFailed, endAborted:
 		if !cc.wrote {
+			cc.cnt.ProxyError = true
 			cc.closeAfter = true
 			cc.errorResponse(st, pl, status)
 		}
 	}
 	return false
 }
+
+// status implements exchanger.
+func (cc *clientConn) status() int { return cc.resp.Status }
 
 // latency implements exchanger.
 func (cc *clientConn) latency() time.Duration { return cc.headAt.Sub(cc.sentAt) }
@@ -373,7 +382,9 @@ func (cc *clientConn) refresh(st *state, u *upConn) {
 	}
 	cc.lastRefresh = now
 	_ = cc.c.SetDeadline(now.Add(cc.clk.allow(st.cfg.BodyTimeout, st.cfg.BodyMinRate)))
+	cc.bytes.flushVS(st.cfg.Stats) // a long body counts while it moves
 	if u != nil {
 		_ = u.c.SetDeadline(now.Add(st.cfg.BodyTimeout))
+		u.io.bytes.flushRS(u.srv)
 	}
 }

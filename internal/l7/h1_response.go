@@ -62,6 +62,7 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 		cc.clk, cc.out.clk = bodyClock{}, &cc.clk
 	}
 	cc.lastRefresh = now
+	cc.cnt.answered(resp.Status)
 	writeStatusLine(w, resp.Status, resp.Reason)
 	for i := range resp.Fields {
 		f := &resp.Fields[i]
@@ -101,22 +102,21 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 	_, _ = w.WriteString("\r\n")
 	cc.wrote = true
 	var err error
-	var n int64
 	switch mode {
 	case bodyLength:
 		if cc.canSplice(u, resp.ContentLength) {
-			n, err = cc.spliceResponse(st, u, resp.ContentLength)
+			_, err = cc.spliceResponse(st, u, resp.ContentLength)
 			// Splicing reads exactly the body: bytes the server sent
 			// beyond it are still on the socket, where put cannot see
 			// them. Such a connection must not carry another request.
 			keepUp = keepUp && err == nil && alive(u)
 			break
 		}
-		n, err = cc.copyResponse(st, u, resp.ContentLength, false)
+		_, err = cc.copyResponse(st, u, resp.ContentLength, false)
 	case bodyChunked:
-		n, err = cc.copyChunkedResponse(st, u, chunkOut)
+		_, err = cc.copyChunkedResponse(st, u, chunkOut)
 	case bodyUntilClose:
-		n, err = cc.copyResponse(st, u, -1, chunkOut)
+		_, err = cc.copyResponse(st, u, -1, chunkOut)
 		if err == nil && chunkOut {
 			err = h1.WriteLastChunk(w, nil)
 		}
@@ -125,11 +125,11 @@ func (cc *clientConn) relayResponse(st *state, pl *Pool, up *upstreamPool, u *up
 		err = cc.flushResponse()
 	}
 	cc.out.clk = nil
-	srv.AddBytes(max(r.ContentLength, 0), n)
 	if err != nil {
 		u.close()
 		return failedClient
 	}
+	cc.cnt.complete = true
 	if keepUp {
 		up.put(u)
 	} else {

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/l7/rules"
 )
 
@@ -137,7 +139,17 @@ type h2req struct {
 	wrote   bool      // the final response head was written
 	sentAt  time.Time // when the request head of the current attempt went out
 	headAt  time.Time // when the head of its response came in
+	resp    int       // the status of the response relayed
+
+	// counting (count.go): the client's bytes by the HTTP/2 rule (header
+	// fields as name + value + 4 each, DATA payload)
+	cnt   reqCount
+	bytes byteMeter
+	entry *accesslog.Entry // from entries while the service logs; nil otherwise
 }
+
+// entries are the access log entries of HTTP/2 streams, reused.
+var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
 
 // Path implements rules.Request.
 func (q *h2req) Path() []byte { return q.path }
@@ -273,12 +285,14 @@ func (hc *h2conn) serveStream(w http.ResponseWriter, r *http.Request) {
 	st := hc.svc.st.Load()
 	cfg := &st.cfg
 	q := &h2req{r: r, hc: hc, target: []byte(r.RequestURI)}
+	q.begin(cfg)
+	defer q.end(st)
 	if !validH2Target(q.target) || len(q.target) > cfg.MaxURI || !validH2ContentLength(r.Header["Content-Length"]) {
-		h2Error(w, answer{status: 400})
+		q.error(w, answer{status: 400})
 		return
 	}
 	if cfg.RequestRate != nil && !cfg.RequestRate.Allow() {
-		h2Error(w, answer{status: 429})
+		q.error(w, answer{status: 429})
 		return
 	}
 	q.path, q.query = splitTarget(q.target)
@@ -296,9 +310,11 @@ func (hc *h2conn) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 	pl := route(st, q, &q.flags)
 	if pl == nil {
-		h2Error(w, unavailable(nil, 503, []byte(r.Host), q.target))
+		q.cnt.ProxyError, q.cnt.term = true, "no-server"
+		q.error(w, unavailable(nil, 503, []byte(r.Host), q.target))
 		return
 	}
+	q.cnt.pool = pl
 	e := h2Editor{h: r.Header, target: &q.target}
 	for _, rl := range cfg.RequestRules {
 		rl.Apply(e, q.flags)
@@ -309,9 +325,71 @@ func (hc *h2conn) serveStream(w http.ResponseWriter, r *http.Request) {
 	hc.exchange(st, pl, q, w)
 	if r.Context().Err() != nil {
 		hc.abandon()
+		q.cnt.complete = false
+		if q.cnt.term == "" {
+			q.cnt.term = "client-abort"
+		}
 	} else {
 		hc.completed.Add(1)
 	}
+}
+
+// begin starts counting the stream's request: its header fields (with
+// the pseudo-header fields) are what the client sent before it began.
+func (q *h2req) begin(cfg *ServiceConfig) {
+	r := q.r
+	q.cnt.begin(time.Now())
+	n := int64(len(":method")+len(r.Method)+len(":path")+len(r.RequestURI)+len(":scheme")+len("https")+
+		len(":authority")+len(r.Host)) + 4*4
+	n += headerBytes(r.Header)
+	q.bytes.in += n
+	if cfg.AccessLog != nil {
+		q.entry = entries.Get().(*accesslog.Entry)
+		*q.entry = accesslog.Entry{Method: r.Method, Host: r.Host, URI: r.RequestURI, Proto: "HTTP/2.0",
+			UserAgent: r.Header.Get("User-Agent")}
+	}
+}
+
+// headerBytes is the size of h by the HTTP/2 rule: name + value + 4 per
+// field.
+func headerBytes(h http.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
+}
+
+// headBytes is the size of a response head of status with the fields h.
+func headBytes(h http.Header) int64 { return int64(len(":status")+3+4) + headerBytes(h) }
+
+// end adds the stream's request to the counters and the access log; it
+// runs (deferred) also when the handler aborts the stream by a panic.
+func (q *h2req) end(st *state) {
+	cfg := &st.cfg
+	q.cnt.record(cfg, time.Now())
+	in, out := q.bytes.in, q.bytes.out
+	q.bytes.flushVS(cfg.Stats)
+	if e := q.entry; e != nil {
+		hc := q.hc
+		logEntry(e, cfg, &q.cnt, hc.client, hc.tc.LocalAddr(), hc.sni, in, out)
+		if cfg.AccessLog != nil {
+			cfg.AccessLog.Log(e)
+		}
+		*e = accesslog.Entry{} // no request's strings kept alive
+		entries.Put(e)
+		q.entry = nil
+	}
+}
+
+// error sends the answer a of Fulcrum's own, counted.
+func (q *h2req) error(w http.ResponseWriter, a answer) {
+	q.cnt.answered(a.status)
+	n := h2Error(w, a)
+	q.bytes.out += headBytes(w.Header()) + int64(n)
+	q.cnt.complete = true
 }
 
 // abandon counts a stream the client cancelled; a connection that cancels
@@ -353,7 +431,8 @@ func validH2Target(t []byte) bool {
 	return true
 }
 
-func h2Error(w http.ResponseWriter, a answer) {
+// h2Error sends the answer a and returns the length of its body.
+func h2Error(w http.ResponseWriter, a answer) int {
 	h := w.Header()
 	if a.location != "" {
 		h.Set("Location", a.location)
@@ -367,5 +446,6 @@ func h2Error(w http.ResponseWriter, a answer) {
 	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(a.status)
-	_, _ = w.Write(body)
+	n, _ := w.Write(body)
+	return n
 }

@@ -36,11 +36,15 @@ func (hc *h2conn) exchange(st *state, pl *Pool, q *h2req, w http.ResponseWriter)
 	if pl.PassSNI {
 		xr.sni = hc.sni
 	}
-	switch end, status := exchange(st, pl, q, &xr); end {
+	end, status := exchange(st, pl, q, &xr)
+	q.cnt.ended(&xr)
+	switch end {
 	case endAnswer:
-		h2Error(w, unavailable(pl, status, []byte(r.Host), q.target))
+		q.cnt.ProxyError = true
+		q.error(w, unavailable(pl, status, []byte(r.Host), q.target))
 	case endFailed:
-		h2Error(w, answer{status: status})
+		q.cnt.ProxyError = true
+		q.error(w, answer{status: status})
 	case endBroken:
 		// The response broke off after its head: reset the stream so
 		// that the client cannot take a truncated body as complete.
@@ -58,6 +62,9 @@ func (q *h2req) latency() time.Duration { return q.headAt.Sub(q.sentAt) }
 
 // answered implements exchanger.
 func (q *h2req) answered() bool { return q.wrote }
+
+// status implements exchanger.
+func (q *h2req) status() int { return q.resp }
 
 // roundTrip implements exchanger: it writes the request on u and relays
 // the response to the stream.
@@ -96,7 +103,7 @@ func (q *h2req) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv 
 	}
 	_, _ = bw.WriteString("\r\n")
 	if hasBody {
-		b := h2Body{r: r.Body, rc: http.NewResponseController(w), u: u, cfg: cfg}
+		b := h2Body{r: r.Body, rc: http.NewResponseController(w), u: u, cfg: cfg, q: q}
 		var err error
 		if r.ContentLength > 0 {
 			_, err = io.Copy(bw, io.LimitReader(&b, r.ContentLength))
@@ -162,6 +169,7 @@ func (q *h2req) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv 
 		if resp.Status != 100 {
 			h := w.Header()
 			addFields(h, resp.Fields, false, -1)
+			q.bytes.out += headBytes(h)
 			w.WriteHeader(resp.Status)
 			clear(h)
 		}
@@ -202,14 +210,16 @@ func (q *h2req) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv 
 	if edits && clen >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(clen, 10))
 	}
-	q.wrote = true
+	q.wrote, q.resp = true, resp.Status
+	q.cnt.answered(resp.Status)
+	q.bytes.out += headBytes(h)
 	w.WriteHeader(resp.Status)
 	// The real server's side of the body is bounded by BodyTimeout
 	// without progress, the client's by the body clock (flushWriter).
 	now := time.Now()
 	q.headAt = now
 	_ = u.c.SetReadDeadline(now.Add(cfg.BodyTimeout))
-	fw := &flushWriter{w: w, src: u.br, left: -1, u: u, cfg: cfg, last: now}
+	fw := &flushWriter{w: w, src: u.br, left: -1, u: u, cfg: cfg, last: now, q: q}
 	switch mode2 {
 	case bodyLength:
 		fw.left = resp.ContentLength
@@ -247,11 +257,12 @@ func (q *h2req) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv 
 			}
 		}
 	}
-	srv.AddBytes(max(r.ContentLength, 0), n)
+	_ = n
 	if err != nil {
 		u.close()
 		return failedClient // the caller resets the stream
 	}
+	q.cnt.complete = true
 	// A connection goes back to the pool only if the stream's cancel hook
 	// can no longer run: once started it sets a past deadline on the
 	// connection, which would fail the next request to use it.
@@ -285,6 +296,7 @@ type flushWriter struct {
 
 	u       *upConn
 	cfg     *ServiceConfig
+	q       *h2req // counts the bytes written
 	clk     bodyClock
 	last    time.Time // when the deadlines were last set
 	sent    int64
@@ -309,8 +321,11 @@ func (f *flushWriter) Write(b []byte) (int, error) {
 		}
 		_ = http.NewResponseController(f.w).SetWriteDeadline(start.Add(allow))
 		f.limited = true
+		f.q.bytes.flushVS(f.cfg.Stats) // a long body counts while it moves
+		f.u.io.bytes.flushRS(f.u.srv)
 	}
 	n, err := f.w.Write(b)
+	f.q.bytes.out += int64(n)
 	if f.left >= 0 {
 		f.left -= int64(n)
 	}
@@ -338,6 +353,7 @@ type h2Body struct {
 	rc   *http.ResponseController
 	u    *upConn
 	cfg  *ServiceConfig
+	q    *h2req // counts the bytes read
 	clk  bodyClock
 	last time.Time
 	err  error
@@ -357,8 +373,11 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		}
 		_ = b.rc.SetReadDeadline(start.Add(allow))
 		_ = b.u.c.SetWriteDeadline(start.Add(b.cfg.BodyTimeout))
+		b.q.bytes.flushVS(b.cfg.Stats) // a long body counts while it moves
+		b.u.io.bytes.flushRS(b.u.srv)
 	}
 	n, err := b.r.Read(p)
+	b.q.bytes.in += int64(n)
 	b.clk.add(time.Since(start), n)
 	if err != nil && err != io.EOF {
 		b.err = err

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/time/rate"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/admission"
 	"github.com/fulcrum-lb/fulcrum/internal/backend"
 	"github.com/fulcrum-lb/fulcrum/internal/balance"
@@ -266,6 +267,13 @@ type Pool struct {
 	ErrorPage []byte
 	// Stats counts the pool's requests as connections; may be nil.
 	Stats *backend.Counters
+	// HTTP counts the requests of a SubVS pool (the service's own
+	// counters are ServiceConfig.HTTP); nil for none.
+	HTTP *backend.HTTPCounters
+	// SubVS and SubVSName identify a SubVS pool in access log entries
+	// (0 and "" for the service's own pool).
+	SubVS     int
+	SubVSName string
 }
 
 // SubVS is a pool chosen by match rules.
@@ -320,8 +328,19 @@ type ServiceConfig struct {
 	// Retries and RetryTimeout bound retries on other real servers.
 	Retries      int
 	RetryTimeout time.Duration
-	// Stats counts the service's client connections; may be nil.
+	// Stats counts the service's client connections and the bytes of
+	// its clients (header and body, both ways, as on the wire before
+	// TLS; see docs/observability.md for HTTP/2); may be nil.
 	Stats *backend.Counters
+	// HTTP counts every request of the service (those passed to SubVSs
+	// included); may be nil.
+	HTTP *backend.HTTPCounters
+	// AccessLog receives one entry per request when the service's access
+	// log is on; nil for off.
+	AccessLog accesslog.Logger
+	// VS and VSName identify the service in access log entries.
+	VS     int
+	VSName string
 	// MaxConns closes new client connections beyond this many open ones
 	// (LoadMaster MaxConnsLimit); 0 is unlimited.
 	MaxConns int
@@ -388,6 +407,9 @@ func (c *ServiceConfig) setDefaults() {
 	}
 	if c.Stats == nil {
 		c.Stats = new(backend.Counters)
+	}
+	if c.HTTP == nil {
+		c.HTTP = new(backend.HTTPCounters)
 	}
 }
 

@@ -59,6 +59,8 @@ func (cc *clientConn) spliceBody(st *state, u *upConn, n int64) error {
 		_ = u.c.SetWriteDeadline(serverDeadline)
 		m, err := io.CopyN(u.raw, cc.raw, min(n-done, spliceStep))
 		done += m
+		cc.bytes.in += m
+		u.io.bytes.in += m
 		end := time.Now()
 		cc.clk.add(end.Sub(start), int(m))
 		if errors.Is(err, os.ErrDeadlineExceeded) && end.Before(serverDeadline) && m > 0 {
@@ -102,6 +104,8 @@ func (cc *clientConn) spliceResponse(st *state, u *upConn, n int64) (int64, erro
 		var m int64
 		m, err = io.CopyN(cc.raw, u.raw, min(n-done, spliceStep))
 		done += m
+		cc.bytes.out += m
+		u.io.bytes.out += m
 		cc.clk.add(time.Since(start), int(m))
 	}
 	cc.lastRefresh = time.Now()

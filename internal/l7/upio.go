@@ -24,6 +24,10 @@ type upIO struct {
 	hold bool // a Write is kept in pending instead of being written
 	sent bool // a Write reached the connection since the last reset
 
+	// bytes counts what was written (in) and read (out), for the real
+	// server's counters; a held write counts when it is held.
+	bytes byteMeter
+
 	pending []byte // request bytes held for the next Read; aliases the writer's buffer
 	p       []byte // the current Read's buffer
 	n       int
@@ -45,14 +49,23 @@ func (x *upIO) init(c net.Conn, raw *net.TCPConn) {
 func (x *upIO) Write(p []byte) (int, error) {
 	if x.hold {
 		x.pending = p
+		x.bytes.in += int64(len(p))
 		return len(p), nil
 	}
 	x.sent = true
-	return x.c.Write(p)
+	n, err := x.c.Write(p)
+	x.bytes.in += int64(n)
+	return n, err
 }
 
 // Read writes the held request bytes, if any, then reads.
 func (x *upIO) Read(p []byte) (int, error) {
+	n, err := x.read(p)
+	x.bytes.out += int64(n)
+	return n, err
+}
+
+func (x *upIO) read(p []byte) (int, error) {
 	if len(x.pending) == 0 {
 		return x.c.Read(p)
 	}

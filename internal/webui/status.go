@@ -77,6 +77,19 @@ func (s *Server) readStatus() []status.VS {
 	return s.status.Status()
 }
 
+// RespTime is the real server's response time for the page: rounded to
+// the microsecond (10 µs above a millisecond), "–" before the first.
+func (r rsStatus) RespTime() string {
+	d := r.ResponseTime
+	switch {
+	case d <= 0:
+		return "–"
+	case d > time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
 // rsStatusByID indexes a service's real-server status by ID.
 func rsStatusByID(v status.VS) map[int]rsStatus {
 	out := make(map[int]rsStatus, len(v.RealServers))

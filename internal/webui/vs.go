@@ -132,6 +132,50 @@ type vsData struct {
 	DropOnFail bool
 	// Open is the section with errors, to scroll to.
 	Open string
+	// Counters are the request counters of a layer-7 service or SubVS; nil
+	// for others. RequestRate is the requests per second to the
+	// service's own real servers (0 for a service with SubVSs or a SubVS).
+	Counters    *status.HTTP
+	RequestRate float64
+}
+
+// Classes writes counts by status class for the page, e.g. "2xx 67 ·
+// 4xx 3"; "none" when all are 0.
+func (d vsData) Classes(r status.Responses) string { return classes(r) }
+
+// classes is vsData.Classes.
+func classes(r status.Responses) string {
+	var parts []string
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"1xx", r.C1xx}, {"2xx", r.C2xx}, {"3xx", r.C3xx}, {"4xx", r.C4xx}, {"5xx", r.C5xx}, {"other", r.Other}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c.name, c.n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " · ")
+}
+
+// subRSStatus indexes a SubVS's real-server status by ID.
+func subRSStatus(sv status.SubVS) map[int]rsStatus {
+	return rsStatusByID(status.VS{RealServers: sv.RealServers})
+}
+
+// subVSStatus returns the status of SubVS id of the service whose status
+// is parent.
+func subVSStatus(parent status.VS, id int) (status.SubVS, bool) {
+	if parent.L7 != nil {
+		for _, sv := range parent.L7.SubVSs {
+			if sv.ID == id {
+				return sv, true
+			}
+		}
+	}
+	return status.SubVS{}, false
 }
 
 // Notes are the "not applied: …" sentences of the service's status
@@ -177,6 +221,15 @@ func (s *Server) vsView(cfg *config.Config, v *config.VirtualService, failed map
 	st := s.statusByID()
 	d.Status, d.HasStatus = st[v.ID]
 	d.RSStatus = rsStatusByID(d.Status)
+	if l := d.Status.L7; l != nil {
+		d.Counters, d.RequestRate = &l.HTTP, l.RequestRate
+	}
+	if d.Sub {
+		if sv, ok := subVSStatus(st[d.Parent.ID], v.ID); ok {
+			d.Counters = &sv.HTTP
+			d.RSStatus = subRSStatus(sv)
+		}
+	}
 	for _, key := range sectionOrder {
 		sec := sections[key]
 		f, ok := failed[key]
@@ -448,7 +501,12 @@ type rsData struct {
 	Status rsStatus
 	Known  bool
 	Form   *form
+	// Layer7 shows the request counters (an http or http2 service).
+	Layer7 bool
 }
+
+// Classes writes counts by status class for the page.
+func (d rsData) Classes(r status.Responses) string { return classes(r) }
 
 func (s *Server) lookupRS(w http.ResponseWriter, r *http.Request, p admin.Principal, cfg *config.Config) (*config.VirtualService, *config.RealServer) {
 	v := s.lookupVS(w, r, p, cfg)
@@ -480,9 +538,15 @@ func (s *Server) rsPage(w http.ResponseWriter, r *http.Request, p admin.Principa
 
 func (s *Server) renderRS(w http.ResponseWriter, r *http.Request, p admin.Principal, status int, rev uint64, v *config.VirtualService, rs *config.RealServer, f *form) {
 	d := rsData{VS: v, VSName: displayName(v), RS: rs, Form: f}
-	if st, ok := s.statusByID()[v.ID]; ok {
+	all := s.statusByID()
+	if st, ok := all[v.ID]; ok {
 		d.Status, d.Known = rsStatusByID(st)[rs.ID]
+	} else if pv := parent(s.ctl.Current().Config, v.ID); pv != nil {
+		if sv, ok := subVSStatus(all[pv.ID], v.ID); ok {
+			d.Status, d.Known = subRSStatus(sv)[rs.ID]
+		}
 	}
+	d.Layer7 = v.Type == "http" || v.Type == "http2" || d.Status.Requests > 0
 	s.render(w, r, p, status, "rs", view{Title: "Real server " + endpoint(rs.Address, rs.Port), Nav: "vs", Revision: rev, Data: d})
 }
 
