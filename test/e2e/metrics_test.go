@@ -123,15 +123,15 @@ scrape_configs:
 		return okA && okO && a == 1 && o == 1, sa + "\n" + so + "\n" + out.output()
 	}, "prometheus to scrape both Fulcrum targets")
 
-	// Load: bounded in time (10 s) and count (20,000 requests), one new
-	// connection per request.
+	// Load: bounded in time (10 s) and count (20,000 requests), on
+	// keep-alive connections (requests, not connections, are counted).
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var sent int
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tr := &http.Transport{DisableKeepAlives: true}
+		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
 		hc := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 		deadline := time.Now().Add(10 * time.Second)
@@ -151,11 +151,11 @@ scrape_configs:
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
-	q := `rate(fulcrum_vs_connections_total{job="fulcrum",vs_name="web"}[5s])`
+	q := `rate(fulcrum_vs_requests_total{job="fulcrum",vs_name="web"}[5s])`
 	testkit.EventuallyState(t, 30*time.Second, func() (bool, string) {
 		v, ok, s := query(q)
 		return ok && v > 0, s
-	}, "a positive connection rate of the service in Prometheus")
+	}, "a positive request rate of the service in Prometheus")
 	v, _, _ := query(q)
 	t.Logf("%s = %.1f/s", q, v)
 }
