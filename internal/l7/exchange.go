@@ -195,8 +195,9 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				return endAnswer, failStatus
 			}
 		}
+		// roundTrip puts u back in the pool or closes it, both of which
+		// count its bytes: u is not touched after it.
 		res := x.roundTrip(st, pl, up, u, srv)
-		u.io.bytes.flushRS(srv)
 		if res != retry || !reused {
 			srv.AddRequest() // not a kept connection the server had closed
 		}

@@ -36,8 +36,10 @@ type upConn struct {
 	untrack func()
 }
 
-// close closes the connection for good.
+// close closes the connection for good, adding the bytes it moved since
+// the last flush to its real server's counters.
 func (u *upConn) close() {
+	u.io.bytes.flushRS(u.srv)
 	_ = u.c.Close()
 	if u.untrack != nil {
 		u.untrack()
@@ -152,6 +154,9 @@ func (up *upstreamPool) get(srv *backend.Server, sni string, from netip.Addr, ch
 
 // put keeps u for reuse, or closes it when the pool is closed or full.
 func (up *upstreamPool) put(u *upConn) {
+	// The bytes are counted now: once in the pool, the connection is
+	// another request's (another goroutine's).
+	u.io.bytes.flushRS(u.srv)
 	if u.br.Buffered() > 0 { // the server sent more than the response: unusable
 		u.close()
 		return

@@ -99,10 +99,12 @@ func TestReconfigureKeepsQueueAndReconnects(t *testing.T) {
 	if !strings.HasSuffix(msgs[10], " after") || !strings.Contains(msgs[10], "<132>1 ") {
 		t.Errorf("last message %q", msgs[10])
 	}
-	s := h.Stats()[0]
-	if s.Sent != 11 || s.Dropped != 0 || !s.Connected || s.LastError != "" {
-		t.Errorf("stats %+v", s)
-	}
+	// The sender counts a message after its write returns, which may be
+	// after the receiver has it.
+	testkit.EventuallyState(t, 10*time.Second, func() (bool, string) {
+		s := h.Stats()[0]
+		return s.Sent == 11 && s.Dropped == 0 && s.Connected && s.LastError == "", fmt.Sprintf("stats %+v", s)
+	}, "the sender's counters")
 	mu.Lock()
 	if len(errs) != 1 || errs[0] != "tcp://"+net.JoinHostPort(ip, strconv.Itoa(port)) {
 		t.Errorf("OnError calls %q, want one for the host", errs)
