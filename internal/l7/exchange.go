@@ -177,6 +177,9 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		from := up.from(srv, breq.Client.Addr())
 		u := up.get(srv, req.sni, from, !req.replayable)
 		reused := u != nil
+		if reused {
+			srv.AddReuse()
+		}
 		if u == nil {
 			u, err = up.dial(req.ctx, srv, req.sni, from)
 			if err != nil {
@@ -189,12 +192,14 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				blame(srv)
 				release(balance.Outcome{Err: err})
 				if again() {
+					srv.AddRedispatch()
 					continue
 				}
 				req.term = termOf(failStatus)
 				return endAnswer, failStatus
 			}
 		}
+		u.io.broke = false
 		res := x.roundTrip(st, pl, up, u, srv)
 		u.io.bytes.flushRS(srv)
 		if res != retry || !reused {
@@ -203,6 +208,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		if x.answered() {
 			srv.AddResponse(x.status())
 			req.ttfb = max(x.latency(), 0)
+			srv.ObserveResponse(req.ttfb)
 		}
 		if res != done && res != failedClient && req.ctx.Err() != nil {
 			release(balance.Outcome{})
@@ -221,9 +227,11 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				stale++
 			} else {
 				blame(srv)
+				srv.AddResponseError()
 				release(balance.Outcome{Err: errNoResponse})
 			}
 			if (reused && stale <= 2 || tries <= cfg.Retries) && time.Now().Before(deadline) && req.ctx.Err() == nil {
+				srv.AddRedispatch()
 				continue
 			}
 			req.term = termOf(failStatus)
@@ -241,18 +249,20 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				return endBroken, 0
 			}
 			if req.replayable && again() {
+				srv.AddRedispatch()
 				continue
 			}
 			return endAnswer, 504
 		case failed:
+			srv.AddResponseError()
 			release(balance.Outcome{Err: errBadResponse})
 			req.term = "bad-response"
 			return endFailed, 502
 		default:
 			release(balance.Outcome{})
 			req.term = "client-abort"
-			if x.answered() {
-				req.term = "server-abort" // or the client: relaying cannot tell
+			if x.answered() && u.io.broke {
+				req.term = "server-abort" // reading the server's answer failed
 			}
 			return endBroken, 0
 		}
