@@ -127,7 +127,12 @@ type HTTPCounters struct {
 	maxDuration atomic.Int64 // ns
 	ttfb        Histogram
 	duration    Histogram
+	rate        meter // sampled by the accountant, never by the data path
 }
+
+// Sample updates the request rate from the growth of the requests since
+// the previous Sample (about once a second, by one goroutine).
+func (h *HTTPCounters) Sample(now time.Time) { h.rate.sample(now, h.requests.Load(), 0, 0) }
 
 // Record counts one request that ended as r says.
 func (h *HTTPCounters) Record(r *Request) {
@@ -173,8 +178,13 @@ type HTTPSnapshot struct {
 	Invalid int64
 	// MaxTTFB and MaxDuration are the maxima since start.
 	MaxTTFB, MaxDuration time.Duration
-	TTFB                 HistogramSnapshot
-	Duration             HistogramSnapshot
+	// MaxRequestRate is the highest rate of requests over one second of
+	// sampling; LastRequest about when the last request was counted (1 s
+	// resolution), zero before the first.
+	MaxRequestRate float64
+	LastRequest    time.Time
+	TTFB           HistogramSnapshot
+	Duration       HistogramSnapshot
 }
 
 // Snapshot returns the counters.
@@ -195,6 +205,7 @@ func (h *HTTPCounters) Snapshot() HTTPSnapshot {
 	for i := range h.responses {
 		s.Responses[i] = h.responses[i].Load()
 	}
+	s.MaxRequestRate, s.LastRequest = h.rate.peaks()
 	return s
 }
 

@@ -85,8 +85,14 @@ func sample(s *service, now time.Time) {
 	if s.requests != nil {
 		s.requests.Sample(now)
 	}
+	if s.http != nil {
+		s.http.Sample(now)
+	}
 	for _, sub := range s.subs {
 		sub.requests.Sample(now)
+		if sub.http != nil {
+			sub.http.Sample(now)
+		}
 		for _, r := range sub.servers {
 			r.srv.Sample(now)
 		}
