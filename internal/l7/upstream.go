@@ -289,6 +289,9 @@ func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni strin
 			_ = c.Close()
 			return nil, &errDial{err}
 		}
+		if !tc.ConnectionState().DidResume {
+			p.tls.serverFull.Add(1)
+		}
 		u.c = tc
 	}
 	srv.ObserveConnect(time.Since(start))
