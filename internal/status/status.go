@@ -346,6 +346,45 @@ type Limits struct {
 	ConnsRefused int64 `json:"connsRefused"`
 	// UDPSessions is the number of UDP sessions now.
 	UDPSessions int `json:"udpSessions"`
+	// Process are process-wide counters and rates.
+	Process Process `json:"process"`
+}
+
+// Process are the data plane's process-wide counters. Rates are per
+// second over the last second of sampling; maxima are since start.
+type Process struct {
+	// ConnRate and MaxConnRate are the rate of client connections
+	// accepted by all services and its maximum.
+	ConnRate float64 `json:"connRate"`
+	// MaxConnRate: see ConnRate.
+	MaxConnRate float64 `json:"maxConnRate"`
+	// TLSHandshakes counts TLS handshakes completed with clients
+	// (layer-7 services with TLS); TLSResumed those that resumed a
+	// session; TLSConns is the client TLS connections open now.
+	TLSHandshakes int64 `json:"tlsHandshakes"`
+	// TLSResumed: see TLSHandshakes.
+	TLSResumed int64 `json:"tlsResumed"`
+	// TLSConns: see TLSHandshakes.
+	TLSConns int64 `json:"tlsConns"`
+	// TLSRate and MaxTLSRate are the rate of client TLS handshakes.
+	TLSRate float64 `json:"tlsRate"`
+	// MaxTLSRate: see TLSRate.
+	MaxTLSRate float64 `json:"maxTLSRate"`
+	// ClientKeyRate and MaxClientKeyRate are the rate of full (not
+	// resumed) TLS handshakes with clients.
+	ClientKeyRate float64 `json:"clientKeyRate"`
+	// MaxClientKeyRate: see ClientKeyRate.
+	MaxClientKeyRate float64 `json:"maxClientKeyRate"`
+	// ServerKeyRate and MaxServerKeyRate are the rate of full TLS
+	// handshakes with real servers (re-encryption).
+	ServerKeyRate float64 `json:"serverKeyRate"`
+	// MaxServerKeyRate: see ServerKeyRate.
+	MaxServerKeyRate float64 `json:"maxServerKeyRate"`
+	// SplicedBytes is the bytes layer-4 services moved with splice(2),
+	// counted when each bulk copy ends.
+	SplicedBytes int64 `json:"splicedBytes"`
+	// Listeners is the number of listening sockets open.
+	Listeners int `json:"listeners"`
 }
 
 // Peaks are maxima since Fulcrum started (or the object appeared) and the
