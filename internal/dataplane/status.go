@@ -191,6 +191,9 @@ func realServerStatus(r realServer) (status.RS, bool) {
 			Total: x.TotalTime, MaxTotal: x.MaxTotalTime}
 		rs.Reuses, rs.Redispatches, rs.ResponseErrors, rs.IdleConns = x.Reuses, x.Redispatches, x.ResponseErrors, x.Idle
 		rs.ClientAborts, rs.ServerAborts = x.ClientAborts, x.ServerAborts
+		if t, ok := r.srv.Metrics().AvailableSince(); ok {
+			rs.AvailableSince = t
+		}
 		if rs.Enabled {
 			rs.State = status.Enabled
 			if h == backend.HealthDown {

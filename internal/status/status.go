@@ -219,6 +219,9 @@ type RS struct {
 	ServerAborts int64 `json:"serverAborts"`
 	// ResponseErrors counts bad or missing responses of the real server.
 	ResponseErrors int64 `json:"responseErrors"`
+	// AvailableSince is since when the real server has been available to
+	// the schedulers (the start of its slow start); absent when it is not.
+	AvailableSince time.Time `json:"availableSince,omitzero"`
 	// IdleConns is the number of idle kept connections to the real server
 	// in the layer-7 pools now.
 	IdleConns int64 `json:"idleConns"`
