@@ -105,7 +105,7 @@ var (
 	hProcLimitComp     = fam(SchemeHAProxy, "haproxy_process_limit_http_comp", Gauge, nil, "Always 0: Fulcrum does not compress.")
 	hProcDroppedLogs   = fam(SchemeHAProxy, "haproxy_process_dropped_logs_total", Counter, nil, "Access log lines and syslog messages lost (queues full, writes failed).")
 	hProcRecvLogs      = fam(SchemeHAProxy, "haproxy_process_recv_logs_total", Counter, nil, "Always 0: Fulcrum receives no logs.")
-	hProcFailedResolv  = fam(SchemeHAProxy, "haproxy_process_failed_resolutions", Counter, nil, "Always 0: Fulcrum resolves no names while it runs (real servers are addresses).")
+	hProcFailedResolv  = fam(SchemeHAProxy, "haproxy_process_failed_resolutions", Gauge, nil, "Always 0: Fulcrum resolves no names while it runs (real servers are addresses). A gauge where HAProxy has a counter: promtool wants a counter named _total.")
 	hProcIdle          = fam(SchemeHAProxy, "haproxy_process_idle_time_percent", Gauge, nil, "Percentage of the CPUs Fulcrum may use (GOMAXPROCS) that it left idle since the previous scrape (from the process's CPU time).")
 	hProcJobs          = fam(SchemeHAProxy, "haproxy_process_jobs", Gauge, nil, "Listening sockets, client TCP connections and UDP sessions now.")
 	hProcUnstoppable   = fam(SchemeHAProxy, "haproxy_process_unstoppable_jobs", Gauge, nil, "Always 0: every job of Fulcrum stops with it.")
