@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
@@ -147,6 +148,7 @@ type Appliance struct {
 	consoleLn net.Listener
 	servers   []*http.Server
 	log       *slog.Logger
+	stopping  atomic.Bool // set when Close begins (haproxy_process_stopping)
 }
 
 // Start opens the data directory, creates the first administrator if there
@@ -384,6 +386,7 @@ func (a *Appliance) AdminURL() string { return "https://" + a.AdminAddr() }
 // Close stops the listeners, the data plane, the host's network (what
 // Fulcrum added is removed) and the store.
 func (a *Appliance) Close() error {
+	a.stopping.Store(true)
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -23,6 +23,7 @@ func (a *Appliance) startMetrics(addr, version, commit string) error {
 		Version:  version,
 		Commit:   commit,
 		Pipeline: a.pipelineCounts,
+		Stopping: a.stopping.Load,
 		Logger:   a.log,
 	})
 	if err != nil {

@@ -95,6 +95,13 @@ type Request struct {
 	ProxyError bool
 	// Aborted is true when the request ended without a complete answer.
 	Aborted bool
+	// ServerAbort is true when an aborted request was broken off by the
+	// real server (it stopped answering, failed or timed out while its
+	// answer was relayed); false when the client broke off.
+	ServerAbort bool
+	// Invalid is true when Fulcrum refused the request as malformed (too
+	// large, incomplete or not received in time) with a 4xx answer.
+	Invalid bool
 	// Retries is the number of attempts beyond the first.
 	Retries int
 	// TTFB is the time from the request's head going out to the
@@ -113,9 +120,19 @@ type HTTPCounters struct {
 	proxyErrors atomic.Int64
 	aborted     atomic.Int64
 	retries     atomic.Int64
+	clientAbort atomic.Int64
+	serverAbort atomic.Int64
+	invalid     atomic.Int64
+	maxTTFB     atomic.Int64 // ns
+	maxDuration atomic.Int64 // ns
 	ttfb        Histogram
 	duration    Histogram
+	rate        meter // sampled by the accountant, never by the data path
 }
+
+// Sample updates the request rate from the growth of the requests since
+// the previous Sample (about once a second, by one goroutine).
+func (h *HTTPCounters) Sample(now time.Time) { h.rate.sample(now, h.requests.Load(), 0, 0) }
 
 // Record counts one request that ended as r says.
 func (h *HTTPCounters) Record(r *Request) {
@@ -128,14 +145,24 @@ func (h *HTTPCounters) Record(r *Request) {
 	}
 	if r.Aborted {
 		h.aborted.Add(1)
+		if r.ServerAbort {
+			h.serverAbort.Add(1)
+		} else {
+			h.clientAbort.Add(1)
+		}
+	}
+	if r.Invalid {
+		h.invalid.Add(1)
 	}
 	if r.Retries > 0 {
 		h.retries.Add(int64(r.Retries))
 	}
 	if r.TTFB >= 0 {
 		h.ttfb.Observe(r.TTFB)
+		storeMax(&h.maxTTFB, int64(r.TTFB))
 	}
 	h.duration.Observe(r.Duration)
+	storeMax(&h.maxDuration, int64(r.Duration))
 }
 
 // HTTPSnapshot is HTTPCounters read at one moment.
@@ -145,23 +172,40 @@ type HTTPSnapshot struct {
 	ProxyErrors int64
 	Aborted     int64
 	Retries     int64
-	TTFB        HistogramSnapshot
-	Duration    HistogramSnapshot
+	// ClientAborts and ServerAborts split Aborted by who broke off.
+	ClientAborts, ServerAborts int64
+	// Invalid counts requests refused as malformed.
+	Invalid int64
+	// MaxTTFB and MaxDuration are the maxima since start.
+	MaxTTFB, MaxDuration time.Duration
+	// MaxRequestRate is the highest rate of requests over one second of
+	// sampling; LastRequest about when the last request was counted (1 s
+	// resolution), zero before the first.
+	MaxRequestRate float64
+	LastRequest    time.Time
+	TTFB           HistogramSnapshot
+	Duration       HistogramSnapshot
 }
 
 // Snapshot returns the counters.
 func (h *HTTPCounters) Snapshot() HTTPSnapshot {
 	s := HTTPSnapshot{
-		Requests:    h.requests.Load(),
-		ProxyErrors: h.proxyErrors.Load(),
-		Aborted:     h.aborted.Load(),
-		Retries:     h.retries.Load(),
-		TTFB:        h.ttfb.Snapshot(),
-		Duration:    h.duration.Snapshot(),
+		Requests:     h.requests.Load(),
+		ProxyErrors:  h.proxyErrors.Load(),
+		Aborted:      h.aborted.Load(),
+		Retries:      h.retries.Load(),
+		ClientAborts: h.clientAbort.Load(),
+		ServerAborts: h.serverAbort.Load(),
+		Invalid:      h.invalid.Load(),
+		MaxTTFB:      time.Duration(h.maxTTFB.Load()),
+		MaxDuration:  time.Duration(h.maxDuration.Load()),
+		TTFB:         h.ttfb.Snapshot(),
+		Duration:     h.duration.Snapshot(),
 	}
 	for i := range h.responses {
 		s.Responses[i] = h.responses[i].Load()
 	}
+	s.MaxRequestRate, s.LastRequest = h.rate.peaks()
 	return s
 }
 

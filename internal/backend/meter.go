@@ -76,6 +76,8 @@ type meter struct {
 	at             time.Time
 	total, in, out int64
 	last           Rates
+	maxRate        float64   // highest ConnsPerSec seen
+	changed        time.Time // the sample at which total last grew
 }
 
 func (m *meter) sample(now time.Time, total, in, out int64) {
@@ -88,7 +90,11 @@ func (m *meter) sample(now time.Time, total, in, out int64) {
 				BytesInPerSec:  perSec(in-m.in, d),
 				BytesOutPerSec: perSec(out-m.out, d),
 			}
+			m.maxRate = max(m.maxRate, m.last.ConnsPerSec)
 		}
+	}
+	if total > m.total {
+		m.changed = now
 	}
 	m.at, m.total, m.in, m.out = now, total, in, out
 }
@@ -105,4 +111,12 @@ func perSec(delta int64, seconds float64) float64 {
 		return 0
 	}
 	return float64(delta) / seconds
+}
+
+// peaks returns the highest connection rate seen and when the total last
+// grew (as of the sample that saw it).
+func (m *meter) peaks() (float64, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.maxRate, m.changed
 }

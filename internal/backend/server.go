@@ -58,12 +58,13 @@ type Counters struct {
 	bytesOut atomic.Int64
 	errors   atomic.Int64
 	limits   [numLimits]atomic.Int64
+	peak     atomic.Int64 // most connections active at once
 	meter    meter
 }
 
 // Open counts a new connection: active and total both go up by one.
 func (c *Counters) Open() {
-	c.active.Add(1)
+	storeMax(&c.peak, c.active.Add(1))
 	c.total.Add(1)
 }
 
@@ -81,6 +82,7 @@ func (c *Counters) TryOpen(max int64) bool {
 			return false
 		}
 		if c.active.CompareAndSwap(n, n+1) {
+			storeMax(&c.peak, n+1)
 			c.total.Add(1)
 			return true
 		}
@@ -173,6 +175,8 @@ type Server struct {
 	health   atomic.Int32 // a Health
 	draining atomic.Bool
 	meter    meter
+	peak     atomic.Int64 // most slots reserved at once
+	extra    Extra        // what HAProxy's exporter reports besides
 
 	release func() // s.Release, allocated once so pickers return it without allocating
 
@@ -220,7 +224,7 @@ func (s *Server) Configure(set Settings) { s.settings.Store(&set) }
 // It never blocks.
 func (s *Server) Acquire(limit int64) bool {
 	if limit <= 0 {
-		s.active.Add(1)
+		storeMax(&s.peak, s.active.Add(1))
 		return true
 	}
 	for {
@@ -229,6 +233,7 @@ func (s *Server) Acquire(limit int64) bool {
 			return false
 		}
 		if s.active.CompareAndSwap(n, n+1) {
+			storeMax(&s.peak, n+1)
 			return true
 		}
 	}

@@ -27,6 +27,7 @@ type accountant struct {
 	listeners *listener.Registry
 	backends  *backend.Registry
 	health    *healthSync
+	engine    *Engine
 
 	stop chan struct{}
 	done chan struct{}
@@ -36,7 +37,7 @@ type accountant struct {
 func startAccountant(e *Engine) *accountant {
 	a := &accountant{
 		log: e.log, snap: &e.snap, l4: e.proxy, udp: e.udp, gate: e.gate,
-		listeners: e.listeners, backends: e.backends, health: e.health,
+		listeners: e.listeners, backends: e.backends, health: e.health, engine: e,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go a.loop()
@@ -65,6 +66,7 @@ func (a *accountant) loop() {
 			for _, s := range a.snap.Load().services {
 				sample(s, now)
 			}
+			a.engine.proc.sample(now, a.engine.processTotals())
 			a.feedLatency(seen)
 			if trim.Tick(now, int(a.gate.Held())+a.udp.Active()) {
 				a.log.Info("memory given back to the system after a burst of allocation ended")
@@ -85,8 +87,14 @@ func sample(s *service, now time.Time) {
 	if s.requests != nil {
 		s.requests.Sample(now)
 	}
+	if s.http != nil {
+		s.http.Sample(now)
+	}
 	for _, sub := range s.subs {
 		sub.requests.Sample(now)
+		if sub.http != nil {
+			sub.http.Sample(now)
+		}
 		for _, r := range sub.servers {
 			r.srv.Sample(now)
 		}

@@ -82,6 +82,7 @@ type Engine struct {
 	health  *healthSync // the health monitor, synced in the background
 	drainer *drainer    // drain timers of services and real servers
 	account *accountant // the per-second loop
+	proc    procMeter   // process-wide rates, sampled by the accountant
 
 	mu     sync.Mutex // serialises Apply and Close; guards the fields below
 	closed bool
@@ -393,6 +394,7 @@ func (e *Engine) Limits() status.Limits {
 		Conns:                  e.gate.Held(),
 		ConnsRefused:           e.gate.Refused(),
 		UDPSessions:            e.udp.Active(),
+		Process:                e.process(),
 	}
 }
 

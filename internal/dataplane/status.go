@@ -44,6 +44,7 @@ func (e *Engine) Status() []status.VS {
 			BytesOut:    c.BytesOut(),
 			Errors:      c.Errors(),
 			Rates:       c.Rates(),
+			Peaks:       counterPeaks(c),
 			LimitHits: status.LimitHits{
 				MaxConns:    c.LimitHits(backend.LimitMaxConns),
 				ConnsPerSec: c.LimitHits(backend.LimitConnRate),
@@ -87,13 +88,14 @@ func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *stat
 	l := &status.L7{}
 	if s.requests != nil {
 		l.Requests, l.ActiveRequests, l.RequestRate = s.requests.Total(), s.requests.Active(), s.requests.Rates().ConnsPerSec
+		l.MaxActiveRequests = s.requests.MaxActive()
 	}
 	if s.http != nil {
 		l.HTTP = httpStatus(s.http.Snapshot())
 	}
 	for _, sub := range s.subs {
 		ss := status.SubVS{ID: sub.vs.ID, NickName: sub.vs.NickName, Requests: sub.requests.Total(),
-			ActiveRequests: sub.requests.Active(), RealServers: make([]status.RS, 0, len(sub.servers))}
+			ActiveRequests: sub.requests.Active(), MaxActiveRequests: sub.requests.MaxActive(), RealServers: make([]status.RS, 0, len(sub.servers))}
 		if sub.http != nil {
 			ss.HTTP = httpStatus(sub.http.Snapshot())
 		}
@@ -107,7 +109,7 @@ func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *stat
 		if hv := checks[sub.vs.ID]; hv != nil {
 			tmp := status.VS{RealServers: ss.RealServers}
 			mergeHealth(&tmp, hv, drainingOf(sub.servers))
-			ss.Health = tmp.Health
+			ss.Health, ss.UpDown = tmp.Health, hv.UpDown
 		}
 		l.SubVSs = append(l.SubVSs, ss)
 	}
@@ -118,13 +120,15 @@ func l7Status(s *service, checks map[int]*health.VSStatus, available *int) *stat
 // request counters.
 func httpStatus(h backend.HTTPSnapshot) status.HTTP {
 	return status.HTTP{
-		Requests:    h.Requests,
-		Responses:   responses(h.Responses),
-		ProxyErrors: h.ProxyErrors,
-		Aborted:     h.Aborted,
-		Retries:     h.Retries,
-		TTFB:        histogram(h.TTFB),
-		Duration:    histogram(h.Duration),
+		Requests:     h.Requests,
+		Responses:    responses(h.Responses),
+		ProxyErrors:  h.ProxyErrors,
+		Aborted:      h.Aborted,
+		Retries:      h.Retries,
+		ClientAborts: h.ClientAborts, ServerAborts: h.ServerAborts, RequestErrors: h.Invalid,
+		MaxRequestRate: h.MaxRequestRate, LastRequest: h.LastRequest, MaxTTFB: h.MaxTTFB, MaxDuration: h.MaxDuration,
+		TTFB:     histogram(h.TTFB),
+		Duration: histogram(h.Duration),
 	}
 }
 
@@ -181,6 +185,15 @@ func realServerStatus(r realServer) (status.RS, bool) {
 		if d, ok := r.srv.Metrics().Latency(); ok {
 			rs.ResponseTime = d
 		}
+		x := r.srv.Extra()
+		rs.Peaks = status.Peaks{MaxConns: x.MaxActive, MaxConnRate: x.MaxConnRate, LastConn: x.LastConn}
+		rs.Times = status.Times{Connect: x.ConnectTime, MaxConnect: x.MaxConnectTime, MaxResponse: x.MaxResponseTime,
+			Total: x.TotalTime, MaxTotal: x.MaxTotalTime}
+		rs.Reuses, rs.Redispatches, rs.ResponseErrors, rs.IdleConns = x.Reuses, x.Redispatches, x.ResponseErrors, x.Idle
+		rs.ClientAborts, rs.ServerAborts = x.ClientAborts, x.ServerAborts
+		if t, ok := r.srv.Metrics().AvailableSince(); ok {
+			rs.AvailableSince = t
+		}
 		if rs.Enabled {
 			rs.State = status.Enabled
 			if h == backend.HealthDown {
@@ -233,7 +246,7 @@ func (e *Engine) socketStatus(s *service, st *status.VS, available int) {
 // mergeHealth adds the health monitor's view of a service to its status.
 // draining holds the IDs of its real servers the data plane is draining.
 func mergeHealth(st *status.VS, hv *health.VSStatus, draining map[int]bool) {
-	st.Check, st.Health, st.HealthReason = hv.Check, status.State(hv.Status), hv.Reason
+	st.Check, st.Health, st.HealthReason, st.UpDown = hv.Check, status.State(hv.Status), hv.Reason, hv.UpDown
 	byID := make(map[int]*health.RSStatus, len(hv.RealServers))
 	for i := range hv.RealServers {
 		byID[hv.RealServers[i].ID] = &hv.RealServers[i]
@@ -245,7 +258,7 @@ func mergeHealth(st *status.VS, hv *health.VSStatus, draining map[int]bool) {
 			continue
 		}
 		rs.Status, rs.Reason, rs.LastCheck, rs.Latency = status.State(h.Status), h.Reason, h.LastCheck, h.Latency
-		rs.CheckFailures = h.CheckFailures
+		rs.CheckFailures, rs.UpDown = h.CheckFailures, h.UpDown
 		if draining[rs.ID] && rs.Status == status.Disabled {
 			// The health monitor sees the configuration; the data plane
 			// knows the disabled server still drains.
@@ -264,4 +277,10 @@ func healthState(h backend.Health) status.State {
 		return status.Down
 	}
 	return status.Unknown
+}
+
+// counterPeaks is the status model of a counter set's maxima.
+func counterPeaks(c *backend.Counters) status.Peaks {
+	rate, last := c.Peaks()
+	return status.Peaks{MaxConns: c.MaxActive(), MaxConnRate: rate, LastConn: last}
 }

@@ -57,6 +57,9 @@ type VSStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// Since is when Status last changed (or when the service appeared).
 	Since time.Time `json:"since"`
+	// UpDown counts the service's changes to Down or Sorry since it
+	// appeared (its first status not counted).
+	UpDown int64 `json:"upDown,omitempty"`
 	// RealServers are the service's real servers in configuration order.
 	RealServers []RSStatus `json:"realServers"`
 }
@@ -85,6 +88,9 @@ type RSStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// Since is when Status last changed (or when the server appeared).
 	Since time.Time `json:"since"`
+	// UpDown counts the real server's changes to Down since it appeared
+	// (its first status not counted).
+	UpDown int64 `json:"upDown,omitempty"`
 	// Health is the health written to the data plane: Unknown, Up or Down.
 	Health string `json:"health"`
 	// LastCheck is when the last check started; zero before the first.
@@ -123,6 +129,7 @@ type vsState struct {
 
 	status, reason string
 	since          time.Time
+	upDown         int64 // changes to Down or Sorry
 }
 
 func newVSState(vs *config.VirtualService, parent *vsState) *vsState {
@@ -157,6 +164,7 @@ type rsState struct {
 
 	status, reason string
 	since          time.Time
+	upDown         int64 // changes to Down
 }
 
 func newRSState(v *vsState, rs *config.RealServer) *rsState {
@@ -280,6 +288,9 @@ func (m *Monitor) evaluate(v *vsState, now time.Time) {
 			if s.status != "" {
 				m.event(Event{Time: now, VS: v.id, RS: s.id, Address: s.key.Address, Port: s.key.Port,
 					From: s.status, To: st, Reason: reason})
+				if st == StatusDown {
+					s.upDown++
+				}
 			}
 			s.status, s.reason, s.since = st, reason, now
 		} else if st != StatusDown && st != StatusUp {
@@ -291,6 +302,9 @@ func (m *Monitor) evaluate(v *vsState, now time.Time) {
 		if st != v.status {
 			if v.status != "" {
 				m.event(Event{Time: now, VS: v.id, Address: v.address, Port: v.port, From: v.status, To: st, Reason: reason})
+				if (st == StatusDown || st == StatusSorry) && v.status != StatusDown && v.status != StatusSorry {
+					v.upDown++
+				}
 			}
 			v.status, v.since = st, now
 		}
@@ -327,13 +341,13 @@ func (m *Monitor) Status() []VSStatus {
 	for _, v := range m.services {
 		vs := VSStatus{
 			ID: v.id, Parent: v.parentID, Address: v.address, Port: v.port, Protocol: v.protocol,
-			Check: v.check, Status: v.status, Reason: v.reason, Since: v.since,
+			Check: v.check, Status: v.status, Reason: v.reason, Since: v.since, UpDown: v.upDown,
 			RealServers: make([]RSStatus, 0, len(v.servers)),
 		}
 		for _, s := range v.servers {
 			rs := RSStatus{
 				ID: s.id, Address: s.key.Address, Port: s.key.Port, Follows: s.follows(), Critical: s.critical,
-				Status: s.status, Reason: s.reason, Since: s.since, Health: s.health.String(),
+				Status: s.status, Reason: s.reason, Since: s.since, UpDown: s.upDown, Health: s.health.String(),
 			}
 			// Draining is the data plane's: show it as it is now.
 			if st, reason := computeRS(s); st == StatusDraining && rs.Status != st {

@@ -136,7 +136,7 @@ func (m *Monitor) apply(p *planned) {
 		}
 		for _, v := range tr.services {
 			if o := oldVS[v.id]; o != nil {
-				v.status, v.reason, v.since = o.status, o.reason, o.since
+				v.status, v.reason, v.since, v.upDown = o.status, o.reason, o.since, o.upDown
 			}
 			for _, s := range v.servers {
 				l := s.leaderCfg
@@ -146,7 +146,7 @@ func (m *Monitor) apply(p *planned) {
 				}
 				old := m.servers[s.key]
 				if old != nil {
-					s.status, s.reason, s.since, s.health = old.status, old.reason, old.since, old.health
+					s.status, s.reason, s.since, s.health, s.upDown = old.status, old.reason, old.since, old.health, old.upDown
 				}
 				h := s.taskHealth()
 				// Written every time: the data plane may have a new *Server

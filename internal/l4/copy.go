@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -137,6 +138,7 @@ func copyAdaptive(dst, src *net.TCPConn) (written int64, err error) {
 			return written, rerr // EOF: nil
 		case full:
 			m, err := io.Copy(dst, src)
+			spliced.Add(m)
 			return written + m, err
 		case bp != nil && w < n: // finish a write that would block
 			k, err := dst.Write((*bp)[w:n])
@@ -149,6 +151,7 @@ func copyAdaptive(dst, src *net.TCPConn) (written int64, err error) {
 			}
 			if full {
 				m, err := io.Copy(dst, src)
+				spliced.Add(m)
 				return written + m, err
 			}
 		}
@@ -161,3 +164,11 @@ func putBuf(bp *[]byte) {
 		smallPool.Put(bp)
 	}
 }
+
+// spliced counts the bytes copyAdaptive moved with io.Copy, which splices
+// between two TCP sockets on Linux (through the Go runtime's pipes).
+var spliced atomic.Int64
+
+// SplicedBytes returns the bytes layer-4 services have moved with
+// splice(2) since start, counted when each bulk copy ends.
+func SplicedBytes() int64 { return spliced.Load() }

@@ -572,7 +572,9 @@ func (s *Service) connect(req *balance.Request) (*backend.Server, func(balance.O
 			lastErr = err
 			continue
 		}
-		return srv, done, max(time.Since(start), 1), c, nil
+		d := max(time.Since(start), 1)
+		srv.ObserveConnect(d)
+		return srv, done, d, c, nil
 	}
 	return nil, nil, 0, nil, fmt.Errorf("%d dials failed, last: %w", MaxDialRetries+1, lastErr)
 }

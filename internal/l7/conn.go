@@ -471,6 +471,7 @@ func (cc *clientConn) refuse(e *h1.Error) {
 		"status", e.Status, "reason", e.Reason)
 	_ = cc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	cc.cnt.answered(e.Status)
+	cc.cnt.Invalid = true
 	writeSimple(cc.bw, e.Status, nil, "", true)
 	cc.cnt.complete = cc.bw.Flush() == nil
 	lingerClose(cc.c, cc.raw)

@@ -67,6 +67,15 @@ func (r *reqCount) record(cfg *ServiceConfig, now time.Time) {
 	if r.Aborted && r.term == "" {
 		r.term = "client-abort"
 	}
+	r.ServerAbort = r.Aborted && (r.term == "server-abort" || r.term == "server-timeout")
+	if s := r.srv; s != nil {
+		if r.TTFB >= 0 {
+			s.ObserveTotal(r.Duration)
+		}
+		if r.Aborted {
+			s.AddAbort(r.ServerAbort)
+		}
+	}
 	cfg.HTTP.Record(&r.Request)
 	if r.pool != nil && r.pool.HTTP != nil {
 		r.pool.HTTP.Record(&r.Request)

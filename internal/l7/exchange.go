@@ -177,6 +177,9 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		from := up.from(srv, breq.Client.Addr())
 		u := up.get(srv, req.sni, from, !req.replayable)
 		reused := u != nil
+		if reused {
+			srv.AddReuse()
+		}
 		if u == nil {
 			u, err = up.dial(req.ctx, srv, req.sni, from)
 			if err != nil {
@@ -189,6 +192,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				blame(srv)
 				release(balance.Outcome{Err: err})
 				if again() {
+					srv.AddRedispatch()
 					continue
 				}
 				req.term = termOf(failStatus)
@@ -196,7 +200,9 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 			}
 		}
 		// roundTrip puts u back in the pool or closes it, both of which
-		// count its bytes: u is not touched after it.
+		// count its bytes: u is not touched after it, but to read broke
+		// on a broken exchange, whose connection was closed.
+		u.io.broke = false
 		res := x.roundTrip(st, pl, up, u, srv)
 		if res != retry || !reused {
 			srv.AddRequest() // not a kept connection the server had closed
@@ -204,6 +210,7 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		if x.answered() {
 			srv.AddResponse(x.status())
 			req.ttfb = max(x.latency(), 0)
+			srv.ObserveResponse(req.ttfb)
 		}
 		if res != done && res != failedClient && req.ctx.Err() != nil {
 			release(balance.Outcome{})
@@ -222,9 +229,11 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				stale++
 			} else {
 				blame(srv)
+				srv.AddResponseError()
 				release(balance.Outcome{Err: errNoResponse})
 			}
 			if (reused && stale <= 2 || tries <= cfg.Retries) && time.Now().Before(deadline) && req.ctx.Err() == nil {
+				srv.AddRedispatch()
 				continue
 			}
 			req.term = termOf(failStatus)
@@ -242,18 +251,20 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 				return endBroken, 0
 			}
 			if req.replayable && again() {
+				srv.AddRedispatch()
 				continue
 			}
 			return endAnswer, 504
 		case failed:
+			srv.AddResponseError()
 			release(balance.Outcome{Err: errBadResponse})
 			req.term = "bad-response"
 			return endFailed, 502
 		default:
 			release(balance.Outcome{})
 			req.term = "client-abort"
-			if x.answered() {
-				req.term = "server-abort" // or the client: relaying cannot tell
+			if x.answered() && u.io.broke {
+				req.term = "server-abort" // reading the server's answer failed
 			}
 			return endBroken, 0
 		}

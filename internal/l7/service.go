@@ -95,6 +95,34 @@ type Proxy struct {
 	wg     sync.WaitGroup
 
 	janitorDone chan struct{}
+
+	tls TLSCounters
+}
+
+// TLSCounters count the TLS handshakes of a Proxy.
+type TLSCounters struct {
+	clientHandshakes atomic.Int64 // with clients, completed
+	clientResumed    atomic.Int64 // of which resumed a session
+	clientOpen       atomic.Int64 // client TLS connections open now
+	serverFull       atomic.Int64 // full (not resumed) handshakes with real servers
+}
+
+// TLSStats are TLSCounters read at one moment.
+type TLSStats struct {
+	// ClientHandshakes counts the TLS handshakes completed with clients;
+	// ClientResumed those that resumed a session (session ticket).
+	ClientHandshakes, ClientResumed int64
+	// ClientOpen is the client TLS connections open now.
+	ClientOpen int64
+	// ServerFullHandshakes counts the full handshakes (a key exchange, no
+	// resumed session) with real servers of re-encrypting services.
+	ServerFullHandshakes int64
+}
+
+// TLSStats returns the proxy's TLS counters.
+func (p *Proxy) TLSStats() TLSStats {
+	return TLSStats{ClientHandshakes: p.tls.clientHandshakes.Load(), ClientResumed: p.tls.clientResumed.Load(),
+		ClientOpen: p.tls.clientOpen.Load(), ServerFullHandshakes: p.tls.serverFull.Load()}
 }
 
 // New returns a Proxy; Close it to end every connection.
@@ -575,6 +603,9 @@ func (s *Service) serve(c net.Conn, m *connMark) {
 	if !ok {
 		return
 	}
+	if conn != c {
+		defer s.proxy.tls.clientOpen.Add(-1)
+	}
 	newConnState(s, conn, raw, conn != c, client, sni, m).serve()
 	_ = conn.Close()
 }
@@ -597,8 +628,15 @@ func (s *Service) handshake(c net.Conn, client netip.AddrPort, m *connMark) (con
 	}
 	_ = c.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
+	t := &s.proxy.tls
+	t.clientHandshakes.Add(1)
+	if cs.DidResume {
+		t.clientResumed.Add(1)
+	}
+	t.clientOpen.Add(1)
 	if cs.NegotiatedProtocol == "h2" {
 		s.serveH2(tc, client, cs.ServerName, m)
+		t.clientOpen.Add(-1)
 		return nil, "", false
 	}
 	return tc, cs.ServerName, true

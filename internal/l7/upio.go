@@ -32,6 +32,10 @@ type upIO struct {
 	p       []byte // the current Read's buffer
 	n       int
 	err     error
+
+	// broke is set when a Read failed (an end of file included): the
+	// server's side broke off if the exchange then fails.
+	broke bool
 }
 
 // init sets x up for c; raw is c when c is plain TCP, else nil.
@@ -62,6 +66,9 @@ func (x *upIO) Write(p []byte) (int, error) {
 func (x *upIO) Read(p []byte) (int, error) {
 	n, err := x.read(p)
 	x.bytes.out += int64(n)
+	if err != nil {
+		x.broke = true
+	}
 	return n, err
 }
 

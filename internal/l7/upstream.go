@@ -136,6 +136,7 @@ func (up *upstreamPool) get(srv *backend.Server, sni string, from netip.Addr, ch
 				u = list[i]
 				list = append(list[:i], list[i+1:]...)
 				up.idle[srv] = list
+				srv.AddIdle(-1)
 				break
 			}
 		}
@@ -169,6 +170,7 @@ func (up *upstreamPool) put(u *upConn) {
 		return
 	}
 	up.idle[u.srv] = append(up.idle[u.srv], u)
+	u.srv.AddIdle(1)
 	up.mu.Unlock()
 }
 
@@ -178,6 +180,9 @@ func (up *upstreamPool) close() {
 	up.closed = true
 	all := up.idle
 	up.idle = map[*backend.Server][]*upConn{}
+	for srv, list := range all {
+		srv.AddIdle(-int64(len(list)))
+	}
 	up.mu.Unlock()
 	for _, list := range all {
 		for _, u := range list {
@@ -202,6 +207,7 @@ func (up *upstreamPool) expire(now time.Time) {
 				keep = append(keep, u)
 			}
 		}
+		srv.AddIdle(-int64(len(list) - len(keep)))
 		if len(keep) == 0 {
 			delete(up.idle, srv)
 		} else {
@@ -262,6 +268,7 @@ func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni strin
 		t.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
 		d = &t
 	}
+	start := time.Now()
 	c, err := d.DialContext(ctx, "tcp", srv.Addr())
 	if err != nil {
 		return nil, &errDial{err}
@@ -287,8 +294,12 @@ func (up *upstreamPool) dial(ctx context.Context, srv *backend.Server, sni strin
 			_ = c.Close()
 			return nil, &errDial{err}
 		}
+		if !tc.ConnectionState().DidResume {
+			p.tls.serverFull.Add(1)
+		}
 		u.c = tc
 	}
+	srv.ObserveConnect(time.Since(start))
 	if !p.trackUp(u.c) {
 		return nil, &errDial{errors.New("proxy closed")}
 	}

@@ -37,18 +37,23 @@ type Options struct {
 	// Pipeline returns the counters of the access log, syslog and alert
 	// senders at scrape time; nil leaves their families out.
 	Pipeline func() Pipeline
+	// Stopping reports whether Fulcrum is stopping
+	// (haproxy_process_stopping); nil means never.
+	Stopping func() bool
 	// Logger receives scrape errors; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // Collector is a prometheus.Collector of Fulcrum's status.
 type Collector struct {
-	src     status.Source
-	cfg     func() *config.Config
-	version string
-	commit  string
-	started time.Time
-	pipe    func() Pipeline
+	src      status.Source
+	cfg      func() *config.Config
+	version  string
+	commit   string
+	started  time.Time
+	pipe     func() Pipeline
+	stopping func() bool
+	cpu      cpuClock
 }
 
 // NewCollector returns the collector of o.Source (Extra, Logger unused).
@@ -56,7 +61,7 @@ func NewCollector(o Options) (*Collector, error) {
 	if o.Source == nil {
 		return nil, errors.New("metrics: no status source")
 	}
-	return &Collector{src: o.Source, cfg: o.Config, version: o.Version, commit: o.Commit, started: time.Now(), pipe: o.Pipeline}, nil
+	return &Collector{src: o.Source, cfg: o.Config, version: o.Version, commit: o.Commit, started: time.Now(), pipe: o.Pipeline, stopping: o.Stopping}, nil
 }
 
 // Exporter is the registry of Fulcrum's collector, the Go runtime and
@@ -110,8 +115,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // scrape is the state of one Collect.
 type scrape struct {
-	ch      chan<- prometheus.Metric
-	haproxy bool
+	ch        chan<- prometheus.Metric
+	haproxy   bool
+	now       time.Time
+	slowStart time.Duration // options.slowStart
 }
 
 func (s *scrape) put(f *Family, v float64, lv ...string) {
@@ -160,13 +167,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	vss := c.src.Status()
 	lim := c.src.Limits()
-	s := &scrape{ch: ch, haproxy: cfg != nil && cfg.Options.Metrics.HAProxyNames}
+	s := &scrape{ch: ch, haproxy: cfg != nil && cfg.Options.Metrics.HAProxyNames, now: time.Now()}
+	if cfg != nil {
+		s.slowStart = time.Duration(cfg.Options.SlowStart) * time.Second
+	}
 	n := nameAll(cfg, vss)
 
-	var conns, reqs int64
+	var conns, reqs, bytesOut int64
 	for i := range vss {
 		v := &vss[i]
 		conns += v.TotalConns
+		bytesOut += v.BytesOut
 		if v.L7 != nil {
 			reqs += v.L7.HTTP.Requests
 		}
@@ -197,6 +208,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	s.put(hProcHardMax, float64(lim.Budget.TCPConns))
 	s.put(hProcConnsTot, float64(conns))
 	s.put(hProcReqTotal, float64(reqs))
+	c.processMore(s, lim, bytesOut, runtime.GOMAXPROCS(0))
 }
 
 // vsName is a service's name: its nickname, else address:port.
@@ -416,6 +428,7 @@ func (c *Collector) haproxyVS(s *scrape, n names, v *status.VS, cv *config.Virtu
 	}
 	s.state(hFeStatus, proxyStates, up, proxy)
 	s.put(hFeLimitRate, rate, proxy)
+	s.frontendMore(v, proxy)
 	h := v.LimitHits
 	s.put(hFeDeniedConns, float64(h.MaxConns+h.ConnsPerSec+h.GlobalConns+h.Abuse), proxy)
 	if v.L7 != nil {
@@ -434,7 +447,11 @@ func (c *Collector) haproxyVS(s *scrape, n names, v *status.VS, cv *config.Virtu
 			httpStats = &v.L7.HTTP
 		}
 		backendUp := v.State == status.Up
-		c.haproxyBackend(s, n, proxy, backendUp, v.RealServers, httpStats)
+		bi := backendInfo{upDown: v.UpDown, maxSess: v.Peaks.MaxConns, maxRate: v.Peaks.MaxConnRate, lastSess: v.Peaks.LastConn}
+		if v.L7 != nil {
+			bi.maxSess, bi.maxRate, bi.lastSess = v.L7.MaxActiveRequests, v.L7.HTTP.MaxRequestRate, v.L7.HTTP.LastRequest
+		}
+		c.haproxyBackend(s, n, proxy, backendUp, v.RealServers, httpStats, bi)
 	}
 	if v.L7 != nil {
 		for i := range v.L7.SubVSs {
@@ -443,12 +460,13 @@ func (c *Collector) haproxyVS(s *scrape, n names, v *status.VS, cv *config.Virtu
 			if name == "" {
 				name = strconv.Itoa(sv.ID)
 			}
-			c.haproxyBackend(s, n, proxy+"/"+name, sv.Health == status.Up || sv.Health == status.Unchecked, sv.RealServers, &sv.HTTP)
+			bi := backendInfo{upDown: sv.UpDown, maxSess: sv.MaxActiveRequests, maxRate: sv.HTTP.MaxRequestRate, lastSess: sv.HTTP.LastRequest}
+			c.haproxyBackend(s, n, proxy+"/"+name, sv.Health == status.Up || sv.Health == status.Unchecked, sv.RealServers, &sv.HTTP, bi)
 		}
 	}
 }
 
-func (c *Collector) haproxyBackend(s *scrape, n names, proxy string, up bool, rss []status.RS, h *status.HTTP) {
+func (c *Collector) haproxyBackend(s *scrape, n names, proxy string, up bool, rss []status.RS, h *status.HTTP, bi backendInfo) {
 	var cur, total, in, out, fails int64
 	var weight, uweight, active int
 	var rtSum float64
@@ -493,6 +511,7 @@ func (c *Collector) haproxyBackend(s *scrape, n names, proxy string, up bool, rs
 		rt = rtSum / float64(rtN)
 	}
 	s.put(hBeRespTime, rt, proxy)
+	s.backendMore(proxy, rss, h, bi)
 	if h == nil {
 		return
 	}
@@ -533,4 +552,5 @@ func (c *Collector) haproxyServer(s *scrape, n names, proxy string, rs *status.R
 	if http {
 		s.responses(hSvHTTPResp, rs.Responses, proxy, server)
 	}
+	s.serverMore(proxy, server, rs, http)
 }

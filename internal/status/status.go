@@ -63,6 +63,11 @@ type VS struct {
 	Errors int64 `json:"errors"`
 	// Rates are the per-second rates over the last second.
 	Rates backend.Rates `json:"rates"`
+	// Peaks are the maxima since start and the last connection.
+	Peaks Peaks `json:"peaks"`
+	// UpDown counts the service's changes to Down or Sorry by its health
+	// checks.
+	UpDown int64 `json:"upDown,omitempty"`
 	// LimitHits count how often each limit was reached.
 	LimitHits LimitHits `json:"limitHits"`
 	// RealServers are the service's real servers, in configuration order.
@@ -97,6 +102,8 @@ type L7 struct {
 	ActiveRequests int64 `json:"activeRequests"`
 	// RequestRate is the requests per second over the last second.
 	RequestRate float64 `json:"requestRate"`
+	// MaxActiveRequests is the most of those in progress at once.
+	MaxActiveRequests int64 `json:"maxActiveRequests"`
 	// HTTP are the request counters of every request the service received
 	// (those passed to SubVSs included).
 	HTTP HTTP `json:"http"`
@@ -114,6 +121,10 @@ type SubVS struct {
 	Requests int64 `json:"requests"`
 	// ActiveRequests is the number of those in progress.
 	ActiveRequests int64 `json:"activeRequests"`
+	// MaxActiveRequests is the most of those in progress at once.
+	MaxActiveRequests int64 `json:"maxActiveRequests"`
+	// UpDown counts the SubVS's changes to Down by its health checks.
+	UpDown int64 `json:"upDown,omitempty"`
 	// Health is the SubVS's status by its health checks (as VS.Health);
 	// "" before the health monitor has the configuration.
 	Health State `json:"health,omitempty"`
@@ -191,6 +202,32 @@ type RS struct {
 	Failures int64 `json:"failures"`
 	// Rates are the per-second rates over the last second.
 	Rates backend.Rates `json:"rates"`
+	// Peaks are the maxima since start (MaxConns counts reserved
+	// connection slots, as ActiveConns) and the last connection.
+	Peaks Peaks `json:"peaks"`
+	// Times are the real server's connect and total times.
+	Times Times `json:"times"`
+	// Reuses counts HTTP requests sent on a kept connection.
+	Reuses int64 `json:"reuses"`
+	// Redispatches counts attempts at the real server after which the
+	// request was tried again (layer 7).
+	Redispatches int64 `json:"redispatches"`
+	// ClientAborts and ServerAborts count the requests to the real server
+	// that ended without a complete answer, by who broke off.
+	ClientAborts int64 `json:"clientAborts"`
+	// ServerAborts: see ClientAborts.
+	ServerAborts int64 `json:"serverAborts"`
+	// ResponseErrors counts bad or missing responses of the real server.
+	ResponseErrors int64 `json:"responseErrors"`
+	// AvailableSince is since when the real server has been available to
+	// the schedulers (the start of its slow start); absent when it is not.
+	AvailableSince time.Time `json:"availableSince,omitzero"`
+	// IdleConns is the number of idle kept connections to the real server
+	// in the layer-7 pools now.
+	IdleConns int64 `json:"idleConns"`
+	// UpDown counts the real server's changes to Down by its health
+	// checks.
+	UpDown int64 `json:"upDown,omitempty"`
 	// Status is the real server's status by health checks and drain: Up,
 	// Down, Disabled, Draining or Unknown (waiting for its first check, or
 	// not checked); "" before the health monitor has the configuration.
@@ -236,6 +273,24 @@ type HTTP struct {
 	Aborted int64 `json:"aborted"`
 	// Retries counts attempts beyond the first made for a request.
 	Retries int64 `json:"retries"`
+	// ClientAborts counts the aborted requests the client broke off.
+	ClientAborts int64 `json:"clientAborts"`
+	// ServerAborts counts the aborted requests the real server broke off
+	// (failed or timed out while its answer was relayed).
+	ServerAborts int64 `json:"serverAborts"`
+	// RequestErrors counts HTTP/1 requests refused as malformed (too
+	// large, incomplete, not received in time) with a 4xx answer.
+	RequestErrors int64 `json:"requestErrors"`
+	// MaxRequestRate is the highest rate of requests over one second.
+	MaxRequestRate float64 `json:"maxRequestRate"`
+	// LastRequest is about when the last request was counted (1 s
+	// resolution); absent before the first.
+	LastRequest time.Time `json:"lastRequest,omitzero"`
+	// MaxTTFB and MaxDuration are the maxima of TTFB and Duration since
+	// start (nanoseconds).
+	MaxTTFB time.Duration `json:"maxTTFB"`
+	// MaxDuration: see MaxTTFB.
+	MaxDuration time.Duration `json:"maxDuration"`
 	// TTFB is the histogram of the time from the request's head going out
 	// to a real server to the response's head coming back (relayed
 	// answers only).
@@ -294,4 +349,72 @@ type Limits struct {
 	ConnsRefused int64 `json:"connsRefused"`
 	// UDPSessions is the number of UDP sessions now.
 	UDPSessions int `json:"udpSessions"`
+	// Process are process-wide counters and rates.
+	Process Process `json:"process"`
+}
+
+// Process are the data plane's process-wide counters. Rates are per
+// second over the last second of sampling; maxima are since start.
+type Process struct {
+	// ConnRate and MaxConnRate are the rate of client connections
+	// accepted by all services and its maximum.
+	ConnRate float64 `json:"connRate"`
+	// MaxConnRate: see ConnRate.
+	MaxConnRate float64 `json:"maxConnRate"`
+	// TLSHandshakes counts TLS handshakes completed with clients
+	// (layer-7 services with TLS); TLSResumed those that resumed a
+	// session; TLSConns is the client TLS connections open now.
+	TLSHandshakes int64 `json:"tlsHandshakes"`
+	// TLSResumed: see TLSHandshakes.
+	TLSResumed int64 `json:"tlsResumed"`
+	// TLSConns: see TLSHandshakes.
+	TLSConns int64 `json:"tlsConns"`
+	// TLSRate and MaxTLSRate are the rate of client TLS handshakes.
+	TLSRate float64 `json:"tlsRate"`
+	// MaxTLSRate: see TLSRate.
+	MaxTLSRate float64 `json:"maxTLSRate"`
+	// ClientKeyRate and MaxClientKeyRate are the rate of full (not
+	// resumed) TLS handshakes with clients.
+	ClientKeyRate float64 `json:"clientKeyRate"`
+	// MaxClientKeyRate: see ClientKeyRate.
+	MaxClientKeyRate float64 `json:"maxClientKeyRate"`
+	// ServerKeyRate and MaxServerKeyRate are the rate of full TLS
+	// handshakes with real servers (re-encryption).
+	ServerKeyRate float64 `json:"serverKeyRate"`
+	// MaxServerKeyRate: see ServerKeyRate.
+	MaxServerKeyRate float64 `json:"maxServerKeyRate"`
+	// SplicedBytes is the bytes layer-4 services moved with splice(2),
+	// counted when each bulk copy ends.
+	SplicedBytes int64 `json:"splicedBytes"`
+	// Listeners is the number of listening sockets open.
+	Listeners int `json:"listeners"`
+}
+
+// Peaks are maxima since Fulcrum started (or the object appeared) and the
+// time of the last connection.
+type Peaks struct {
+	// MaxConns is the most connections open at once.
+	MaxConns int64 `json:"maxConns"`
+	// MaxConnRate is the highest rate of new connections over one second.
+	MaxConnRate float64 `json:"maxConnRate"`
+	// LastConn is about when the last connection was counted (1 s
+	// resolution); absent before the first.
+	LastConn time.Time `json:"lastConn,omitzero"`
+}
+
+// Times are a real server's connect and total times (nanoseconds), moving
+// averages (0 before the first sample) and maxima since start.
+type Times struct {
+	// Connect is the moving average of the time to establish a connection
+	// (with its TLS handshake when re-encrypting).
+	Connect time.Duration `json:"connect"`
+	// MaxConnect is its maximum.
+	MaxConnect time.Duration `json:"maxConnect"`
+	// MaxResponse is the maximum time to the response head (layer 7).
+	MaxResponse time.Duration `json:"maxResponse"`
+	// Total is the moving average of the total time of the HTTP requests
+	// the real server answered.
+	Total time.Duration `json:"total"`
+	// MaxTotal is its maximum.
+	MaxTotal time.Duration `json:"maxTotal"`
 }
