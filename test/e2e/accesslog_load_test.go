@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,10 +27,7 @@ func TestAccessLogHTTPUnderLoad(t *testing.T) {
 	s := serve(t)
 	backend := webBackend(t)
 	vip := freePort(t)
-	logFile := filepath.Join(s.dir, "logs", "access.log")
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o750); err != nil {
-		t.Fatal(err)
-	}
+	logFile := s.logFile(t)
 	doc := fmt.Sprintf(`options:
   logging:
     accessLog:
@@ -49,13 +45,7 @@ virtualServices:
   - address: 127.0.0.1
     port: %d
 `, logFile, vip, backend)
-	file := filepath.Join(s.dir, "lb.yaml")
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, rc := run(t, s.dir, "", "apply", "-f", file, "--data-dir", s.dataDir); rc != 0 {
-		t.Fatalf("apply: %d\n%s", rc, out)
-	}
+	s.apply(t, doc)
 
 	const workers, maxRequests = 16, 150000
 	var (

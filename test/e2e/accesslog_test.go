@@ -25,10 +25,7 @@ func TestAccessLogRotation(t *testing.T) {
 	s := serve(t)
 	backend := echoBackend(t)
 	vip := freePort(t)
-	logFile := filepath.Join(s.dir, "logs", "access.log")
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o750); err != nil {
-		t.Fatal(err)
-	}
+	logFile := s.logFile(t)
 	doc := fmt.Sprintf(`options:
   logging:
     accessLog:
@@ -43,13 +40,7 @@ virtualServices:
   - address: 127.0.0.1
     port: %d
 `, logFile, vip, backend)
-	file := filepath.Join(s.dir, "lb.yaml")
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, rc := run(t, s.dir, "", "apply", "-f", file, "--data-dir", s.dataDir); rc != 0 {
-		t.Fatalf("apply: %d\n%s", rc, out)
-	}
+	s.apply(t, doc)
 
 	const clients, perClient = 2, 100
 	var (
@@ -164,4 +155,27 @@ virtualServices:
 		t.Errorf("%d connections without a line", len(seen))
 	}
 	t.Logf("%d connections, %d lines in the rotated file, %d in the new one", len(lines), inRotated, len(lines)-inRotated)
+}
+
+// apply makes doc (YAML) the configuration of s with `fulcrum apply`.
+func (s *stack) apply(t *testing.T, doc string) {
+	t.Helper()
+	file := filepath.Join(s.dir, "lb.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, rc := run(t, s.dir, "", "apply", "-f", file, "--data-dir", s.dataDir); rc != 0 {
+		t.Fatalf("apply: %d\n%s", rc, out)
+	}
+}
+
+// logFile returns the path of an access log file in a directory of its
+// own under s's directory.
+func (s *stack) logFile(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(s.dir, "logs", "access.log")
+	if err := os.MkdirAll(filepath.Dir(f), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
