@@ -9,7 +9,9 @@
 package accesslog
 
 import (
+	"net"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -82,4 +84,57 @@ type Entry struct {
 // caller reuses it). A nil Logger means access logging is off.
 type Logger interface {
 	Log(e *Entry)
+}
+
+// Conn is what the layer-4 and UDP proxies know of a connection or session
+// when it ends.
+type Conn struct {
+	// Kind is KindTCP or KindUDP.
+	Kind string
+	// Born is when it began.
+	Born time.Time
+	// VS and VSName are the service's ID and name.
+	VS     int
+	VSName string
+	// Client is the client's address; Local is the socket's own address
+	// (a *net.TCPAddr or *net.UDPAddr, or nil).
+	Client netip.AddrPort
+	Local  net.Addr
+	// Server and ServerID are the real server's address and ID; "" and 0
+	// when there was none.
+	Server   string
+	ServerID int
+	// BytesIn, BytesOut, Retries and Termination are Entry's.
+	BytesIn, BytesOut int64
+	Retries           int
+	Termination       string
+}
+
+var entries = sync.Pool{New: func() any { return new(Entry) }}
+
+// LogConn logs the entry of c to l (nil: nothing) without allocating: the
+// entry comes from a pool and goes back to it.
+func LogConn(l Logger, c *Conn) {
+	if l == nil {
+		return
+	}
+	e := entries.Get().(*Entry)
+	*e = Entry{Time: c.Born, Kind: c.Kind, VS: c.VS, VSName: c.VSName, Client: Unmap(c.Client),
+		Server: c.Server, ServerID: c.ServerID, BytesIn: c.BytesIn, BytesOut: c.BytesOut, TTFB: -1,
+		Duration: time.Since(c.Born), Retries: c.Retries, Termination: c.Termination}
+	switch a := c.Local.(type) {
+	case *net.TCPAddr:
+		e.Frontend = Unmap(a.AddrPort())
+	case *net.UDPAddr:
+		e.Frontend = Unmap(a.AddrPort())
+	}
+	l.Log(e)
+	*e = Entry{}
+	entries.Put(e)
+}
+
+// Unmap turns an IPv4-mapped IPv6 address (a dual-stack socket's) into
+// IPv4.
+func Unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

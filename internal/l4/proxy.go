@@ -374,10 +374,6 @@ const (
 
 var termNames = [...]string{"", "idle-timeout", "client-abort", "server-abort", "closed", "no-server", "connect-failed"}
 
-// entries are the access log entries being filled: one per connection
-// while it is logged, none kept.
-var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
-
 // logEntry writes the access log entry of the connection that ended,
 // when the service logs them; srv is nil when no real server took it.
 func (ss *session) logEntry(client netip.AddrPort, srv *backend.Server, retries int, in, out int64) {
@@ -385,25 +381,12 @@ func (ss *session) logEntry(client netip.AddrPort, srv *backend.Server, retries 
 	if cfg.AccessLog == nil {
 		return
 	}
-	e := entries.Get().(*accesslog.Entry)
-	*e = accesslog.Entry{Time: ss.born, Kind: accesslog.KindTCP, VS: cfg.ID, VSName: cfg.VSName,
-		Client: unmap(client), BytesIn: in, BytesOut: out, TTFB: -1, Duration: time.Since(ss.born), Retries: retries,
-		Termination: termNames[ss.term.Load()]}
-	if a, ok := ss.client.LocalAddr().(*net.TCPAddr); ok {
-		e.Frontend = unmap(a.AddrPort())
-	}
+	c := accesslog.Conn{Kind: accesslog.KindTCP, Born: ss.born, VS: cfg.ID, VSName: cfg.VSName, Client: client,
+		Local: ss.client.LocalAddr(), BytesIn: in, BytesOut: out, Retries: retries, Termination: termNames[ss.term.Load()]}
 	if srv != nil {
-		e.Server, e.ServerID = srv.Addr(), srv.Settings().ID
+		c.Server, c.ServerID = srv.Addr(), srv.Settings().ID
 	}
-	cfg.AccessLog.Log(e)
-	*e = accesslog.Entry{}
-	entries.Put(e)
-}
-
-// unmap turns an IPv4-mapped IPv6 address (a dual-stack socket's) into
-// IPv4.
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	accesslog.LogConn(cfg.AccessLog, &c)
 }
 
 // close closes both sides; it is safe to call more than once and from any

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -212,31 +211,15 @@ const (
 
 var termNames = [...]string{"", "idle-timeout", "evicted", "closed", "no-server", "connect-failed"}
 
-// entries are the access log entries being filled, none kept.
-var entries = sync.Pool{New: func() any { return new(accesslog.Entry) }}
-
 // logEntry writes the access log entry of a session of client k that
 // started at born and ended for term; srv is nil when no real server took
 // it.
 func (s *Service) logEntry(k key, born time.Time, srv *backend.Server, retries int, in, out int64, term uint32) {
 	cfg := &s.cfg
-	e := entries.Get().(*accesslog.Entry)
-	*e = accesslog.Entry{Time: born, Kind: accesslog.KindUDP, VS: cfg.ID, VSName: cfg.VSName,
-		Client: unmap(k.client), BytesIn: in, BytesOut: out, TTFB: -1, Duration: time.Since(born), Retries: retries,
-		Termination: termNames[term]}
-	if a, ok := k.sock.LocalAddr().(*net.UDPAddr); ok {
-		e.Frontend = unmap(a.AddrPort())
-	}
+	c := accesslog.Conn{Kind: accesslog.KindUDP, Born: born, VS: cfg.ID, VSName: cfg.VSName, Client: k.client,
+		Local: k.sock.LocalAddr(), BytesIn: in, BytesOut: out, Retries: retries, Termination: termNames[term]}
 	if srv != nil {
-		e.Server, e.ServerID = srv.Addr(), srv.Settings().ID
+		c.Server, c.ServerID = srv.Addr(), srv.Settings().ID
 	}
-	cfg.AccessLog.Log(e)
-	*e = accesslog.Entry{}
-	entries.Put(e)
-}
-
-// unmap turns an IPv4-mapped IPv6 address (a dual-stack socket's) into
-// IPv4.
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	accesslog.LogConn(cfg.AccessLog, &c)
 }
