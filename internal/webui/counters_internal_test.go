@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/config"
+	"github.com/fulcrum-lb/fulcrum/internal/control"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
 
@@ -37,6 +39,13 @@ func TestServicePageCounters(t *testing.T) {
 		t.Fatalf("add real server: %d %s", w.Code, w.Body)
 	}
 	rsID := ts.ctl.Current().Config.VirtualServiceByID(id).RealServers[0].ID
+	// Source-IP persistence, whose table the page shows too.
+	if _, err := ts.ctl.Apply(control.Change{Summary: "persist", Mutate: func(c *config.Config) error {
+		c.VirtualServiceByID(id).Persistence = config.Persistence{Mode: "src"}
+		return nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
 	base := fmt.Sprintf("http://%s:%d", vip, port)
@@ -51,6 +60,7 @@ func TestServicePageCounters(t *testing.T) {
 	}, "the service to answer")
 	sent := 0
 	for _, path := range []string{"/missing", "/missing", "/", "/"} {
+		c.CloseIdleConnections() // a new connection: persistence is looked up again
 		resp, err := c.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -77,6 +87,7 @@ func TestServicePageCounters(t *testing.T) {
 		`id="vs-head-resp">` + classes(st.L7.HTTP.Responses),
 		fmt.Sprintf(`id="rs-reqs-%d" title="Responses: 2xx %d · 4xx 2">%d<`, rsID, reqs-2, reqs),
 		fmt.Sprintf(`id="rs-rtime-%d">`, rsID),
+		fmt.Sprintf(`id="vs-head-persist">1 clients · %d hits · %d misses<`, st.Persistence.Hits, st.Persistence.Misses),
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("service page lacks %q", want)
@@ -88,6 +99,9 @@ func TestServicePageCounters(t *testing.T) {
 	live := ts.get("readonly", "/vs/"+itoa(id)+"/live").Body.String()
 	if !strings.Contains(live, fmt.Sprintf(`id="vs-head-reqs" hx-swap-oob="true">%d`, st.L7.HTTP.Requests)) {
 		t.Errorf("live fragment lacks the request count: %.300s", live)
+	}
+	if !strings.Contains(live, `id="vs-head-persist" hx-swap-oob="true">1 clients · `) || st.Persistence.Hits == 0 {
+		t.Errorf("live fragment lacks the persistence table (hits %d): %.600s", st.Persistence.Hits, live)
 	}
 	rsPage := ts.get("readonly", "/vs/"+itoa(id)+"/rs/"+itoa(rsID)).Body.String()
 	for _, want := range []string{fmt.Sprintf(`id="rs-head-reqs">%d<`, reqs), `id="rs-head-resp">2xx`, `id="rs-head-rtime">`} {
