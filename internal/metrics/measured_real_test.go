@@ -3,13 +3,13 @@ package metrics
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/dataplane"
 	"github.com/fulcrum-lb/fulcrum/internal/health"
@@ -28,7 +28,13 @@ type plane struct {
 // unit per configured second (0: a second).
 func newPlane(t testing.TB, unit time.Duration) *plane {
 	t.Helper()
-	e := dataplane.New(dataplane.Options{Logger: quiet, Health: health.Options{Logger: quiet, Unit: unit}})
+	return newPlaneLog(t, unit, nil)
+}
+
+// newPlaneLog is newPlane with an access logger.
+func newPlaneLog(t testing.TB, unit time.Duration, log accesslog.Logger) *plane {
+	t.Helper()
+	e := dataplane.New(dataplane.Options{Logger: quiet, Health: health.Options{Logger: quiet, Unit: unit}, AccessLog: log})
 	t.Cleanup(func() { _ = e.Close() })
 	p := &plane{e: e}
 	exp, err := New(Options{Source: e, Config: func() *config.Config { return p.cfg }, Version: "test", Logger: quiet})
@@ -205,6 +211,3 @@ func TestUpDownMeasured(t *testing.T) {
 		t.Errorf("no backend series of the SubVS in %v", fams["haproxy_backend_check_up_down_total"].series)
 	}
 }
-
-// unusedNet keeps net imported for the tests below.
-var _ = net.JoinHostPort
