@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
@@ -123,7 +121,8 @@ func TestAbortsMeasured(t *testing.T) {
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
 			if tc.h2 {
-				tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "www.example.test", NextProtos: []string{"h2"}}}
+				tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "www.example.test", NextProtos: []string{"h2"}},
+					ForceAttemptHTTP2: true}
 				defer tr.CloseIdleConnections()
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
