@@ -207,6 +207,10 @@ func New(o Options) *Engine {
 		&l4Driver{proxy: e.proxy, accessLog: e.accessLog},
 	}
 	e.backends.SetHealthHook(e.onHealth)
+	// The process-wide totals start at 0 now: the first sample's rates are
+	// over the time since (else what came before it would be lost in its
+	// baseline).
+	e.proc.at = time.Now()
 	e.account = startAccountant(e)
 	return e
 }

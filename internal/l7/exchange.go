@@ -263,8 +263,11 @@ func exchange(st *state, pl *Pool, x exchanger, req *exchangeReq) (ending, int) 
 		default:
 			release(balance.Outcome{})
 			req.term = "client-abort"
-			if x.answered() && u.io.broke {
-				req.term = "server-abort" // reading the server's answer failed
+			if x.answered() && u.io.broke && req.ctx.Err() == nil {
+				// Reading the server's answer failed, and not because
+				// the client's stream was cancelled (which stops that
+				// read with a past deadline).
+				req.term = "server-abort"
 			}
 			return endBroken, 0
 		}

@@ -222,7 +222,9 @@ func (q *h2req) roundTrip(st *state, pl *Pool, up *upstreamPool, u *upConn, srv 
 	fw := &flushWriter{w: w, src: u.br, left: -1, u: u, cfg: cfg, last: now, q: q}
 	switch mode2 {
 	case bodyLength:
-		fw.left = resp.ContentLength
+		fw.left, fw.peeked = resp.ContentLength, true
+	case bodyUntilClose:
+		fw.peeked = true
 	case bodyChunked:
 		fw.slack = 2 // the CRLF that ends a chunk's data
 	}
@@ -293,6 +295,10 @@ type flushWriter struct {
 	// slack is how many buffered bytes still count as nothing more: a
 	// chunk's data is returned before the CRLF that follows it is read.
 	slack int
+	// peeked is set when the bytes written are still in src's buffer
+	// (h1.CopyN and h1.CopyAll discard them after the write): they are
+	// not more to come.
+	peeked bool
 
 	u       *upConn
 	cfg     *ServiceConfig
@@ -329,7 +335,11 @@ func (f *flushWriter) Write(b []byte) (int, error) {
 	if f.left >= 0 {
 		f.left -= int64(n)
 	}
-	if err == nil && f.left != 0 && f.src.Buffered() <= f.slack {
+	rest := f.src.Buffered()
+	if f.peeked {
+		rest -= n
+	}
+	if err == nil && f.left != 0 && rest <= f.slack {
 		switch fl := f.w.(type) {
 		case interface{ FlushError() error }:
 			err = fl.FlushError()

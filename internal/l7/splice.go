@@ -108,6 +108,11 @@ func (cc *clientConn) spliceResponse(st *state, u *upConn, n int64) (int64, erro
 		u.io.bytes.out += m
 		cc.clk.add(time.Since(start), int(m))
 	}
+	if errors.Is(err, io.EOF) {
+		// io.CopyN's short copy: the real server ended the body early
+		// (reads through u.io, which would say so, are bypassed here).
+		u.io.broke = true
+	}
 	cc.lastRefresh = time.Now()
 	return done, err
 }

@@ -55,7 +55,7 @@ var (
 	hSvConnectTime    = fam(SchemeHAProxy, "haproxy_server_connect_time_average_seconds", Gauge, serverLabel, "Moving average of the connect time to the real server (with the TLS handshake when re-encrypting); 0 before the first.")
 	hSvAttempts       = fam(SchemeHAProxy, "haproxy_server_connection_attempts_total", Counter, serverLabel, "Connection attempts to the real server: established plus failed.")
 	hSvReuses         = fam(SchemeHAProxy, "haproxy_server_connection_reuses_total", Counter, serverLabel, "HTTP requests sent to the real server on a kept (pooled) connection.")
-	hSvThrottle       = fam(SchemeHAProxy, "haproxy_server_current_throttle", Gauge, serverLabel, "Slow start: the percentage of its full share the real server gets now (options.slowStart); 100 when not ramping up or without slow start.")
+	hSvThrottle       = fam(SchemeHAProxy, "haproxy_server_current_throttle", Gauge, serverLabel, "Slow start: the percentage of its full share the real server gets now (options.slowStart): 0 when it is available and has not been given work since it came up (its ramp starts then), 100 when not ramping up or without slow start.")
 	hSvFailedRewrite  = fam(SchemeHAProxy, "haproxy_server_failed_header_rewriting_total", Counter, serverLabel, "Always 0: Fulcrum's header policy cannot fail for want of buffer room.")
 	hSvIdle           = fam(SchemeHAProxy, "haproxy_server_idle_connections_current", Gauge, serverLabel, "Idle kept connections to the real server in the layer-7 pools now.")
 	hSvIdleLimit      = fam(SchemeHAProxy, "haproxy_server_idle_connections_limit", Gauge, serverLabel, "Most idle kept connections per real server and pool (layer 7).")
@@ -230,8 +230,18 @@ func (s *scrape) backendMore(proxy string, rss []status.RS, h *status.HTTP, bi b
 
 // throttle is the percentage of its share a real server gets under slow
 // start: linear from 0 when it became available to 100 after slowStart.
+// The pickers start a server's ramp when they first see it available (at
+// the first connection or request after it came up), so an available
+// server without a start yet is at 0: its next pick starts at the bottom.
 func throttle(now time.Time, rs *status.RS, slowStart time.Duration) float64 {
-	if slowStart <= 0 || rs.AvailableSince.IsZero() {
+	if slowStart <= 0 {
+		return 100
+	}
+	if rs.AvailableSince.IsZero() {
+		switch rs.Status {
+		case status.Up, status.Unchecked, status.Unknown:
+			return 0
+		}
 		return 100
 	}
 	el := now.Sub(rs.AvailableSince)
