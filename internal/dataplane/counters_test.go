@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,24 +104,6 @@ func startMute(t *testing.T) (port int, requests *atomic.Int64) {
 	return s.Port(), requests
 }
 
-// recorder is a real accesslog.Logger that keeps copies of the entries.
-type recorder struct {
-	mu      sync.Mutex
-	entries []accesslog.Entry
-}
-
-func (r *recorder) Log(e *accesslog.Entry) {
-	r.mu.Lock()
-	r.entries = append(r.entries, *e)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []accesslog.Entry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]accesslog.Entry(nil), r.entries...)
-}
-
 // h2Size is the size of header fields by Fulcrum's HTTP/2 rule: name +
 // value + 4 per field.
 func h2Size(h http.Header) int64 {
@@ -159,7 +140,7 @@ func TestL7Counters(t *testing.T) {
 		{name: "http2-retry", tls: true, h2: true, mute: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &testkit.AccessLog{}
 			e := New(Options{Logger: quiet, AccessLog: rec})
 			t.Cleanup(func() { e.Close() })
 			webs := []*countedWeb{startCountedWeb(t, "a"), startCountedWeb(t, "b")}
@@ -307,9 +288,9 @@ func TestL7Counters(t *testing.T) {
 					wantIn, wantOut = h2In, h2Out
 				}
 				ok := st.L7.HTTP.Requests == n && st.BytesIn == wantIn && st.BytesOut == wantOut && rsOut == webOut &&
-					(tc.mute || rsIn == webIn) && len(rec.all()) == n
+					(tc.mute || rsIn == webIn) && len(rec.Entries()) == n
 				return ok, fmt.Sprintf("requests %d; VS bytes in %d out %d, client %d %d; RS bytes in %d out %d, servers %d %d; %d log entries",
-					st.L7.HTTP.Requests, st.BytesIn, st.BytesOut, wantIn, wantOut, rsIn, rsOut, webIn, webOut, len(rec.all()))
+					st.L7.HTTP.Requests, st.BytesIn, st.BytesOut, wantIn, wantOut, rsIn, rsOut, webIn, webOut, len(rec.Entries()))
 			}, "the counters to match the clients' and servers'")
 
 			h := st.L7.HTTP
@@ -365,7 +346,7 @@ func TestL7Counters(t *testing.T) {
 			}
 			// The access log has every request, with its bytes.
 			var logIn, logOut int64
-			for _, en := range rec.all() {
+			for _, en := range rec.Entries() {
 				logIn, logOut = logIn+en.BytesIn, logOut+en.BytesOut
 				if en.Kind != accesslog.KindHTTP || en.VS != 1 || en.Status == 0 || en.Server == "" || en.ServerID == 0 ||
 					en.Method == "" || en.UserAgent != "counters-test" || en.Duration <= 0 || en.TTFB < 0 ||

@@ -10,32 +10,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
-
-// entries is a real accesslog.Logger that keeps copies of the entries.
-type entries struct {
-	mu  sync.Mutex
-	all []accesslog.Entry
-}
-
-func (r *entries) Log(e *accesslog.Entry) {
-	r.mu.Lock()
-	r.all = append(r.all, *e)
-	r.mu.Unlock()
-}
-
-func (r *entries) list() []accesslog.Entry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]accesslog.Entry(nil), r.all...)
-}
 
 // abortWeb is a real HTTP server: /slow sends the head of a 1 MB body
 // and then 1,000 bytes of it every 20 ms (for at most 10 s) until the
@@ -101,7 +81,7 @@ func TestAbortsMeasured(t *testing.T) {
 		{name: "http2-server", h2: true, path: "/cut", server: true, term: "server-abort"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &entries{}
+			rec := &testkit.AccessLog{}
 			p := newPlaneLog(t, 0, rec)
 			port := testkit.FreePort(t, "127.0.0.1")
 			vs := config.VirtualService{ID: 1, NickName: "web", Address: "127.0.0.1", Port: port, Protocol: "tcp", Type: "http",
@@ -178,9 +158,9 @@ func TestAbortsMeasured(t *testing.T) {
 			testkit.EventuallyState(t, 15*time.Second, func() (bool, string) {
 				st := p.e.Status()[0]
 				h, rs := st.L7.HTTP, st.RealServers[0]
-				return h.Requests == 1 && len(rec.list()) == 1 && h.Aborted == 1,
+				return h.Requests == 1 && len(rec.Entries()) == 1 && h.Aborted == 1,
 					fmt.Sprintf("requests %d, aborted %d (client %d, server %d); real server client %d, server %d; %d log entries",
-						h.Requests, h.Aborted, h.ClientAborts, h.ServerAborts, rs.ClientAborts, rs.ServerAborts, len(rec.list()))
+						h.Requests, h.Aborted, h.ClientAborts, h.ServerAborts, rs.ClientAborts, rs.ServerAborts, len(rec.Entries()))
 			}, "the request to end")
 			st := p.e.Status()[0]
 			h, rs := st.L7.HTTP, st.RealServers[0]
@@ -188,7 +168,7 @@ func TestAbortsMeasured(t *testing.T) {
 				t.Errorf("service aborts client %d server %d, real server client %d server %d; want client %d server %d",
 					h.ClientAborts, h.ServerAborts, rs.ClientAborts, rs.ServerAborts, wantClient, wantServer)
 			}
-			if en := rec.list()[0]; en.Termination != tc.term {
+			if en := rec.Entries()[0]; en.Termination != tc.term {
 				t.Errorf("access log termination %q, want %q (status %d, %d bytes out)", en.Termination, tc.term, en.Status, en.BytesOut)
 			}
 			fams := p.scrape(t)
