@@ -140,7 +140,7 @@ func TestL7Counters(t *testing.T) {
 		{name: "http2-retry", tls: true, h2: true, mute: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &testkit.AccessLog{}
+			rec := &accesslog.Memory{}
 			e := New(Options{Logger: quiet, AccessLog: rec})
 			t.Cleanup(func() { e.Close() })
 			webs := []*countedWeb{startCountedWeb(t, "a"), startCountedWeb(t, "b")}

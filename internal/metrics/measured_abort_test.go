@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrum-lb/fulcrum/internal/accesslog"
 	"github.com/fulcrum-lb/fulcrum/internal/config"
 	"github.com/fulcrum-lb/fulcrum/internal/testkit"
 )
@@ -81,7 +82,7 @@ func TestAbortsMeasured(t *testing.T) {
 		{name: "http2-server", h2: true, path: "/cut", server: true, term: "server-abort"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &testkit.AccessLog{}
+			rec := &accesslog.Memory{}
 			p := newPlaneLog(t, 0, rec)
 			port := testkit.FreePort(t, "127.0.0.1")
 			vs := config.VirtualService{ID: 1, NickName: "web", Address: "127.0.0.1", Port: port, Protocol: "tcp", Type: "http",
